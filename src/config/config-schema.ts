@@ -1,0 +1,86 @@
+// The configuration file of CONTRACT.md ("Configuration file"), as a schema: unknown keys are refused.
+import { Type, type Static } from 'typebox';
+import { MC_SERVICES } from '../domain/services.ts';
+
+const Str = Type.String({ minLength: 1 });
+const Service = Type.Union(MC_SERVICES.map((s) => Type.Literal(s)));
+const Port = Type.Integer({ minimum: 0, maximum: 65535 });
+const strict = { additionalProperties: false } as const;
+
+/** A secret is given inline, as `env:NAME`, or as `file:PATH`; without one, a random one is kept under the data folder. */
+const Secret = Str;
+
+const User = Type.Object(
+  {
+    id: Str,
+    services: Type.Array(Service),
+    n2: Type.Union([Type.Integer({ minimum: 0, maximum: 10000 }), Type.Object({ mcptt: Type.Optional(Type.Integer({ minimum: 0 })), mcvideo: Type.Optional(Type.Integer({ minimum: 0 })), mcdata: Type.Optional(Type.Integer({ minimum: 0 })) }, strict)]),
+    groups: Type.Array(Str),
+    remoteChange: Type.Optional(Type.Union([Type.Boolean(), Type.Object({ users: Type.Optional(Type.Array(Str)), groups: Type.Optional(Type.Array(Str)) }, strict)])),
+  },
+  strict,
+);
+
+const Group = Type.Object(
+  {
+    id: Str,
+    displayName: Type.Optional(Type.String()),
+    services: Type.Array(Service, { minItems: 1 }),
+    enabled: Type.Optional(Type.Boolean()),
+    members: Type.Array(Str),
+    deaffiliationForbidden: Type.Optional(Type.Boolean()),
+  },
+  strict,
+);
+
+const Partner = Type.Object(
+  {
+    domain: Str,
+    url: Str,
+    secret: Secret,
+    /** Intermediate signalling node: requests for this partner go to this URL instead (10.X.3.2 step 3). */
+    via: Type.Optional(Str),
+    timeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 600000 })),
+  },
+  strict,
+);
+
+const System = Type.Object(
+  {
+    name: Type.String({ minLength: 1, pattern: '^[a-z0-9][a-z0-9-]*$' }),
+    domain: Str,
+    http: Type.Object({ host: Type.Optional(Str), port: Port }, strict),
+    sip: Type.Optional(
+      Type.Object(
+        {
+          host: Type.Optional(Str),
+          port: Port,
+          transports: Type.Optional(Type.Array(Type.Union([Type.Literal('udp'), Type.Literal('tcp')]))),
+          trustedPeers: Type.Optional(Type.Array(Str)),
+          psi: Type.Optional(Str),
+        },
+        strict,
+      ),
+    ),
+    store: Type.Optional(Str),
+    secret: Type.Optional(Secret),
+    partners: Type.Optional(Type.Array(Partner)),
+    users: Type.Optional(Type.Array(User)),
+    groups: Type.Optional(Type.Array(Group)),
+  },
+  strict,
+);
+
+export const ConfigSchema = Type.Object(
+  {
+    negotiationTimeoutSeconds: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 86400 })),
+    partnerTimeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 600000 })),
+    dataDir: Type.Optional(Str),
+    logLevel: Type.Optional(Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)))),
+    systems: Type.Array(System, { minItems: 1 }),
+  },
+  strict,
+);
+
+export type ConfigFile = Static<typeof ConfigSchema>;
+export type SystemConfigFile = Static<typeof System>;

@@ -1,0 +1,230 @@
+// Reads and checks the configuration file: schema first, then IDs and cross references, each error with its path.
+import { readFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { dirname, join, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { Compile } from 'typebox/compile';
+import { ConfigSchema, type ConfigFile } from './config-schema.ts';
+import { InvalidId, parseMcUri, domainOf, type McUri } from '../domain/ids.ts';
+import type { UserProfile, RemoteChangeRight } from '../domain/profile.ts';
+import type { GroupPolicy } from '../domain/group-policy.ts';
+
+export interface PartnerConfig {
+  domain: string;
+  url: string;
+  /** Where requests are sent: the partner itself, or an intermediate signalling node in front of it. */
+  nextHop: string;
+  secret: string;
+  timeoutMs: number;
+}
+
+export interface SystemConfig {
+  name: string;
+  domain: string;
+  http: { host: string; port: number };
+  sip?: { host: string; port: number; transports: ('udp' | 'tcp')[]; trustedPeers: string[]; psi: string };
+  store: string;
+  secret: string;
+  partners: PartnerConfig[];
+  users: UserProfile[];
+  groups: GroupPolicy[];
+  negotiationTimeoutMs: number;
+  dataDir: string;
+  logLevel: string;
+}
+
+export class ConfigError extends Error {
+  constructor(
+    readonly path: string,
+    why: string,
+  ) {
+    super(`${path}: ${why}`);
+  }
+}
+
+const checkConfig = Compile(ConfigSchema);
+
+export function loadConfig(file: string): SystemConfig[] {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError(file, `cannot read: ${(e as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text, { maxAliasCount: 100 });
+  } catch (e) {
+    throw new ConfigError(file, `not valid ${file.endsWith('.json') ? 'JSON' : 'YAML'}: ${(e as Error).message}`);
+  }
+  return resolveConfig(raw, dirname(resolve(file)));
+}
+
+/** Checks a parsed configuration; `baseDir` is where relative `file:` secrets are found. */
+export function resolveConfig(raw: unknown, baseDir = process.cwd()): SystemConfig[] {
+  if (!checkConfig.Check(raw)) {
+    const first = [...checkConfig.Errors(raw)][0];
+    const path = first ? pointerToPath(first.instancePath) : '';
+    throw new ConfigError(path || '(root)', first?.message ?? 'invalid');
+  }
+  const cfg = raw as ConfigFile;
+  const dataDir = resolve(cfg.dataDir ?? 'data');
+  const names = new Set<string>();
+  const domains = new Set<string>();
+  const ports = new Set<string>();
+  return cfg.systems.map((s, si) => {
+    const at = `systems[${si}]`;
+    if (names.has(s.name)) throw new ConfigError(`${at}.name`, `repeats system name ${s.name}`);
+    names.add(s.name);
+    const domain = s.domain.toLowerCase();
+    if (domains.has(domain)) throw new ConfigError(`${at}.domain`, `repeats domain ${domain}`);
+    domains.add(domain);
+    const host = s.http.host ?? '127.0.0.1';
+    const portKey = `${host}:${s.http.port}`;
+    if (s.http.port !== 0 && ports.has(portKey)) throw new ConfigError(`${at}.http.port`, `port ${portKey} is used twice`);
+    ports.add(portKey);
+
+    const id = (value: string, path: string): McUri => {
+      try {
+        return parseMcUri(value);
+      } catch (e) {
+        if (e instanceof InvalidId) throw new ConfigError(path, `${JSON.stringify(value)} ${e.why}`);
+        throw e;
+      }
+    };
+    const partners: PartnerConfig[] = (s.partners ?? []).map((p, pi) => {
+      const pd = p.domain.toLowerCase();
+      if (pd === domain) throw new ConfigError(`${at}.partners[${pi}].domain`, 'a system is not its own partner');
+      return {
+        domain: pd,
+        url: checkUrl(p.url, `${at}.partners[${pi}].url`),
+        nextHop: checkUrl(p.via ?? p.url, `${at}.partners[${pi}].via`),
+        secret: resolveSecret(p.secret, `${at}.partners[${pi}].secret`, baseDir),
+        timeoutMs: p.timeoutMs ?? cfg.partnerTimeoutMs ?? 5000,
+      };
+    });
+    const partnerDomains = new Set(partners.map((p) => p.domain));
+    const groups: GroupPolicy[] = (s.groups ?? []).map((g, gi) => {
+      const gid = id(g.id, `${at}.groups[${gi}].id`);
+      if (domainOf(gid) !== domain) throw new ConfigError(`${at}.groups[${gi}].id`, `group ${gid} is not of this system's domain ${domain}`);
+      return {
+        id: gid,
+        ...(g.displayName !== undefined ? { displayName: g.displayName } : {}),
+        services: [...new Set(g.services)],
+        enabled: g.enabled ?? true,
+        members: g.members.map((m, mi) => id(m, `${at}.groups[${gi}].members[${mi}]`)),
+        deaffiliationForbidden: g.deaffiliationForbidden ?? false,
+        revision: 1,
+      };
+    });
+    const groupIds = new Set<string>(groups.map((g) => g.id));
+    if (groupIds.size !== groups.length) throw new ConfigError(`${at}.groups`, 'a group ID is defined twice');
+    const users: UserProfile[] = (s.users ?? []).map((u, ui) => {
+      const path = `${at}.users[${ui}]`;
+      const uid = id(u.id, `${path}.id`);
+      if (domainOf(uid) !== domain) throw new ConfigError(`${path}.id`, `user ${uid} is not of this system's domain ${domain}`);
+      const ugroups = u.groups.map((g, gi) => {
+        const gid = id(g, `${path}.groups[${gi}]`);
+        const gd = domainOf(gid) ?? '';
+        if (gd === domain ? !groupIds.has(gid) : !partnerDomains.has(gd)) {
+          throw new ConfigError(`${path}.groups[${gi}]`, gd === domain ? `no group ${gid} in this system` : `no partner system for domain ${gd}`);
+        }
+        return gid;
+      });
+      let remoteChange: RemoteChangeRight = false;
+      if (u.remoteChange === true) remoteChange = true;
+      else if (typeof u.remoteChange === 'object') {
+        remoteChange = {
+          ...(u.remoteChange.users ? { users: u.remoteChange.users.map((x, i) => id(x, `${path}.remoteChange.users[${i}]`)) } : {}),
+          ...(u.remoteChange.groups ? { groups: u.remoteChange.groups.map((x, i) => id(x, `${path}.remoteChange.groups[${i}]`)) } : {}),
+        };
+      }
+      return { id: uid, services: [...new Set(u.services)], n2: u.n2, groups: ugroups, remoteChange };
+    });
+    const userIds = new Set<string>(users.map((u) => u.id));
+    if (userIds.size !== users.length) throw new ConfigError(`${at}.users`, 'a user ID is defined twice');
+    groups.forEach((g, gi) =>
+      g.members.forEach((m, mi) => {
+        const md = domainOf(m) ?? '';
+        if (md === domain ? !userIds.has(m) : !partnerDomains.has(md)) {
+          throw new ConfigError(`${at}.groups[${gi}].members[${mi}]`, md === domain ? `no user ${m} in this system` : `no partner system for domain ${md}`);
+        }
+      }),
+    );
+    users.forEach((u, ui) => {
+      if (typeof u.remoteChange === 'object') {
+        u.remoteChange.users?.forEach((t, ti) => {
+          if (!userIds.has(t)) throw new ConfigError(`${at}.users[${ui}].remoteChange.users[${ti}]`, `no user ${t} in this system`);
+        });
+      }
+    });
+    const sip = s.sip
+      ? {
+          host: s.sip.host ?? '127.0.0.1',
+          port: s.sip.port,
+          transports: s.sip.transports ?? (['udp', 'tcp'] as ('udp' | 'tcp')[]),
+          trustedPeers: s.sip.trustedPeers ?? [],
+          psi: s.sip.psi ? id(s.sip.psi, `${at}.sip.psi`) : `sip:mc-server@${domain}`,
+        }
+      : undefined;
+    return {
+      name: s.name,
+      domain,
+      http: { host, port: s.http.port },
+      ...(sip ? { sip } : {}),
+      store: s.store ?? `sqlite:${join(dataDir, `${s.name}.db`)}`,
+      secret: s.secret ? resolveSecret(s.secret, `${at}.secret`, baseDir) : generatedSecret(join(dataDir, `${s.name}.secret`)),
+      partners,
+      users,
+      groups,
+      negotiationTimeoutMs: Math.round((cfg.negotiationTimeoutSeconds ?? 30) * 1000),
+      dataDir,
+      logLevel: cfg.logLevel ?? 'info',
+    };
+  });
+}
+
+function pointerToPath(pointer: string): string {
+  return pointer
+    .split('/')
+    .slice(1)
+    .map((p) => (/^\d+$/.test(p) ? `[${p}]` : `.${p}`))
+    .join('')
+    .replace(/^\./, '');
+}
+
+function checkUrl(value: string, path: string): string {
+  let u: URL;
+  try {
+    u = new URL(value);
+  } catch {
+    throw new ConfigError(path, `${JSON.stringify(value)} is not a URL`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ConfigError(path, 'must be an http(s) URL');
+  return value.replace(/\/+$/, '');
+}
+
+function resolveSecret(value: string, path: string, baseDir: string): string {
+  if (value.startsWith('env:')) {
+    const v = process.env[value.slice(4)];
+    if (!v) throw new ConfigError(path, `environment variable ${value.slice(4)} is not set`);
+    return v;
+  }
+  if (value.startsWith('file:')) {
+    try {
+      return readFileSync(resolve(baseDir, value.slice(5)), 'utf8').trim();
+    } catch (e) {
+      throw new ConfigError(path, `cannot read secret file: ${(e as Error).message}`);
+    }
+  }
+  return value;
+}
+
+// No secret in the repository: a system without one gets a random one, kept beside its data so tokens survive restarts.
+function generatedSecret(file: string): string {
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  mkdirSync(dirname(file), { recursive: true });
+  const secret = randomBytes(32).toString('base64url');
+  writeFileSync(file, secret + '\n', { mode: 0o600, flag: 'wx' });
+  return secret;
+}

@@ -1,0 +1,44 @@
+// The de-affiliation checks of TS 23.280 10.X.4.2 step 2 and 10.X.4.3 steps 2 and 4.
+import type { McUri } from '../ids.ts';
+import type { GroupHome, HeldGroups } from './group-home.ts';
+import type { RefusalReason } from '../reasons.ts';
+
+export type DeaffiliationVerdict =
+  /** Not affiliated: answered `deaffiliated` and nothing changes (SPEC.md idempotency). */
+  | { groupId: McUri; verdict: 'already-deaffiliated' }
+  | { groupId: McUri; verdict: 'deaffiliate' }
+  | { groupId: McUri; verdict: 'ask-partner'; domain: string }
+  | { groupId: McUri; verdict: 'reject'; reason: RefusalReason };
+
+export interface DeaffiliationFacts {
+  userId: McUri;
+  requested: readonly McUri[];
+  held: HeldGroups;
+  homeOf: (groupId: McUri) => GroupHome;
+  /** As group host for a partner's user there is no local record to require: the primary checked it (step 2). */
+  asGroupHost: boolean;
+}
+
+/**
+ * Leaving is always allowed, also from a disabled or deleted group or after the subscription changed, except
+ * where the group policy forbids its members to leave (deaffiliationForbidden).
+ */
+export function decideDeaffiliation(f: DeaffiliationFacts): DeaffiliationVerdict[] {
+  return f.requested.map((groupId): DeaffiliationVerdict => {
+    const home = f.homeOf(groupId);
+    const held = f.held.get(groupId);
+    if (home.home === 'unroutable') return held ? { groupId, verdict: 'deaffiliate' } : { groupId, verdict: 'reject', reason: 'unknown-group' };
+    if (home.home === 'partner') {
+      if (f.asGroupHost) return { groupId, verdict: 'reject', reason: 'unknown-group' };
+      return held ? { groupId, verdict: 'ask-partner', domain: home.domain } : { groupId, verdict: 'already-deaffiliated' };
+    }
+    if (!held) {
+      if (!home.policy && !f.asGroupHost) return { groupId, verdict: 'reject', reason: 'unknown-group' };
+      return { groupId, verdict: 'already-deaffiliated' };
+    }
+    if (home.policy?.deaffiliationForbidden && home.policy.members.includes(f.userId)) {
+      return { groupId, verdict: 'reject', reason: 'deaffiliation-forbidden' };
+    }
+    return { groupId, verdict: 'deaffiliate' };
+  });
+}

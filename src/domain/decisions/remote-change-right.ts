@@ -1,0 +1,27 @@
+// Who may change whose affiliations (TS 23.280 10.X.5.1.1 step 2, 10.X.5.1.2 step 2; SPEC.md "Who may act").
+import { domainOf, type McUri } from '../ids.ts';
+import type { UserProfile } from '../profile.ts';
+
+export type ChangeRight =
+  | { allowed: false }
+  /** Allowed for the target; groups outside the right's group list are refused one by one. */
+  | { allowed: true; groupAllowed: (groupId: McUri) => boolean };
+
+export function decideChangeRight(actor: UserProfile | undefined, target: McUri, ownDomain: string): ChangeRight {
+  if (!actor) return { allowed: false };
+  if (actor.id === target) return { allowed: true, groupAllowed: () => true };
+  // A primary server changes only its own users; another system's users are changed by their own server.
+  if (domainOf(target) !== ownDomain) return { allowed: false };
+  const right = actor.remoteChange;
+  if (right === false) return { allowed: false };
+  if (right === true) return { allowed: true, groupAllowed: () => true };
+  if (right.users && !right.users.includes(target)) return { allowed: false };
+  const groups = right.groups;
+  return { allowed: true, groupAllowed: (g) => !groups || groups.includes(g) };
+}
+
+/** Reading another user's affiliations needs the same right as changing them. */
+export function mayView(actor: UserProfile | undefined, actorId: McUri, target: McUri, ownDomain: string): boolean {
+  if (actorId === target) return true;
+  return decideChangeRight(actor, target, ownDomain).allowed;
+}

@@ -1,0 +1,29 @@
+// The one error catalogue (STYLE.md habit 11): each error a stable code, an HTTP status and a SIP status.
+
+export const ERRORS = {
+  'bad-request': { http: 400, sip: 400 },
+  unauthenticated: { http: 401, sip: 401 },
+  forbidden: { http: 403, sip: 403 },
+  'not-found': { http: 404, sip: 404 },
+  conflict: { http: 409, sip: 409 },
+  'too-large': { http: 413, sip: 413 },
+  'unavailable': { http: 503, sip: 503 },
+  internal: { http: 500, sip: 500 },
+} as const;
+export type ErrorCode = keyof typeof ERRORS;
+
+export class MusterError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    /** The request field at fault, e.g. "groupIds[2]", for bad input. */
+    readonly field?: string,
+  ) {
+    super(field ? `${field}: ${message}` : message);
+  }
+  get httpStatus(): number {
+    return ERRORS[this.code].http;
+  }
+}
+
+export const badInput = (field: string, why: string): MusterError => new MusterError('bad-request', why, field);

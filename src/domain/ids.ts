@@ -1,0 +1,46 @@
+// MC service IDs and MC service group IDs (TS 23.280 clause 3): URIs whose domain names the home MC system.
+
+/** A URI in canonical spelling: scheme and host lower-cased, so two spellings of one URI are one ID. */
+export type McUri = string & { readonly __mcUri: unique symbol };
+
+const SIP_URI = /^(sips?):([^@\s;?<>"]+)@([A-Za-z0-9.-]+)$/;
+const TEL_URI = /^(tel):(\+?[0-9][0-9.()-]*)$/;
+const MAX_URI_LENGTH = 256;
+
+export class InvalidId extends Error {
+  constructor(readonly why: string) {
+    super(why);
+  }
+}
+
+/** Parses and normalises an ID; throws InvalidId with the reason when it is not an MC URI. */
+export function parseMcUri(raw: unknown): McUri {
+  if (typeof raw !== 'string') throw new InvalidId('must be a string');
+  if (raw.length === 0) throw new InvalidId('must not be empty');
+  if (raw.length > MAX_URI_LENGTH) throw new InvalidId(`must be at most ${MAX_URI_LENGTH} characters`);
+  const sip = SIP_URI.exec(raw.replace(/^SIPS?:/i, (s) => s.toLowerCase()));
+  if (sip) {
+    const user = sip[2]!;
+    const host = sip[3]!;
+    if (host.startsWith('.') || host.endsWith('.') || host.includes('..')) throw new InvalidId('has a malformed domain');
+    // RFC 3261 19.1.4: the user part compares case-sensitively, the host does not; sips and sip name one user here.
+    return `sip:${user}@${host.toLowerCase()}` as McUri;
+  }
+  const tel = TEL_URI.exec(raw.replace(/^TEL:/i, 'tel:'));
+  if (tel) return `tel:${tel[2]!.replace(/[.()-]/g, '')}` as McUri;
+  throw new InvalidId('must be a sip: URI (sip:name@domain) or a tel: URI');
+}
+
+export function isMcUri(raw: unknown): raw is McUri {
+  try {
+    return parseMcUri(raw) === raw;
+  } catch {
+    return false;
+  }
+}
+
+/** The domain of an ID: the MC system that is home to the user or the group. tel: URIs have none. */
+export function domainOf(id: McUri): string | undefined {
+  const at = id.lastIndexOf('@');
+  return at < 0 ? undefined : id.slice(at + 1);
+}

@@ -1,0 +1,20 @@
+// The MC service user profile (user subscription) as far as affiliation needs it: services, groups, N2, rights.
+import type { McUri } from './ids.ts';
+import type { McService } from './services.ts';
+
+/** The remote-change right (SPEC.md "Who may act"): everyone of the own system, or only listed users or groups. */
+export type RemoteChangeRight = false | true | { users?: McUri[]; groups?: McUri[] };
+
+export interface UserProfile {
+  id: McUri;
+  services: McService[];
+  /** N2: maximum simultaneous affiliations, one number for every service or one per service. */
+  n2: number | Partial<Record<McService, number>>;
+  /** The groups this user's subscription allows, of any system. */
+  groups: McUri[];
+  remoteChange: RemoteChangeRight;
+}
+
+export function n2For(profile: UserProfile, service: McService): number {
+  return typeof profile.n2 === 'number' ? profile.n2 : (profile.n2[service] ?? 0);
+}

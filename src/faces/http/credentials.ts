@@ -1,0 +1,69 @@
+// Bearer credentials (development identity provider): JWS HS256 signed with the system's secret, via jose.
+import { SignJWT, jwtVerify, errors as joseErrors } from 'jose';
+import { MusterError } from '../../domain/errors.ts';
+import { parseMcUri, type McUri } from '../../domain/ids.ts';
+
+export type Role = 'user' | 'operator' | 'server';
+
+export interface Credential {
+  /** The user the credential speaks for; for a server credential, the partner system's domain. */
+  subject: McUri | string;
+  role: Role;
+  expiresAt: number;
+}
+
+const audienceOf = (domain: string): string => `muster:${domain}`;
+
+export async function issueToken(opts: { secret: string; domain: string; subject: string; role: Role; ttlSeconds?: number }): Promise<string> {
+  return new SignJWT({ role: opts.role })
+    .setProtectedHeader({ alg: 'HS256' })
+    .setSubject(opts.subject)
+    .setIssuer(audienceOf(opts.domain))
+    .setAudience(audienceOf(opts.domain))
+    .setIssuedAt()
+    .setExpirationTime(`${opts.ttlSeconds ?? 12 * 3600}s`)
+    .sign(new TextEncoder().encode(opts.secret));
+}
+
+/** Verifies signature, audience and expiry; verified tokens are remembered until they expire so a hot client pays once. */
+export class CredentialVerifier {
+  private readonly key: Uint8Array;
+  private readonly cache = new Map<string, Credential>();
+  constructor(
+    secret: string,
+    private readonly domain: string,
+    private readonly now: () => number = Date.now,
+    private readonly cacheSize = 50_000,
+  ) {
+    this.key = new TextEncoder().encode(secret);
+  }
+
+  async verify(authorization: string | undefined): Promise<Credential> {
+    if (!authorization) throw new MusterError('unauthenticated', 'missing Authorization: Bearer credential');
+    const m = /^Bearer\s+([A-Za-z0-9_.-]{10,4096})$/.exec(authorization);
+    if (!m) throw new MusterError('unauthenticated', 'Authorization must be "Bearer <credential>"');
+    const token = m[1]!;
+    const cached = this.cache.get(token);
+    if (cached) {
+      if (cached.expiresAt > this.now()) return cached;
+      this.cache.delete(token);
+      throw new MusterError('unauthenticated', 'credential expired');
+    }
+    let payload;
+    try {
+      ({ payload } = await jwtVerify(token, this.key, { audience: audienceOf(this.domain), issuer: audienceOf(this.domain), algorithms: ['HS256'], currentDate: new Date(this.now()) }));
+    } catch (e) {
+      if (e instanceof joseErrors.JWTExpired) throw new MusterError('unauthenticated', 'credential expired');
+      throw new MusterError('unauthenticated', 'credential not valid for this system');
+    }
+    const role = payload['role'];
+    if ((role !== 'user' && role !== 'operator' && role !== 'server') || typeof payload.sub !== 'string' || typeof payload.exp !== 'number') {
+      throw new MusterError('unauthenticated', 'credential lacks subject, role or expiry');
+    }
+    const subject = role === 'user' ? parseMcUri(payload.sub) : payload.sub;
+    const cred: Credential = { subject, role, expiresAt: payload.exp * 1000 };
+    if (this.cache.size >= this.cacheSize) this.cache.delete(this.cache.keys().next().value!);
+    this.cache.set(token, cred);
+    return cred;
+  }
+}
