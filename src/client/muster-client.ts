@@ -1,0 +1,148 @@
+// The client SDK (DESIGN.md "client/"): the MC service client's side of CONTRACT.md `/mc/v1`, and the operator's
+// `/admin/v1` and `/gms/v1`. Used by the CLI, the tests and the benchmarks; talks HTTP with Node's own fetch.
+import type { AffiliationRequestBody, AffiliationResponse, ChangeRequestBody, ChangeResponse } from '../domain/flows.ts';
+import type { McUri } from '../domain/ids.ts';
+import type { McService } from '../domain/services.ts';
+import type { UserProfile } from '../domain/profile.ts';
+import type { GroupPolicy } from '../domain/group-policy.ts';
+import { requestJson, baseUrlOf, type HttpMethod, type RequestOptions, type TransportOptions } from './transport.ts';
+import { eventStream, reconnectingEventStream, type McEvent, type ReconnectingEventStreamOptions } from './event-stream.ts';
+
+export { MusterClientError, type RequestOptions } from './transport.ts';
+export { isRetryable, type McEvent, type ReconnectInfo, type ReconnectingEventStreamOptions } from './event-stream.ts';
+
+export interface MusterClientOptions {
+  /** Base URL of the user's home MC system, e.g. http://127.0.0.1:8080. */
+  server: string;
+  /** Bearer credential (`muster token --user ID`). */
+  token: string;
+  /** Per request; default 15 s. A change request waits at least CHANGE_TIMEOUT_MS (see change()). */
+  timeoutMs?: number;
+}
+
+const DEFAULT_TIMEOUT_MS = 15_000;
+/** A negotiated change is answered only once every target answered or timed out (negotiationTimeoutSeconds, 30 s by default). */
+export const CHANGE_TIMEOUT_MS = 120_000;
+
+/** What the SDK sends and receives: the flows' fields with IDs as plain strings (the server normalises them). */
+export type Wire<T> = T extends McUri ? string : T extends (infer U)[] ? Wire<U>[] : T extends object ? { [K in keyof T]: Wire<T[K]> } : T;
+
+/** `GET /mc/v1/users/{id}/affiliations`: the user's affiliated groups for one service. */
+export interface UserAffiliations {
+  mcServiceId: string;
+  service: McService;
+  groupIds: string[];
+  [more: string]: unknown;
+}
+
+/** `GET /mc/v1/groups/{id}/members`: the affiliated members of a group for one service. */
+export interface GroupMembers {
+  groupId: string;
+  service: McService;
+  members: string[];
+  [more: string]: unknown;
+}
+
+/** Data of an `affiliation-change` event (CONTRACT.md `GET /mc/v1/events`). */
+export interface AffiliationChangeEventData {
+  id: string;
+  mode: 'mandatory' | 'negotiated';
+  actor: string;
+  target: string;
+  service: McService;
+  affiliate: string[];
+  deaffiliate: string[];
+  status?: Wire<AffiliationResponse['status']>;
+}
+
+/** Data of an `affiliation-status` event. */
+export interface AffiliationStatusEventData {
+  service: McService;
+  status: Wire<AffiliationResponse['status']>;
+}
+
+class HttpClient {
+  protected readonly transport: TransportOptions;
+  constructor(opts: MusterClientOptions) {
+    baseUrlOf(opts.server); // refuse a bad URL at construction, not at the first request
+    this.transport = { server: opts.server, token: opts.token, timeoutMs: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS };
+  }
+  get server(): string {
+    return this.transport.server;
+  }
+  protected async call<T>(method: HttpMethod, path: string, body?: unknown, opts?: RequestOptions): Promise<T> {
+    // The server is trusted to answer in the contract's shape (its OpenAPI document); the SDK does not re-validate it.
+    return (await requestJson(this.transport, method, path, body, opts)) as T;
+  }
+}
+
+const seg = encodeURIComponent;
+const query = (service?: McService): string => (service ? `?service=${seg(service)}` : '');
+
+/** The MC service client (CONTRACT.md "Client -> MC service server"). */
+export class MusterClient extends HttpClient {
+  /** Affiliation request (TS 23.280 10.X.3.1): one status per requested group, in request order. */
+  affiliate(request: AffiliationRequestBody, opts?: RequestOptions): Promise<AffiliationResponse> {
+    return this.call('POST', '/mc/v1/affiliations', request, opts);
+  }
+
+  /** De-affiliation request (10.X.3.3): statuses `deaffiliated` or `rejected` with a reason. */
+  deaffiliate(request: AffiliationRequestBody, opts?: RequestOptions): Promise<AffiliationResponse> {
+    return this.call('POST', '/mc/v1/deaffiliations', request, opts);
+  }
+
+  /** Affiliation change request, mandatory (10.X.5.1.1) or negotiated (10.X.5.1.2): an outcome per target. */
+  change(request: ChangeRequestBody, opts?: RequestOptions): Promise<ChangeResponse> {
+    const timeoutMs = opts?.timeoutMs ?? Math.max(this.transport.timeoutMs, CHANGE_TIMEOUT_MS);
+    return this.call('POST', '/mc/v1/affiliation-changes', request, { ...opts, timeoutMs });
+  }
+
+  /** Client 2's affiliation change response: acknowledgement (mandatory) or decision (negotiated). */
+  answerChange(id: string, accept: boolean, opts?: RequestOptions): Promise<unknown> {
+    return this.call('POST', `/mc/v1/affiliation-changes/${seg(id)}/answer`, { accept }, opts);
+  }
+
+  /** The user's affiliations (self, or a user the caller may change). */
+  affiliationsOf(userId: string, service?: McService, opts?: RequestOptions): Promise<UserAffiliations> {
+    return this.call('GET', `/mc/v1/users/${seg(userId)}/affiliations${query(service)}`, undefined, opts);
+  }
+
+  /** The affiliated members of a group. */
+  membersOf(groupId: string, service?: McService, opts?: RequestOptions): Promise<GroupMembers> {
+    return this.call('GET', `/mc/v1/groups/${seg(groupId)}/members${query(service)}`, undefined, opts);
+  }
+
+  /** One connection to the caller's event stream; ends when `signal` aborts or the server closes it. */
+  events(opts: { lastEventId?: string; signal?: AbortSignal } = {}): AsyncGenerator<McEvent, void, undefined> {
+    return eventStream(this.transport, opts);
+  }
+
+  /** The event stream kept open across dropped connections (Last-Event-ID, bounded backoff); ends when `signal` aborts. */
+  eventsWithReconnect(opts: ReconnectingEventStreamOptions = {}): AsyncGenerator<McEvent, void, undefined> {
+    return reconnectingEventStream(this.transport, opts);
+  }
+}
+
+/** A user profile as the operator writes it (CONTRACT.md "Operator"). */
+export type UserProfileDocument = Wire<UserProfile>;
+/** A group document as the GMS takes it; the GMS keeps the revision. */
+export type GroupDocument = Wire<Omit<GroupPolicy, 'revision'>> & { revision?: number };
+
+/** The operator's client: user profiles (`/admin/v1`) and group documents (`/gms/v1`); needs an operator credential. */
+export class OperatorClient extends HttpClient {
+  putUser(profile: UserProfileDocument, opts?: RequestOptions): Promise<UserProfileDocument> {
+    return this.call('PUT', `/admin/v1/users/${seg(profile.id)}`, profile, opts);
+  }
+  getUser(id: string, opts?: RequestOptions): Promise<UserProfileDocument> {
+    return this.call('GET', `/admin/v1/users/${seg(id)}`, undefined, opts);
+  }
+  deleteUser(id: string, opts?: RequestOptions): Promise<unknown> {
+    return this.call('DELETE', `/admin/v1/users/${seg(id)}`, undefined, opts);
+  }
+  putGroup(doc: GroupDocument, opts?: RequestOptions): Promise<GroupDocument> {
+    return this.call('PUT', `/gms/v1/groups/${seg(doc.id)}`, doc, opts);
+  }
+  getGroup(id: string, opts?: RequestOptions): Promise<GroupDocument> {
+    return this.call('GET', `/gms/v1/groups/${seg(id)}`, undefined, opts);
+  }
+}
