@@ -3,7 +3,7 @@ import { Type, type Static } from 'typebox';
 import { MC_SERVICES } from '../domain/services.ts';
 
 const Str = Type.String({ minLength: 1 });
-const Service = Type.Union(MC_SERVICES.map((s) => Type.Literal(s)));
+const Service = Type.Enum(MC_SERVICES);
 const Port = Type.Integer({ minimum: 0, maximum: 65535 });
 const strict = { additionalProperties: false } as const;
 
@@ -76,7 +76,7 @@ export const ConfigSchema = Type.Object(
     negotiationTimeoutSeconds: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 86400 })),
     partnerTimeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 600000 })),
     dataDir: Type.Optional(Str),
-    logLevel: Type.Optional(Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)))),
+    logLevel: Type.Optional(Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const)),
     systems: Type.Array(System, { minItems: 1 }),
   },
   strict,

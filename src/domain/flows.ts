@@ -10,7 +10,7 @@ export const LIMITS = { groupsPerRequest: 100, targetsPerChange: 100, uriLength:
 
 // The schema only shapes the string; parseMcUri (ids.ts) is the one place that decides what a valid ID is.
 const Uri = Type.String({ minLength: 1, maxLength: LIMITS.uriLength, pattern: '^(?:[Ss][Ii][Pp][Ss]?|[Tt][Ee][Ll]):\\S+$', description: 'MC service ID or MC service group ID, e.g. sip:alice@police.example' });
-const Service = Type.Union(MC_SERVICES.map((s) => Type.Literal(s)), { description: 'MC service' });
+const Service = Type.Enum(MC_SERVICES, { description: 'MC service' });
 const GroupIdList = Type.Array(Uri, { minItems: 1, maxItems: LIMITS.groupsPerRequest });
 
 /** 10.X.2.1 MC service group affiliation request, and 10.X.2.4 de-affiliation request (same elements). */
@@ -40,7 +40,7 @@ export const ChangeAnswerSchema = Type.Object({ accept: Type.Boolean() }, { addi
 export const GroupStatusSchema = Type.Object({
   groupId: Type.String(),
   status: Type.Union([Type.Literal('affiliated'), Type.Literal('deaffiliated'), Type.Literal('rejected')]),
-  reason: Type.Optional(Type.Union(REFUSAL_REASONS.map((r) => Type.Literal(r)))),
+  reason: Type.Optional(Type.Enum(REFUSAL_REASONS)),
 });
 
 export const AffiliationResponseSchema = Type.Object({
@@ -61,7 +61,7 @@ export const ChangeResponseSchema = Type.Object({
   results: Type.Array(
     Type.Object({
       target: Type.String(),
-      outcome: Type.Union(CHANGE_OUTCOMES.map((o) => Type.Literal(o))),
+      outcome: Type.Enum(CHANGE_OUTCOMES),
       status: Type.Array(GroupStatusSchema),
     }),
   ),

@@ -18,3 +18,8 @@ export interface UserProfile {
 export function n2For(profile: UserProfile, service: McService): number {
   return typeof profile.n2 === 'number' ? profile.n2 : (profile.n2[service] ?? 0);
 }
+
+/** The profile of a user this server does not know: no service, no group, so every check refuses (not-authorised). */
+export function unknownUserProfile(id: McUri): UserProfile {
+  return { id, services: [], n2: 0, groups: [], remoteChange: false };
+}

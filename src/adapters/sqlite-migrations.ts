@@ -1,0 +1,32 @@
+// Versioned schema of the embedded store; a migration is never edited once released, only appended.
+export const SQLITE_MIGRATIONS: string[] = [
+  `
+  CREATE TABLE affiliations (
+    user_id TEXT NOT NULL, service TEXT NOT NULL, group_id TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('affiliated', 'reserved')), updated_at INTEGER NOT NULL,
+    PRIMARY KEY (user_id, service, group_id)
+  ) WITHOUT ROWID;
+  CREATE INDEX affiliations_by_group ON affiliations (group_id, service);
+  CREATE TABLE gms_outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, user_id TEXT NOT NULL, service TEXT NOT NULL, group_id TEXT NOT NULL,
+    status TEXT NOT NULL, created_at INTEGER NOT NULL
+  );
+  CREATE TABLE events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, user_id TEXT NOT NULL, type TEXT NOT NULL, data TEXT NOT NULL, created_at INTEGER NOT NULL
+  );
+  CREATE INDEX events_by_user ON events (user_id, id);
+  CREATE TABLE user_profiles (id TEXT PRIMARY KEY, profile TEXT NOT NULL);
+  CREATE TABLE change_requests (
+    id TEXT NOT NULL, target TEXT NOT NULL, actor TEXT NOT NULL, service TEXT NOT NULL, mode TEXT NOT NULL,
+    affiliate TEXT NOT NULL, deaffiliate TEXT NOT NULL, state TEXT NOT NULL, deadline INTEGER NOT NULL,
+    result TEXT NOT NULL, created_at INTEGER NOT NULL, PRIMARY KEY (id, target)
+  );
+  CREATE INDEX change_requests_by_state ON change_requests (state);
+  CREATE TABLE gms_groups (id TEXT PRIMARY KEY, document TEXT NOT NULL, revision INTEGER NOT NULL);
+  CREATE TABLE gms_affiliations (
+    group_id TEXT NOT NULL, service TEXT NOT NULL, user_id TEXT NOT NULL, status TEXT NOT NULL,
+    source TEXT NOT NULL, seq INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+    PRIMARY KEY (group_id, service, user_id)
+  ) WITHOUT ROWID;
+  `,
+];

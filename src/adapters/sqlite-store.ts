@@ -1,0 +1,208 @@
+// The embedded store: one SQLite file in WAL mode via better-sqlite3. Each transaction is synchronous, so the
+// read-decide-write of one request cannot interleave with another: N2 holds without further locking.
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { McUri } from '../domain/ids.ts';
+import type { McService } from '../domain/services.ts';
+import type { UserProfile } from '../domain/profile.ts';
+import type { HeldState } from '../domain/decisions/group-home.ts';
+import type { AffiliationRecord, AffiliationWrite, ChangeRecord, ChangeState, ClientEvent, GmsStatusUpdate, Store } from '../ports/store.ts';
+import { MusterError } from '../domain/errors.ts';
+import { SQLITE_MIGRATIONS } from './sqlite-migrations.ts';
+
+type Row = Record<string, unknown>;
+
+export function openSqlite(file: string): Database.Database {
+  if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+  const db = new Database(file);
+  db.pragma('journal_mode = WAL');
+  // FULL: a commit is on disk before the answer leaves, so an acknowledged affiliation survives a crash.
+  db.pragma('synchronous = FULL');
+  db.pragma('busy_timeout = 5000');
+  db.pragma('foreign_keys = ON');
+  migrate(db);
+  return db;
+}
+
+function migrate(db: Database.Database): void {
+  db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)');
+  const done = new Set((db.prepare('SELECT version FROM schema_migrations').all() as { version: number }[]).map((r) => r.version));
+  for (const [i, sql] of SQLITE_MIGRATIONS.entries()) {
+    if (done.has(i + 1)) continue;
+    db.transaction(() => {
+      db.exec(sql);
+      db.prepare('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)').run(i + 1, Date.now());
+    })();
+  }
+}
+
+export class SqliteStore implements Store {
+  readonly kind = 'sqlite';
+  private readonly q;
+
+  constructor(
+    readonly db: Database.Database,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.q = {
+      held: db.prepare('SELECT group_id, state FROM affiliations WHERE user_id = ? AND service = ?'),
+      put: db.prepare(
+        'INSERT INTO affiliations (user_id, service, group_id, state, updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id, service, group_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at',
+      ),
+      remove: db.prepare('DELETE FROM affiliations WHERE user_id = ? AND service = ? AND group_id = ?'),
+      outbox: db.prepare('INSERT INTO gms_outbox (user_id, service, group_id, status, created_at) VALUES (?, ?, ?, ?, ?)'),
+      event: db.prepare('INSERT INTO events (user_id, type, data, created_at) VALUES (?, ?, ?, ?) RETURNING id'),
+      ofUser: db.prepare('SELECT * FROM affiliations WHERE user_id = ? ORDER BY service, group_id'),
+      ofUserService: db.prepare('SELECT * FROM affiliations WHERE user_id = ? AND service = ? ORDER BY group_id'),
+      ofGroup: db.prepare('SELECT * FROM affiliations WHERE group_id = ? ORDER BY service, user_id'),
+      ofGroupService: db.prepare('SELECT * FROM affiliations WHERE group_id = ? AND service = ? ORDER BY user_id'),
+      sweep: db.prepare("DELETE FROM affiliations WHERE state = 'reserved' AND updated_at < ?"),
+      pending: db.prepare('SELECT * FROM gms_outbox ORDER BY seq LIMIT ?'),
+      confirm: db.prepare('DELETE FROM gms_outbox WHERE seq = ?'),
+      eventsAfter: db.prepare('SELECT * FROM events WHERE user_id = ? AND id > ? ORDER BY id LIMIT ?'),
+      putProfile: db.prepare('INSERT INTO user_profiles (id, profile) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET profile = excluded.profile'),
+      deleteProfile: db.prepare('DELETE FROM user_profiles WHERE id = ?'),
+      profiles: db.prepare('SELECT profile FROM user_profiles'),
+      createChange: db.prepare(
+        'INSERT INTO change_requests (id, target, actor, service, mode, affiliate, deaffiliate, state, deadline, result, created_at) VALUES (@id, @target, @actor, @service, @mode, @affiliate, @deaffiliate, @state, @deadline, @result, @createdAt)',
+      ),
+      getChange: db.prepare('SELECT * FROM change_requests WHERE id = ? AND target = ?'),
+      changesInState: db.prepare('SELECT * FROM change_requests WHERE state = ? ORDER BY created_at'),
+    };
+  }
+
+  async changeAffiliations<T>(userId: McUri, service: McService, decide: (held: Map<McUri, HeldState>) => AffiliationWrite<T>): Promise<{ result: T; events: ClientEvent[] }> {
+    return this.write(() => {
+      const held = new Map((this.q.held.all(userId, service) as Row[]).map((r) => [r['group_id'] as McUri, r['state'] as HeldState]));
+      const w = decide(held);
+      const at = this.now();
+      for (const p of w.put) this.q.put.run(userId, service, p.groupId, p.state, at);
+      for (const g of w.remove) this.q.remove.run(userId, service, g);
+      for (const u of w.tellGms) this.q.outbox.run(userId, service, u.groupId, u.status, at);
+      return { result: w.result, events: this.insertEvents(w.events, at) };
+    });
+  }
+
+  async affiliationsOfUser(userId: McUri, service?: McService): Promise<AffiliationRecord[]> {
+    return ((service ? this.q.ofUserService.all(userId, service) : this.q.ofUser.all(userId)) as Row[]).map(toRecord);
+  }
+
+  async affiliationsOfGroup(groupId: McUri, service?: McService): Promise<AffiliationRecord[]> {
+    return ((service ? this.q.ofGroupService.all(groupId, service) : this.q.ofGroup.all(groupId)) as Row[]).map(toRecord);
+  }
+
+  async sweepReservations(before: number): Promise<number> {
+    return this.write(() => this.q.sweep.run(before).changes);
+  }
+
+  async pendingGmsUpdates(limit: number): Promise<GmsStatusUpdate[]> {
+    return (this.q.pending.all(limit) as Row[]).map((r) => ({
+      seq: r['seq'] as number,
+      userId: r['user_id'] as McUri,
+      groupId: r['group_id'] as McUri,
+      service: r['service'] as McService,
+      status: r['status'] as GmsStatusUpdate['status'],
+    }));
+  }
+
+  async confirmGmsUpdates(seqs: number[]): Promise<void> {
+    this.write(() => seqs.forEach((s) => this.q.confirm.run(s)));
+  }
+
+  async appendEvents(events: { userId: McUri; type: ClientEvent['type']; data: unknown }[]): Promise<ClientEvent[]> {
+    return this.write(() => this.insertEvents(events, this.now()));
+  }
+
+  async eventsAfter(userId: McUri, afterId: number, limit: number): Promise<ClientEvent[]> {
+    return (this.q.eventsAfter.all(userId, afterId, limit) as Row[]).map((r) => ({
+      id: r['id'] as number,
+      userId: r['user_id'] as McUri,
+      type: r['type'] as ClientEvent['type'],
+      data: JSON.parse(r['data'] as string) as unknown,
+      at: r['created_at'] as number,
+    }));
+  }
+
+  async putProfile(profile: UserProfile): Promise<void> {
+    this.write(() => this.q.putProfile.run(profile.id, JSON.stringify(profile)));
+  }
+
+  async deleteProfile(id: McUri): Promise<boolean> {
+    return this.write(() => this.q.deleteProfile.run(id).changes > 0);
+  }
+
+  async allProfiles(): Promise<UserProfile[]> {
+    return (this.q.profiles.all() as Row[]).map((r) => JSON.parse(r['profile'] as string) as UserProfile);
+  }
+
+  async createChanges(records: ChangeRecord[], events: { userId: McUri; type: ClientEvent['type']; data: unknown }[]): Promise<ClientEvent[]> {
+    return this.write(() => {
+      for (const r of records) {
+        this.q.createChange.run({ ...r, affiliate: JSON.stringify(r.affiliate), deaffiliate: JSON.stringify(r.deaffiliate), result: JSON.stringify(r.result) });
+      }
+      return this.insertEvents(events, this.now());
+    });
+  }
+
+  async getChange(id: string, target: McUri): Promise<ChangeRecord | undefined> {
+    const r = this.q.getChange.get(id, target) as Row | undefined;
+    return r && toChange(r);
+  }
+
+  async transitionChange(id: string, target: McUri, from: ChangeState[], to: ChangeState, result?: unknown): Promise<boolean> {
+    const placeholders = from.map(() => '?').join(', ');
+    const sql =
+      result === undefined
+        ? `UPDATE change_requests SET state = ? WHERE id = ? AND target = ? AND state IN (${placeholders})`
+        : `UPDATE change_requests SET state = ?, result = ? WHERE id = ? AND target = ? AND state IN (${placeholders})`;
+    const args = result === undefined ? [to, id, target, ...from] : [to, JSON.stringify(result), id, target, ...from];
+    return this.write(() => this.db.prepare(sql).run(...args).changes === 1);
+  }
+
+  async changesInState(state: ChangeState): Promise<ChangeRecord[]> {
+    return (this.q.changesInState.all(state) as Row[]).map(toChange);
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+
+  private insertEvents(events: { userId: McUri; type: ClientEvent['type']; data: unknown }[], at: number): ClientEvent[] {
+    return events.map((e) => {
+      const { id } = this.q.event.get(e.userId, e.type, JSON.stringify(e.data), at) as { id: number };
+      return { id, userId: e.userId, type: e.type, data: e.data, at };
+    });
+  }
+
+  /** One write transaction; a full or read-only disk becomes a clear 503 instead of a crash. */
+  private write<T>(work: () => T): T {
+    try {
+      return this.db.transaction(work)();
+    } catch (e) {
+      const code = (e as { code?: string }).code ?? '';
+      if (/^SQLITE_(FULL|READONLY|IOERR|BUSY|LOCKED|CANTOPEN)/.test(code)) throw new MusterError('unavailable', `store unavailable: ${code}`);
+      throw e;
+    }
+  }
+}
+
+function toRecord(r: Row): AffiliationRecord {
+  return { userId: r['user_id'] as McUri, groupId: r['group_id'] as McUri, service: r['service'] as McService, state: r['state'] as HeldState, updatedAt: r['updated_at'] as number };
+}
+
+function toChange(r: Row): ChangeRecord {
+  return {
+    id: r['id'] as string,
+    target: r['target'] as McUri,
+    actor: r['actor'] as McUri,
+    service: r['service'] as McService,
+    mode: r['mode'] as ChangeRecord['mode'],
+    affiliate: JSON.parse(r['affiliate'] as string) as McUri[],
+    deaffiliate: JSON.parse(r['deaffiliate'] as string) as McUri[],
+    state: r['state'] as ChangeState,
+    deadline: r['deadline'] as number,
+    result: JSON.parse(r['result'] as string) as unknown,
+    createdAt: r['created_at'] as number,
+  };
+}

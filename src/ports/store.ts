@@ -1,0 +1,93 @@
+// The store port: what the procedures need from durable storage (SQLite embedded, PostgreSQL for several instances).
+import type { McUri } from '../domain/ids.ts';
+import type { McService } from '../domain/services.ts';
+import type { UserProfile } from '../domain/profile.ts';
+import type { HeldGroups, HeldState } from '../domain/decisions/group-home.ts';
+
+export interface AffiliationRecord {
+  userId: McUri;
+  groupId: McUri;
+  service: McService;
+  state: HeldState;
+  updatedAt: number;
+}
+
+/** A group affiliation status update (10.X.2.3) waiting in the outbox until the GMS confirmed it. */
+export interface GmsStatusUpdate {
+  seq: number;
+  userId: McUri;
+  groupId: McUri;
+  service: McService;
+  status: 'affiliated' | 'deaffiliated';
+}
+
+export interface ClientEvent {
+  /** Increasing per store; the SSE event id, so a client resumes with Last-Event-ID. */
+  id: number;
+  userId: McUri;
+  type: 'affiliation-change' | 'affiliation-status';
+  data: unknown;
+  at: number;
+}
+
+/** What one decision writes, atomically with the read it was based on. */
+export interface AffiliationWrite<T> {
+  put: { groupId: McUri; state: HeldState }[];
+  remove: McUri[];
+  /** Status updates for the GMS (10.X.3.1 step 5b, 10.X.4.2 step 4b): written to the outbox in the same transaction. */
+  tellGms: { groupId: McUri; status: 'affiliated' | 'deaffiliated' }[];
+  /** Events for clients, appended to their event logs in the same transaction. */
+  events: { userId: McUri; type: ClientEvent['type']; data: unknown }[];
+  result: T;
+}
+
+export type ChangeState = 'told' | 'acknowledged' | 'asked' | 'accepted' | 'rejected' | 'timed-out';
+
+export interface ChangeRecord {
+  id: string;
+  target: McUri;
+  actor: McUri;
+  service: McService;
+  mode: 'mandatory' | 'negotiated';
+  affiliate: McUri[];
+  deaffiliate: McUri[];
+  state: ChangeState;
+  /** Negotiated mode: when the target's answer is too late (epoch ms). */
+  deadline: number;
+  /** The statuses per group once the change ran, as JSON-able data. */
+  result: unknown;
+  createdAt: number;
+}
+
+export interface Store {
+  /** The kind of store, for /healthz. */
+  readonly kind: string;
+  /**
+   * Reads the user's held groups for one service and writes what `decide` returns, in one transaction that is
+   * serialised per user, so N2 holds under concurrent requests. The returned promise settles after the commit is durable.
+   */
+  changeAffiliations<T>(userId: McUri, service: McService, decide: (held: HeldGroups) => AffiliationWrite<T>): Promise<{ result: T; events: ClientEvent[] }>;
+  affiliationsOfUser(userId: McUri, service?: McService): Promise<AffiliationRecord[]>;
+  affiliationsOfGroup(groupId: McUri, service?: McService): Promise<AffiliationRecord[]>;
+  /** Removes reservations older than `before` (epoch ms) left by a crash while a partner was asked. */
+  sweepReservations(before: number): Promise<number>;
+
+  pendingGmsUpdates(limit: number): Promise<GmsStatusUpdate[]>;
+  confirmGmsUpdates(seqs: number[]): Promise<void>;
+
+  appendEvents(events: { userId: McUri; type: ClientEvent['type']; data: unknown }[]): Promise<ClientEvent[]>;
+  eventsAfter(userId: McUri, afterId: number, limit: number): Promise<ClientEvent[]>;
+
+  putProfile(profile: UserProfile): Promise<void>;
+  deleteProfile(id: McUri): Promise<boolean>;
+  allProfiles(): Promise<UserProfile[]>;
+
+  /** Stores change requests and the events that tell their targets, in one transaction (step 7a / step 3). */
+  createChanges(records: ChangeRecord[], events: { userId: McUri; type: ClientEvent['type']; data: unknown }[]): Promise<ClientEvent[]>;
+  getChange(id: string, target: McUri): Promise<ChangeRecord | undefined>;
+  /** Moves a change from one of `from` to `to`; false when another answer or the timeout won the race. */
+  transitionChange(id: string, target: McUri, from: ChangeState[], to: ChangeState, result?: unknown): Promise<boolean>;
+  changesInState(state: ChangeState): Promise<ChangeRecord[]>;
+
+  close(): Promise<void>;
+}

@@ -1,0 +1,53 @@
+// TS 23.280 10.X.3.2 steps 4-7 and 10.X.4.3 steps 4-6: the partner MC service server, host of the groups,
+// decides a primary server's request for one of its users by its own group policy.
+import type { AffiliationRequest, AffiliationResponse, GroupStatus } from '../domain/flows.ts';
+import { decideAffiliation } from '../domain/decisions/affiliation.ts';
+import { decideDeaffiliation } from '../domain/decisions/deaffiliation.ts';
+import { homeOf, type McServiceServer } from './context.ts';
+import { statusEvents } from './affiliate.ts';
+
+export async function affiliateAsGroupHost(server: McServiceServer, req: AffiliationRequest): Promise<AffiliationResponse> {
+  const { mcServiceId: userId, service, groupIds } = req;
+  // Steps 4a/4b: the group policy from the cache, or subscribed from the GMS.
+  await server.gms.ensurePolicies(groupIds);
+  // Step 5: policy checks only (the primary checked subscription and N2); step 6: store.
+  const { result: verdicts } = await server.store.changeAffiliations(userId, service, (held) => {
+    const v = decideAffiliation({ service, userId, profile: undefined, requested: groupIds, held, homeOf: (g) => homeOf(server, g) });
+    const affiliated = v.filter((x) => x.verdict === 'affiliate').map((x) => x.groupId);
+    return {
+      put: affiliated.map((groupId) => ({ groupId, state: 'affiliated' as const })),
+      remove: [],
+      tellGms: affiliated.map((groupId) => ({ groupId, status: 'affiliated' as const })),
+      events: [],
+      result: v,
+    };
+  });
+  // Step 7b: the GMS update leaves through the outbox; step 7a is the answer below.
+  if (verdicts.some((v) => v.verdict === 'affiliate')) server.tellGmsSoon();
+  const status = verdicts.map((v): GroupStatus =>
+    v.verdict === 'reject' ? { groupId: v.groupId, status: 'rejected', reason: v.reason } : v.verdict === 'ask-partner' ? { groupId: v.groupId, status: 'rejected', reason: 'unknown-group' } : { groupId: v.groupId, status: 'affiliated' },
+  );
+  return { mcServiceId: userId, service, groupIds, status };
+}
+
+export async function deaffiliateAsGroupHost(server: McServiceServer, req: AffiliationRequest): Promise<AffiliationResponse> {
+  const { mcServiceId: userId, service, groupIds } = req;
+  await server.gms.ensurePolicies(groupIds);
+  // Step 4: affiliated, and allowed to leave? Step 5: remove.
+  const { result: verdicts, events } = await server.store.changeAffiliations(userId, service, (held) => {
+    const v = decideDeaffiliation({ userId, requested: groupIds, held, homeOf: (g) => homeOf(server, g), asGroupHost: true });
+    const removed = v.filter((x) => x.verdict === 'deaffiliate').map((x) => x.groupId);
+    return {
+      put: [],
+      remove: removed,
+      tellGms: removed.map((groupId) => ({ groupId, status: 'deaffiliated' as const })),
+      events: statusEvents(userId, service, []),
+      result: v,
+    };
+  });
+  server.notifier.publish(events);
+  // Step 6b via the outbox; step 6a is the answer.
+  if (verdicts.some((v) => v.verdict === 'deaffiliate')) server.tellGmsSoon();
+  const status = verdicts.map((v): GroupStatus => (v.verdict === 'reject' ? { groupId: v.groupId, status: 'rejected', reason: v.reason } : v.verdict === 'ask-partner' ? { groupId: v.groupId, status: 'rejected', reason: 'unknown-group' } : { groupId: v.groupId, status: 'deaffiliated' }));
+  return { mcServiceId: userId, service, groupIds, status };
+}

@@ -1,0 +1,88 @@
+// TS 23.280 10.X.3.1 (affiliation to groups of the own system) and the primary server's part of 10.X.3.2
+// (groups of partner systems), one code path for every MC service.
+import type { McUri } from '../domain/ids.ts';
+import type { McService } from '../domain/services.ts';
+import type { AffiliationRequest, AffiliationResponse, GroupStatus } from '../domain/flows.ts';
+import { decideAffiliation, type AffiliationVerdict } from '../domain/decisions/affiliation.ts';
+import { unknownUserProfile } from '../domain/profile.ts';
+import { homeOf, ownGroups, type McServiceServer } from './context.ts';
+
+export async function affiliate(server: McServiceServer, req: AffiliationRequest): Promise<AffiliationResponse> {
+  // Step 1: the MC service client's affiliation request (parsed and authorised by the face).
+  const { mcServiceId: userId, service, groupIds } = req;
+  const profile = server.profiles.get(userId) ?? unknownUserProfile(userId);
+
+  // Steps 2a/2b: group policy from the cache, or from the GMS (which then keeps the cache fresh).
+  await server.gms.ensurePolicies(ownGroups(server, groupIds));
+
+  // Step 3 (and 10.X.3.2 step 2): policy, subscription and N2 checks; step 4: store, in one per-user transaction.
+  // Partner groups that pass take a `reserved` slot so N2 holds while their host decides.
+  const { result: verdicts, events } = await server.store.changeAffiliations(userId, service, (held) => {
+    const v = decideAffiliation({ service, userId, profile, requested: groupIds, held, homeOf: (g) => homeOf(server, g) });
+    const affiliated = v.filter((x) => x.verdict === 'affiliate').map((x) => x.groupId);
+    const reserved = v.filter((x) => x.verdict === 'ask-partner' && x.reserve).map((x) => x.groupId);
+    return {
+      put: [...affiliated.map((groupId) => ({ groupId, state: 'affiliated' as const })), ...reserved.map((groupId) => ({ groupId, state: 'reserved' as const }))],
+      remove: [],
+      tellGms: affiliated.map((groupId) => ({ groupId, status: 'affiliated' as const })),
+      events: statusEvents(userId, service, affiliated.map((groupId) => ({ groupId, status: 'affiliated' }))),
+      result: v,
+    };
+  });
+  server.notifier.publish(events);
+  // Step 5b: the outbox row was written with the affiliation; its sender tells the GMS (in parallel with 5a).
+  if (verdicts.some((v) => v.verdict === 'affiliate')) server.tellGmsSoon();
+
+  // 10.X.3.2 steps 3-8: ask each partner system that hosts requested groups, all in parallel.
+  const partnerStatus = await askPartners(server, userId, service, verdicts);
+
+  // Step 5a (10.X.3.2 step 9): the affiliation response, one status per requested group in request order.
+  return { mcServiceId: userId, service, groupIds, status: verdicts.map((v) => statusOf(v, partnerStatus)) };
+}
+
+/** 10.X.3.2 steps 3 and 8: forward to the group hosts, then keep only what they confirmed. */
+async function askPartners(server: McServiceServer, userId: McUri, service: McService, verdicts: AffiliationVerdict[]): Promise<Map<McUri, GroupStatus>> {
+  const byDomain = new Map<string, McUri[]>();
+  for (const v of verdicts) if (v.verdict === 'ask-partner') byDomain.set(v.domain, [...(byDomain.get(v.domain) ?? []), v.groupId]);
+  const answers = new Map<McUri, GroupStatus>();
+  if (byDomain.size === 0) return answers;
+  await Promise.all(
+    [...byDomain].map(async ([domain, groups]) => {
+      // Step 3: the partner adapter bounds the wait and maps every failure to partner-unreachable.
+      const status = await server.partners.affiliate({ domain, mcServiceId: userId, service, groupIds: groups });
+      status.forEach((s) => answers.set(s.groupId, s));
+    }),
+  );
+  // Step 8: store what the partners confirmed; release the reservation of what they did not.
+  const { events } = await server.store.changeAffiliations(userId, service, (held) => {
+    const confirmed = [...answers.values()].filter((s) => s.status === 'affiliated').map((s) => s.groupId);
+    const refused = [...answers.values()].filter((s) => s.status !== 'affiliated' && held.get(s.groupId) === 'reserved').map((s) => s.groupId);
+    const newly = confirmed.filter((g) => held.get(g) !== 'affiliated');
+    return {
+      put: confirmed.map((groupId) => ({ groupId, state: 'affiliated' as const })),
+      remove: refused,
+      tellGms: [], // the partner tells its own GMS (10.X.3.2 step 7b)
+      events: statusEvents(userId, service, newly.map((groupId) => ({ groupId, status: 'affiliated' }))),
+      result: undefined,
+    };
+  });
+  server.notifier.publish(events);
+  return answers;
+}
+
+function statusOf(v: AffiliationVerdict, partnerStatus: Map<McUri, GroupStatus>): GroupStatus {
+  switch (v.verdict) {
+    case 'affiliate':
+    case 'already-affiliated':
+      return { groupId: v.groupId, status: 'affiliated' };
+    case 'reject':
+      return { groupId: v.groupId, status: 'rejected', reason: v.reason };
+    case 'ask-partner':
+      return partnerStatus.get(v.groupId) ?? { groupId: v.groupId, status: 'rejected', reason: 'partner-unreachable' };
+  }
+}
+
+/** The `affiliation-status` event a user's clients get when its affiliations changed (none when nothing did). */
+export function statusEvents(userId: McUri, service: McService, status: GroupStatus[]) {
+  return status.length === 0 ? [] : [{ userId, type: 'affiliation-status' as const, data: { service, status } }];
+}

@@ -1,0 +1,23 @@
+// The stored effect of an affiliation change request on one target user: de-affiliation (10.X.4) then
+// affiliation (10.X.3), own and partner groups alike (10.X.5.1.1 steps 3-6, 10.X.5.2.1 steps 3-9).
+import type { McUri } from '../domain/ids.ts';
+import type { McService } from '../domain/services.ts';
+import type { GroupStatus } from '../domain/flows.ts';
+import type { McServiceServer } from './context.ts';
+import { affiliate } from './affiliate.ts';
+import { deaffiliate } from './deaffiliate.ts';
+
+export interface AffiliationChange {
+  target: McUri;
+  service: McService;
+  affiliate: McUri[];
+  deaffiliate: McUri[];
+}
+
+/** Statuses in the change's order: the groups to affiliate, then the groups to leave. */
+export async function applyAffiliationChange(server: McServiceServer, change: AffiliationChange): Promise<GroupStatus[]> {
+  // Leaving first frees N2 slots for the groups this same change asks to join.
+  const left = change.deaffiliate.length ? (await deaffiliate(server, { mcServiceId: change.target, service: change.service, groupIds: change.deaffiliate })).status : [];
+  const joined = change.affiliate.length ? (await affiliate(server, { mcServiceId: change.target, service: change.service, groupIds: change.affiliate })).status : [];
+  return [...joined, ...left];
+}

@@ -1,0 +1,29 @@
+// Where a negotiated change request's originator waits for client 2's answer or the timeout (10.X.5.1.2 steps 5-6).
+import type { ChangeRecord } from '../ports/store.ts';
+
+export interface ChangeOutcomes {
+  /** Resolves when the change for this target is settled (answered and applied, rejected, or timed out). */
+  wait(id: string, target: string): Promise<ChangeRecord>;
+  settle(record: ChangeRecord): void;
+}
+
+/** Waiters of this process; a change settled elsewhere reaches them through `settle` as well. */
+export class LocalChangeOutcomes implements ChangeOutcomes {
+  private readonly waiting = new Map<string, ((r: ChangeRecord) => void)[]>();
+
+  wait(id: string, target: string): Promise<ChangeRecord> {
+    return new Promise((resolve) => {
+      const key = `${id} ${target}`;
+      const list = this.waiting.get(key) ?? [];
+      list.push(resolve);
+      this.waiting.set(key, list);
+    });
+  }
+
+  settle(record: ChangeRecord): void {
+    const key = `${record.id} ${record.target}`;
+    const list = this.waiting.get(key);
+    this.waiting.delete(key);
+    list?.forEach((resolve) => resolve(record));
+  }
+}

@@ -1,0 +1,42 @@
+// What every procedure of one MC service server works with: its ports, its domain and its partners.
+import { domainOf, type McUri } from '../domain/ids.ts';
+import type { GroupHome } from '../domain/decisions/group-home.ts';
+import type { UserProfile } from '../domain/profile.ts';
+import type { Store } from '../ports/store.ts';
+import type { GroupManagement } from '../ports/group-management.ts';
+import type { PartnerServers } from '../ports/partner.ts';
+import type { Notifier } from '../ports/notifier.ts';
+import type { Clock } from '../ports/clock.ts';
+import type { ChangeOutcomes } from './change-outcomes.ts';
+import type { Logger } from 'pino';
+
+export interface UserProfiles {
+  get(id: McUri): UserProfile | undefined;
+}
+
+export interface McServiceServer {
+  domain: string;
+  store: Store;
+  gms: GroupManagement;
+  partners: PartnerServers;
+  profiles: UserProfiles;
+  notifier: Notifier;
+  clock: Clock;
+  changeOutcomes: ChangeOutcomes;
+  negotiationTimeoutMs: number;
+  /** Wakes the sender that drains the GMS outbox (step 5b and friends). */
+  tellGmsSoon(): void;
+  log: Logger;
+}
+
+/** Where a group lives, from its domain: this system (with its cached policy), a configured partner, or nowhere. */
+export function homeOf(server: McServiceServer, groupId: McUri): GroupHome {
+  const domain = domainOf(groupId);
+  if (domain === server.domain) return { home: 'own', policy: server.gms.policyOf(groupId) };
+  if (domain && server.partners.domains().includes(domain)) return { home: 'partner', domain };
+  return { home: 'unroutable' };
+}
+
+export function ownGroups(server: McServiceServer, groupIds: readonly McUri[]): McUri[] {
+  return groupIds.filter((g) => domainOf(g) === server.domain);
+}

@@ -1,0 +1,71 @@
+// TS 23.280 10.X.4.2 (de-affiliation from groups of the own system) and the primary server's part of 10.X.4.3.
+import type { McUri } from '../domain/ids.ts';
+import type { AffiliationResponse, DeaffiliationRequest, GroupStatus } from '../domain/flows.ts';
+import { decideDeaffiliation, type DeaffiliationVerdict } from '../domain/decisions/deaffiliation.ts';
+import { homeOf, ownGroups, type McServiceServer } from './context.ts';
+import { statusEvents } from './affiliate.ts';
+
+export async function deaffiliate(server: McServiceServer, req: DeaffiliationRequest): Promise<AffiliationResponse> {
+  // Step 1: the MC service client's de-affiliation request.
+  const { mcServiceId: userId, service, groupIds } = req;
+  // Pre-condition 1: the stored group policy (fetched now if the cache lost it).
+  await server.gms.ensurePolicies(ownGroups(server, groupIds));
+
+  // Step 2: is the user affiliated, and may it leave? Step 3: remove, in one per-user transaction.
+  const { result: verdicts, events } = await server.store.changeAffiliations(userId, service, (held) => {
+    const v = decideDeaffiliation({ userId, requested: groupIds, held, homeOf: (g) => homeOf(server, g), asGroupHost: false });
+    const removed = v.filter((x) => x.verdict === 'deaffiliate').map((x) => x.groupId);
+    return {
+      put: [],
+      remove: removed,
+      // Own groups only: a record for a group of no reachable system has no GMS to tell.
+      tellGms: removed.filter((g) => homeOf(server, g).home === 'own').map((groupId) => ({ groupId, status: 'deaffiliated' as const })),
+      events: statusEvents(userId, service, removed.map((groupId) => ({ groupId, status: 'deaffiliated' }))),
+      result: v,
+    };
+  });
+  server.notifier.publish(events);
+  // Step 4b: the GMS learns it from the outbox written with the removal.
+  if (verdicts.some((v) => v.verdict === 'deaffiliate')) server.tellGmsSoon();
+
+  // 10.X.4.3 steps 3-7: partner groups are removed by their host first, then the primary drops its record.
+  const partnerStatus = await askPartners(server, userId, service, verdicts);
+
+  // Step 4a (10.X.4.3 step 8): the de-affiliation response.
+  return { mcServiceId: userId, service, groupIds, status: verdicts.map((v) => statusOf(v, partnerStatus)) };
+}
+
+async function askPartners(server: McServiceServer, userId: McUri, service: AffiliationResponse['service'], verdicts: DeaffiliationVerdict[]): Promise<Map<McUri, GroupStatus>> {
+  const byDomain = new Map<string, McUri[]>();
+  for (const v of verdicts) if (v.verdict === 'ask-partner') byDomain.set(v.domain, [...(byDomain.get(v.domain) ?? []), v.groupId]);
+  const answers = new Map<McUri, GroupStatus>();
+  if (byDomain.size === 0) return answers;
+  await Promise.all(
+    [...byDomain].map(async ([domain, groups]) => {
+      // Step 3: may pass intermediate signalling nodes; the adapter bounds the wait.
+      const status = await server.partners.deaffiliate({ domain, mcServiceId: userId, service, groupIds: groups });
+      status.forEach((s) => answers.set(s.groupId, s));
+    }),
+  );
+  // Step 7: drop the record of what the partner removed, or of a group its host no longer has.
+  const gone = [...answers.values()].filter((s) => s.status === 'deaffiliated' || (s.status === 'rejected' && s.reason === 'unknown-group')).map((s) => s.groupId);
+  gone.forEach((g) => answers.set(g, { groupId: g, status: 'deaffiliated' }));
+  const { events } = await server.store.changeAffiliations(userId, service, (held) => {
+    const removed = gone.filter((g) => held.has(g));
+    return { put: [], remove: removed, tellGms: [], events: statusEvents(userId, service, removed.map((groupId) => ({ groupId, status: 'deaffiliated' }))), result: undefined };
+  });
+  server.notifier.publish(events);
+  return answers;
+}
+
+function statusOf(v: DeaffiliationVerdict, partnerStatus: Map<McUri, GroupStatus>): GroupStatus {
+  switch (v.verdict) {
+    case 'deaffiliate':
+    case 'already-deaffiliated':
+      return { groupId: v.groupId, status: 'deaffiliated' };
+    case 'reject':
+      return { groupId: v.groupId, status: 'rejected', reason: v.reason };
+    case 'ask-partner':
+      return partnerStatus.get(v.groupId) ?? { groupId: v.groupId, status: 'rejected', reason: 'partner-unreachable' };
+  }
+}

@@ -1,0 +1,49 @@
+// TS 23.280 10.X.5.1.1 (and 10.X.5.2.1 for partner groups): an authorised user changes other users'
+// affiliations without their approval.
+import type { McUri } from '../domain/ids.ts';
+import type { ChangeRequest, ChangeTargetResult, GroupStatus } from '../domain/flows.ts';
+import { decideChangeRight } from '../domain/decisions/remote-change-right.ts';
+import type { McServiceServer } from './context.ts';
+import { applyAffiliationChange } from './apply-affiliation-change.ts';
+
+export async function remoteChangeMandatory(server: McServiceServer, req: ChangeRequest, id: string): Promise<ChangeTargetResult[]> {
+  // Step 1: client 1's affiliation change request, mandatory mode.
+  const actor = server.profiles.get(req.mcServiceId);
+  return Promise.all(
+    req.targets.map(async (target): Promise<ChangeTargetResult> => {
+      // Step 2: may user 1 change user 2's affiliations, for these groups?
+      const right = decideChangeRight(actor, target, server.domain);
+      if (!right.allowed) return refusedTarget(target, req);
+      const refusedByRight = [...req.affiliate, ...req.deaffiliate].filter((g) => !right.groupAllowed(g));
+      // Steps 2 (subscription, N2), 3a/3b (policy), 4 (policy checks), 5 (store), 6 (GMS via outbox);
+      // partner groups via their host (10.X.5.2.1 steps 3-9).
+      const applied = await applyAffiliationChange(server, {
+        target,
+        service: req.service,
+        affiliate: req.affiliate.filter((g) => right.groupAllowed(g)),
+        deaffiliate: req.deaffiliate.filter((g) => right.groupAllowed(g)),
+      });
+      const status = inRequestOrder(req, applied, refusedByRight);
+      // Step 7a: tell client 2, durably first, so a client that is offline now gets it when it connects.
+      const events = await server.store.createChanges(
+        [{ id, target, actor: req.mcServiceId, service: req.service, mode: 'mandatory', affiliate: req.affiliate, deaffiliate: req.deaffiliate, state: 'told', deadline: 0, result: status, createdAt: server.clock.now() }],
+        [{ userId: target, type: 'affiliation-change', data: { id, mode: 'mandatory', actor: req.mcServiceId, target, service: req.service, affiliate: req.affiliate, deaffiliate: req.deaffiliate, status } }],
+      );
+      server.notifier.publish(events);
+      // Step 8: answer client 1 now; step 7b (client 2's acknowledgement) may come later.
+      return { target, outcome: 'applied', status };
+    }),
+  );
+}
+
+export function refusedTarget(target: McUri, req: ChangeRequest): ChangeTargetResult {
+  return { target, outcome: 'not-authorised', status: [...req.affiliate, ...req.deaffiliate].map((groupId) => ({ groupId, status: 'rejected', reason: 'not-authorised' })) };
+}
+
+/** One status per group of the request, in its order (affiliate, then deaffiliate), whatever answered it. */
+export function inRequestOrder(req: ChangeRequest, decided: GroupStatus[], refused: McUri[], refusedReason: 'not-authorised' = 'not-authorised'): GroupStatus[] {
+  const byGroup = new Map(decided.map((s) => [s.groupId, s]));
+  return [...req.affiliate, ...req.deaffiliate].map(
+    (groupId): GroupStatus => (refused.includes(groupId) ? { groupId, status: 'rejected', reason: refusedReason } : (byGroup.get(groupId) ?? { groupId, status: 'rejected', reason: 'not-authorised' })),
+  );
+}

@@ -1,0 +1,123 @@
+// TS 23.280 10.X.5.1.2: an authorised user proposes an affiliation change that the target user accepts or
+// rejects within the configured time. The change request is a stored state machine (asked -> accepted |
+// rejected | timed-out); the answer and the timeout race through one conditional update.
+import type { McUri } from '../domain/ids.ts';
+import type { ChangeRequest, ChangeTargetResult, GroupStatus } from '../domain/flows.ts';
+import type { RefusalReason } from '../domain/reasons.ts';
+import { decideChangeRight } from '../domain/decisions/remote-change-right.ts';
+import { decideAffiliation } from '../domain/decisions/affiliation.ts';
+import { decideDeaffiliation } from '../domain/decisions/deaffiliation.ts';
+import { unknownUserProfile } from '../domain/profile.ts';
+import { MusterError } from '../domain/errors.ts';
+import type { ChangeRecord } from '../ports/store.ts';
+import { homeOf, ownGroups, type McServiceServer } from './context.ts';
+import { applyAffiliationChange } from './apply-affiliation-change.ts';
+import { inRequestOrder, refusedTarget } from './remote-change-mandatory.ts';
+
+export async function remoteChangeNegotiated(server: McServiceServer, req: ChangeRequest, id: string): Promise<ChangeTargetResult[]> {
+  // Step 1: client 1's affiliation change request.
+  const actor = server.profiles.get(req.mcServiceId);
+  await server.gms.ensurePolicies(ownGroups(server, [...req.affiliate, ...req.deaffiliate]));
+  return Promise.all(
+    req.targets.map(async (target): Promise<ChangeTargetResult> => {
+      // Step 2: user 1's right, then user 2's subscription, group policy and N2 as things stand now.
+      const right = decideChangeRight(actor, target, server.domain);
+      if (!right.allowed) return refusedTarget(target, req);
+      const refused = await precheck(server, req, target);
+      for (const g of [...req.affiliate, ...req.deaffiliate]) if (!right.groupAllowed(g)) refused.set(g, 'not-authorised');
+      const proposal = { affiliate: req.affiliate.filter((g) => !refused.has(g)), deaffiliate: req.deaffiliate.filter((g) => !refused.has(g)) };
+      const refusedStatus = [...refused].map(([groupId, reason]): GroupStatus => ({ groupId, status: 'rejected', reason }));
+      if (proposal.affiliate.length + proposal.deaffiliate.length === 0) return { target, outcome: 'applied', status: inRequestOrder(req, refusedStatus, []) };
+
+      // Step 3: send the request to client 2 (stored with its deadline, so a restart can still finish it).
+      const settled = server.changeOutcomes.wait(id, target);
+      const deadline = server.clock.now() + server.negotiationTimeoutMs;
+      const events = await server.store.createChanges(
+        [{ id, target, actor: req.mcServiceId, service: req.service, mode: 'negotiated', ...proposal, state: 'asked', deadline, result: null, createdAt: server.clock.now() }],
+        [{ userId: target, type: 'affiliation-change', data: { id, mode: 'negotiated', actor: req.mcServiceId, target, service: req.service, ...proposal, deadline: new Date(deadline).toISOString() } }],
+      );
+      server.notifier.publish(events);
+      // Note 1: no answer within the configured time aborts the change.
+      server.clock.after(server.negotiationTimeoutMs, () => void timeOutChange(server, id, target));
+
+      // Steps 4-5: client 2 asks its user and answers (answerChange below); step 6: answer client 1.
+      const record = await settled;
+      const outcome = record.state === 'accepted' ? 'applied' : record.state === 'rejected' ? 'rejected-by-user' : 'timeout';
+      return { target, outcome, status: inRequestOrder(req, [...refusedStatus, ...resultStatus(record)], []) };
+    }),
+  );
+}
+
+/** Step 5: client 2's affiliation change response. Acceptance runs the affiliation procedures on user 2's behalf. */
+export async function answerChange(server: McServiceServer, caller: McUri, id: string, accept: boolean): Promise<{ id: string; state: ChangeRecord['state']; status: GroupStatus[] }> {
+  const change = await server.store.getChange(id, caller);
+  if (!change) throw new MusterError('not-found', `no affiliation change request ${id} for ${caller}`);
+  if (change.mode === 'mandatory') {
+    // 10.X.5.1.1 step 7b: the acknowledgement of a change that already stands.
+    await server.store.transitionChange(id, caller, ['told'], 'acknowledged');
+    return { id, state: 'acknowledged', status: resultStatus(change) };
+  }
+  const won = await server.store.transitionChange(id, caller, ['asked'], accept ? 'accepted' : 'rejected');
+  if (!won) {
+    const now = await server.store.getChange(id, caller);
+    throw new MusterError('conflict', `affiliation change request ${id} is already ${now?.state ?? 'gone'}`);
+  }
+  return { id, state: accept ? 'accepted' : 'rejected', status: await finishAnswered(server, { ...change, state: accept ? 'accepted' : 'rejected' }) };
+}
+
+/** Applies an accepted change (or records a rejection), stores the result, and wakes client 1's request. */
+async function finishAnswered(server: McServiceServer, change: ChangeRecord): Promise<GroupStatus[]> {
+  const status =
+    change.state === 'accepted'
+      ? await applyAffiliationChange(server, change) // Note 2: partner groups through their host systems.
+      : refusedAll(change, 'rejected-by-user');
+  await server.store.transitionChange(change.id, change.target, [change.state], change.state, status);
+  server.changeOutcomes.settle({ ...change, result: status });
+  return status;
+}
+
+async function timeOutChange(server: McServiceServer, id: string, target: McUri): Promise<void> {
+  const change = await server.store.getChange(id, target);
+  if (!change) return;
+  const status = refusedAll(change, 'timeout');
+  if (await server.store.transitionChange(id, target, ['asked'], 'timed-out', status)) {
+    server.log.info({ id, target }, 'negotiated affiliation change timed out');
+    server.changeOutcomes.settle({ ...change, state: 'timed-out', result: status });
+  }
+}
+
+/** After a restart: time out what expired meanwhile, re-arm the rest, finish accepted changes a crash interrupted. */
+export async function resumeChanges(server: McServiceServer): Promise<void> {
+  for (const change of await server.store.changesInState('asked')) {
+    const left = change.deadline - server.clock.now();
+    if (left <= 0) await timeOutChange(server, change.id, change.target);
+    else server.clock.after(left, () => void timeOutChange(server, change.id, change.target));
+  }
+  for (const change of await server.store.changesInState('accepted')) if (change.result === null) await finishAnswered(server, change);
+}
+
+function refusedAll(change: ChangeRecord, reason: RefusalReason): GroupStatus[] {
+  return [...change.affiliate, ...change.deaffiliate].map((groupId) => ({ groupId, status: 'rejected', reason }));
+}
+
+function resultStatus(change: ChangeRecord): GroupStatus[] {
+  return Array.isArray(change.result) ? (change.result as GroupStatus[]) : [];
+}
+
+/** Step 2's checks of user 2 without storing anything: the groups that would be refused, with why. */
+async function precheck(server: McServiceServer, req: ChangeRequest, target: McUri): Promise<Map<McUri, RefusalReason>> {
+  const records = await server.store.affiliationsOfUser(target, req.service);
+  const held = new Map(records.map((r) => [r.groupId, r.state]));
+  const homeOfGroup = (g: McUri) => homeOf(server, g);
+  const refused = new Map<McUri, RefusalReason>();
+  const leaving = decideDeaffiliation({ userId: target, requested: req.deaffiliate, held, homeOf: homeOfGroup, asGroupHost: false });
+  for (const v of leaving) if (v.verdict === 'reject') refused.set(v.groupId, v.reason);
+  // The slots this change frees count for the groups it asks to join.
+  const heldAfter = new Map(held);
+  for (const v of leaving) if (v.verdict !== 'reject') heldAfter.delete(v.groupId);
+  const profile = server.profiles.get(target) ?? unknownUserProfile(target);
+  for (const v of decideAffiliation({ service: req.service, userId: target, profile, requested: req.affiliate, held: heldAfter, homeOf: homeOfGroup })) {
+    if (v.verdict === 'reject') refused.set(v.groupId, v.reason);
+  }
+  return refused;
+}
