@@ -1,6 +1,6 @@
 // The client SDK (DESIGN.md "client/"): the MC service client's side of CONTRACT.md `/mc/v1`, and the operator's
 // `/admin/v1` and `/gms/v1`. Used by the CLI, the tests and the benchmarks; talks HTTP with Node's own fetch.
-import type { AffiliationRequestBody, AffiliationResponse, ChangeRequestBody, ChangeResponse } from '../domain/flows.ts';
+import type { AffiliationRequest, AffiliationResponse, ChangeRequest, ChangeResponse } from '../domain/flows.ts';
 import type { McUri } from '../domain/ids.ts';
 import type { McService } from '../domain/services.ts';
 import type { UserProfile } from '../domain/profile.ts';
@@ -26,6 +26,11 @@ export const CHANGE_TIMEOUT_MS = 120_000;
 
 /** What the SDK sends and receives: the flows' fields with IDs as plain strings (the server normalises them). */
 export type Wire<T> = T extends McUri ? string : T extends (infer U)[] ? Wire<U>[] : T extends object ? { [K in keyof T]: Wire<T[K]> } : T;
+
+/** Affiliation and de-affiliation request body (CONTRACT.md `POST /mc/v1/affiliations`). */
+export type AffiliationRequestBody = Wire<AffiliationRequest>;
+/** Affiliation change request body; `affiliate` and `deaffiliate` may be left out (not both). */
+export type ChangeRequestBody = Omit<Wire<ChangeRequest>, 'affiliate' | 'deaffiliate'> & Partial<Pick<Wire<ChangeRequest>, 'affiliate' | 'deaffiliate'>>;
 
 /** `GET /mc/v1/users/{id}/affiliations`: the user's affiliated groups for one service. */
 export interface UserAffiliations {

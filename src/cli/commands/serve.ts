@@ -1,0 +1,40 @@
+// `muster serve`: runs the MC systems a configuration file describes until SIGINT or SIGTERM.
+import type { Command } from 'commander';
+import { loadConfig } from '../../config/config.ts';
+import { DEFAULT_CONFIG } from './token.ts';
+
+export function registerServe(program: Command): void {
+  program
+    .command('serve')
+    .description('run the MC systems of a configuration file (MC service server + GMS each); prints "<name>: <url>" per system')
+    .option('--config <file>', 'configuration file (YAML or JSON)', DEFAULT_CONFIG)
+    .action(async (values: { config: string }) => {
+      const configs = loadConfig(values.config);
+      // Loaded only here, so the client commands start without the server's code.
+      const { startSystems } = await import('../../system.ts');
+      const running = await startSystems(configs);
+      for (const s of running.systems) process.stdout.write(`${s.name}: ${s.url}\n`);
+      await new Promise<void>((resolve) => {
+        let stopping = false;
+        const stop = (signal: NodeJS.Signals): void => {
+          if (stopping) {
+            process.stderr.write(`muster: ${signal} again, exiting without waiting\n`);
+            process.exit(1);
+          }
+          stopping = true;
+          running.stop().then(
+            () => resolve(),
+            (e: unknown) => {
+              process.stderr.write(`muster: stopping failed: ${e instanceof Error ? e.message : String(e)}\n`);
+              process.exitCode = 1;
+              resolve();
+            },
+          );
+        };
+        process.on('SIGINT', stop);
+        process.on('SIGTERM', stop);
+      });
+      // Stray handles (keep-alive sockets, timers of a dependency) must not keep a stopped server alive.
+      process.exit(process.exitCode ?? 0);
+    });
+}

@@ -1,0 +1,67 @@
+// `muster token`: the development identity provider. Prints a bearer credential signed with the secret of the
+// user's home system (the system whose domain is the user's domain), or an operator credential.
+import type { Command } from 'commander';
+import { loadConfig, type SystemConfig } from '../../config/config.ts';
+import { issueToken } from '../../faces/http/credentials.ts';
+import { domainOf, InvalidId, parseMcUri, type McUri } from '../../domain/ids.ts';
+import { UsageError } from '../exit-codes.ts';
+
+export const DEFAULT_CONFIG = 'examples/demo.yaml';
+
+interface TokenOptionValues {
+  config: string;
+  user?: string;
+  operator?: boolean;
+  system?: string;
+  ttl?: string;
+}
+
+export function registerToken(program: Command): void {
+  program
+    .command('token')
+    .description("print a credential for a user (or an operator) of a configured system, signed with that system's secret")
+    .option('--config <file>', 'configuration file', DEFAULT_CONFIG)
+    .option('--user <id>', 'the MC service ID the credential speaks for')
+    .option('--operator', 'an operator credential (/admin/v1, /gms/v1)')
+    .option('--system <name>', 'for --operator: the system (default: the first one)')
+    .option('--ttl <seconds>', 'lifetime in seconds (default 12 h)')
+    .addHelpText('after', '\nPrints the credential only, e.g.\n  export MUSTER_TOKEN=$(npx muster token --user sip:alice@police.example)')
+    .action(async (values: TokenOptionValues) => {
+      if (Boolean(values.user) === Boolean(values.operator)) throw new UsageError('token needs exactly one of --user ID or --operator');
+      const ttlSeconds = values.ttl === undefined ? undefined : Number(values.ttl);
+      if (ttlSeconds !== undefined && (!Number.isInteger(ttlSeconds) || ttlSeconds <= 0)) throw new UsageError(`--ttl ${values.ttl} is not a positive whole number of seconds`);
+      const systems = loadConfig(values.config);
+      let system: SystemConfig;
+      let subject: string;
+      if (values.user) {
+        const user = userId(values.user);
+        const domain = domainOf(user);
+        const home = systems.find((s) => s.domain === domain);
+        if (!home) throw new UsageError(`no system of domain ${domain ?? '(none)'} in ${values.config} for ${user}`);
+        system = home;
+        subject = user;
+      } else {
+        const chosen = values.system === undefined ? systems[0] : systems.find((s) => s.name === values.system);
+        if (!chosen) throw new UsageError(`no system ${values.system ?? ''} in ${values.config} (systems: ${systems.map((s) => s.name).join(', ')})`);
+        system = chosen;
+        subject = 'operator';
+      }
+      const token = await issueToken({
+        secret: system.secret,
+        domain: system.domain,
+        subject,
+        role: values.user ? 'user' : 'operator',
+        ...(ttlSeconds !== undefined ? { ttlSeconds } : {}),
+      });
+      process.stdout.write(token + '\n');
+    });
+}
+
+function userId(raw: string): McUri {
+  try {
+    return parseMcUri(raw);
+  } catch (e) {
+    if (e instanceof InvalidId) throw new UsageError(`--user ${raw} ${e.why}`);
+    throw e;
+  }
+}

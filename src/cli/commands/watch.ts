@@ -1,0 +1,174 @@
+// `muster watch`: client 2's side of the remote change (TS 23.280 10.X.5.1.1 steps 5-7b, 10.X.5.1.2 steps 3-5).
+// Follows the caller's event stream; acknowledges mandatory changes, accepts or rejects negotiated ones.
+import { createInterface, type Interface } from 'node:readline/promises';
+import { Option, type Command } from 'commander';
+import { MusterClientError, type AffiliationChangeEventData, type AffiliationStatusEventData, type McEvent, type MusterClient } from '../../client/muster-client.ts';
+import { isRecord } from '../../client/transport.ts';
+import { isMcService } from '../../domain/services.ts';
+import type { RefusalReason } from '../../domain/reasons.ts';
+import { addClientOptions, clientContext, printJson, printLines, type ClientOptionValues } from '../client-options.ts';
+import { changeEventLine, groupStatusLines, statusEventLines } from '../output.ts';
+
+interface WatchOptionValues extends ClientOptionValues {
+  accept?: boolean;
+  reject?: boolean;
+  ask?: boolean;
+  lastEventId?: string;
+}
+
+/** How a negotiated change is decided. */
+type Decision = 'accept' | 'reject' | 'ask' | 'leave';
+
+export function registerWatch(program: Command): void {
+  const cmd = program
+    .command('watch')
+    .description('follow the caller\'s events: change requests addressed to it and changes of its affiliations')
+    .addOption(new Option('--accept', 'accept every negotiated change').conflicts(['reject', 'ask']))
+    .addOption(new Option('--reject', 'reject every negotiated change').conflicts(['ask']))
+    .addOption(new Option('--ask', 'ask "accept? [y/N]" for each negotiated change (default when stdin is a terminal)'))
+    .option('--last-event-id <id>', 'resume after this event');
+  addClientOptions(cmd)
+    .addHelpText(
+      'after',
+      `
+Mandatory changes are acknowledged at once. Negotiated changes are asked on the terminal,
+answered by --accept / --reject, or left unanswered when stdin is not a terminal and neither is given.
+One line per event (JSON lines with --json: {"id","type","data"} per event, {"type":"answer",...} per answer).
+A dropped connection is resumed with Last-Event-ID. Runs until Ctrl-C (exit 0).`,
+    )
+    .action(async (values: WatchOptionValues) => {
+      const { client, json } = clientContext(values);
+      const decision: Decision = values.accept ? 'accept' : values.reject ? 'reject' : values.ask || process.stdin.isTTY ? 'ask' : 'leave';
+      const stop = new AbortController();
+      const onSignal = (): void => stop.abort();
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
+      let prompt: Interface | undefined;
+      if (decision === 'ask') {
+        prompt = createInterface({ input: process.stdin, output: process.stderr });
+        prompt.on('SIGINT', onSignal); // a terminal in raw mode turns Ctrl-C into this event, not a signal
+        prompt.on('close', () => {
+          if (!stop.signal.aborted && process.stdin.isTTY) onSignal();
+        });
+      }
+      const watcher = new Watcher(client, json, decision, prompt, stop.signal);
+      try {
+        for await (const event of client.eventsWithReconnect({
+          ...(values.lastEventId ? { lastEventId: values.lastEventId } : {}),
+          signal: stop.signal,
+          onReconnect: (info) => {
+            const why = info.error ? info.error.message : 'the server closed the event stream';
+            const from = info.lastEventId ? ` after event ${info.lastEventId}` : '';
+            process.stderr.write(`muster: ${why}; reconnecting in ${(info.delayMs / 1000).toFixed(1)} s${from}\n`);
+          },
+        })) {
+          await watcher.handle(event);
+        }
+      } finally {
+        prompt?.close();
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+      }
+    });
+}
+
+class Watcher {
+  constructor(
+    private readonly client: MusterClient,
+    private readonly json: boolean,
+    private readonly decision: Decision,
+    private readonly prompt: Interface | undefined,
+    private readonly signal: AbortSignal,
+  ) {}
+
+  async handle(event: McEvent): Promise<void> {
+    if (this.json) printJson(event);
+    const change = event.type === 'affiliation-change' ? asChange(event.data) : undefined;
+    const status = event.type === 'affiliation-status' ? asStatus(event.data) : undefined;
+    if (change) {
+      if (!this.json) printLines([changeEventLine(change)]);
+      await this.answer(change);
+    } else if (status) {
+      if (!this.json) printLines(statusEventLines(status));
+    } else if (!this.json) {
+      printLines([`${event.type} ${JSON.stringify(event.data)}`]);
+    }
+  }
+
+  private async answer(change: AffiliationChangeEventData): Promise<void> {
+    let accept: boolean;
+    if (change.mode === 'mandatory') accept = true; // 10.X.5.1.1 step 7b: an acknowledgement, not a choice
+    else if (this.decision === 'leave') {
+      if (!this.json) printLines(['  not answered (no terminal: give --accept, --reject or --ask)']);
+      return;
+    } else if (this.decision === 'ask') {
+      const yes = await this.ask();
+      if (yes === undefined) return; // stopped while asking
+      accept = yes;
+    } else accept = this.decision === 'accept';
+
+    let result: unknown;
+    try {
+      result = await this.client.answerChange(change.id, accept);
+    } catch (e) {
+      // A replayed change may be answered already or over (timed out): say so and keep watching.
+      if (e instanceof MusterClientError && e.status >= 400 && e.status < 500 && e.status !== 401 && e.status !== 403) {
+        process.stderr.write(`muster: answer to change ${change.id}: ${e.status} ${e.code}: ${e.message}\n`);
+        return;
+      }
+      throw e;
+    }
+    if (this.json) {
+      printJson({ type: 'answer', changeId: change.id, accept, result: result ?? null });
+      return;
+    }
+    const word = change.mode === 'mandatory' ? 'acknowledged' : accept ? 'accepted' : 'rejected';
+    const answered = isRecord(result) && Array.isArray(result['status']) ? asStatusList(result['status']) : undefined;
+    const changed = answered ?? change.status;
+    printLines([`  ${word}`, ...(changed ? groupStatusLines(changed, '  ') : [])]);
+  }
+
+  /** "accept? [y/N]": yes only for y or yes; undefined when watching stops meanwhile. */
+  private async ask(): Promise<boolean | undefined> {
+    if (!this.prompt) return false;
+    try {
+      const reply = await this.prompt.question('accept? [y/N] ', { signal: this.signal });
+      return /^y(es)?$/i.test(reply.trim());
+    } catch {
+      return this.signal.aborted ? undefined : false;
+    }
+  }
+}
+
+const isStringList = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
+
+/** Parses an `affiliation-change` event's data at the edge; undefined when it is not of that shape. */
+export function asChange(data: unknown): AffiliationChangeEventData | undefined {
+  if (!isRecord(data)) return undefined;
+  const { id, mode, actor, target, service, affiliate, deaffiliate, status } = data;
+  if (typeof id !== 'string' || (mode !== 'mandatory' && mode !== 'negotiated') || typeof actor !== 'string' || typeof target !== 'string' || !isMcService(service)) return undefined;
+  const affiliateList = affiliate === undefined ? [] : affiliate;
+  const deaffiliateList = deaffiliate === undefined ? [] : deaffiliate;
+  if (!isStringList(affiliateList) || !isStringList(deaffiliateList)) return undefined;
+  const statusList = status === undefined ? undefined : asStatusList(status);
+  return { id, mode, actor, target, service, affiliate: affiliateList, deaffiliate: deaffiliateList, ...(statusList ? { status: statusList } : {}) };
+}
+
+export function asStatus(data: unknown): AffiliationStatusEventData | undefined {
+  if (!isRecord(data) || !isMcService(data['service'])) return undefined;
+  const status = asStatusList(data['status']);
+  return status ? { service: data['service'], status } : undefined;
+}
+
+function asStatusList(value: unknown): AffiliationStatusEventData['status'] | undefined {
+  if (!Array.isArray(value)) return undefined;
+  const list: AffiliationStatusEventData['status'] = [];
+  for (const item of value) {
+    if (!isRecord(item) || typeof item['groupId'] !== 'string') return undefined;
+    const { groupId, status, reason } = item;
+    if (status === 'affiliated' || status === 'deaffiliated') list.push({ groupId, status });
+    else if (status === 'rejected' && typeof reason === 'string') list.push({ groupId, status, reason: reason as RefusalReason }); // a newer server's reason prints as is
+    else return undefined;
+  }
+  return list;
+}

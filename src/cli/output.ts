@@ -1,0 +1,49 @@
+// Human output of the client commands: pure functions from an answer to lines, so the shapes are tested as tables.
+import { REASON_TEXT, REFUSAL_REASONS, type RefusalReason } from '../domain/reasons.ts';
+import type { AffiliationResponse, ChangeResponse } from '../domain/flows.ts';
+import type { Wire, AffiliationChangeEventData, AffiliationStatusEventData } from '../client/muster-client.ts';
+
+type GroupStatusLike = Wire<AffiliationResponse['status']>[number];
+
+const isReason = (r: string): r is RefusalReason => (REFUSAL_REASONS as readonly string[]).includes(r);
+
+/** `rejected (n2-limit: the user is at the limit (N2) of simultaneous affiliations)`, or the status itself. */
+export function statusText(s: GroupStatusLike): string {
+  if (s.status !== 'rejected') return s.status;
+  const reason: string = s.reason;
+  return isReason(reason) ? `rejected (${reason}: ${REASON_TEXT[reason]})` : `rejected (${reason})`;
+}
+
+/** One line per group: `<group ID>  <status>`, the IDs padded to one column. */
+export function groupStatusLines(status: readonly GroupStatusLike[], indent = ''): string[] {
+  const width = Math.max(0, ...status.map((s) => s.groupId.length));
+  return status.map((s) => `${indent}${s.groupId.padEnd(width)}  ${statusText(s)}`);
+}
+
+export function affiliationResponseLines(response: Wire<AffiliationResponse>): string[] {
+  return groupStatusLines(response.status);
+}
+
+/** Per target: `<target>  <outcome>`, then its groups indented. */
+export function changeResponseLines(response: Wire<ChangeResponse>): string[] {
+  const width = Math.max(0, ...response.results.map((r) => r.target.length));
+  return response.results.flatMap((r) => [`${r.target.padEnd(width)}  ${r.outcome}`, ...groupStatusLines(r.status, '  ')]);
+}
+
+export const anyRejected = (status: readonly GroupStatusLike[]): boolean => status.some((s) => s.status === 'rejected');
+
+export const changeFullyApplied = (response: Wire<ChangeResponse>): boolean =>
+  response.results.every((r) => r.outcome === 'applied' && !anyRejected(r.status));
+
+/** `affiliation-change 7f3c negotiated from sip:dispatch@police.example (mcptt): affiliate A, B; deaffiliate C` */
+export function changeEventLine(data: AffiliationChangeEventData): string {
+  const parts = [
+    ...(data.affiliate.length > 0 ? [`affiliate ${data.affiliate.join(', ')}`] : []),
+    ...(data.deaffiliate.length > 0 ? [`deaffiliate ${data.deaffiliate.join(', ')}`] : []),
+  ];
+  return `affiliation-change ${data.id} ${data.mode} from ${data.actor} (${data.service}): ${parts.join('; ') || 'no groups'}`;
+}
+
+export function statusEventLines(data: AffiliationStatusEventData): string[] {
+  return [`affiliation-status (${data.service})`, ...groupStatusLines(data.status, '  ')];
+}
