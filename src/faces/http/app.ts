@@ -1,0 +1,83 @@
+// The HTTP face of one MC system: parses requests into flows, calls procedures, renders answers. No rule lives here.
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
+import swagger from '@fastify/swagger';
+import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox';
+import type { Logger } from 'pino';
+import { MusterError } from '../../domain/errors.ts';
+import type { Credential, CredentialVerifier } from './credentials.ts';
+import { toErrorReply } from './error-reply.ts';
+import { mcRoutes } from './routes-mc.ts';
+import { gmsRoutes } from './routes-gms.ts';
+import { adminRoutes } from './routes-admin.ts';
+import { federationRoutes } from './routes-federation.ts';
+import type { McServiceServer } from '../../procedures/context.ts';
+import type { GroupManagementServer } from '../../gms/group-management-server.ts';
+import type { UserProfileCache } from '../../adapters/user-profile-cache.ts';
+import type { SystemConfig } from '../../config/config.ts';
+import type { PartnerGate } from '../../adapters/partner-gate.ts';
+
+export interface HttpFaceDeps {
+  config: SystemConfig;
+  server: McServiceServer;
+  gms: GroupManagementServer;
+  profiles: UserProfileCache;
+  verifier: CredentialVerifier;
+  partnerGate: PartnerGate;
+  health(): Promise<{ status: 'ok' | 'degraded'; [k: string]: unknown }>;
+  log: Logger;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    credential?: Credential;
+  }
+}
+
+export const BODY_LIMIT = 64 * 1024;
+
+export async function buildHttpFace(deps: HttpFaceDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: deps.log as FastifyBaseLogger,
+    bodyLimit: BODY_LIMIT,
+    // One log line per request would cost more than the request; failures are logged by the error handler.
+    logController: new LogController({ disableRequestLogging: true }),
+    return503OnClosing: true,
+    // IDs travel URL-encoded in paths; long ones are refused by the schema, not by the router.
+    routerOptions: { maxParamLength: 1024 },
+  });
+  app.setValidatorCompiler(TypeBoxValidatorCompiler);
+  app.decorateRequest('credential', undefined);
+  app.setErrorHandler((err, _req, reply) => {
+    const { status, body } = toErrorReply(err);
+    if (status >= 500) deps.log.error({ err }, 'request failed');
+    return reply.code(status).send(body);
+  });
+  app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: { code: 'not-found', message: `no route ${req.method} ${req.url.split('?')[0]}` } }));
+
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'Muster: MC service group affiliation (3GPP TS 23.280 10.X)', version: '1.0.0' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  app.get('/healthz', { schema: { summary: 'Liveness and the state of each dependency', security: [] } }, async (_req, reply) => {
+    const h = await deps.health();
+    return reply.code(h.status === 'ok' ? 200 : 503).send(h);
+  });
+
+  await app.register(async (scope) => mcRoutes(scope, deps), { prefix: '/mc/v1' });
+  await app.register(async (scope) => gmsRoutes(scope, deps), { prefix: '/gms/v1' });
+  await app.register(async (scope) => adminRoutes(scope, deps), { prefix: '/admin/v1' });
+  await app.register(async (scope) => federationRoutes(scope, deps), { prefix: '/federation/v1' });
+  return app;
+}
+
+/** The caller's credential, verified on every request: the caller's identity never comes from the body. */
+export async function authenticate(req: FastifyRequest, deps: HttpFaceDeps, roles: Credential['role'][]): Promise<Credential> {
+  const cred = await deps.verifier.verify(req.headers.authorization);
+  if (!roles.includes(cred.role)) throw new MusterError('forbidden', `a ${cred.role} credential may not use ${req.routeOptions.url ?? req.url}`);
+  req.credential = cred;
+  return cred;
+}

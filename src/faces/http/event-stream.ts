@@ -1,0 +1,47 @@
+// Server-Sent Events for a user's event log: replay after Last-Event-ID, then live events, with a bounded buffer.
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { McUri } from '../../domain/ids.ts';
+import type { ClientEvent, Store } from '../../ports/store.ts';
+import type { Notifier } from '../../ports/notifier.ts';
+
+/** A client that does not read loses its stream before the server's memory grows past this. */
+const MAX_UNREAD_BYTES = 1 << 20;
+const HEARTBEAT_MS = 15_000;
+const REPLAY_PAGE = 500;
+
+export async function streamEvents(req: FastifyRequest, reply: FastifyReply, userId: McUri, store: Store, notifier: Notifier): Promise<void> {
+  const header = req.headers['last-event-id'];
+  const lastId = Number.parseInt(typeof header === 'string' ? header : '0', 10);
+  let sent = Number.isFinite(lastId) && lastId > 0 ? lastId : 0;
+  const raw = reply.raw;
+  reply.hijack();
+  raw.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+
+  let replaying = true;
+  const early: ClientEvent[] = [];
+  const write = (e: ClientEvent): void => {
+    if (e.id <= sent) return;
+    sent = e.id;
+    raw.write(`id: ${e.id}\nevent: ${e.type}\ndata: ${JSON.stringify(e.data)}\n\n`);
+    if (raw.writableLength > MAX_UNREAD_BYTES) raw.destroy();
+  };
+  // Subscribe before replaying, so nothing published during the replay falls between the two.
+  const unsubscribe = notifier.subscribe(userId, (e) => (replaying ? early.push(e) : write(e)));
+  const heartbeat = setInterval(() => raw.write(': keep-alive\n\n'), HEARTBEAT_MS);
+  heartbeat.unref();
+  raw.on('close', () => {
+    unsubscribe();
+    clearInterval(heartbeat);
+  });
+  raw.write(': connected\n\n');
+  try {
+    for (;;) {
+      const page = await store.eventsAfter(userId, sent, REPLAY_PAGE);
+      page.forEach(write);
+      if (page.length < REPLAY_PAGE || raw.destroyed) break;
+    }
+  } finally {
+    replaying = false;
+    early.sort((a, b) => a.id - b.id).forEach(write);
+  }
+}

@@ -1,0 +1,56 @@
+// /admin/v1: the operator's user profiles (services, N2, subscription, remote-change right), effective at once.
+import type { FastifyInstance } from 'fastify';
+import { Type, type Static } from 'typebox';
+import { MC_SERVICES } from '../../domain/services.ts';
+import { parseId, parseIdList } from '../../domain/parse-flows.ts';
+import { badInput, MusterError } from '../../domain/errors.ts';
+import { domainOf } from '../../domain/ids.ts';
+import type { RemoteChangeRight, UserProfile } from '../../domain/profile.ts';
+import { authenticate, type HttpFaceDeps } from './app.ts';
+
+const IdParam = Type.Object({ id: Type.String({ minLength: 1, maxLength: 256 }) });
+const N2 = Type.Integer({ minimum: 0, maximum: 10000 });
+export const UserProfileSchema = Type.Object(
+  {
+    id: Type.Optional(Type.String()),
+    services: Type.Array(Type.Enum(MC_SERVICES), { maxItems: 3 }),
+    n2: Type.Union([N2, Type.Object({ mcptt: Type.Optional(N2), mcvideo: Type.Optional(N2), mcdata: Type.Optional(N2) }, { additionalProperties: false })]),
+    groups: Type.Array(Type.String(), { maxItems: 10000 }),
+    remoteChange: Type.Optional(Type.Union([Type.Boolean(), Type.Object({ users: Type.Optional(Type.Array(Type.String(), { maxItems: 10000 })), groups: Type.Optional(Type.Array(Type.String(), { maxItems: 10000 })) }, { additionalProperties: false })])),
+  },
+  { additionalProperties: false },
+);
+
+export async function adminRoutes(app: FastifyInstance, deps: HttpFaceDeps): Promise<void> {
+  app.put<{ Params: { id: string }; Body: Static<typeof UserProfileSchema> }>(
+    '/users/:id',
+    { schema: { summary: 'Create or replace a user profile; effective on the next request', params: IdParam, body: UserProfileSchema } },
+    async (req) => {
+      await authenticate(req, deps, ['operator']);
+      const id = parseId(req.params.id, 'id');
+      if (domainOf(id) !== deps.config.domain) throw badInput('id', `user ${id} is not of this system's domain ${deps.config.domain}`);
+      if (req.body.id !== undefined && parseId(req.body.id, 'id') !== id) throw badInput('id', 'differs from the ID in the path');
+      const rc = req.body.remoteChange;
+      const remoteChange: RemoteChangeRight =
+        typeof rc === 'object'
+          ? { ...(rc.users ? { users: parseIdList(rc.users, 'remoteChange.users') } : {}), ...(rc.groups ? { groups: parseIdList(rc.groups, 'remoteChange.groups') } : {}) }
+          : (rc ?? false);
+      const profile: UserProfile = { id, services: [...new Set(req.body.services)], n2: req.body.n2, groups: parseIdList(req.body.groups, 'groups'), remoteChange };
+      await deps.profiles.put(profile);
+      return profile;
+    },
+  );
+
+  app.get<{ Params: { id: string } }>('/users/:id', { schema: { summary: 'A user profile', params: IdParam } }, async (req) => {
+    await authenticate(req, deps, ['operator']);
+    const profile = deps.profiles.get(parseId(req.params.id, 'id'));
+    if (!profile) throw new MusterError('not-found', `no user ${req.params.id}`);
+    return profile;
+  });
+
+  app.delete<{ Params: { id: string } }>('/users/:id', { schema: { summary: 'Delete a user profile', params: IdParam } }, async (req, reply) => {
+    await authenticate(req, deps, ['operator']);
+    if (!(await deps.profiles.delete(parseId(req.params.id, 'id')))) throw new MusterError('not-found', `no user ${req.params.id}`);
+    return reply.code(204).send();
+  });
+}

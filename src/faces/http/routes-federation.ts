@@ -1,0 +1,65 @@
+// /federation/v1: server-to-server flows (10.X.2.1a, 10.X.2.4a). As group host this system decides for its own
+// groups; as an intermediate signalling node it relays a request for another partner's groups unchanged.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { AffiliationRequestSchema, type AffiliationRequestBody, type AffiliationRequest } from '../../domain/flows.ts';
+import { parseAffiliationRequest } from '../../domain/parse-flows.ts';
+import { MusterError } from '../../domain/errors.ts';
+import { domainOf } from '../../domain/ids.ts';
+import { affiliateAsGroupHost, deaffiliateAsGroupHost } from '../../procedures/affiliate-as-group-host.ts';
+import type { HttpFaceDeps } from './app.ts';
+
+export async function federationRoutes(app: FastifyInstance, deps: HttpFaceDeps): Promise<void> {
+  const own = deps.config.domain;
+
+  /** Checks who asks and for what: a configured partner, for its own users, and for groups of one system. */
+  async function admit(req: FastifyRequest<{ Body: AffiliationRequestBody }>, reply: FastifyReply, path: string): Promise<AffiliationRequest | undefined> {
+    const flow = parseAffiliationRequest(req.body);
+    const domains = new Set(flow.groupIds.map((g) => domainOf(g)));
+    if (domains.size !== 1) throw new MusterError('bad-request', 'a partner request names groups of one system only', 'groupIds');
+    const groupDomain = [...domains][0]!;
+    if (groupDomain !== own) {
+      // An intermediate signalling node: the credential is for the group host, which checks it end to end.
+      const next = deps.config.partners.find((p) => p.domain === groupDomain);
+      if (!next) throw new MusterError('forbidden', `groups of ${groupDomain} are not hosted here and there is no route to them`, 'groupIds');
+      await relay(req, reply, `${next.nextHop}/federation/v1/${path}`, next.timeoutMs);
+      return undefined;
+    }
+    const origin = await deps.partnerGate.verify(req.headers.authorization);
+    if (domainOf(flow.mcServiceId) !== origin) throw new MusterError('forbidden', `partner ${origin} may act only for its own users, not ${flow.mcServiceId}`, 'mcServiceId');
+    return flow;
+  }
+
+  /** Passes the request on unchanged (originator and credential intact) and the next hop's answer back. */
+  async function relay(req: FastifyRequest, reply: FastifyReply, url: string, timeoutMs: number): Promise<void> {
+    let res: Response;
+    try {
+      res = await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: req.headers.authorization ?? '' },
+        body: JSON.stringify(req.body),
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+    } catch (e) {
+      throw new MusterError('unavailable', `next hop ${url} unreachable: ${(e as Error).message}`);
+    }
+    await reply.code(res.status).type('application/json').send(await res.text());
+  }
+
+  app.post<{ Body: AffiliationRequestBody }>(
+    '/affiliations',
+    { schema: { summary: 'Affiliation request from a primary MC service server (10.X.2.1a)', body: AffiliationRequestSchema } },
+    async (req, reply) => {
+      const flow = await admit(req, reply, 'affiliations');
+      return flow ? affiliateAsGroupHost(deps.server, flow) : reply;
+    },
+  );
+
+  app.post<{ Body: AffiliationRequestBody }>(
+    '/deaffiliations',
+    { schema: { summary: 'De-affiliation request from a primary MC service server (10.X.2.4a)', body: AffiliationRequestSchema } },
+    async (req, reply) => {
+      const flow = await admit(req, reply, 'deaffiliations');
+      return flow ? deaffiliateAsGroupHost(deps.server, flow) : reply;
+    },
+  );
+}

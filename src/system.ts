@@ -1,0 +1,127 @@
+// One MC system assembled from its configuration: store, GMS, MC service server procedures and their faces.
+import pino, { type Logger } from 'pino';
+import type { FastifyInstance } from 'fastify';
+import { ConfigError, type SystemConfig } from './config/config.ts';
+import { openSqlite, SqliteStore } from './adapters/sqlite-store.ts';
+import { GroupManagementServer } from './gms/group-management-server.ts';
+import { LocalGroupManagement } from './adapters/gms-local.ts';
+import { GmsOutboxSender } from './adapters/gms-outbox-sender.ts';
+import { LocalNotifier } from './adapters/local-notifier.ts';
+import { UserProfileCache } from './adapters/user-profile-cache.ts';
+import { HttpPartnerServers } from './adapters/partner-http.ts';
+import { PartnerGate } from './adapters/partner-gate.ts';
+import { LocalChangeOutcomes } from './procedures/change-outcomes.ts';
+import { resumeChanges } from './procedures/remote-change-negotiated.ts';
+import type { McServiceServer } from './procedures/context.ts';
+import { systemClock, type Clock } from './ports/clock.ts';
+import { buildHttpFace } from './faces/http/app.ts';
+import { CredentialVerifier } from './faces/http/credentials.ts';
+
+/** Reservations older than this are left from a crash while a partner was asked (DESIGN.md). */
+const RESERVATION_SWEEP_MS = 60_000;
+
+export class McSystem {
+  private http?: FastifyInstance;
+  private readonly timers: NodeJS.Timeout[] = [];
+
+  private constructor(
+    readonly config: SystemConfig,
+    readonly server: McServiceServer,
+    readonly gms: GroupManagementServer,
+    readonly profiles: UserProfileCache,
+    private readonly outbox: GmsOutboxSender,
+    private readonly closeStore: () => Promise<void>,
+    readonly log: Logger,
+  ) {}
+
+  static async open(config: SystemConfig, opts: { clock?: Clock; log?: Logger } = {}): Promise<McSystem> {
+    const log = opts.log ?? pino({ level: config.logLevel, base: { system: config.name } });
+    const clock = opts.clock ?? systemClock;
+    if (!config.store.startsWith('sqlite:')) throw new ConfigError(`systems.${config.name}.store`, `unsupported store ${config.store}; use sqlite:PATH`);
+    const db = openSqlite(config.store.slice('sqlite:'.length));
+    const store = new SqliteStore(db, () => clock.now());
+    const gms = new GroupManagementServer(db, () => clock.now());
+    const gmsPort = new LocalGroupManagement(gms, config.domain);
+    const profiles = new UserProfileCache(store);
+    await profiles.load();
+    // Seed an empty system from its configuration; a store that has data keeps it (the operator's changes win).
+    if (profiles.size === 0 && gms.size === 0) {
+      gms.putGroups(config.groups.map(({ revision: _r, ...g }) => g));
+      for (const u of config.users) await profiles.put(u);
+      log.info({ users: config.users.length, groups: config.groups.length }, 'empty store seeded from the configuration');
+    }
+    const outbox = new GmsOutboxSender(store, gmsPort, log);
+    const server: McServiceServer = {
+      domain: config.domain,
+      store,
+      gms: gmsPort,
+      partners: new HttpPartnerServers(config.domain, config.partners, log),
+      profiles,
+      notifier: new LocalNotifier(),
+      clock,
+      changeOutcomes: new LocalChangeOutcomes(),
+      negotiationTimeoutMs: config.negotiationTimeoutMs,
+      tellGmsSoon: () => outbox.kick(),
+      log,
+    };
+    const system = new McSystem(config, server, gms, profiles, outbox, () => store.close(), log);
+    // Recovery: reservations a crash left, status updates not yet delivered, negotiations still open.
+    await store.sweepReservations(clock.now() - RESERVATION_SWEEP_MS);
+    outbox.kick();
+    await resumeChanges(server);
+    return system;
+  }
+
+  async listen(): Promise<string> {
+    const c = this.config;
+    this.http = await buildHttpFace({
+      config: c,
+      server: this.server,
+      gms: this.gms,
+      profiles: this.profiles,
+      verifier: new CredentialVerifier(c.secret, c.domain),
+      partnerGate: new PartnerGate(c.domain, c.partners),
+      health: () => this.health(),
+      log: this.log,
+    });
+    const sweep = setInterval(() => void this.server.store.sweepReservations(this.server.clock.now() - RESERVATION_SWEEP_MS), RESERVATION_SWEEP_MS);
+    sweep.unref();
+    this.timers.push(sweep);
+    const address = await this.http.listen({ host: c.http.host, port: c.http.port });
+    this.log.info({ address }, 'MC system listening');
+    return address;
+  }
+
+  async health(): Promise<{ status: 'ok' | 'degraded'; system: string; store: string; gms: string; partners: Record<string, string> }> {
+    let store = 'up';
+    try {
+      await this.server.store.pendingGmsUpdates(1);
+    } catch {
+      store = 'down';
+    }
+    const gms = await this.server.gms.health();
+    const partners = await this.server.partners.health();
+    return { status: store === 'up' && gms === 'up' ? 'ok' : 'degraded', system: this.config.name, store: `${this.server.store.kind}:${store}`, gms, partners };
+  }
+
+  async stop(): Promise<void> {
+    this.timers.forEach((t) => clearInterval(t));
+    this.outbox.stop();
+    await this.http?.close();
+    await this.closeStore();
+  }
+}
+
+export async function startSystems(configs: SystemConfig[]): Promise<{ systems: { name: string; url: string; system: McSystem }[]; stop(): Promise<void> }> {
+  const systems: { name: string; url: string; system: McSystem }[] = [];
+  try {
+    for (const config of configs) {
+      const system = await McSystem.open(config);
+      systems.push({ name: config.name, url: await system.listen(), system });
+    }
+  } catch (e) {
+    await Promise.allSettled(systems.map((s) => s.system.stop()));
+    throw e;
+  }
+  return { systems, stop: async () => void (await Promise.allSettled(systems.map((s) => s.system.stop()))) };
+}
