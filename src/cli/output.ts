@@ -1,7 +1,7 @@
 // Human output of the client commands: pure functions from an answer to lines, so the shapes are tested as tables.
 import { REASON_TEXT, REFUSAL_REASONS, type RefusalReason } from '../domain/reasons.ts';
 import type { AffiliationResponse, ChangeResponse } from '../domain/flows.ts';
-import type { Wire, AffiliationChangeEventData, AffiliationStatusEventData } from '../client/muster-client.ts';
+import type { Wire, AffiliationChangeEventData, AffiliationStatusEventData, GroupMembers, UserAffiliations } from '../client/muster-client.ts';
 
 type GroupStatusLike = Wire<AffiliationResponse['status']>[number];
 
@@ -41,9 +41,25 @@ export function changeEventLine(data: AffiliationChangeEventData): string {
     ...(data.affiliate.length > 0 ? [`affiliate ${data.affiliate.join(', ')}`] : []),
     ...(data.deaffiliate.length > 0 ? [`deaffiliate ${data.deaffiliate.join(', ')}`] : []),
   ];
-  return `affiliation-change ${data.id} ${data.mode} from ${data.actor} (${data.service}): ${parts.join('; ') || 'no groups'}`;
+  const by = data.mode === 'negotiated' && data.deadline ? ` (answer by ${data.deadline})` : '';
+  return `affiliation-change ${data.id} ${data.mode} from ${data.actor} (${data.service}): ${parts.join('; ') || 'no groups'}${by}`;
 }
 
 export function statusEventLines(data: AffiliationStatusEventData): string[] {
   return [`affiliation-status (${data.service})`, ...groupStatusLines(data.status, '  ')];
+}
+
+/** `muster status USER`: `<group>  <state>`, and the group's condition when it is no longer usable. */
+export function userAffiliationLines(answer: UserAffiliations): string[] {
+  const list = Array.isArray(answer.affiliations) ? answer.affiliations : [];
+  const width = Math.max(0, ...list.map((a) => a.groupId.length));
+  return list.map((a) => {
+    const note = a.group === 'disabled' || a.group === 'deleted' || a.group === 'unroutable' ? `  (group ${a.group})` : '';
+    return `${a.groupId.padEnd(width)}  ${a.state}${note}`;
+  });
+}
+
+/** `muster status GROUP`: one affiliated member per line. */
+export function groupMemberLines(answer: GroupMembers): string[] {
+  return (Array.isArray(answer.members) ? answer.members : []).map((m) => m.mcServiceId);
 }

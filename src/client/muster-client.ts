@@ -32,20 +32,24 @@ export type AffiliationRequestBody = Wire<AffiliationRequest>;
 /** Affiliation change request body; `affiliate` and `deaffiliate` may be left out (not both). */
 export type ChangeRequestBody = Omit<Wire<ChangeRequest>, 'affiliate' | 'deaffiliate'> & Partial<Pick<Wire<ChangeRequest>, 'affiliate' | 'deaffiliate'>>;
 
-/** `GET /mc/v1/users/{id}/affiliations`: the user's affiliated groups for one service. */
+/** `GET /mc/v1/users/{id}/affiliations`: the user's affiliations, one entry per group and service. */
 export interface UserAffiliations {
   mcServiceId: string;
-  service: McService;
-  groupIds: string[];
-  [more: string]: unknown;
+  affiliations: {
+    groupId: string;
+    service: McService;
+    /** 'affiliated', or 'reserved' while a partner system is asked. */
+    state: string;
+    /** The group as its home sees it now: 'enabled', 'disabled', 'deleted', 'partner', 'unroutable'. */
+    group?: string;
+    since?: string;
+  }[];
 }
 
-/** `GET /mc/v1/groups/{id}/members`: the affiliated members of a group for one service. */
+/** `GET /mc/v1/groups/{id}/members`: the affiliated members of a group. */
 export interface GroupMembers {
   groupId: string;
-  service: McService;
-  members: string[];
-  [more: string]: unknown;
+  members: { mcServiceId: string; service: McService; since?: string }[];
 }
 
 /** Data of an `affiliation-change` event (CONTRACT.md `GET /mc/v1/events`). */
@@ -57,6 +61,9 @@ export interface AffiliationChangeEventData {
   service: McService;
   affiliate: string[];
   deaffiliate: string[];
+  /** Negotiated mode: when the server stops waiting for the answer (ISO 8601). */
+  deadline?: string;
+  /** Mandatory mode: what the change did. */
   status?: Wire<AffiliationResponse['status']>;
 }
 

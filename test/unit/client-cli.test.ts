@@ -8,8 +8,7 @@ import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { issueToken, CredentialVerifier } from '../../src/faces/http/credentials.ts';
-import { affiliationResponseLines, changeResponseLines, changeEventLine, statusEventLines } from '../../src/cli/output.ts';
-import { idsIn } from '../../src/cli/commands/status.ts';
+import { affiliationResponseLines, changeResponseLines, changeEventLine, statusEventLines, userAffiliationLines, groupMemberLines } from '../../src/cli/output.ts';
 import { asChange } from '../../src/cli/commands/watch.ts';
 
 const ALICE = 'sip:alice@police.example';
@@ -64,10 +63,21 @@ void describe('output shapes', () => {
     assert.deepEqual(statusEventLines({ service: 'mcdata', status: [{ groupId: PATROL, status: 'affiliated' }] }), ['affiliation-status (mcdata)', `  ${PATROL}  affiliated`]);
   });
 
-  void test('status lists: IDs as strings or objects', () => {
-    assert.deepEqual(idsIn({ mcServiceId: ALICE, service: 'mcptt', groupIds: [PATROL, NORTH] }, ['groupIds']), [PATROL, NORTH]);
-    assert.deepEqual(idsIn({ members: [{ mcServiceId: ALICE }, { mcServiceId: BOB, status: 'reserved' }] }, ['members']), [ALICE, `${BOB}  reserved`]);
-    assert.deepEqual(idsIn({ other: 1 }, ['members']), []);
+  void test('status: a user\'s affiliations with state (and a group no longer usable), a group\'s members', () => {
+    const affiliations = userAffiliationLines({
+      mcServiceId: ALICE,
+      affiliations: [
+        { groupId: PATROL, service: 'mcptt', state: 'affiliated', group: 'enabled' },
+        { groupId: FIRE_OPS, service: 'mcptt', state: 'reserved', group: 'partner' },
+        { groupId: 'sip:night@police.example', service: 'mcptt', state: 'affiliated', group: 'disabled' },
+      ],
+    });
+    assert.deepEqual(affiliations, [
+      `${PATROL}  affiliated`,
+      `${FIRE_OPS}  reserved`,
+      'sip:night@police.example   affiliated  (group disabled)',
+    ]);
+    assert.deepEqual(groupMemberLines({ groupId: PATROL, members: [{ mcServiceId: ALICE, service: 'mcptt' }, { mcServiceId: BOB, service: 'mcptt' }] }), [ALICE, BOB]);
   });
 });
 
@@ -232,7 +242,7 @@ void describe('muster as a process', { timeout: 60_000 }, () => {
   void test('status: an unknown user is looked up as a group', async () => {
     const srv = await fakeServer((req, res) => {
       if (req.url.startsWith('/mc/v1/users/')) json(res, 404, { error: { code: 'not-found', message: 'no such user' } });
-      else json(res, 200, { groupId: PATROL, service: 'mcptt', members: [ALICE, BOB] });
+      else json(res, 200, { groupId: PATROL, members: [{ mcServiceId: ALICE, service: 'mcptt' }, { mcServiceId: BOB, service: 'mcptt' }] });
     });
     try {
       const run = await muster(['status', '--server', srv.url, '--token', token, PATROL]);
@@ -246,7 +256,7 @@ void describe('muster as a process', { timeout: 60_000 }, () => {
 
   void test('watch --reject: acknowledges mandatory changes, rejects negotiated ones, prints each event; Ctrl-C ends it with 0', async () => {
     const mandatory = { id: 'm1', mode: 'mandatory', actor: DISPATCH, target: ALICE, service: 'mcptt', affiliate: [PATROL], deaffiliate: [] };
-    const negotiated = { id: 'n1', mode: 'negotiated', actor: DISPATCH, target: ALICE, service: 'mcptt', affiliate: [], deaffiliate: [NORTH] };
+    const negotiated = { id: 'n1', mode: 'negotiated', actor: DISPATCH, target: ALICE, service: 'mcptt', affiliate: [], deaffiliate: [NORTH], deadline: '2030-01-01T00:00:30.000Z' };
     const srv = await fakeServer((req, res) => {
       if (req.url === '/mc/v1/events') {
         res.writeHead(200, { 'content-type': 'text/event-stream' });
@@ -256,7 +266,7 @@ void describe('muster as a process', { timeout: 60_000 }, () => {
         return; // stays open
       }
       const accept = (req.body as { accept: boolean }).accept;
-      json(res, 200, req.url.includes('/m1/') ? { status: [{ groupId: PATROL, status: 'affiliated' }] } : { accepted: accept });
+      json(res, 200, { id: req.url.includes('/m1/') ? 'm1' : 'n1', state: accept ? 'acknowledged' : 'rejected', status: req.url.includes('/m1/') ? [{ groupId: PATROL, status: 'affiliated' }] : [] });
     });
     try {
       const run = await muster(['watch', '--server', srv.url, '--token', token, '--reject'], {
@@ -276,7 +286,7 @@ void describe('muster as a process', { timeout: 60_000 }, () => {
           `affiliation-change m1 mandatory from ${DISPATCH} (mcptt): affiliate ${PATROL}`,
           '  acknowledged',
           `  ${PATROL}  affiliated`,
-          `affiliation-change n1 negotiated from ${DISPATCH} (mcptt): deaffiliate ${NORTH}`,
+          `affiliation-change n1 negotiated from ${DISPATCH} (mcptt): deaffiliate ${NORTH} (answer by 2030-01-01T00:00:30.000Z)`,
           '  rejected',
           'affiliation-status (mcptt)',
           `  ${PATROL}  affiliated`,

@@ -145,13 +145,13 @@ const isStringList = (v: unknown): v is string[] => Array.isArray(v) && v.every(
 /** Parses an `affiliation-change` event's data at the edge; undefined when it is not of that shape. */
 export function asChange(data: unknown): AffiliationChangeEventData | undefined {
   if (!isRecord(data)) return undefined;
-  const { id, mode, actor, target, service, affiliate, deaffiliate, status } = data;
+  const { id, mode, actor, target, service, affiliate, deaffiliate, deadline, status } = data;
   if (typeof id !== 'string' || (mode !== 'mandatory' && mode !== 'negotiated') || typeof actor !== 'string' || typeof target !== 'string' || !isMcService(service)) return undefined;
   const affiliateList = affiliate === undefined ? [] : affiliate;
   const deaffiliateList = deaffiliate === undefined ? [] : deaffiliate;
   if (!isStringList(affiliateList) || !isStringList(deaffiliateList)) return undefined;
   const statusList = status === undefined ? undefined : asStatusList(status);
-  return { id, mode, actor, target, service, affiliate: affiliateList, deaffiliate: deaffiliateList, ...(statusList ? { status: statusList } : {}) };
+  return { id, mode, actor, target, service, affiliate: affiliateList, deaffiliate: deaffiliateList, ...(typeof deadline === 'string' ? { deadline } : {}), ...(statusList ? { status: statusList } : {}) };
 }
 
 export function asStatus(data: unknown): AffiliationStatusEventData | undefined {
