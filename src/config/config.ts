@@ -67,7 +67,7 @@ export function resolveConfig(raw: unknown, baseDir = process.cwd()): SystemConf
     const path = first ? pointerToPath(first.instancePath) : '';
     throw new ConfigError(path || '(root)', first?.message ?? 'invalid');
   }
-  const cfg = raw as ConfigFile;
+  const cfg = raw;
   const dataDir = resolve(cfg.dataDir ?? 'data');
   const names = new Set<string>();
   const domains = new Set<string>();

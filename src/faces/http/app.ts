@@ -37,7 +37,7 @@ export const BODY_LIMIT = 64 * 1024;
 
 export async function buildHttpFace(deps: HttpFaceDeps): Promise<FastifyInstance> {
   const app = Fastify({
-    loggerInstance: deps.log as FastifyBaseLogger,
+    loggerInstance: deps.log,
     bodyLimit: BODY_LIMIT,
     // One log line per request would cost more than the request; failures are logged by the error handler.
     logController: new LogController({ disableRequestLogging: true }),

@@ -3,7 +3,7 @@ import type { FastifyError } from 'fastify';
 import { MusterError, ERRORS, type ErrorCode } from '../../domain/errors.ts';
 
 export interface ErrorBody {
-  error: { code: ErrorCode | string; message: string; field?: string };
+  error: { code: string; message: string; field?: string };
 }
 
 interface ValidationIssue {
