@@ -2,7 +2,6 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
 import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox';
-import type { Logger } from 'pino';
 import { MusterError } from '../../domain/errors.ts';
 import type { Credential, CredentialVerifier } from './credentials.ts';
 import { toErrorReply } from './error-reply.ts';
@@ -24,7 +23,7 @@ export interface HttpFaceDeps {
   verifier: CredentialVerifier;
   partnerGate: PartnerGate;
   health(): Promise<{ status: 'ok' | 'degraded'; [k: string]: unknown }>;
-  log: Logger;
+  log: FastifyBaseLogger;
 }
 
 declare module 'fastify' {
