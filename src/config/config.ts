@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { dirname, join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { Compile } from 'typebox/compile';
-import { ConfigSchema, type ConfigFile } from './config-schema.ts';
+import { ConfigSchema } from './config-schema.ts';
 import { InvalidId, parseMcUri, domainOf, type McUri } from '../domain/ids.ts';
 import type { UserProfile, RemoteChangeRight } from '../domain/profile.ts';
 import type { GroupPolicy } from '../domain/group-policy.ts';
@@ -63,7 +63,11 @@ export function loadConfig(file: string): SystemConfig[] {
 /** Checks a parsed configuration; `baseDir` is where relative `file:` secrets are found. */
 export function resolveConfig(raw: unknown, baseDir = process.cwd()): SystemConfig[] {
   if (!checkConfig.Check(raw)) {
-    const first = [...checkConfig.Errors(raw)][0];
+    const all = [...checkConfig.Errors(raw)];
+    // An unknown key shows up twice; the additionalProperties error is the one that says which key.
+    const extra = all.find((e) => e.keyword === 'boolean' && all.some((o) => o.keyword === 'additionalProperties'));
+    if (extra) throw new ConfigError(pointerToPath(extra.instancePath), 'unknown key');
+    const first = all[0];
     const path = first ? pointerToPath(first.instancePath) : '';
     throw new ConfigError(path || '(root)', first?.message ?? 'invalid');
   }

@@ -17,7 +17,7 @@ export function registerStatus(program: Command): void {
     .addOption(new Option('--user', 'the ID is a user').conflicts('group'))
     .addOption(new Option('--group', 'the ID is a group'));
   addClientOptions(cmd)
-    .addHelpText('after', '\nWithout --user or --group, the ID is looked up as a user first, then (when no such user) as a group.')
+    .addHelpText('after', '\nWithout --user or --group, the ID is looked up as a user first, then (when no such user, or not one the caller may see) as a group.')
     .action(async (id: string, values: StatusOptionValues) => {
       const { client, service, json } = clientContext(values);
       let answer: { user: UserAffiliations } | { group: GroupMembers };
@@ -26,12 +26,14 @@ export function registerStatus(program: Command): void {
         try {
           answer = { user: await client.affiliationsOf(id, service) };
         } catch (e) {
-          if (values.user || !(e instanceof MusterClientError) || e.status !== 404) throw e;
+          // A user the caller may not read (403) or that does not exist (404) may be a group: ask for its members.
+          if (values.user || !(e instanceof MusterClientError) || (e.status !== 404 && e.status !== 403)) throw e;
           try {
             answer = { group: await client.membersOf(id, service) };
           } catch (e2) {
-            if (e2 instanceof MusterClientError && e2.status === 404) throw new MusterClientError(404, 'not-found', `no user or group ${id} (${e.message}; ${e2.message})`);
-            throw e2;
+            if (!(e2 instanceof MusterClientError) || e2.status !== 404) throw e2;
+            if (e.status === 404) throw new MusterClientError(404, 'not-found', `no user or group ${id} (${e.message}; ${e2.message})`);
+            throw new MusterClientError(e.status, e.code, `${e.message} (as a group: ${e2.message})`);
           }
         }
       }
