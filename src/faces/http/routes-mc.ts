@@ -31,7 +31,7 @@ const errors = { 400: ErrorSchema, 401: ErrorSchema, 403: ErrorSchema };
 
 /** The body speaks for the credential's user only (CONTRACT.md): a different mcServiceId is refused. */
 function requireSelf(credentialUser: string, bodyUser: McUri): void {
-  if (credentialUser !== bodyUser) throw new MusterError('forbidden', `mcServiceId ${bodyUser} is not the credential's user ${credentialUser}`, 'mcServiceId');
+  if (credentialUser !== bodyUser) throw new MusterError('forbidden', `${bodyUser} is not the credential's user ${credentialUser}`, 'mcServiceId');
 }
 
 export async function mcRoutes(app: FastifyInstance, deps: HttpFaceDeps): Promise<void> {
