@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import { ConfigError, type SystemConfig } from './config/config.ts';
 import { openSqlite, SqliteStore } from './adapters/sqlite-store.ts';
 import { GroupManagementServer } from './gms/group-management-server.ts';
+import { SqliteGmsStore } from './adapters/sqlite-gms-store.ts';
 import { LocalGroupManagement } from './adapters/gms-local.ts';
 import { GmsOutboxSender } from './adapters/gms-outbox-sender.ts';
 import { LocalNotifier } from './adapters/local-notifier.ts';
@@ -40,13 +41,13 @@ export class McSystem {
     if (!config.store.startsWith('sqlite:')) throw new ConfigError(`systems.${config.name}.store`, `unsupported store ${config.store}; use sqlite:PATH`);
     const db = openSqlite(config.store.slice('sqlite:'.length));
     const store = new SqliteStore(db, () => clock.now());
-    const gms = new GroupManagementServer(db, () => clock.now());
+    const gms = await GroupManagementServer.open(new SqliteGmsStore(db), () => clock.now());
     const gmsPort = new LocalGroupManagement(gms, config.domain);
     const profiles = new UserProfileCache(store);
     await profiles.load();
     // Seed an empty system from its configuration; a store that has data keeps it (the operator's changes win).
     if (profiles.size === 0 && gms.size === 0) {
-      gms.putGroups(config.groups.map(({ revision: _r, ...g }) => g));
+      for (const { revision: _r, ...g } of config.groups) await gms.putGroup(g);
       for (const u of config.users) await profiles.put(u);
       log.info({ users: config.users.length, groups: config.groups.length }, 'empty store seeded from the configuration');
     }

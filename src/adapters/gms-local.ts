@@ -37,7 +37,7 @@ export class LocalGroupManagement implements GroupManagement {
   }
 
   async sendStatusUpdates(updates: GmsStatusUpdate[]): Promise<void> {
-    this.gms.applyStatusUpdates(this.source, updates);
+    await this.gms.applyStatusUpdates(this.source, updates);
   }
 
   onPolicyChange(listener: (groupId: McUri) => void): () => void {

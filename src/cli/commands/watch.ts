@@ -1,6 +1,6 @@
 // `muster watch`: client 2's side of the remote change (TS 23.280 10.X.5.1.1 steps 5-7b, 10.X.5.1.2 steps 3-5).
 // Follows the caller's event stream; acknowledges mandatory changes, accepts or rejects negotiated ones.
-import { createInterface, type Interface } from 'node:readline/promises';
+import { createInterface, type Interface } from 'node:readline';
 import { Option, type Command } from 'commander';
 import { MusterClientError, type AffiliationChangeEventData, type AffiliationStatusEventData, type McEvent, type MusterClient } from '../../client/muster-client.ts';
 import { isRecord } from '../../client/transport.ts';
@@ -43,14 +43,7 @@ A dropped connection is resumed with Last-Event-ID. Runs until Ctrl-C (exit 0).`
       const onSignal = (): void => stop.abort();
       process.once('SIGINT', onSignal);
       process.once('SIGTERM', onSignal);
-      let prompt: Interface | undefined;
-      if (decision === 'ask') {
-        prompt = createInterface({ input: process.stdin, output: process.stderr });
-        prompt.on('SIGINT', onSignal); // a terminal in raw mode turns Ctrl-C into this event, not a signal
-        prompt.on('close', () => {
-          if (!stop.signal.aborted && process.stdin.isTTY) onSignal();
-        });
-      }
+      const prompt = decision === 'ask' ? new UserPrompt(onSignal) : undefined;
       const watcher = new Watcher(client, json, decision, prompt, stop.signal);
       try {
         for await (const event of client.eventsWithReconnect({
@@ -77,7 +70,7 @@ class Watcher {
     private readonly client: MusterClient,
     private readonly json: boolean,
     private readonly decision: Decision,
-    private readonly prompt: Interface | undefined,
+    private readonly prompt: UserPrompt | undefined,
     private readonly signal: AbortSignal,
   ) {}
 
@@ -131,12 +124,69 @@ class Watcher {
   /** "accept? [y/N]": yes only for y or yes; undefined when watching stops meanwhile. */
   private async ask(): Promise<boolean | undefined> {
     if (!this.prompt) return false;
-    try {
-      const reply = await this.prompt.question('accept? [y/N] ', { signal: this.signal });
-      return /^y(es)?$/i.test(reply.trim());
-    } catch {
-      return this.signal.aborted ? undefined : false;
-    }
+    const reply = await this.prompt.ask('accept? [y/N] ', this.signal);
+    return reply === undefined ? undefined : /^y(es)?$/i.test(reply.trim());
+  }
+}
+
+/**
+ * The user's answers, a line each, from the terminal or from piped input. Lines that come before the question
+ * (typed ahead, or all of a pipe at once) are kept for the next question; after the input ended, the answer is ''.
+ */
+class UserPrompt {
+  private readonly rl: Interface;
+  private readonly queued: string[] = [];
+  private waiting: ((line: string) => void) | undefined;
+  private ended = false;
+
+  constructor(onInterrupt: () => void) {
+    this.rl = createInterface({ input: process.stdin, output: process.stderr, terminal: process.stdin.isTTY === true });
+    this.rl.on('SIGINT', onInterrupt); // a terminal in raw mode turns Ctrl-C into this event, not a signal
+    this.rl.on('line', (line) => {
+      if (this.waiting) this.take(line);
+      else this.queued.push(line);
+    });
+    this.rl.on('close', () => {
+      this.ended = true;
+      if (process.stdin.isTTY) onInterrupt(); // Ctrl-D at the terminal ends watching
+      this.take('');
+    });
+  }
+
+  /** The next line; undefined when `signal` aborts first. */
+  async ask(question: string, signal: AbortSignal): Promise<string | undefined> {
+    this.rl.setPrompt(question);
+    this.rl.prompt();
+    const reply = await this.nextLine(signal);
+    if (reply !== undefined && !process.stdin.isTTY) process.stderr.write(reply + '\n'); // a piped answer is not echoed
+    return reply;
+  }
+
+  private nextLine(signal: AbortSignal): Promise<string | undefined> {
+    const line = this.queued.shift();
+    if (line !== undefined) return Promise.resolve(line);
+    if (this.ended) return Promise.resolve('');
+    return new Promise((resolve) => {
+      const onAbort = (): void => {
+        this.waiting = undefined;
+        resolve(undefined);
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.waiting = (reply) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(reply);
+      };
+    });
+  }
+
+  private take(line: string): void {
+    const waiting = this.waiting;
+    this.waiting = undefined;
+    waiting?.(line);
+  }
+
+  close(): void {
+    this.rl.close();
   }
 }
 

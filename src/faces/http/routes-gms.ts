@@ -55,7 +55,7 @@ export async function gmsRoutes(app: FastifyInstance, deps: HttpFaceDeps): Promi
       await authenticate(req, deps, ['operator']);
       const id = ownGroup(req.params.id);
       if (req.body.id !== undefined && parseId(req.body.id, 'id') !== id) throw badInput('id', 'differs from the ID in the path');
-      return gms.putGroup({
+      return await gms.putGroup({
         id,
         ...(req.body.displayName !== undefined ? { displayName: req.body.displayName } : {}),
         services: [...new Set(req.body.services)],
@@ -75,7 +75,7 @@ export async function gmsRoutes(app: FastifyInstance, deps: HttpFaceDeps): Promi
 
   app.delete<{ Params: { id: string } }>('/groups/:id', { schema: { summary: 'Delete a group document', params: IdParam } }, async (req, reply) => {
     await authenticate(req, deps, ['operator']);
-    if (!gms.deleteGroup(parseId(req.params.id, 'id'))) throw new MusterError('not-found', `no group ${req.params.id}`);
+    if (!(await gms.deleteGroup(parseId(req.params.id, 'id')))) throw new MusterError('not-found', `no group ${req.params.id}`);
     return reply.code(204).send();
   });
 
@@ -85,7 +85,7 @@ export async function gmsRoutes(app: FastifyInstance, deps: HttpFaceDeps): Promi
     async (req) => {
       await authenticate(req, deps, ['operator', 'server']);
       const groupId = parseId(req.params.id, 'id');
-      return { groupId, members: gms.affiliatedMembers(groupId, req.query.service).map((m) => ({ mcServiceId: m.userId, service: m.service, since: new Date(m.updatedAt).toISOString() })) };
+      return { groupId, members: (await gms.affiliatedMembers(groupId, req.query.service)).map((m) => ({ mcServiceId: m.userId, service: m.service, since: new Date(m.updatedAt).toISOString() })) };
     },
   );
 
@@ -95,7 +95,7 @@ export async function gmsRoutes(app: FastifyInstance, deps: HttpFaceDeps): Promi
     async (req) => {
       const cred = await authenticate(req, deps, ['server', 'operator']);
       const updates: GmsStatusUpdate[] = req.body.updates.map((u, i) => ({ ...u, userId: parseId(u.userId, `updates[${i}].userId`), groupId: ownGroup(u.groupId) }));
-      return { applied: gms.applyStatusUpdates(cred.subject, updates) };
+      return { applied: await gms.applyStatusUpdates(cred.subject, updates) };
     },
   );
 

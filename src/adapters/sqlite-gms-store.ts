@@ -1,0 +1,77 @@
+// The GMS's tables in the embedded SQLite file.
+import type Database from 'better-sqlite3';
+import type { McUri } from '../domain/ids.ts';
+import type { McService } from '../domain/services.ts';
+import type { GroupPolicy } from '../domain/group-policy.ts';
+import type { GmsStore, GroupAffiliation } from '../ports/gms-store.ts';
+import type { GmsStatusUpdate } from '../ports/store.ts';
+
+type Row = Record<string, unknown>;
+
+export class SqliteGmsStore implements GmsStore {
+  private readonly q;
+  constructor(private readonly db: Database.Database) {
+    this.q = {
+      get: db.prepare('SELECT document FROM gms_groups WHERE id = ?'),
+      put: db.prepare('INSERT INTO gms_groups (id, document, revision) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET document = excluded.document, revision = excluded.revision'),
+      del: db.prepare('DELETE FROM gms_groups WHERE id = ?'),
+      all: db.prepare('SELECT document FROM gms_groups'),
+      current: db.prepare('SELECT source, seq FROM gms_affiliations WHERE group_id = ? AND service = ? AND user_id = ?'),
+      apply: db.prepare(
+        'INSERT INTO gms_affiliations (group_id, service, user_id, status, source, seq, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (group_id, service, user_id) DO UPDATE SET status = excluded.status, source = excluded.source, seq = excluded.seq, updated_at = excluded.updated_at',
+      ),
+      members: db.prepare("SELECT * FROM gms_affiliations WHERE group_id = ? AND status = 'affiliated' ORDER BY service, user_id"),
+      membersService: db.prepare("SELECT * FROM gms_affiliations WHERE group_id = ? AND service = ? AND status = 'affiliated' ORDER BY user_id"),
+      allAff: db.prepare("SELECT * FROM gms_affiliations WHERE status = 'affiliated' ORDER BY group_id, service, user_id"),
+    };
+  }
+
+  async allGroups(): Promise<GroupPolicy[]> {
+    return (this.q.all.all() as Row[]).map((r) => JSON.parse(r['document'] as string) as GroupPolicy);
+  }
+
+  async getGroup(id: McUri): Promise<GroupPolicy | undefined> {
+    const r = this.q.get.get(id) as Row | undefined;
+    return r ? (JSON.parse(r['document'] as string) as GroupPolicy) : undefined;
+  }
+
+  async putGroup(doc: Omit<GroupPolicy, 'revision'>): Promise<GroupPolicy> {
+    return this.db.transaction(() => {
+      const cur = this.q.get.get(doc.id) as Row | undefined;
+      const revision = (cur ? (JSON.parse(cur['document'] as string) as GroupPolicy).revision : 0) + 1;
+      const group: GroupPolicy = { ...doc, revision };
+      this.q.put.run(group.id, JSON.stringify(group), revision);
+      return group;
+    })();
+  }
+
+  async deleteGroup(id: McUri): Promise<boolean> {
+    return this.q.del.run(id).changes > 0;
+  }
+
+  async applyStatusUpdates(source: string, updates: GmsStatusUpdate[], at: number): Promise<number> {
+    return this.db.transaction(() => {
+      let applied = 0;
+      for (const u of updates) {
+        const cur = this.q.current.get(u.groupId, u.service, u.userId) as Row | undefined;
+        if (cur && cur['source'] === source && (cur['seq'] as number) >= u.seq) continue;
+        this.q.apply.run(u.groupId, u.service, u.userId, u.status, source, u.seq, at);
+        applied += 1;
+      }
+      return applied;
+    })();
+  }
+
+  async affiliatedMembers(groupId: McUri, service?: McService): Promise<GroupAffiliation[]> {
+    const rows = (service ? this.q.membersService.all(groupId, service) : this.q.members.all(groupId)) as Row[];
+    return rows.map(toAffiliation);
+  }
+
+  async allAffiliations(): Promise<(GroupAffiliation & { groupId: McUri; source: string; seq: number })[]> {
+    return (this.q.allAff.all() as Row[]).map((r) => ({ ...toAffiliation(r), groupId: r['group_id'] as McUri, source: r['source'] as string, seq: r['seq'] as number }));
+  }
+}
+
+function toAffiliation(r: Row): GroupAffiliation {
+  return { userId: r['user_id'] as McUri, service: r['service'] as McService, status: r['status'] as GroupAffiliation['status'], updatedAt: r['updated_at'] as number };
+}
