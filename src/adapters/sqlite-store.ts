@@ -107,7 +107,7 @@ export class SqliteStore implements Store {
   }
 
   async confirmGmsUpdates(seqs: number[]): Promise<void> {
-    this.write(() => seqs.forEach((s) => this.q.confirm.run(s)));
+    await this.write(() => seqs.forEach((s) => this.q.confirm.run(s)));
   }
 
   async appendEvents(events: { userId: McUri; type: ClientEvent['type']; data: unknown }[]): Promise<ClientEvent[]> {
@@ -125,7 +125,7 @@ export class SqliteStore implements Store {
   }
 
   async putProfile(profile: UserProfile): Promise<void> {
-    this.write(() => this.q.putProfile.run(profile.id, JSON.stringify(profile)));
+    await this.write(() => this.q.putProfile.run(profile.id, JSON.stringify(profile)));
   }
 
   async deleteProfile(id: McUri): Promise<boolean> {
@@ -165,6 +165,7 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    if (this.pending.length > 0 && this.db.open) this.commitPending();
     if (this.db.open) this.db.close();
   }
 
@@ -175,16 +176,51 @@ export class SqliteStore implements Store {
     });
   }
 
-  /** One write transaction; a full or read-only disk becomes a clear 503 instead of a crash. */
-  private write<T>(work: () => T): T {
-    try {
-      return this.db.transaction(work)();
-    } catch (e) {
-      const code = (e as { code?: string }).code ?? '';
-      if (/^SQLITE_(FULL|READONLY|IOERR|BUSY|LOCKED|CANTOPEN)/.test(code)) throw new MusterError('unavailable', `store unavailable: ${code}`);
-      throw e;
-    }
+  /**
+   * Group commit: writes that arrive in the same turn of the event loop share one transaction, and so one
+   * fsync; each runs in its own savepoint, so one that fails rolls back alone. Every promise settles after
+   * the commit is durable, so no answer leaves before its write is on disk.
+   */
+  private write<T>(work: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.pending.push({ work, resolve: resolve as (v: unknown) => void, reject });
+      if (this.pending.length === 1) setImmediate(() => this.commitPending());
+    });
   }
+
+  private readonly pending: { work: () => unknown; resolve: (v: unknown) => void; reject: (e: unknown) => void }[] = [];
+
+  private commitPending(): void {
+    const batch = this.pending.splice(0);
+    const outcomes: ({ ok: true; value: unknown } | { ok: false; error: unknown })[] = [];
+    try {
+      this.db.transaction(() => {
+        for (const item of batch) {
+          try {
+            outcomes.push({ ok: true, value: this.db.transaction(item.work)() });
+          } catch (error) {
+            outcomes.push({ ok: false, error });
+          }
+        }
+      })();
+    } catch (e) {
+      const error = storeError(e);
+      batch.forEach((item) => item.reject(error));
+      return;
+    }
+    batch.forEach((item, i) => {
+      const o = outcomes[i]!;
+      if (o.ok) item.resolve(o.value);
+      else item.reject(storeError(o.error));
+    });
+  }
+}
+
+/** A full or read-only disk becomes a clear 503 instead of a crash. */
+function storeError(e: unknown): unknown {
+  const code = (e as { code?: string }).code ?? '';
+  if (/^SQLITE_(FULL|READONLY|IOERR|BUSY|LOCKED|CANTOPEN)/.test(code)) return new MusterError('unavailable', `store unavailable: ${code}`);
+  return e;
 }
 
 function toRecord(r: Row): AffiliationRecord {

@@ -6,6 +6,8 @@ import type { UserProfiles } from '../procedures/context.ts';
 
 export class UserProfileCache implements UserProfiles {
   private readonly profiles = new Map<McUri, UserProfile>();
+  /** Other instances learn of a change through this (NATS when there are several). */
+  announce: (id: McUri, profile: UserProfile | undefined) => void = () => undefined;
   constructor(private readonly store: Store) {}
 
   async load(): Promise<void> {
@@ -20,15 +22,17 @@ export class UserProfileCache implements UserProfiles {
   async put(profile: UserProfile): Promise<void> {
     await this.store.putProfile(profile);
     this.profiles.set(profile.id, profile);
+    this.announce(profile.id, profile);
   }
   async delete(id: McUri): Promise<boolean> {
     const existed = await this.store.deleteProfile(id);
     this.profiles.delete(id);
+    this.announce(id, undefined);
     return existed;
   }
-  /** Another instance changed a profile: read it again from the store. */
-  async refresh(): Promise<void> {
-    this.profiles.clear();
-    await this.load();
+  /** Another instance stored this profile (or deleted it, when undefined): take it into the cache. */
+  apply(id: McUri, profile: UserProfile | undefined): void {
+    if (profile) this.profiles.set(id, profile);
+    else this.profiles.delete(id);
   }
 }

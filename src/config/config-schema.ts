@@ -63,6 +63,8 @@ const System = Type.Object(
       ),
     ),
     store: Type.Optional(Str),
+    /** The event fabric between several instances of this system, e.g. nats://127.0.0.1:4222. */
+    nats: Type.Optional(Str),
     secret: Type.Optional(Secret),
     partners: Type.Optional(Type.Array(Partner)),
     users: Type.Optional(Type.Array(User)),

@@ -24,6 +24,7 @@ export interface SystemConfig {
   http: { host: string; port: number };
   sip?: { host: string; port: number; transports: ('udp' | 'tcp')[]; trustedPeers: string[]; psi: string };
   store: string;
+  nats?: string;
   secret: string;
   partners: PartnerConfig[];
   users: UserProfile[];
@@ -176,7 +177,8 @@ export function resolveConfig(raw: unknown, baseDir = process.cwd()): SystemConf
       domain,
       http: { host, port: s.http.port },
       ...(sip ? { sip } : {}),
-      store: s.store ?? `sqlite:${join(dataDir, `${s.name}.db`)}`,
+      store: checkStore(s.store ?? `sqlite:${join(dataDir, `${s.name}.db`)}`, `${at}.store`),
+      ...(s.nats ? { nats: checkNats(s.nats, `${at}.nats`) } : {}),
       secret: s.secret ? resolveSecret(s.secret, `${at}.secret`, baseDir) : generatedSecret(join(dataDir, `${s.name}.secret`)),
       partners,
       users,
@@ -206,6 +208,17 @@ function checkUrl(value: string, path: string): string {
   }
   if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ConfigError(path, 'must be an http(s) URL');
   return value.replace(/\/+$/, '');
+}
+
+function checkStore(value: string, path: string): string {
+  if (value.startsWith('sqlite:') && value.length > 'sqlite:'.length) return value;
+  if (/^postgres(ql)?:\/\//.test(value)) return value;
+  throw new ConfigError(path, `${JSON.stringify(value)} is neither sqlite:PATH nor postgres://...`);
+}
+
+function checkNats(value: string, path: string): string {
+  if (!/^(nats|tls):\/\/[^\s]+$/.test(value)) throw new ConfigError(path, `${JSON.stringify(value)} is not a nats:// URL`);
+  return value;
 }
 
 function resolveSecret(value: string, path: string, baseDir: string): string {

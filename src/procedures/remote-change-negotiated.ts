@@ -83,6 +83,14 @@ async function timeOutChange(server: McServiceServer, id: string, target: McUri)
   if (await server.store.transitionChange(id, target, ['asked'], 'timed-out', status)) {
     server.log.info({ id, target }, 'negotiated affiliation change timed out');
     server.changeOutcomes.settle({ ...change, state: 'timed-out', result: status });
+    return;
+  }
+  // The answer won the race, possibly at another instance: settle from the store in case its news was lost.
+  for (let i = 0; i < 50; i++) {
+    const now = await server.store.getChange(id, target);
+    if (!now || now.state === 'asked') return;
+    if (now.result !== null) return server.changeOutcomes.settle(now);
+    await new Promise((r) => setTimeout(r, 100));
   }
 }
 
@@ -94,6 +102,12 @@ export async function resumeChanges(server: McServiceServer): Promise<void> {
     else server.clock.after(left, () => void timeOutChange(server, change.id, change.target));
   }
   for (const change of await server.store.changesInState('accepted')) if (change.result === null) await finishAnswered(server, change);
+}
+
+/** Times out negotiations whose deadline passed, whichever instance asked (that one may be gone). Once each. */
+export async function expireChanges(server: McServiceServer): Promise<void> {
+  const now = server.clock.now();
+  for (const change of await server.store.changesInState('asked')) if (change.deadline <= now) await timeOutChange(server, change.id, change.target);
 }
 
 function refusedAll(change: ChangeRecord, reason: RefusalReason): GroupStatus[] {
