@@ -2,7 +2,7 @@
 // replayed from Last-Event-ID after a reconnect (DESIGN.md "Events a client must not miss").
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
-import { baseUrlOf, errorFromAnswer, MusterClientError, noAnswer, type TransportOptions } from './transport.ts';
+import { baseUrlOf, causeOf, errorFromAnswer, MusterClientError, noAnswer, type TransportOptions } from './transport.ts';
 
 /** One event of the stream: `affiliation-change` or `affiliation-status` (CONTRACT.md), data JSON-parsed. */
 export interface McEvent {
@@ -76,8 +76,7 @@ export async function* eventStream(transport: TransportOptions, opts: EventStrea
         chunk = await reader.read();
       } catch (e) {
         if (signal?.aborted) return;
-        const lost = noAnswer(e, base, {});
-        throw lost instanceof MusterClientError ? new MusterClientError(0, 'unreachable', `the event stream from ${base} was cut (${lost.message})`) : lost;
+        throw new MusterClientError(0, 'unreachable', `the event stream from ${base} was cut (${causeOf(e)})`);
       }
       if (chunk.done) break;
       parser.feed(decoder.decode(chunk.value, { stream: true }));

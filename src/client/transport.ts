@@ -83,9 +83,13 @@ export async function requestJson(
 export function noAnswer(e: unknown, base: string, why: { timeout?: AbortSignal; timeoutMs?: number; caller?: AbortSignal }): unknown {
   if (why.caller?.aborted) return why.caller.reason;
   if (why.timeout?.aborted) return new MusterClientError(0, 'timeout', `${base} did not answer within ${why.timeoutMs} ms`);
+  return new MusterClientError(0, 'unreachable', `cannot reach the server at ${base} (${causeOf(e)})`);
+}
+
+/** The system error under fetch's "fetch failed": ECONNREFUSED, ENOTFOUND, UND_ERR_SOCKET, ... */
+export function causeOf(e: unknown): string {
   const cause = e instanceof Error && e.cause instanceof Error ? e.cause : e;
-  const detail = cause instanceof Error ? ((cause as NodeJS.ErrnoException).code ?? cause.message) : String(cause);
-  return new MusterClientError(0, 'unreachable', `cannot reach the server at ${base} (${detail})`);
+  return cause instanceof Error ? ((cause as NodeJS.ErrnoException).code ?? cause.message) : String(cause);
 }
 
 /** Reads the `{ "error": { "code", "message" } }` body; a body of another shape still gives a readable error. */

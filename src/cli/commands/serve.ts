@@ -3,10 +3,13 @@ import type { Command } from 'commander';
 import { loadConfig } from '../../config/config.ts';
 import { DEFAULT_CONFIG } from './token.ts';
 
+const STOP_TIMEOUT_MS = 10_000;
+
 export function registerServe(program: Command): void {
   program
     .command('serve')
     .description('run the MC systems of a configuration file (MC service server + GMS each); prints "<name>: <url>" per system')
+    .addHelpText('after', '\nRuns until SIGINT or SIGTERM, then stops the systems (at most 10 s; a second signal exits at once).')
     .option('--config <file>', 'configuration file (YAML or JSON)', DEFAULT_CONFIG)
     .action(async (values: { config: string }) => {
       const configs = loadConfig(values.config);
@@ -22,6 +25,11 @@ export function registerServe(program: Command): void {
             process.exit(1);
           }
           stopping = true;
+          // A stop that hangs (a client holding a connection open) must not keep the process: bounded wait.
+          setTimeout(() => {
+            process.stderr.write(`muster: stopping took longer than ${STOP_TIMEOUT_MS / 1000} s, exiting\n`);
+            process.exit(1);
+          }, STOP_TIMEOUT_MS).unref();
           running.stop().then(
             () => resolve(),
             (e: unknown) => {

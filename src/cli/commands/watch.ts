@@ -106,7 +106,8 @@ class Watcher {
     } catch (e) {
       // A replayed change may be answered already or over (timed out): say so and keep watching.
       if (e instanceof MusterClientError && e.status >= 400 && e.status < 500 && e.status !== 401 && e.status !== 403) {
-        process.stderr.write(`muster: answer to change ${change.id}: ${e.status} ${e.code}: ${e.message}\n`);
+        if (this.json) printJson({ type: 'answer', changeId: change.id, accept, error: { status: e.status, code: e.code, message: e.message } });
+        else printLines([`  not answered: ${e.status} ${e.code}: ${e.message}`]);
         return;
       }
       throw e;
