@@ -1,5 +1,6 @@
 // Partner MC service servers over HTTP (/federation/v1), through an intermediate node when configured.
-// Every failure (down, slow past the timeout, garbled answer) becomes partner-unreachable for that partner's groups.
+// Every failure (down, slow past the timeout, garbled answer) becomes partner-unreachable for that partner's groups,
+// and a request the partner may have applied without the primary learning it is undone at the partner.
 import type { GroupStatus } from '../domain/flows.ts';
 import { REFUSAL_REASONS } from '../domain/reasons.ts';
 import type { PartnerConfig } from '../config/config.ts';
@@ -7,9 +8,17 @@ import type { PartnerRequest, PartnerServers } from '../ports/partner.ts';
 import { PartnerGate } from './partner-gate.ts';
 import type { Logger } from 'pino';
 
+type Path = 'affiliations' | 'deaffiliations';
+type PostOutcome = { kind: 'answered'; status: GroupStatus[] } | { kind: 'refused' | 'unknown'; why: string };
+const UNDO_ATTEMPTS = 4;
+const latestKey = (req: PartnerRequest, groupId: string): string => `${req.mcServiceId} ${req.service} ${groupId}`;
+
 export class HttpPartnerServers implements PartnerServers {
   private readonly byDomain: Map<string, PartnerConfig>;
   private readonly tokens = new Map<string, { token: string; until: number }>();
+  /** The last request sent per user, service and group: an undo stops for groups a later request was sent for. */
+  private readonly latest = new Map<string, number>();
+  private seq = 0;
 
   constructor(
     private readonly ownDomain: string,
@@ -47,27 +56,73 @@ export class HttpPartnerServers implements PartnerServers {
     return out;
   }
 
-  private async send(path: string, req: PartnerRequest, success: 'affiliated' | 'deaffiliated'): Promise<GroupStatus[]> {
+  private async send(path: Path, req: PartnerRequest, success: 'affiliated' | 'deaffiliated'): Promise<GroupStatus[]> {
     const unreachable = (): GroupStatus[] => req.groupIds.map((groupId) => ({ groupId, status: 'rejected', reason: 'partner-unreachable' }));
     const partner = this.byDomain.get(req.domain);
     if (!partner) return unreachable();
+    const seq = ++this.seq;
+    req.groupIds.forEach((g) => this.latest.set(latestKey(req, g), seq));
+    const outcome = await this.post(partner, path, req, success);
+    if (outcome.kind !== 'unknown') this.forget(req, seq);
+    if (outcome.kind === 'answered') return outcome.status;
+    this.log.warn({ partner: partner.domain, path, why: outcome.why }, 'partner unreachable');
+    // The partner may have applied a request whose answer never arrived (slow past the timeout, garbled): the
+    // primary stores nothing for it, so the partner must keep nothing either. Undo it, in the background.
+    if (outcome.kind === 'unknown') this.undo(partner, path, req, seq);
+    return unreachable();
+  }
+
+  /**
+   * One server-to-server request. `refused`: the partner (or a node on the way) definitely applied nothing
+   * (not reachable, or a 4xx refusal); `unknown`: it may have applied the request (timeout, 5xx, garbled answer).
+   */
+  private async post(partner: PartnerConfig, path: Path, req: PartnerRequest, success: 'affiliated' | 'deaffiliated'): Promise<PostOutcome> {
+    let res: Response;
     try {
-      const res = await fetch(`${partner.nextHop}/federation/v1/${path}`, {
+      res = await fetch(`${partner.nextHop}/federation/v1/${path}`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', authorization: `Bearer ${await this.token(partner)}` },
         body: JSON.stringify({ mcServiceId: req.mcServiceId, service: req.service, groupIds: req.groupIds }),
         signal: AbortSignal.timeout(partner.timeoutMs),
       });
-      const body = (await res.json()) as unknown;
-      if (res.status !== 200) {
-        this.log.warn({ partner: partner.domain, status: res.status, body }, 'partner refused the request');
-        return unreachable();
-      }
-      return this.readStatus(body, req, success) ?? unreachable();
     } catch (e) {
-      this.log.warn({ partner: partner.domain, err: (e as Error).message }, 'partner unreachable');
-      return unreachable();
+      const code = (e as { cause?: { code?: string } }).cause?.code;
+      return { kind: code === 'ECONNREFUSED' ? 'refused' : 'unknown', why: code ?? (e as Error).message };
     }
+    let body: unknown;
+    try {
+      body = (await res.json()) as unknown;
+    } catch (e) {
+      return { kind: res.status >= 400 && res.status < 500 ? 'refused' : 'unknown', why: `status ${res.status}, body not JSON: ${(e as Error).message}` };
+    }
+    if (res.status !== 200) return { kind: res.status >= 400 && res.status < 500 ? 'refused' : 'unknown', why: `status ${res.status}: ${JSON.stringify(body).slice(0, 200)}` };
+    const status = this.readStatus(body, req, success);
+    return status ? { kind: 'answered', status } : { kind: 'unknown', why: `malformed answer: ${JSON.stringify(body).slice(0, 200)}` };
+  }
+
+  /** Sends the inverse request until the partner answers it (bounded: a few attempts, then it is logged). */
+  private undo(partner: PartnerConfig, path: Path, original: PartnerRequest, seq: number, attempt = 1): void {
+    const inverse: Path = path === 'affiliations' ? 'deaffiliations' : 'affiliations';
+    // A later request for a group (the user tried again) decides that group; the undo must not overtake it.
+    const groupIds = original.groupIds.filter((g) => this.latest.get(latestKey(original, g)) === seq);
+    if (groupIds.length === 0) return;
+    const req = { ...original, groupIds };
+    void this.post(partner, inverse, req, inverse === 'affiliations' ? 'affiliated' : 'deaffiliated').then((outcome) => {
+      if (outcome.kind !== 'unknown' || attempt >= UNDO_ATTEMPTS) this.forget(req, seq);
+      if (outcome.kind !== 'unknown') {
+        this.log.info({ partner: partner.domain, path: inverse, user: req.mcServiceId, groups: req.groupIds, outcome: outcome.kind }, 'unanswered partner request undone');
+        return;
+      }
+      if (attempt >= UNDO_ATTEMPTS) {
+        this.log.error({ partner: partner.domain, path: inverse, user: req.mcServiceId, groups: req.groupIds, why: outcome.why }, 'could not undo an unanswered partner request');
+        return;
+      }
+      setTimeout(() => this.undo(partner, path, original, seq, attempt + 1), 500 * attempt).unref();
+    });
+  }
+
+  private forget(req: PartnerRequest, seq: number): void {
+    for (const g of req.groupIds) if (this.latest.get(latestKey(req, g)) === seq) this.latest.delete(latestKey(req, g));
   }
 
   /** Accepts only an answer with one well-formed status for each group asked, nothing else. */
