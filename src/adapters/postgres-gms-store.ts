@@ -1,0 +1,100 @@
+// The GMS's tables in the shared PostgreSQL database: same semantics as sqlite-gms-store.ts, made safe for several
+// instances by single-statement upserts (revision and sequence checks happen inside the database, not in between).
+import type pg from 'pg';
+import type { McUri } from '../domain/ids.ts';
+import type { McService } from '../domain/services.ts';
+import type { GroupPolicy } from '../domain/group-policy.ts';
+import type { GmsStore, GroupAffiliation } from '../ports/gms-store.ts';
+import type { GmsStatusUpdate } from '../ports/store.ts';
+import { inTransaction, toStoreError } from './postgres-pool.ts';
+
+type Row = Record<string, unknown>;
+
+const Q = {
+  get: { name: 'muster-gms-get', text: 'SELECT document, revision FROM gms_groups WHERE id = $1' },
+  // The document is stored as given; the revision column is the truth and is laid over it on every read.
+  put: {
+    name: 'muster-gms-put',
+    text: 'INSERT INTO gms_groups (id, document, revision) VALUES ($1, $2, 1) ON CONFLICT (id) DO UPDATE SET document = excluded.document, revision = gms_groups.revision + 1 RETURNING revision',
+  },
+  del: { name: 'muster-gms-del', text: 'DELETE FROM gms_groups WHERE id = $1' },
+  all: { name: 'muster-gms-all', text: 'SELECT document, revision FROM gms_groups ORDER BY id' },
+  // Applied unless the stored row is of the same source with a sequence number not below this one (the WHERE of
+  // DO UPDATE is evaluated against the latest committed row, so concurrent senders cannot go back in time).
+  apply: {
+    name: 'muster-gms-apply',
+    text:
+      'INSERT INTO gms_affiliations (group_id, service, user_id, status, source, seq, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ' +
+      'ON CONFLICT (group_id, service, user_id) DO UPDATE SET status = excluded.status, source = excluded.source, seq = excluded.seq, updated_at = excluded.updated_at ' +
+      'WHERE NOT (gms_affiliations.source = excluded.source AND gms_affiliations.seq >= excluded.seq)',
+  },
+  members: { name: 'muster-gms-members', text: "SELECT * FROM gms_affiliations WHERE group_id = $1 AND status = 'affiliated' ORDER BY service, user_id" },
+  membersService: {
+    name: 'muster-gms-members-service',
+    text: "SELECT * FROM gms_affiliations WHERE group_id = $1 AND service = $2 AND status = 'affiliated' ORDER BY user_id",
+  },
+  allAff: { name: 'muster-gms-all-aff', text: "SELECT * FROM gms_affiliations WHERE status = 'affiliated' ORDER BY group_id, service, user_id" },
+} as const;
+
+export class PostgresGmsStore implements GmsStore {
+  constructor(readonly pool: pg.Pool) {}
+
+  async allGroups(): Promise<GroupPolicy[]> {
+    return (await this.query({ ...Q.all, values: [] })).map(toGroup);
+  }
+
+  async getGroup(id: McUri): Promise<GroupPolicy | undefined> {
+    const [r] = await this.query({ ...Q.get, values: [id] });
+    return r && toGroup(r);
+  }
+
+  async putGroup(doc: Omit<GroupPolicy, 'revision'>): Promise<GroupPolicy> {
+    const [r] = await this.query({ ...Q.put, values: [doc.id, JSON.stringify(doc)] });
+    return { ...doc, revision: Number(r?.['revision']) };
+  }
+
+  async deleteGroup(id: McUri): Promise<boolean> {
+    return ((await this.run({ ...Q.del, values: [id] })).rowCount ?? 0) > 0;
+  }
+
+  async applyStatusUpdates(source: string, updates: GmsStatusUpdate[], at: number): Promise<number> {
+    if (updates.length === 0) return 0;
+    return inTransaction(this.pool, async (c) => {
+      let applied = 0;
+      for (const u of updates) {
+        const r = await c.query({ ...Q.apply, values: [u.groupId, u.service, u.userId, u.status, source, u.seq, at] });
+        applied += r.rowCount ?? 0;
+      }
+      return applied;
+    });
+  }
+
+  async affiliatedMembers(groupId: McUri, service?: McService): Promise<GroupAffiliation[]> {
+    const q = service ? { ...Q.membersService, values: [groupId, service] } : { ...Q.members, values: [groupId] };
+    return (await this.query(q)).map(toAffiliation);
+  }
+
+  async allAffiliations(): Promise<(GroupAffiliation & { groupId: McUri; source: string; seq: number })[]> {
+    return (await this.query({ ...Q.allAff, values: [] })).map((r) => ({ ...toAffiliation(r), groupId: r['group_id'] as McUri, source: r['source'] as string, seq: Number(r['seq']) }));
+  }
+
+  private async run(q: pg.QueryConfig): Promise<pg.QueryResult> {
+    try {
+      return await this.pool.query(q);
+    } catch (e) {
+      throw toStoreError(e);
+    }
+  }
+
+  private async query(q: pg.QueryConfig): Promise<Row[]> {
+    return (await this.run(q)).rows as Row[];
+  }
+}
+
+function toGroup(r: Row): GroupPolicy {
+  return { ...(JSON.parse(r['document'] as string) as Omit<GroupPolicy, 'revision'>), revision: Number(r['revision']) };
+}
+
+function toAffiliation(r: Row): GroupAffiliation {
+  return { userId: r['user_id'] as McUri, service: r['service'] as McService, status: r['status'] as GroupAffiliation['status'], updatedAt: Number(r['updated_at']) };
+}

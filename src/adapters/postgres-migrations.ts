@@ -1,0 +1,63 @@
+// Versioned schema of the shared PostgreSQL store (the tables of sqlite-migrations.ts); a migration is never edited
+// once released, only appended. Text keys use COLLATE "C" so ORDER BY is byte order, as with SQLite's BINARY.
+// JSON is kept as TEXT, byte for byte as written (key order included), as SQLite keeps it.
+import type pg from 'pg';
+import { inTransaction } from './postgres-pool.ts';
+
+export const POSTGRES_MIGRATIONS: string[] = [
+  `
+  CREATE TABLE affiliations (
+    user_id TEXT COLLATE "C" NOT NULL, service TEXT COLLATE "C" NOT NULL, group_id TEXT COLLATE "C" NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('affiliated', 'reserved')), updated_at BIGINT NOT NULL,
+    PRIMARY KEY (user_id, service, group_id)
+  );
+  CREATE INDEX affiliations_by_group ON affiliations (group_id, service);
+  CREATE INDEX affiliations_reserved ON affiliations (updated_at) WHERE state = 'reserved';
+  CREATE TABLE gms_outbox (
+    seq BIGSERIAL PRIMARY KEY, user_id TEXT COLLATE "C" NOT NULL, service TEXT COLLATE "C" NOT NULL,
+    group_id TEXT COLLATE "C" NOT NULL, status TEXT NOT NULL, created_at BIGINT NOT NULL
+  );
+  CREATE TABLE events (
+    id BIGSERIAL PRIMARY KEY, user_id TEXT COLLATE "C" NOT NULL, type TEXT NOT NULL, data TEXT NOT NULL, created_at BIGINT NOT NULL
+  );
+  CREATE INDEX events_by_user ON events (user_id, id);
+  CREATE TABLE user_profiles (id TEXT COLLATE "C" PRIMARY KEY, profile TEXT NOT NULL);
+  CREATE TABLE change_requests (
+    id TEXT COLLATE "C" NOT NULL, target TEXT COLLATE "C" NOT NULL, actor TEXT COLLATE "C" NOT NULL,
+    service TEXT COLLATE "C" NOT NULL, mode TEXT NOT NULL, affiliate TEXT NOT NULL, deaffiliate TEXT NOT NULL,
+    state TEXT NOT NULL, deadline BIGINT NOT NULL, result TEXT NOT NULL, created_at BIGINT NOT NULL,
+    PRIMARY KEY (id, target)
+  );
+  CREATE INDEX change_requests_by_state ON change_requests (state);
+  CREATE TABLE gms_groups (id TEXT COLLATE "C" PRIMARY KEY, document TEXT NOT NULL, revision INTEGER NOT NULL);
+  CREATE TABLE gms_affiliations (
+    group_id TEXT COLLATE "C" NOT NULL, service TEXT COLLATE "C" NOT NULL, user_id TEXT COLLATE "C" NOT NULL,
+    status TEXT NOT NULL, source TEXT NOT NULL, seq BIGINT NOT NULL, updated_at BIGINT NOT NULL,
+    PRIMARY KEY (group_id, service, user_id)
+  );
+  `,
+];
+
+/** The transaction-level advisory lock key that serialises migrations of every instance ('muster' in ASCII). */
+const MIGRATION_LOCK = 0x6d7573746572;
+
+/**
+ * Applies the missing migrations in one transaction under an advisory lock, so instances starting together neither
+ * race nor apply a version twice. Returns the versions applied now (empty when the schema was current).
+ */
+export async function migratePostgres(pool: pg.Pool): Promise<number[]> {
+  return inTransaction(pool, async (c) => {
+    await c.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
+    await c.query('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)');
+    const done = new Set((await c.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map((r) => r.version));
+    const applied: number[] = [];
+    for (const [i, sql] of POSTGRES_MIGRATIONS.entries()) {
+      const version = i + 1;
+      if (done.has(version)) continue;
+      await c.query(sql);
+      await c.query('INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)', [version, Date.now()]);
+      applied.push(version);
+    }
+    return applied;
+  });
+}

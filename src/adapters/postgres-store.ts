@@ -1,0 +1,232 @@
+// The shared store for several instances of one MC service server: PostgreSQL via `pg`. Same semantics as
+// sqlite-store.ts; what SQLite gets from one synchronous writer, this gets from a transaction-level advisory lock
+// per user: every write to a user's affiliations, outbox rows or event log holds it, so N2 holds across instances
+// and a user's events commit in id order (a client resuming from Last-Event-ID never skips one).
+import type pg from 'pg';
+import type { McUri } from '../domain/ids.ts';
+import type { McService } from '../domain/services.ts';
+import type { UserProfile } from '../domain/profile.ts';
+import type { HeldState } from '../domain/decisions/group-home.ts';
+import type { AffiliationRecord, AffiliationWrite, ChangeRecord, ChangeState, ClientEvent, GmsStatusUpdate, Store } from '../ports/store.ts';
+import { migratePostgres } from './postgres-migrations.ts';
+import { inTransaction, newPool, toStoreError } from './postgres-pool.ts';
+import { PostgresGmsStore } from './postgres-gms-store.ts';
+
+type Row = Record<string, unknown>;
+type NewEvent = { userId: McUri; type: ClientEvent['type']; data: unknown };
+
+/** Creates the pool, applies missing migrations and returns both stores on it. */
+export async function openPostgres(url: string): Promise<{ pool: pg.Pool; store: PostgresStore; gmsStore: PostgresGmsStore }> {
+  const pool = newPool(url);
+  try {
+    await migratePostgres(pool);
+  } catch (e) {
+    await pool.end().catch(() => undefined);
+    throw toStoreError(e);
+  }
+  return { pool, store: new PostgresStore(pool), gmsStore: new PostgresGmsStore(pool) };
+}
+
+const Q = {
+  lockUser: { name: 'muster-lock-user', text: 'SELECT pg_advisory_xact_lock(hashtextextended($1, 0))' },
+  held: { name: 'muster-held', text: 'SELECT group_id, state FROM affiliations WHERE user_id = $1 AND service = $2' },
+  put: {
+    name: 'muster-put',
+    text:
+      'INSERT INTO affiliations (user_id, service, group_id, state, updated_at) SELECT $1::text, $2::text, g, s, $5::bigint FROM unnest($3::text[], $4::text[]) AS t(g, s) ' +
+      'ON CONFLICT (user_id, service, group_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at',
+  },
+  remove: { name: 'muster-remove', text: 'DELETE FROM affiliations WHERE user_id = $1 AND service = $2 AND group_id = ANY($3::text[])' },
+  outbox: { name: 'muster-outbox', text: 'INSERT INTO gms_outbox (user_id, service, group_id, status, created_at) VALUES ($1, $2, $3, $4, $5)' },
+  event: { name: 'muster-event', text: 'INSERT INTO events (user_id, type, data, created_at) VALUES ($1, $2, $3, $4) RETURNING id' },
+  ofUser: { name: 'muster-of-user', text: 'SELECT * FROM affiliations WHERE user_id = $1 ORDER BY service, group_id' },
+  ofUserService: { name: 'muster-of-user-service', text: 'SELECT * FROM affiliations WHERE user_id = $1 AND service = $2 ORDER BY group_id' },
+  ofGroup: { name: 'muster-of-group', text: 'SELECT * FROM affiliations WHERE group_id = $1 ORDER BY service, user_id' },
+  ofGroupService: { name: 'muster-of-group-service', text: 'SELECT * FROM affiliations WHERE group_id = $1 AND service = $2 ORDER BY user_id' },
+  sweep: { name: 'muster-sweep', text: "DELETE FROM affiliations WHERE state = 'reserved' AND updated_at < $1" },
+  pending: { name: 'muster-pending', text: 'SELECT * FROM gms_outbox ORDER BY seq LIMIT $1' },
+  confirm: { name: 'muster-confirm', text: 'DELETE FROM gms_outbox WHERE seq = ANY($1::bigint[])' },
+  eventsAfter: { name: 'muster-events-after', text: 'SELECT * FROM events WHERE user_id = $1 AND id > $2 ORDER BY id LIMIT $3' },
+  putProfile: { name: 'muster-put-profile', text: 'INSERT INTO user_profiles (id, profile) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET profile = excluded.profile' },
+  deleteProfile: { name: 'muster-delete-profile', text: 'DELETE FROM user_profiles WHERE id = $1' },
+  profiles: { name: 'muster-profiles', text: 'SELECT profile FROM user_profiles ORDER BY id' },
+  createChange: {
+    name: 'muster-create-change',
+    text: 'INSERT INTO change_requests (id, target, actor, service, mode, affiliate, deaffiliate, state, deadline, result, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)',
+  },
+  getChange: { name: 'muster-get-change', text: 'SELECT * FROM change_requests WHERE id = $1 AND target = $2' },
+  transition: { name: 'muster-transition', text: 'UPDATE change_requests SET state = $1 WHERE id = $2 AND target = $3 AND state = ANY($4::text[])' },
+  transitionResult: {
+    name: 'muster-transition-result',
+    text: 'UPDATE change_requests SET state = $1, result = $5 WHERE id = $2 AND target = $3 AND state = ANY($4::text[])',
+  },
+  changesInState: { name: 'muster-changes-in-state', text: 'SELECT * FROM change_requests WHERE state = $1 ORDER BY created_at, id, target' },
+} as const;
+
+export class PostgresStore implements Store {
+  readonly kind = 'postgres';
+
+  constructor(
+    readonly pool: pg.Pool,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async changeAffiliations<T>(userId: McUri, service: McService, decide: (held: Map<McUri, HeldState>) => AffiliationWrite<T>): Promise<{ result: T; events: ClientEvent[] }> {
+    return this.tx(async (c) => {
+      await c.query({ ...Q.lockUser, values: [userId] });
+      const rows = (await c.query({ ...Q.held, values: [userId, service] })).rows as Row[];
+      const held = new Map(rows.map((r) => [r['group_id'] as McUri, r['state'] as HeldState]));
+      // `decide` runs again only if the database aborted this transaction as a deadlock victim (see lockUsers).
+      const w = decide(held);
+      // Events for other users need their locks as well (sorted; a deadlock with another such write is retried).
+      await this.lockUsers(c, w.events.map((e) => e.userId).filter((u) => u !== userId));
+      const at = this.now();
+      // One statement for every put; a group put twice keeps its last state, as sequential upserts would.
+      const puts = new Map(w.put.map((p) => [p.groupId, p.state]));
+      if (puts.size > 0) await c.query({ ...Q.put, values: [userId, service, [...puts.keys()], [...puts.values()], at] });
+      if (w.remove.length > 0) await c.query({ ...Q.remove, values: [userId, service, w.remove] });
+      for (const u of w.tellGms) await c.query({ ...Q.outbox, values: [userId, service, u.groupId, u.status, at] });
+      return { result: w.result, events: await insertEvents(c, w.events, at) };
+    });
+  }
+
+  async affiliationsOfUser(userId: McUri, service?: McService): Promise<AffiliationRecord[]> {
+    const q = service ? { ...Q.ofUserService, values: [userId, service] } : { ...Q.ofUser, values: [userId] };
+    return (await this.query(q)).map(toRecord);
+  }
+
+  async affiliationsOfGroup(groupId: McUri, service?: McService): Promise<AffiliationRecord[]> {
+    const q = service ? { ...Q.ofGroupService, values: [groupId, service] } : { ...Q.ofGroup, values: [groupId] };
+    return (await this.query(q)).map(toRecord);
+  }
+
+  async sweepReservations(before: number): Promise<number> {
+    // Row locks serialise this with a concurrent write of the same row; it only ever lowers a user's count.
+    return (await this.run({ ...Q.sweep, values: [before] })).rowCount ?? 0;
+  }
+
+  async pendingGmsUpdates(limit: number): Promise<GmsStatusUpdate[]> {
+    return (await this.query({ ...Q.pending, values: [limit] })).map((r) => ({
+      seq: Number(r['seq']),
+      userId: r['user_id'] as McUri,
+      groupId: r['group_id'] as McUri,
+      service: r['service'] as McService,
+      status: r['status'] as GmsStatusUpdate['status'],
+    }));
+  }
+
+  async confirmGmsUpdates(seqs: number[]): Promise<void> {
+    if (seqs.length > 0) await this.run({ ...Q.confirm, values: [seqs] });
+  }
+
+  async appendEvents(events: NewEvent[]): Promise<ClientEvent[]> {
+    if (events.length === 0) return [];
+    return this.tx(async (c) => {
+      await this.lockUsers(c, events.map((e) => e.userId));
+      return insertEvents(c, events, this.now());
+    });
+  }
+
+  async eventsAfter(userId: McUri, afterId: number, limit: number): Promise<ClientEvent[]> {
+    return (await this.query({ ...Q.eventsAfter, values: [userId, afterId, limit] })).map((r) => ({
+      id: Number(r['id']),
+      userId: r['user_id'] as McUri,
+      type: r['type'] as ClientEvent['type'],
+      data: JSON.parse(r['data'] as string) as unknown,
+      at: Number(r['created_at']),
+    }));
+  }
+
+  async putProfile(profile: UserProfile): Promise<void> {
+    await this.run({ ...Q.putProfile, values: [profile.id, JSON.stringify(profile)] });
+  }
+
+  async deleteProfile(id: McUri): Promise<boolean> {
+    return ((await this.run({ ...Q.deleteProfile, values: [id] })).rowCount ?? 0) > 0;
+  }
+
+  async allProfiles(): Promise<UserProfile[]> {
+    return (await this.query({ ...Q.profiles, values: [] })).map((r) => JSON.parse(r['profile'] as string) as UserProfile);
+  }
+
+  async createChanges(records: ChangeRecord[], events: NewEvent[]): Promise<ClientEvent[]> {
+    return this.tx(async (c) => {
+      await this.lockUsers(c, events.map((e) => e.userId));
+      for (const r of records) {
+        const values = [r.id, r.target, r.actor, r.service, r.mode, JSON.stringify(r.affiliate), JSON.stringify(r.deaffiliate), r.state, r.deadline, JSON.stringify(r.result), r.createdAt];
+        await c.query({ ...Q.createChange, values });
+      }
+      return insertEvents(c, events, this.now());
+    });
+  }
+
+  async getChange(id: string, target: McUri): Promise<ChangeRecord | undefined> {
+    const [r] = await this.query({ ...Q.getChange, values: [id, target] });
+    return r && toChange(r);
+  }
+
+  async transitionChange(id: string, target: McUri, from: ChangeState[], to: ChangeState, result?: unknown): Promise<boolean> {
+    const q = result === undefined ? { ...Q.transition, values: [to, id, target, from] } : { ...Q.transitionResult, values: [to, id, target, from, JSON.stringify(result)] };
+    return (await this.run(q)).rowCount === 1;
+  }
+
+  async changesInState(state: ChangeState): Promise<ChangeRecord[]> {
+    return (await this.query({ ...Q.changesInState, values: [state] })).map(toChange);
+  }
+
+  /** Ends the pool (shared with the GMS store of openPostgres). */
+  async close(): Promise<void> {
+    if (!this.pool.ended && !this.pool.ending) await this.pool.end();
+  }
+
+  /** Takes the per-user advisory locks in sorted order, so two writes that lock the same users cannot deadlock. */
+  private async lockUsers(c: pg.PoolClient, users: McUri[]): Promise<void> {
+    for (const u of [...new Set(users)].sort()) await c.query({ ...Q.lockUser, values: [u] });
+  }
+
+  private async run(q: pg.QueryConfig): Promise<pg.QueryResult> {
+    try {
+      return await this.pool.query(q);
+    } catch (e) {
+      throw toStoreError(e);
+    }
+  }
+
+  private async query(q: pg.QueryConfig): Promise<Row[]> {
+    return (await this.run(q)).rows as Row[];
+  }
+
+  /** One transaction on one pooled connection; an unreachable database becomes a clear 503 instead of a crash. */
+  private async tx<T>(work: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    return inTransaction(this.pool, work);
+  }
+}
+
+async function insertEvents(c: pg.PoolClient, events: NewEvent[], at: number): Promise<ClientEvent[]> {
+  const out: ClientEvent[] = [];
+  for (const e of events) {
+    const { rows } = await c.query<{ id: string }>({ ...Q.event, values: [e.userId, e.type, JSON.stringify(e.data), at] });
+    out.push({ id: Number(rows[0]?.id), userId: e.userId, type: e.type, data: e.data, at });
+  }
+  return out;
+}
+
+function toRecord(r: Row): AffiliationRecord {
+  return { userId: r['user_id'] as McUri, groupId: r['group_id'] as McUri, service: r['service'] as McService, state: r['state'] as HeldState, updatedAt: Number(r['updated_at']) };
+}
+
+function toChange(r: Row): ChangeRecord {
+  return {
+    id: r['id'] as string,
+    target: r['target'] as McUri,
+    actor: r['actor'] as McUri,
+    service: r['service'] as McService,
+    mode: r['mode'] as ChangeRecord['mode'],
+    affiliate: JSON.parse(r['affiliate'] as string) as McUri[],
+    deaffiliate: JSON.parse(r['deaffiliate'] as string) as McUri[],
+    state: r['state'] as ChangeState,
+    deadline: Number(r['deadline']),
+    result: JSON.parse(r['result'] as string) as unknown,
+    createdAt: Number(r['created_at']),
+  };
+}

@@ -1,0 +1,625 @@
+// One storage contract (STYLE.md habit 14): the same tests against SqliteStore/SqliteGmsStore and
+// PostgresStore/PostgresGmsStore. PostgreSQL runs on every machine here, so its tests fail (never skip) without it.
+import { describe, test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import type { McUri } from '../../src/domain/ids.ts';
+import type { McService } from '../../src/domain/services.ts';
+import type { UserProfile } from '../../src/domain/profile.ts';
+import type { HeldGroups } from '../../src/domain/decisions/group-home.ts';
+import type { GroupPolicy } from '../../src/domain/group-policy.ts';
+import type { AffiliationWrite, ChangeRecord, Store } from '../../src/ports/store.ts';
+import type { GmsStore } from '../../src/ports/gms-store.ts';
+import { MusterError } from '../../src/domain/errors.ts';
+import { openSqlite, SqliteStore } from '../../src/adapters/sqlite-store.ts';
+import { SqliteGmsStore } from '../../src/adapters/sqlite-gms-store.ts';
+import { openPostgres, PostgresStore } from '../../src/adapters/postgres-store.ts';
+import { PostgresGmsStore } from '../../src/adapters/postgres-gms-store.ts';
+import { migratePostgres } from '../../src/adapters/postgres-migrations.ts';
+import { newPool } from '../../src/adapters/postgres-pool.ts';
+
+const PG_ADMIN_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
+const PG_REQUIRED =
+  'PostgreSQL at 127.0.0.1:5432 is required' +
+  (process.env['CI'] ? ' in CI' : ' (it runs on every machine here)') +
+  '; start it with: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start';
+
+const uri = (s: string): McUri => s as McUri;
+const alice = uri('sip:alice@police.example');
+const bob = uri('sip:bob@police.example');
+const g = (n: number | string): McUri => uri(`sip:g${n}@police.example`);
+
+/** A settable clock shared by every store of one test. */
+class TestClock {
+  t = 1_700_000_000_000;
+  readonly now = (): number => this.t;
+}
+
+interface Harness {
+  store: Store;
+  gms: GmsStore;
+  /** Another instance on the same storage (its own connection or pool), to race against `store`. */
+  second: Store;
+  clock: TestClock;
+}
+
+interface Backend {
+  name: string;
+  /** A harness on empty storage. */
+  fresh(): Promise<Harness>;
+  teardown(): Promise<void>;
+}
+
+function sqliteBackend(): Backend {
+  const dir = mkdtempSync(join(tmpdir(), 'muster-store-contract-'));
+  const open: SqliteStore[] = [];
+  let n = 0;
+  return {
+    name: 'sqlite',
+    async fresh() {
+      await Promise.all(open.splice(0).map((s) => s.close()));
+      const file = join(dir, `store-${n++}.db`);
+      const clock = new TestClock();
+      const db = openSqlite(file);
+      const store = new SqliteStore(db, clock.now);
+      const second = new SqliteStore(openSqlite(file), clock.now);
+      open.push(store, second);
+      return { store, gms: new SqliteGmsStore(db), second, clock };
+    },
+    async teardown() {
+      await Promise.all(open.splice(0).map((s) => s.close()));
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Connects to the server's `postgres` database, or fails with how to start PostgreSQL. */
+async function adminClient(): Promise<pg.Client> {
+  const admin = new pg.Client({ connectionString: PG_ADMIN_URL, connectionTimeoutMillis: 3000 });
+  try {
+    await admin.connect();
+  } catch (e) {
+    await admin.end().catch(() => undefined);
+    throw new Error(`${PG_REQUIRED} (${e instanceof Error ? e.message || e.name : String(e)})`, { cause: e });
+  }
+  return admin;
+}
+
+/** A fresh database per run, dropped at the end; two pools on it mimic two server instances. */
+function postgresBackend(): Backend {
+  const dbName = `muster_test_${randomBytes(6).toString('hex')}`;
+  let ready: Promise<{ pool: pg.Pool; pool2: pg.Pool }> | undefined;
+  const setup = async (): Promise<{ pool: pg.Pool; pool2: pg.Pool }> => {
+    const admin = await adminClient();
+    try {
+      await admin.query(`CREATE DATABASE ${dbName}`);
+    } finally {
+      await admin.end();
+    }
+    const url = `postgres://postgres@127.0.0.1:5432/${dbName}`;
+    const { pool } = await openPostgres(url);
+    return { pool, pool2: newPool(url, { max: 5 }) };
+  };
+  return {
+    name: 'postgres',
+    async fresh() {
+      ready ??= setup();
+      const { pool, pool2 } = await ready;
+      await pool.query('TRUNCATE affiliations, gms_outbox, events, user_profiles, change_requests, gms_groups, gms_affiliations RESTART IDENTITY');
+      const clock = new TestClock();
+      return { store: new PostgresStore(pool, clock.now), gms: new PostgresGmsStore(pool), second: new PostgresStore(pool2, clock.now), clock };
+    },
+    async teardown() {
+      const pools = await ready?.catch(() => undefined);
+      if (!pools) return;
+      await Promise.all([pools.pool.end(), pools.pool2.end()]);
+      const admin = await adminClient();
+      try {
+        await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+      } finally {
+        await admin.end();
+      }
+    },
+  };
+}
+
+/** A write that puts `groups` as affiliated, tells the GMS and emits one status event per group. */
+function affiliate(userId: McUri, service: McService, groups: McUri[]): (held: HeldGroups) => AffiliationWrite<McUri[]> {
+  return (held) => {
+    const fresh = groups.filter((x) => held.get(x) !== 'affiliated');
+    return {
+      put: fresh.map((groupId) => ({ groupId, state: 'affiliated' as const })),
+      remove: [],
+      tellGms: fresh.map((groupId) => ({ groupId, status: 'affiliated' as const })),
+      events: fresh.map((groupId) => ({ userId, type: 'affiliation-status' as const, data: { service, groupId, status: 'affiliated' } })),
+      result: fresh,
+    };
+  };
+}
+
+/** The N2 decision in miniature: add requested groups in order while fewer than `n2` are held (reserved ones count). */
+function withinN2(n2: number, requested: McUri[]): (held: HeldGroups) => AffiliationWrite<{ added: McUri[]; refused: McUri[] }> {
+  return (held) => {
+    let count = held.size;
+    const added: McUri[] = [];
+    const refused: McUri[] = [];
+    for (const r of requested) {
+      if (held.has(r)) continue;
+      if (count < n2) {
+        added.push(r);
+        count += 1;
+      } else refused.push(r);
+    }
+    return {
+      put: added.map((groupId) => ({ groupId, state: 'affiliated' as const })),
+      remove: [],
+      tellGms: added.map((groupId) => ({ groupId, status: 'affiliated' as const })),
+      events: [],
+      result: { added, refused },
+    };
+  };
+}
+
+const change = (over: Partial<ChangeRecord> & { id: string; target: McUri }): ChangeRecord => ({
+  actor: uri('sip:dispatch@police.example'),
+  service: 'mcptt',
+  mode: 'negotiated',
+  affiliate: [g(1)],
+  deaffiliate: [g(2)],
+  state: 'asked',
+  deadline: 1_700_000_030_000,
+  result: null,
+  createdAt: 1_700_000_000_000,
+  ...over,
+});
+
+const group = (id: McUri, over: Partial<GroupPolicy> = {}): Omit<GroupPolicy, 'revision'> => ({
+  id,
+  displayName: 'Patrol',
+  services: ['mcptt', 'mcdata'],
+  enabled: true,
+  members: [alice, bob],
+  deaffiliationForbidden: false,
+  ...over,
+});
+
+function contract(backend: Backend): void {
+  void describe(`store contract: ${backend.name}`, () => {
+    after(() => backend.teardown());
+
+    void test('put, remove and held: what decide sees is what was written, per user and service', async () => {
+      const { store, clock } = await backend.fresh();
+      const first = await store.changeAffiliations(alice, 'mcptt', (held) => {
+        assert.equal(held.size, 0);
+        return { put: [{ groupId: g(1), state: 'affiliated' }, { groupId: g(2), state: 'reserved' }], remove: [], tellGms: [], events: [], result: 'done' };
+      });
+      assert.deepEqual(first, { result: 'done', events: [] });
+      await store.changeAffiliations(alice, 'mcdata', () => ({ put: [{ groupId: g(1), state: 'affiliated' }], remove: [], tellGms: [], events: [], result: null }));
+      await store.changeAffiliations(bob, 'mcptt', () => ({ put: [{ groupId: g(1), state: 'affiliated' }], remove: [], tellGms: [], events: [], result: null }));
+
+      clock.t += 1000;
+      let seen: [McUri, string][] = [];
+      await store.changeAffiliations(alice, 'mcptt', (held) => {
+        seen = [...held].sort();
+        return { put: [{ groupId: g(2), state: 'affiliated' }, { groupId: g(3), state: 'affiliated' }], remove: [g(1), g(9)], tellGms: [], events: [], result: null };
+      });
+      assert.deepEqual(seen, [
+        [g(1), 'affiliated'],
+        [g(2), 'reserved'],
+      ]);
+      assert.deepEqual(await store.affiliationsOfUser(alice, 'mcptt'), [
+        { userId: alice, groupId: g(2), service: 'mcptt', state: 'affiliated', updatedAt: clock.t },
+        { userId: alice, groupId: g(3), service: 'mcptt', state: 'affiliated', updatedAt: clock.t },
+      ]);
+      assert.deepEqual(
+        (await store.affiliationsOfUser(alice)).map((r) => [r.service, r.groupId]),
+        [
+          ['mcdata', g(1)],
+          ['mcptt', g(2)],
+          ['mcptt', g(3)],
+        ],
+      );
+      assert.deepEqual(
+        (await store.affiliationsOfGroup(g(1))).map((r) => [r.service, r.userId]),
+        [
+          ['mcdata', alice],
+          ['mcptt', bob],
+        ],
+      );
+      assert.deepEqual(
+        (await store.affiliationsOfGroup(g(1), 'mcptt')).map((r) => r.userId),
+        [bob],
+      );
+      assert.deepEqual(await store.affiliationsOfUser(uri('sip:nobody@police.example')), []);
+    });
+
+    void test('a group put twice in one write keeps the last state; put then remove of the same group removes it', async () => {
+      const { store } = await backend.fresh();
+      await store.changeAffiliations(alice, 'mcptt', () => ({
+        put: [
+          { groupId: g(1), state: 'reserved' },
+          { groupId: g(1), state: 'affiliated' },
+          { groupId: g(2), state: 'affiliated' },
+        ],
+        remove: [g(2)],
+        tellGms: [],
+        events: [],
+        result: null,
+      }));
+      assert.deepEqual(
+        (await store.affiliationsOfUser(alice)).map((r) => [r.groupId, r.state]),
+        [[g(1), 'affiliated']],
+      );
+    });
+
+    void test('N2-style decide: reserved rows count, excess groups are refused', async () => {
+      const { store } = await backend.fresh();
+      await store.changeAffiliations(alice, 'mcptt', () => ({ put: [{ groupId: g(0), state: 'reserved' }], remove: [], tellGms: [], events: [], result: null }));
+      const { result } = await store.changeAffiliations(alice, 'mcptt', withinN2(3, [g(1), g(2), g(3), g(4)]));
+      assert.deepEqual(result, { added: [g(1), g(2)], refused: [g(3), g(4)] });
+      // Another service has its own N2.
+      const other = await store.changeAffiliations(alice, 'mcdata', withinN2(3, [g(1), g(2), g(3), g(4)]));
+      assert.deepEqual(other.result, { added: [g(1), g(2), g(3)], refused: [g(4)] });
+      assert.equal((await store.affiliationsOfUser(alice, 'mcptt')).length, 3);
+    });
+
+    void test('a decide that throws writes nothing and its error passes unchanged', async () => {
+      const { store } = await backend.fresh();
+      const boom = new MusterError('forbidden', 'no');
+      await assert.rejects(
+        store.changeAffiliations(alice, 'mcptt', () => {
+          throw boom;
+        }),
+        (e) => e === boom,
+      );
+      assert.deepEqual(await store.affiliationsOfUser(alice), []);
+      assert.deepEqual(await store.pendingGmsUpdates(10), []);
+    });
+
+    void test('concurrency: 100 writes for one user from two instances, each adding only if held.size < 5, store exactly 5', async () => {
+      const { store, second } = await backend.fresh();
+      const outcomes = await Promise.all(
+        Array.from({ length: 100 }, (_, i) =>
+          (i % 2 === 0 ? store : second).changeAffiliations(alice, 'mcptt', (held) => {
+            const add = held.size < 5;
+            return {
+              put: add ? [{ groupId: g(i), state: 'affiliated' as const }] : [],
+              remove: [],
+              tellGms: add ? [{ groupId: g(i), status: 'affiliated' as const }] : [],
+              events: add ? [{ userId: alice, type: 'affiliation-status' as const, data: { groupId: g(i) } }] : [],
+              result: add,
+            };
+          }),
+        ),
+      );
+      assert.equal(outcomes.filter((o) => o.result).length, 5);
+      const rows = await store.affiliationsOfUser(alice, 'mcptt');
+      assert.equal(rows.length, 5);
+      assert.equal((await store.pendingGmsUpdates(1000)).length, 5);
+      const events = await store.eventsAfter(alice, 0, 1000);
+      assert.equal(events.length, 5);
+      assert.deepEqual(
+        events.map((e) => e.id),
+        outcomes.flatMap((o) => o.events.map((e) => e.id)).sort((a, b) => a - b),
+      );
+      assert.deepEqual(new Set(events.map((e) => (e.data as { groupId: McUri }).groupId)), new Set(rows.map((r) => r.groupId)));
+    });
+
+    void test('outbox: pending in write order with a limit; confirmed rows leave, the rest keep their order', async () => {
+      const { store, second } = await backend.fresh();
+      await store.changeAffiliations(alice, 'mcptt', affiliate(alice, 'mcptt', [g(1), g(2)]));
+      await second.changeAffiliations(bob, 'mcdata', affiliate(bob, 'mcdata', [g(3)]));
+      await store.changeAffiliations(alice, 'mcptt', (held) => ({
+        put: [],
+        remove: [...held.keys()].filter((x) => x === g(1)),
+        tellGms: [{ groupId: g(1), status: 'deaffiliated' }],
+        events: [],
+        result: null,
+      }));
+      const all = await store.pendingGmsUpdates(10);
+      assert.deepEqual(
+        all.map(({ userId, groupId, service, status }) => [userId, groupId, service, status]),
+        [
+          [alice, g(1), 'mcptt', 'affiliated'],
+          [alice, g(2), 'mcptt', 'affiliated'],
+          [bob, g(3), 'mcdata', 'affiliated'],
+          [alice, g(1), 'mcptt', 'deaffiliated'],
+        ],
+      );
+      const seqs = all.map((u) => u.seq);
+      assert.deepEqual(seqs, [...seqs].sort((a, b) => a - b));
+      assert.equal(new Set(seqs).size, 4);
+      assert.deepEqual(await store.pendingGmsUpdates(2), all.slice(0, 2));
+
+      await second.confirmGmsUpdates([seqs[0]!, seqs[2]!]);
+      assert.deepEqual(await store.pendingGmsUpdates(10), [all[1], all[3]]);
+      await store.confirmGmsUpdates([]);
+      await store.confirmGmsUpdates([seqs[0]!]); // already gone: no error
+      await store.confirmGmsUpdates([seqs[1]!, seqs[3]!]);
+      assert.deepEqual(await store.pendingGmsUpdates(10), []);
+      // New rows never reuse a confirmed sequence number.
+      await store.changeAffiliations(bob, 'mcptt', affiliate(bob, 'mcptt', [g(5)]));
+      const [next] = await store.pendingGmsUpdates(10);
+      assert.ok(next && next.seq > seqs[3]!);
+    });
+
+    void test('events: increasing ids, stamped with the clock, paged per user by eventsAfter', async () => {
+      const { store, second, clock } = await backend.fresh();
+      const written = await store.changeAffiliations(alice, 'mcptt', affiliate(alice, 'mcptt', [g(1), g(2)]));
+      assert.deepEqual(
+        written.events.map(({ userId, type, data, at }) => ({ userId, type, data, at })),
+        [
+          { userId: alice, type: 'affiliation-status', data: { service: 'mcptt', groupId: g(1), status: 'affiliated' }, at: clock.t },
+          { userId: alice, type: 'affiliation-status', data: { service: 'mcptt', groupId: g(2), status: 'affiliated' }, at: clock.t },
+        ],
+      );
+      clock.t += 5;
+      const data = { nested: { z: 1, a: [1, 'two', null, true] }, text: 'ünïcödé ✓', big: 2 ** 40 };
+      const appended = await second.appendEvents([
+        { userId: bob, type: 'affiliation-change', data },
+        { userId: alice, type: 'affiliation-change', data: 'plain' },
+        { userId: alice, type: 'affiliation-status', data: null },
+      ]);
+      assert.deepEqual(await store.appendEvents([]), []);
+      const ids = [...written.events, ...appended].map((e) => e.id);
+      for (let i = 1; i < ids.length; i += 1) assert.ok(ids[i]! > ids[i - 1]!, `ids increase: ${ids.join(',')}`);
+
+      const aliceAll = await store.eventsAfter(alice, 0, 100);
+      assert.deepEqual(aliceAll, [...written.events, appended[1], appended[2]]);
+      assert.equal(aliceAll[2]!.at, clock.t);
+      assert.deepEqual(await store.eventsAfter(bob, 0, 100), [appended[0]]);
+      assert.deepEqual((await store.eventsAfter(bob, 0, 100))[0]!.data, data);
+
+      // Paging: resume after the last id seen, a page at a time.
+      const pages: number[][] = [];
+      let last = 0;
+      for (;;) {
+        const page = await second.eventsAfter(alice, last, 2);
+        if (page.length === 0) break;
+        pages.push(page.map((e) => e.id));
+        last = page[page.length - 1]!.id;
+      }
+      assert.deepEqual(pages, [
+        [ids[0], ids[1]],
+        [ids[3], ids[4]],
+      ]);
+      assert.deepEqual(await store.eventsAfter(alice, ids[4]!, 10), []);
+    });
+
+    void test('profiles: put, overwrite, delete, all', async () => {
+      const { store, second } = await backend.fresh();
+      const a: UserProfile = { id: alice, services: ['mcptt', 'mcdata'], n2: { mcptt: 3, mcdata: 2 }, groups: [g(1), g(2)], remoteChange: { users: [bob] } };
+      const b: UserProfile = { id: bob, services: ['mcptt'], n2: 5, groups: [], remoteChange: false };
+      await store.putProfile(a);
+      await store.putProfile(b);
+      await second.putProfile({ ...b, n2: 7, remoteChange: true });
+      const byId = (ps: UserProfile[]): UserProfile[] => [...ps].sort((x, y) => x.id.localeCompare(y.id));
+      assert.deepEqual(byId(await store.allProfiles()), [a, { ...b, n2: 7, remoteChange: true }]);
+      assert.equal(await store.deleteProfile(bob), true);
+      assert.equal(await second.deleteProfile(bob), false);
+      assert.deepEqual(await store.allProfiles(), [a]);
+    });
+
+    void test('change requests: create with events, get per target, transitions, changesInState', async () => {
+      const { store, second, clock } = await backend.fresh();
+      const carol = uri('sip:carol@police.example');
+      const events = await store.createChanges(
+        [change({ id: 'c1', target: alice }), change({ id: 'c1', target: bob, createdAt: 1_700_000_000_001 }), change({ id: 'm1', target: carol, mode: 'mandatory', state: 'told', result: { ok: [g(1)] } })],
+        [
+          { userId: bob, type: 'affiliation-change', data: { id: 'c1' } },
+          { userId: alice, type: 'affiliation-change', data: { id: 'c1' } },
+          { userId: carol, type: 'affiliation-change', data: { id: 'm1' } },
+        ],
+      );
+      assert.deepEqual(
+        events.map((e) => [e.userId, e.at]),
+        [
+          [bob, clock.t],
+          [alice, clock.t],
+          [carol, clock.t],
+        ],
+      );
+      assert.ok(events[0]!.id < events[1]!.id && events[1]!.id < events[2]!.id);
+      assert.deepEqual(await store.eventsAfter(alice, 0, 10), [events[1]]);
+
+      assert.deepEqual(await second.getChange('c1', alice), change({ id: 'c1', target: alice }));
+      assert.equal(await store.getChange('c1', carol), undefined);
+      assert.equal(await store.getChange('nope', alice), undefined);
+      assert.deepEqual(
+        (await store.changesInState('asked')).map((c) => [c.id, c.target]),
+        [
+          ['c1', alice],
+          ['c1', bob],
+        ],
+      );
+
+      assert.equal(await store.transitionChange('c1', alice, ['asked'], 'accepted', { status: [{ groupId: g(1), status: 'affiliated' }] }), true);
+      assert.equal(await store.transitionChange('c1', alice, ['asked'], 'timed-out'), false);
+      assert.equal(await store.transitionChange('c1', carol, ['asked'], 'timed-out'), false);
+      const accepted = await store.getChange('c1', alice);
+      assert.equal(accepted?.state, 'accepted');
+      assert.deepEqual(accepted?.result, { status: [{ groupId: g(1), status: 'affiliated' }] });
+      // Without a result the stored one stays.
+      assert.equal(await store.transitionChange('m1', carol, ['told', 'asked'], 'acknowledged'), true);
+      assert.deepEqual(await store.getChange('m1', carol), change({ id: 'm1', target: carol, mode: 'mandatory', state: 'acknowledged', result: { ok: [g(1)] } }));
+      assert.deepEqual(
+        (await store.changesInState('asked')).map((c) => [c.id, c.target]),
+        [['c1', bob]],
+      );
+      assert.deepEqual(await store.changesInState('rejected'), []);
+    });
+
+    void test('change requests: concurrent transitions from asked, from two instances, have exactly one winner', async () => {
+      const { store, second } = await backend.fresh();
+      const n = 20;
+      await store.createChanges(
+        Array.from({ length: n }, (_, i) => change({ id: `r${i}`, target: alice })),
+        [],
+      );
+      for (let i = 0; i < n; i += 1) {
+        const [answer, timeout] = await Promise.all([
+          store.transitionChange(`r${i}`, alice, ['asked'], 'accepted', { by: 'answer' }),
+          second.transitionChange(`r${i}`, alice, ['asked'], 'timed-out', { by: 'timeout' }),
+        ]);
+        assert.equal(Number(answer) + Number(timeout), 1, `exactly one wins r${i}`);
+        const stored = await store.getChange(`r${i}`, alice);
+        assert.equal(stored?.state, answer ? 'accepted' : 'timed-out');
+        assert.deepEqual(stored?.result, { by: answer ? 'answer' : 'timeout' });
+      }
+      assert.deepEqual(await store.changesInState('asked'), []);
+    });
+
+    void test('sweepReservations removes only reservations older than the cut', async () => {
+      const { store, clock } = await backend.fresh();
+      const t0 = clock.t;
+      await store.changeAffiliations(alice, 'mcptt', () => ({
+        put: [
+          { groupId: g(1), state: 'reserved' },
+          { groupId: g(2), state: 'affiliated' },
+        ],
+        remove: [],
+        tellGms: [],
+        events: [],
+        result: null,
+      }));
+      clock.t = t0 + 5000;
+      await store.changeAffiliations(bob, 'mcptt', () => ({ put: [{ groupId: g(3), state: 'reserved' }], remove: [], tellGms: [], events: [], result: null }));
+      assert.equal(await store.sweepReservations(t0), 0); // strictly older
+      assert.equal(await store.sweepReservations(t0 + 1), 1);
+      assert.equal(await store.sweepReservations(t0 + 1), 0);
+      assert.deepEqual(
+        (await store.affiliationsOfUser(alice)).map((r) => [r.groupId, r.state]),
+        [[g(2), 'affiliated']],
+      );
+      assert.deepEqual(
+        (await store.affiliationsOfUser(bob)).map((r) => [r.groupId, r.state]),
+        [[g(3), 'reserved']],
+      );
+    });
+
+    void test('GMS: putGroup counts revisions from 1, get, all, delete', async () => {
+      const { gms } = await backend.fresh();
+      assert.equal(await gms.getGroup(g(1)), undefined);
+      const first = await gms.putGroup(group(g(1)));
+      assert.deepEqual(first, { ...group(g(1)), revision: 1 });
+      const second = await gms.putGroup(group(g(1), { enabled: false, members: [bob] }));
+      assert.deepEqual(second, { ...group(g(1), { enabled: false, members: [bob] }), revision: 2 });
+      assert.deepEqual(await gms.getGroup(g(1)), second);
+      // A caller's stale revision field does not count: the store's does.
+      const third = await gms.putGroup({ ...group(g(1)), revision: 99 } as Omit<GroupPolicy, 'revision'>);
+      assert.equal(third.revision, 3);
+      assert.equal((await gms.getGroup(g(1)))?.revision, 3);
+      await gms.putGroup(group(g(2), { displayName: 'Fire ops' }));
+      assert.deepEqual(
+        (await gms.allGroups()).map((x) => [x.id, x.revision]).sort(),
+        [
+          [g(1), 3],
+          [g(2), 1],
+        ],
+      );
+      assert.equal(await gms.deleteGroup(g(1)), true);
+      assert.equal(await gms.deleteGroup(g(1)), false);
+      assert.equal(await gms.getGroup(g(1)), undefined);
+      assert.equal((await gms.putGroup(group(g(1)))).revision, 1);
+    });
+
+    void test('GMS: concurrent putGroup of one group hands out each revision once', async () => {
+      const { gms } = await backend.fresh();
+      const revisions = await Promise.all(Array.from({ length: 20 }, (_, i) => gms.putGroup(group(g(1), { displayName: `v${i}` })).then((x) => x.revision)));
+      assert.deepEqual(
+        [...revisions].sort((a, b) => a - b),
+        Array.from({ length: 20 }, (_, i) => i + 1),
+      );
+      assert.equal((await gms.getGroup(g(1)))?.revision, 20);
+    });
+
+    void test('GMS: applyStatusUpdates is idempotent per source and sequence number', async () => {
+      const { gms } = await backend.fresh();
+      const up = (seq: number, userId: McUri, groupId: McUri, status: 'affiliated' | 'deaffiliated', service: McService = 'mcptt') => ({ seq, userId, groupId, service, status });
+      assert.equal(await gms.applyStatusUpdates('police', [up(1, alice, g(1), 'affiliated'), up(2, bob, g(1), 'affiliated'), up(3, alice, g(1), 'affiliated', 'mcdata')], 100), 3);
+      assert.equal(await gms.applyStatusUpdates('police', [up(1, alice, g(1), 'affiliated'), up(2, bob, g(1), 'affiliated')], 200), 0, 'a repeat changes nothing');
+      assert.equal(await gms.applyStatusUpdates('police', [up(1, bob, g(1), 'deaffiliated')], 300), 0, 'an older seq is ignored');
+      assert.equal(await gms.applyStatusUpdates('police', [], 300), 0);
+      assert.deepEqual(await gms.affiliatedMembers(g(1), 'mcptt'), [
+        { userId: alice, service: 'mcptt', status: 'affiliated', updatedAt: 100 },
+        { userId: bob, service: 'mcptt', status: 'affiliated', updatedAt: 100 },
+      ]);
+      // Another source's update applies whatever its number; a newer one of the same source applies too.
+      assert.equal(await gms.applyStatusUpdates('fire', [up(1, bob, g(1), 'deaffiliated')], 400), 1);
+      assert.equal(await gms.applyStatusUpdates('police', [up(5, alice, g(1), 'deaffiliated'), up(6, alice, g(1), 'affiliated'), up(4, alice, g(1), 'deaffiliated')], 500), 2);
+      assert.deepEqual(
+        (await gms.affiliatedMembers(g(1))).map((m) => [m.service, m.userId, m.updatedAt]),
+        [
+          ['mcdata', alice, 100],
+          ['mcptt', alice, 500],
+        ],
+      );
+      assert.deepEqual(await gms.affiliatedMembers(g(9)), []);
+      await gms.applyStatusUpdates('fire', [up(7, uri('sip:zed@fire.example'), g(0), 'affiliated', 'mcvideo')], 600);
+      assert.deepEqual(await gms.allAffiliations(), [
+        { groupId: g(0), service: 'mcvideo', userId: uri('sip:zed@fire.example'), status: 'affiliated', source: 'fire', seq: 7, updatedAt: 600 },
+        { groupId: g(1), service: 'mcdata', userId: alice, status: 'affiliated', source: 'police', seq: 3, updatedAt: 100 },
+        { groupId: g(1), service: 'mcptt', userId: alice, status: 'affiliated', source: 'police', seq: 6, updatedAt: 500 },
+      ]);
+    });
+  });
+}
+
+contract(sqliteBackend());
+contract(postgresBackend());
+
+void describe('PostgreSQL specifics', () => {
+  const dbName = `muster_test_${randomBytes(6).toString('hex')}`;
+  const pools: pg.Pool[] = [];
+  after(async () => {
+    await Promise.all(pools.splice(0).map((p) => p.end()));
+    const admin = await adminClient().catch(() => undefined);
+    if (!admin) return;
+    try {
+      await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+    } finally {
+      await admin.end();
+    }
+  });
+
+  void test('migrations: two instances starting together apply each version once; a restart applies none', async () => {
+    const admin = await adminClient();
+    try {
+      await admin.query(`CREATE DATABASE ${dbName}`);
+    } finally {
+      await admin.end();
+    }
+    const url = `postgres://postgres@127.0.0.1:5432/${dbName}`;
+    const a = newPool(url, { max: 2 });
+    const b = newPool(url, { max: 2 });
+    pools.push(a, b);
+    const [ra, rb] = await Promise.all([migratePostgres(a), migratePostgres(b)]);
+    assert.deepEqual([...ra, ...rb], [1]);
+    assert.deepEqual(await migratePostgres(a), []);
+    const { rows } = await a.query<{ version: number }>('SELECT version FROM schema_migrations ORDER BY version');
+    assert.deepEqual(rows, [{ version: 1 }]);
+  });
+
+  void test('an unreachable database is MusterError unavailable, within the connection timeout', async () => {
+    const pool = newPool('postgres://postgres@127.0.0.1:1/muster');
+    pools.push(pool);
+    const store = new PostgresStore(pool);
+    const gms = new PostgresGmsStore(pool);
+    const isUnavailable = (e: unknown): boolean => e instanceof MusterError && e.code === 'unavailable' && e.message.startsWith('store unavailable: ');
+    const started = Date.now();
+    await assert.rejects(store.changeAffiliations(alice, 'mcptt', withinN2(1, [g(1)])), isUnavailable);
+    await assert.rejects(store.affiliationsOfUser(alice), isUnavailable);
+    await assert.rejects(store.appendEvents([{ userId: alice, type: 'affiliation-status', data: 1 }]), isUnavailable);
+    await assert.rejects(gms.applyStatusUpdates('x', [{ seq: 1, userId: alice, groupId: g(1), service: 'mcptt', status: 'affiliated' }], 1), isUnavailable);
+    await assert.rejects(openPostgres('postgres://postgres@127.0.0.1:1/muster'), isUnavailable);
+    assert.ok(Date.now() - started < 10_000);
+  });
+
+  void test('a database that does not exist is MusterError unavailable (it cannot serve), not a crash', async () => {
+    await assert.rejects(openPostgres(`postgres://postgres@127.0.0.1:5432/${dbName}_missing`), (e) => e instanceof MusterError && e.code === 'unavailable');
+  });
+});
