@@ -17,12 +17,14 @@ import type { McServiceServer } from './procedures/context.ts';
 import { systemClock, type Clock } from './ports/clock.ts';
 import { buildHttpFace } from './faces/http/app.ts';
 import { CredentialVerifier } from './faces/http/credentials.ts';
+import { SipFace } from './faces/sip/sip-face.ts';
 
 /** Reservations older than this are left from a crash while a partner was asked (DESIGN.md). */
 const RESERVATION_SWEEP_MS = 60_000;
 
 export class McSystem {
   private http?: FastifyInstance;
+  private sip?: SipFace;
   private readonly timers: NodeJS.Timeout[] = [];
 
   private constructor(
@@ -89,6 +91,8 @@ export class McSystem {
     sweep.unref();
     this.timers.push(sweep);
     const address = await this.http.listen({ host: c.http.host, port: c.http.port });
+    // SIP face (STAGE3.md): opt-in, only when the configuration has a `sip` key.
+    if (c.sip) this.sip = await SipFace.start({ config: c.sip, server: this.server, verifier: new CredentialVerifier(c.secret, c.domain), log: this.log });
     this.log.info({ address }, 'MC system listening');
     return address;
   }
@@ -108,6 +112,7 @@ export class McSystem {
   async stop(): Promise<void> {
     this.timers.forEach((t) => clearInterval(t));
     this.outbox.stop();
+    await this.sip?.stop();
     await this.http?.close();
     await this.closeStore();
   }
