@@ -1,0 +1,31 @@
+// RFC 2046 §5.1 (multipart/mixed) and RFC 3261 §20.15 (Content-Type): split a body into typed parts.
+import { MusterError } from '../../domain/errors.ts';
+import { headerParam } from './parser.ts';
+
+const MAX_PARTS = 8;
+
+export function mediaType(contentType: string): string {
+  return contentType.split(';')[0]!.trim().toLowerCase();
+}
+
+export function parseMultipart(body: Buffer, contentType: string): { type: string; body: string }[] {
+  const boundary = headerParam(contentType, 'boundary');
+  if (typeof boundary !== 'string' || boundary.length === 0 || boundary.length > 70) throw new MusterError('bad-request', 'multipart/mixed without a valid boundary');
+  const text = body.toString('utf8');
+  const delimiter = `--${boundary}`;
+  const chunks = text.split(delimiter);
+  if (chunks.length < 3) throw new MusterError('bad-request', 'multipart/mixed body has no parts');
+  const parts: { type: string; body: string }[] = [];
+  // chunks[0] is the preamble; the last chunk starts with "--" (close delimiter) and is the epilogue.
+  for (const chunk of chunks.slice(1)) {
+    if (chunk.startsWith('--')) break;
+    if (parts.length >= MAX_PARTS) throw new MusterError('bad-request', `more than ${MAX_PARTS} body parts`);
+    const part = chunk.replace(/^[ \t]*\r?\n/, '');
+    const sep = /\r?\n\r?\n/.exec(part);
+    const head = sep ? part.slice(0, sep.index) : '';
+    const content = sep ? part.slice(sep.index + sep[0].length) : part.replace(/^\r?\n/, '');
+    const type = /(?:^|\n)content-type[ \t]*:[ \t]*([^\r\n]+)/i.exec(head)?.[1];
+    parts.push({ type: type ? mediaType(type) : 'text/plain', body: content.replace(/\r?\n$/, '') });
+  }
+  return parts;
+}

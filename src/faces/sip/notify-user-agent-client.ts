@@ -1,0 +1,43 @@
+// RFC 6665 §4.2.2 (notifier NOTIFY behaviour) and TS 24.379 §9.2.2.2.5: the NOTIFY carrying a user's
+// affiliation status, built here (pure); the transaction layer sends it.
+import type { AffiliationStatusDocument } from './pidf-render.ts';
+import { renderAffiliationStatus } from './pidf-render.ts';
+import { PIDF_TYPE } from './affiliation-document.ts';
+import { newBranch, type OutgoingRequest } from './outgoing-message.ts';
+import type { Subscription } from './subscription-state.ts';
+
+export interface LocalAddress {
+  transport: 'UDP' | 'TCP';
+  address: string;
+  port: number;
+}
+
+export function buildNotify(
+  sub: Subscription,
+  psi: string,
+  local: LocalAddress,
+  state: { active: true; expiresIn: number } | { active: false; reason: 'timeout' | 'deactivated' | 'noresource' },
+  doc: AffiliationStatusDocument,
+): { request: OutgoingRequest; branch: string } {
+  const branch = newBranch();
+  const host = local.address.includes(':') ? `[${local.address}]` : local.address;
+  sub.localCSeq += 1;
+  const request: OutgoingRequest = {
+    kind: 'request',
+    method: 'NOTIFY',
+    uri: sub.remoteTarget,
+    headers: [
+      ['Via', `SIP/2.0/${local.transport} ${host}:${local.port};branch=${branch};rport`],
+      ['Max-Forwards', '70'],
+      ['From', `<${psi}>;tag=${sub.localTag}`],
+      ['To', sub.remoteFrom],
+      ['Call-ID', sub.callId],
+      ['CSeq', `${sub.localCSeq} NOTIFY`],
+      ['Contact', `<sip:${psi.replace(/^sips?:/, '').split('@')[0]}@${host}:${local.port};transport=${local.transport.toLowerCase()}>`],
+      ['Event', sub.eventId ? `presence;id=${sub.eventId}` : 'presence'],
+      ['Subscription-State', state.active ? `active;expires=${Math.max(0, state.expiresIn)}` : `terminated;reason=${state.reason}`],
+    ],
+    body: { contentType: PIDF_TYPE, bytes: Buffer.from(renderAffiliationStatus(doc), 'utf8') },
+  };
+  return { request, branch };
+}

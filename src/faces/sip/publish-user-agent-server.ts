@@ -1,0 +1,110 @@
+// TS 24.379 §9.2.2.2.3 (MC service server receives an affiliation PUBLISH) over RFC 3903 §6 (processing PUBLISH):
+// the PIDF's set of groups replaces the user's previous set for the service; the face computes what was added and
+// what was left out and hands both to the affiliation and de-affiliation procedures. No rule is decided here.
+import type { McUri } from '../../domain/ids.ts';
+import type { McService } from '../../domain/services.ts';
+import type { GroupStatus } from '../../domain/flows.ts';
+import { MusterError } from '../../domain/errors.ts';
+import { decideChangeRight } from '../../domain/decisions/remote-change-right.ts';
+import { affiliate } from '../../procedures/affiliate.ts';
+import { deaffiliate } from '../../procedures/deaffiliate.ts';
+import type { IncomingRequest } from './message.ts';
+import type { Flow } from './transport.ts';
+import type { HeaderList } from './outgoing-message.ts';
+import { readAffiliationBody } from './affiliation-document.ts';
+import { serviceOf } from './service-marker.ts';
+import { senderOf } from './identity.ts';
+import { refusalWarnings } from './warning.ts';
+import { SipRefusal } from './sip-refusal.ts';
+import { DEFAULT_PUBLISH_EXPIRES, type Publication } from './publication-state.ts';
+import { expiresOf, requirePresenceEvent, requirePsi, type SipFaceContext } from './face-context.ts';
+
+export interface UasAnswer {
+  status: number;
+  headers: HeaderList;
+  /** Runs after the final response left (a NOTIFY must not overtake the 200 it follows). */
+  after?: () => void;
+}
+
+export async function publishUas(ctx: SipFaceContext, req: IncomingRequest, flow: Flow): Promise<UasAnswer> {
+  requirePresenceEvent(req);
+  requirePsi(req, ctx.psi);
+  const sender = await senderOf(req, flow, ctx.trustedPeers, ctx.verifier);
+  const service = serviceOf(req);
+  const expires = expiresOf(req, DEFAULT_PUBLISH_EXPIRES);
+  const ifMatch = req.headers.get('sip-if-match')?.trim();
+
+  // RFC 3903 §6 step 3-4: a body is a new or modified publication; without one it is a refresh or a removal.
+  const body = req.body.length > 0 ? readAffiliationBody(req, service, { requirePidf: true }) : undefined;
+  const pidf = body?.pidf;
+  if (pidf && body.requestUri && body.requestUri !== pidf.entity) throw new MusterError('bad-request', `PIDF entity ${pidf.entity} is not the mcptt-request-uri ${body.requestUri}`);
+  let served: McUri;
+  if (pidf) served = body.requestUri ?? pidf.entity;
+  else if (ifMatch) served = body?.requestUri ?? sender;
+  else if (expires === 0) served = body?.requestUri ?? sender;
+  else throw new MusterError('bad-request', 'an initial PUBLISH needs a PIDF body (RFC 3903 §4.1)');
+
+  // TS 23.280 10.X.5.1.1: acting for another user is a mandatory remote change and needs the right.
+  const right = decideChangeRight(ctx.server.profiles.get(sender), served, ctx.server.domain);
+  if (!right.allowed) throw new MusterError('forbidden', `${sender} may not change the affiliations of ${served}`);
+
+  return ctx.exclusive(served, async () => {
+    const current = ctx.publications.get(served, service);
+    // RFC 3903 §6 step 4: an entity-tag we do not hold is answered 412.
+    if (ifMatch !== undefined && current?.etag !== ifMatch) throw new SipRefusal(412, `no publication with entity-tag ${ifMatch}`);
+    const onExpire = (etag: string): void => void expire(ctx, served, service, etag);
+
+    if (!pidf && expires > 0) {
+      // Refresh: same set, new entity-tag and expiry; nothing changes, so no NOTIFY.
+      const pub = ctx.publications.refresh(current!, expires, onExpire);
+      return { status: 200, headers: publicationHeaders(pub) };
+    }
+
+    const wanted = expires === 0 ? [] : pidf!.groups;
+    const status = await replaceSet(ctx, served, service, wanted, right.groupAllowed);
+    let headers: HeaderList;
+    if (expires === 0) {
+      ctx.publications.remove(served, service);
+      headers = [...(current ? [['SIP-ETag', current.etag] as [string, string]] : []), ['Expires', '0']];
+    } else {
+      headers = publicationHeaders(ctx.publications.put(served, service, expires, { pId: pidf!.pId, tupleId: pidf!.clientId }, onExpire));
+    }
+    const pId = pidf?.pId;
+    return { status: 200, headers: [...headers, ...refusalWarnings(ctx.agent, status)], after: () => ctx.notifyWatchers(served, service, pId) };
+  });
+}
+
+/** The wanted set against the held one: additions to `affiliate`, omissions to `deaffiliate` (both procedures decide). */
+export async function replaceSet(ctx: SipFaceContext, userId: McUri, service: McService, wanted: readonly McUri[], groupAllowed: (g: McUri) => boolean): Promise<GroupStatus[]> {
+  const held = await ctx.server.store.affiliationsOfUser(userId, service);
+  const heldIds = new Set(held.map((r) => r.groupId));
+  const additions = wanted.filter((g) => !heldIds.has(g));
+  const omissions = held.filter((r) => r.state === 'affiliated' && !wanted.includes(r.groupId)).map((r) => r.groupId);
+  const refused: GroupStatus[] = [...additions, ...omissions].filter((g) => !groupAllowed(g)).map((groupId) => ({ groupId, status: 'rejected', reason: 'not-authorised' }));
+  const toAffiliate = additions.filter(groupAllowed);
+  const toLeave = omissions.filter(groupAllowed);
+  const joined = toAffiliate.length > 0 ? (await affiliate(ctx.server, { mcServiceId: userId, service, groupIds: toAffiliate })).status : [];
+  const left = toLeave.length > 0 ? (await deaffiliate(ctx.server, { mcServiceId: userId, service, groupIds: toLeave })).status : [];
+  return [...refused, ...joined, ...left];
+}
+
+function publicationHeaders(pub: Publication): HeaderList {
+  return [
+    ['SIP-ETag', pub.etag],
+    ['Expires', String(pub.expires)],
+  ];
+}
+
+/** RFC 3903 §6: an expired publication is removed; for affiliation that means leaving its groups (as Expires: 0). */
+async function expire(ctx: SipFaceContext, userId: McUri, service: McService, etag: string): Promise<void> {
+  try {
+    await ctx.exclusive(userId, async () => {
+      if (ctx.publications.get(userId, service)?.etag !== etag) return; // refreshed or replaced meanwhile
+      ctx.publications.remove(userId, service);
+      await replaceSet(ctx, userId, service, [], () => true);
+    });
+    ctx.notifyWatchers(userId, service);
+  } catch (e) {
+    ctx.server.log.error({ err: e, userId, service }, 'SIP publication expiry failed');
+  }
+}

@@ -1,0 +1,91 @@
+// TS 24.379 §9.2.2.2.4 (MC service server receives a SUBSCRIBE for affiliation status) over RFC 6665 §4.2.1
+// (notifier SUBSCRIBE behaviour): create, refresh or end a subscription; the NOTIFYs follow the 200.
+import { randomUUID } from 'node:crypto';
+import { MusterError } from '../../domain/errors.ts';
+import { mayView } from '../../domain/decisions/remote-change-right.ts';
+import type { IncomingRequest } from './message.ts';
+import type { Flow } from './transport.ts';
+import { readAffiliationBody, PIDF_TYPE } from './affiliation-document.ts';
+import { serviceOf } from './service-marker.ts';
+import { senderOf } from './identity.ts';
+import { SipRefusal } from './sip-refusal.ts';
+import { tagOf, uriOf } from './name-addr.ts';
+import { newTag } from './outgoing-message.ts';
+import type { Subscription } from './subscription-state.ts';
+import { expiresOf, requirePresenceEvent, requirePsi, type SipFaceContext } from './face-context.ts';
+import type { UasAnswer } from './publish-user-agent-server.ts';
+
+export const DEFAULT_SUBSCRIBE_EXPIRES = 3600;
+export const MAX_SUBSCRIBE_EXPIRES = 86_400;
+
+/** What the core does with a subscription after the 200: send its NOTIFY (active or terminated). */
+export interface SubscribeAnswer extends UasAnswer {
+  toTag?: string;
+}
+
+export async function subscribeUas(ctx: SipFaceContext, req: IncomingRequest, flow: Flow, notify: (sub: Subscription, terminated?: 'timeout') => void): Promise<SubscribeAnswer> {
+  const eventId = requirePresenceEvent(req);
+  const accept = req.headers.all('accept');
+  if (accept.length > 0 && !accept.some((a) => /^(application\/pidf\+xml|application\/\*|\*\/\*)\b/i.test(a.trim()))) throw new SipRefusal(406, 'only application/pidf+xml is offered', [['Accept', PIDF_TYPE]]);
+  const sender = await senderOf(req, flow, ctx.trustedPeers, ctx.verifier);
+  const requested = expiresOf(req, DEFAULT_SUBSCRIBE_EXPIRES);
+  const expires = Math.min(requested, MAX_SUBSCRIBE_EXPIRES);
+  const fromTag = tagOf(req.headers.get('from') ?? '');
+  if (!fromTag) throw new MusterError('bad-request', 'SUBSCRIBE without a From tag (RFC 3261 §8.1.1.3)');
+  const toTag = tagOf(req.headers.get('to') ?? '');
+  const clock = ctx.server.clock;
+
+  if (toTag) {
+    // RFC 6665 §4.2.1.2: a refresh or an unsubscribe inside the subscription's dialog.
+    const sub = ctx.subscriptions.find(req.callId, fromTag, toTag);
+    if (!sub) throw new SipRefusal(481, 'no such subscription');
+    if (sub.watcher !== sender) throw new MusterError('forbidden', 'the subscription belongs to another user');
+    // RFC 3261 §12.2.2: a lower CSeq inside a dialog is out of order.
+    if (req.cseq.seq <= sub.remoteCSeq) throw new SipRefusal(500, 'CSeq out of order');
+    sub.remoteCSeq = req.cseq.seq;
+    if (expires === 0) {
+      return { status: 200, headers: [['Expires', '0']], after: () => notify(sub, 'timeout') };
+    }
+    ctx.subscriptions.transition(sub, 'refresh');
+    sub.cancelExpiry();
+    sub.expiresAt = clock.now() + expires * 1000;
+    sub.cancelExpiry = clock.after(expires * 1000, () => sub.state === 'active' && notify(sub, 'timeout'));
+    return { status: 200, headers: [['Expires', String(expires)]], after: () => notify(sub) };
+  }
+
+  requirePsi(req, ctx.psi);
+  const service = serviceOf(req);
+  const body = req.body.length > 0 ? readAffiliationBody(req, service, { requirePidf: false }) : undefined;
+  const target = body?.requestUri ?? sender;
+  // TS 24.379 §9.2.2.2.4: another user's status needs the same right as changing it.
+  if (!mayView(ctx.server.profiles.get(sender), sender, target, ctx.server.domain)) throw new MusterError('forbidden', `${sender} may not watch the affiliations of ${target}`);
+  const contact = req.headers.get('contact');
+  const remoteTarget = contact ? uriOf(contact) : undefined;
+  if (!remoteTarget) throw new MusterError('bad-request', 'SUBSCRIBE without a Contact (RFC 6665 §4.1.2.1)');
+
+  const sub: Subscription = {
+    id: randomUUID(),
+    state: 'active',
+    callId: req.callId,
+    localTag: newTag(),
+    remoteTag: fromTag,
+    remoteFrom: req.headers.get('from')!,
+    remoteTarget,
+    eventId,
+    flow,
+    watcher: sender,
+    userId: target,
+    service,
+    expiresAt: clock.now() + expires * 1000,
+    localCSeq: 0,
+    remoteCSeq: req.cseq.seq,
+    cancelExpiry: () => undefined,
+  };
+  ctx.subscriptions.add(sub);
+  if (expires === 0) {
+    // RFC 6665 §4.2.1.1: Expires 0 is a fetch: one NOTIFY with the state, and the subscription ends.
+    return { status: 200, toTag: sub.localTag, headers: [['Expires', '0'], ['Contact', `<${ctx.psi}>`]], after: () => notify(sub, 'timeout') };
+  }
+  sub.cancelExpiry = clock.after(expires * 1000, () => sub.state === 'active' && notify(sub, 'timeout'));
+  return { status: 200, toTag: sub.localTag, headers: [['Expires', String(expires)], ['Contact', `<${ctx.psi}>`]], after: () => notify(sub) };
+}

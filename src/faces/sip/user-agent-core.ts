@@ -1,0 +1,235 @@
+// RFC 3261 §8.2 (UAS behaviour) and §17 (transactions) joined: messages from the transports are parsed, matched to
+// transactions (retransmissions absorbed), handed to the user agent server of their method, and answered.
+// NOTIFYs to watchers are coalesced per user: a change made over HTTP and one made over SIP both end in one NOTIFY.
+import type { Logger } from 'pino';
+import type { McUri } from '../../domain/ids.ts';
+import type { McService } from '../../domain/services.ts';
+import type { ClientEvent } from '../../ports/store.ts';
+import type { IncomingRequest } from './message.ts';
+import { parseMessage, SipParseError } from './parser.ts';
+import { responseTo, serialize, type HeaderList } from './outgoing-message.ts';
+import { TransactionLayer } from './transaction-layer.ts';
+import type { Flow, TransportDelegate } from './transport.ts';
+import { parseVia, responseDestination } from './via.ts';
+import { parseCSeq } from './parser.ts';
+import { refusalOf, reasonPhrase } from './sip-refusal.ts';
+import { publishUas, type UasAnswer } from './publish-user-agent-server.ts';
+import { subscribeUas, type SubscribeAnswer } from './subscribe-user-agent-server.ts';
+import { buildNotify, type LocalAddress } from './notify-user-agent-client.ts';
+import type { Subscription } from './subscription-state.ts';
+import type { SipFaceContext } from './face-context.ts';
+
+const ALLOW = 'PUBLISH, SUBSCRIBE, OPTIONS';
+
+export class UserAgentCore implements TransportDelegate {
+  readonly transactions: TransactionLayer;
+  private readonly locks = new Map<McUri, Promise<unknown>>();
+  private readonly pending = new Map<string, { userId: McUri; service: McService }>();
+  private readonly watching = new Map<McUri, () => void>();
+  private flushScheduled = false;
+  private stopped = false;
+
+  constructor(
+    private readonly ctx: Omit<SipFaceContext, 'exclusive' | 'notifyWatchers'>,
+    private readonly localOf: (flow: Flow) => LocalAddress,
+    private readonly log: Logger,
+  ) {
+    this.transactions = new TransactionLayer(ctx.server.clock);
+  }
+
+  /** The face context the user agent servers see, with this core's per-user lock and NOTIFY seam. */
+  get context(): SipFaceContext {
+    return { ...this.ctx, exclusive: (u, fn) => this.exclusive(u, fn), notifyWatchers: (u, s, p) => this.notifyWatchers(u, s, p) };
+  }
+
+  onFramingError(why: string, flow: Flow): void {
+    this.log.info({ why, peer: `${flow.remoteAddress}:${flow.remotePort}` }, 'SIP stream cannot be framed; closing it');
+  }
+
+  onMessage(bytes: Buffer, flow: Flow): void {
+    if (this.stopped) return;
+    let msg;
+    try {
+      msg = parseMessage(bytes, { stream: flow.transport === 'tcp' });
+    } catch (e) {
+      if (e instanceof SipParseError) this.answerMalformed(bytes, e, flow);
+      else this.log.error({ err: e }, 'SIP parser failed');
+      return;
+    }
+    if (msg.kind === 'response') {
+      this.transactions.receiveResponse(msg);
+      return;
+    }
+    if (msg.method === 'ACK') return; // §17.2.2: no transaction for ACK outside INVITE
+    const match = this.transactions.receiveRequest(msg, flow);
+    if (match.kind === 'absorbed' || match.kind === 'unroutable') return;
+    if (match.kind === 'overloaded') {
+      match.tx.respond(503, serialize(responseTo(msg, 503, { headers: [['Retry-After', '5']] })));
+      return;
+    }
+    const tx = match.tx;
+    void this.handle(msg, flow).then(({ answer, reason }) => {
+      const toTag = (answer as SubscribeAnswer).toTag ?? tagFor(msg);
+      try {
+        tx.respond(answer.status, serialize(responseTo(msg, answer.status, { toTag, headers: answer.headers, ...(reason ? { reason } : {}) })));
+      } catch (e) {
+        this.log.error({ err: e }, 'SIP response could not be sent');
+        return;
+      }
+      answer.after?.();
+    });
+  }
+
+  private async handle(req: IncomingRequest, flow: Flow): Promise<{ answer: UasAnswer; reason?: string }> {
+    try {
+      switch (req.method) {
+        case 'PUBLISH':
+          return { answer: await publishUas(this.context, req, flow) };
+        case 'SUBSCRIBE':
+          return { answer: await subscribeUas(this.context, req, flow, (sub, end) => void this.notifySubscription(sub, end)) };
+        case 'OPTIONS':
+          return { answer: { status: 200, headers: [['Allow', ALLOW], ['Allow-Events', 'presence'], ['Accept', 'application/pidf+xml, multipart/mixed']] } };
+        default:
+          return { answer: { status: 405, headers: [['Allow', ALLOW]] } };
+      }
+    } catch (e) {
+      const r = refusalOf(e, this.ctx.agent);
+      if (r.internal) this.log.error({ err: e, method: req.method, callId: req.callId }, 'SIP request failed');
+      else this.log.debug({ err: e, method: req.method }, 'SIP request refused');
+      return { answer: { status: r.status, headers: r.headers }, reason: r.internal ? undefined : reasonPhrase(e, statusText(r.status)) };
+    }
+  }
+
+  /** §8.2 / §16.3: a request we could not parse but can still route an answer to gets a stateless 400. */
+  private answerMalformed(bytes: Buffer, e: SipParseError, flow: Flow): void {
+    const h = e.headers;
+    const startLine = bytes.toString('latin1', 0, Math.min(bytes.length, 200)).split(/\r?\n/)[0] ?? '';
+    if (!h || startLine.startsWith('SIP/2.0')) return; // a broken response is dropped
+    const via = h.get('via') ? parseVia(h.get('via')!) : undefined;
+    const cseq = parseCSeq(h.get('cseq') ?? '');
+    if (!via || !cseq || !h.get('from') || !h.get('to') || !h.get('call-id')) return;
+    const headers: HeaderList = [
+      ...h.all('via').map((v): [string, string] => ['Via', v]),
+      ['From', h.get('from')!],
+      ['To', h.get('to')!],
+      ['Call-ID', h.get('call-id')!],
+      ['CSeq', `${cseq.seq} ${cseq.method}`],
+    ];
+    const reason = `Bad Request (${e.message.replace(/[\r\n]/g, ' ').slice(0, 100)})`;
+    const bytesOut = serialize({ kind: 'response', status: 400, reason, headers });
+    flow.send(bytesOut, flow.transport === 'udp' ? responseDestination(via, { address: flow.remoteAddress, port: flow.remotePort }) : undefined);
+  }
+
+  async exclusive<T>(userId: McUri, fn: () => Promise<T>): Promise<T> {
+    const before = this.locks.get(userId) ?? Promise.resolve();
+    const run = before.then(fn, fn);
+    const tail = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.locks.set(userId, tail);
+    void tail.then(() => {
+      if (this.locks.get(userId) === tail) this.locks.delete(userId);
+      if ([...this.pending.values()].some((p) => p.userId === userId)) this.scheduleFlush();
+    });
+    return run;
+  }
+
+  /** Keeps one notifier subscription per watched user, so changes from any face reach its SIP watchers. */
+  watch(userId: McUri): void {
+    if (this.watching.has(userId)) return;
+    this.watching.set(
+      userId,
+      this.ctx.server.notifier.subscribe(userId, (event: ClientEvent) => {
+        if (event.type !== 'affiliation-status') return;
+        const service = (event.data as { service?: McService }).service;
+        if (service) this.markPending(userId, service);
+      }),
+    );
+  }
+
+  private unwatchIfIdle(userId: McUri): void {
+    if (this.ctx.subscriptions.hasUser(userId)) return;
+    this.watching.get(userId)?.();
+    this.watching.delete(userId);
+  }
+
+  private markPending(userId: McUri, service: McService): void {
+    this.pending.set(`${service}|${userId}`, { userId, service });
+    this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      for (const [key, p] of this.pending) {
+        if (this.locks.has(p.userId)) continue; // a PUBLISH of this user is running; its NOTIFY will carry this too
+        this.pending.delete(key);
+        this.notifyWatchers(p.userId, p.service);
+      }
+    });
+  }
+
+  notifyWatchers(userId: McUri, service: McService, pId?: string): void {
+    this.pending.delete(`${service}|${userId}`);
+    for (const sub of this.ctx.subscriptions.forUser(userId)) if (sub.service === service) void this.notifySubscription(sub, undefined, pId);
+  }
+
+  /** Sends one NOTIFY with the user's status as the store has it now (looked up again after the await). */
+  async notifySubscription(sub: Subscription, end?: 'timeout', pId?: string): Promise<void> {
+    if (end) {
+      if (sub.state !== 'active') return;
+      this.ctx.subscriptions.transition(sub, 'expire');
+      this.unwatchIfIdle(sub.userId);
+    } else {
+      if (sub.state !== 'active') return;
+      this.watch(sub.userId);
+    }
+    try {
+      const records = await this.ctx.server.store.affiliationsOfUser(sub.userId, sub.service);
+      const doc = {
+        entity: sub.userId,
+        service: sub.service,
+        tupleId: this.ctx.publications.tupleOf(sub.userId, sub.service) ?? `${sub.service}-status`,
+        groups: records.map((r) => ({ groupId: r.groupId, state: r.state })),
+        pId: pId ?? this.ctx.publications.pIdOf(sub.userId, sub.service),
+      };
+      const state = end ? { active: false as const, reason: end } : { active: true as const, expiresIn: Math.round((sub.expiresAt - this.ctx.server.clock.now()) / 1000) };
+      const { request, branch } = buildNotify(sub, this.ctx.psi, this.localOf(sub.flow), state, doc);
+      this.transactions.sendRequest(branch, 'NOTIFY', serialize(request), sub.flow, (status) => {
+        // RFC 6665 §4.2.2: a NOTIFY that fails (481, timeout, transport error) ends the subscription.
+        if (status >= 300 && sub.state === 'active') {
+          this.log.info({ status, subscription: sub.id }, 'NOTIFY failed; subscription terminated');
+          this.ctx.subscriptions.transition(sub, 'notify-failed');
+          this.unwatchIfIdle(sub.userId);
+        }
+      });
+    } catch (e) {
+      this.log.error({ err: e, subscription: sub.id }, 'NOTIFY could not be built');
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const sub of this.ctx.subscriptions.all()) {
+      sub.cancelExpiry();
+      this.ctx.subscriptions.transition(sub, 'shutdown');
+    }
+    for (const off of this.watching.values()) off();
+    this.watching.clear();
+    this.ctx.publications.clear();
+  }
+}
+
+/** A stable To tag per request (Call-ID + CSeq), so the response and its retransmissions agree. */
+function tagFor(req: IncomingRequest): string {
+  let h = 0;
+  for (const ch of `${req.callId}|${req.cseq.seq}`) h = (h * 31 + ch.charCodeAt(0)) >>> 0;
+  return h.toString(16);
+}
+
+function statusText(status: number): string {
+  return ({ 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 406: 'Not Acceptable', 412: 'Conditional Request Failed', 413: 'Request Entity Too Large', 415: 'Unsupported Media Type', 481: 'Call/Transaction Does Not Exist', 489: 'Bad Event', 500: 'Server Internal Error' } as Record<number, string>)[status] ?? 'Error';
+}

@@ -1,0 +1,44 @@
+// SIP identity: outside trustedPeers a P-Asserted-Identity counts for nothing; the sender shows a Bearer credential
+// (401 without), and a PUBLISH for another user without the remote-change right is refused (403), storing nothing.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { Muster, call, freePort, secret } from '../support/harness.ts';
+import { sipp } from '../support/sipp.ts';
+
+const D = 'police.example';
+const alice = `sip:alice@${D}`;
+const bob = `sip:bob@${D}`;
+const patrol = `sip:patrol@${D}`;
+
+let m: Muster;
+let sipPort: number;
+
+before(async () => {
+  sipPort = await freePort();
+  m = await Muster.start({
+    systems: [
+      {
+        name: 'police',
+        domain: D,
+        http: { port: await freePort() },
+        secret: secret(),
+        // 127.0.0.1 is deliberately not trusted here: sipp's packets come from an untrusted address.
+        sip: { port: sipPort, trustedPeers: ['192.0.2.1'] },
+        users: [alice, bob].map((id) => ({ id, services: ['mcptt'], n2: 2, groups: [patrol] })),
+        groups: [{ id: patrol, services: ['mcptt'], members: [alice, bob] }],
+      },
+    ],
+  });
+});
+
+after(async () => {
+  await m?.stop();
+});
+
+void test('untrusted source: 401 without a credential, 403 for another user without the right; nothing stored', async () => {
+  const run = await sipp('publish-for-other-user.xml', { port: sipPort }, { psi: `sip:mc-server@${D}`, user: alice, other: bob, token: await m.token(alice) });
+  assert.equal(run.code, 0, run.output);
+  const res = await call('GET', `${m.url()}/mc/v1/users/${encodeURIComponent(bob)}/affiliations`, await m.token(bob));
+  assert.equal(res.status, 200);
+  assert.deepEqual((res.body as { affiliations: unknown }).affiliations, []);
+});

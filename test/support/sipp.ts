@@ -1,0 +1,45 @@
+// Runs a committed sipp scenario (test/sipp/*.xml) against a SIP face on loopback, bounded in calls and time.
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { ROOT, freePort } from './harness.ts';
+
+export interface SippRun {
+  code: number;
+  output: string;
+  /** The messages sipp sent and received (its -trace_msg file), for checks sipp cannot make. */
+  messages: string;
+}
+
+export async function sipp(scenario: string, target: { port: number }, keys: Record<string, string>, opts: { transport?: 'u1' | 't1'; cidStr?: string; localPort?: number } = {}): Promise<SippRun> {
+  const { mkdtempSync, readFileSync, existsSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const dir = mkdtempSync(join(tmpdir(), 'muster-sipp-'));
+  const messageFile = join(dir, 'messages.log');
+  const args = [
+    `127.0.0.1:${target.port}`,
+    '-sf', join(ROOT, 'test/sipp', scenario),
+    '-m', '1',
+    '-timeout', '20s',
+    '-t', opts.transport ?? 'u1',
+    '-i', '127.0.0.1',
+    '-p', String(opts.localPort ?? (await freePort())),
+    '-nostdin',
+    '-trace_msg', '-message_file', messageFile,
+    '-trace_err', '-error_file', join(dir, 'errors.log'),
+    ...(opts.cidStr ? ['-cid_str', opts.cidStr] : []),
+    ...Object.entries(keys).flatMap(([k, v]) => ['-key', k, v]),
+  ];
+  return new Promise((resolve) => {
+    const p = spawn('sipp', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    p.stdout.on('data', (c: Buffer) => (output += c.toString()));
+    p.stderr.on('data', (c: Buffer) => (output += c.toString()));
+    const t = setTimeout(() => p.kill('SIGKILL'), 30_000);
+    p.on('exit', (code) => {
+      clearTimeout(t);
+      const errors = existsSync(join(dir, 'errors.log')) ? readFileSync(join(dir, 'errors.log'), 'utf8') : '';
+      const messages = existsSync(messageFile) ? readFileSync(messageFile, 'utf8') : '';
+      resolve({ code: code ?? -1, output: `${output.split('\n').slice(-8).join('\n')}\n${errors}`, messages });
+    });
+  });
+}
