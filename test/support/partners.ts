@@ -255,3 +255,65 @@ function forward(url: string, method: string, authorization: string | undefined,
     req.end(body);
   });
 }
+
+export interface ChangeEvent {
+  id: string;
+  mode: string;
+  actor: string;
+  target: string;
+  affiliate: string[];
+  deaffiliate: string[];
+  status?: { groupId: string; status: string; reason?: string }[];
+}
+
+const returnedChanges = new Set<string>();
+
+/**
+ * Opens the user's SSE stream at the primary and resolves with the first affiliation-change event that matches
+ * and was not returned before (the stream replays a user's earlier events).
+ */
+export async function nextChangeEvent(sys: ThreeSystems, who: string, match: (e: ChangeEvent) => boolean = () => true, ms = 10_000): Promise<ChangeEvent> {
+  const ac = new AbortController();
+  const timer = setTimeout(() => ac.abort(), ms);
+  try {
+    const res = await fetch(`${sys.urls.police}/mc/v1/events`, { headers: { authorization: `Bearer ${await sys.police.token(who)}`, accept: 'text/event-stream' }, signal: ac.signal });
+    assert.equal(res.status, 200);
+    const decoder = new TextDecoder();
+    let buf = '';
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      buf += decoder.decode(chunk, { stream: true });
+      let end: number;
+      while ((end = buf.indexOf('\n\n')) >= 0) {
+        const block = buf.slice(0, end);
+        buf = buf.slice(end + 2);
+        const type = /^event: (.*)$/m.exec(block)?.[1];
+        const data = block
+          .split('\n')
+          .filter((l) => l.startsWith('data: '))
+          .map((l) => l.slice(6))
+          .join('\n');
+        if (type === 'affiliation-change' && data) {
+          const e = JSON.parse(data) as ChangeEvent;
+          if (!returnedChanges.has(`${e.id} ${e.target}`) && match(e)) {
+            returnedChanges.add(`${e.id} ${e.target}`);
+            return e;
+          }
+        }
+      }
+    }
+    throw new Error(`stream of ${who} ended without the change event`);
+  } finally {
+    clearTimeout(timer);
+    ac.abort();
+  }
+}
+
+export async function change(sys: ThreeSystems, body: { mode: 'mandatory' | 'negotiated'; targets: string[]; affiliate?: string[]; deaffiliate?: string[] }, actor = dispatch) {
+  const r = await call('POST', `${sys.urls.police}/mc/v1/affiliation-changes`, await sys.police.token(actor), { mcServiceId: actor, service: 'mcptt', ...body });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  return r.body as { id: string; results: { target: string; outcome: string; status: { groupId: string; status: string; reason?: string }[] }[] };
+}
+
+export async function answerChange(sys: ThreeSystems, who: string, id: string, accept: boolean) {
+  return call('POST', `${sys.urls.police}/mc/v1/affiliation-changes/${encodeURIComponent(id)}/answer`, await sys.police.token(who), { accept });
+}
