@@ -1,8 +1,15 @@
 // One MC system assembled from its configuration: store, GMS, MC service server procedures and their faces.
 import pino, { type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
-import { ConfigError, type SystemConfig } from './config/config.ts';
+import type { SystemConfig } from './config/config.ts';
 import { openSqlite, SqliteStore } from './adapters/sqlite-store.ts';
+import { NatsFabric } from './adapters/nats-fabric.ts';
+import { FabricChangeOutcomes, FabricNotifier } from './adapters/fabric-links.ts';
+import type { Store } from './ports/store.ts';
+import type { GmsStore } from './ports/gms-store.ts';
+import type { McUri } from './domain/ids.ts';
+import type { UserProfile } from './domain/profile.ts';
+import type { GroupPolicy } from './domain/group-policy.ts';
 import { GroupManagementServer } from './gms/group-management-server.ts';
 import { SqliteGmsStore } from './adapters/sqlite-gms-store.ts';
 import { LocalGroupManagement } from './adapters/gms-local.ts';
@@ -12,7 +19,7 @@ import { UserProfileCache } from './adapters/user-profile-cache.ts';
 import { HttpPartnerServers } from './adapters/partner-http.ts';
 import { PartnerGate } from './adapters/partner-gate.ts';
 import { LocalChangeOutcomes } from './procedures/change-outcomes.ts';
-import { resumeChanges } from './procedures/remote-change-negotiated.ts';
+import { expireChanges, resumeChanges } from './procedures/remote-change-negotiated.ts';
 import type { McServiceServer } from './procedures/context.ts';
 import { systemClock, type Clock } from './ports/clock.ts';
 import { buildHttpFace } from './faces/http/app.ts';
@@ -35,22 +42,39 @@ export class McSystem {
     private readonly outbox: GmsOutboxSender,
     private readonly closeStore: () => Promise<void>,
     readonly log: Logger,
+    private readonly fabric?: NatsFabric,
   ) {}
 
   static async open(config: SystemConfig, opts: { clock?: Clock; log?: Logger } = {}): Promise<McSystem> {
-    const log = opts.log ?? pino({ level: config.logLevel, base: { system: config.name } });
+    // Logs go to stderr: stdout carries what `muster serve` tells its caller (one "<name>: <url>" line per system).
+    const log = opts.log ?? pino({ level: config.logLevel, base: { system: config.name } }, pino.destination(2));
     const clock = opts.clock ?? systemClock;
-    if (!config.store.startsWith('sqlite:')) throw new ConfigError(`systems.${config.name}.store`, `unsupported store ${config.store}; use sqlite:PATH`);
-    const db = openSqlite(config.store.slice('sqlite:'.length));
-    const store = new SqliteStore(db, () => clock.now());
-    const gms = await GroupManagementServer.open(new SqliteGmsStore(db), () => clock.now());
+    const stores = await openStores(config, clock);
+    const { store } = stores;
+    // Several instances of one system share the store and learn each other's changes over the fabric.
+    const fabric = config.nats ? await NatsFabric.connect(config.nats, config.domain, log) : undefined;
+    const gms = await GroupManagementServer.open(stores.gmsStore, () => clock.now());
     const gmsPort = new LocalGroupManagement(gms, config.domain);
     const profiles = new UserProfileCache(store);
     await profiles.load();
+    const local = { notifier: new LocalNotifier(), changeOutcomes: new LocalChangeOutcomes() };
+    if (fabric) {
+      gms.announce = (id) => fabric.publish('policy', id);
+      fabric.on('policy', (id) => gms.reload(id as McUri));
+      profiles.announce = (id, profile) => fabric.publish('profiles', { id, profile: profile ?? null });
+      fabric.on('profiles', (d) => {
+        const { id, profile } = d as { id: McUri; profile: UserProfile | null };
+        profiles.apply(id, profile ?? undefined);
+      });
+    }
+    const notifier = fabric ? new FabricNotifier(local.notifier, fabric) : local.notifier;
+    const changeOutcomes = fabric ? new FabricChangeOutcomes(local.changeOutcomes, fabric) : local.changeOutcomes;
+    await fabric?.ready();
     // Seed an empty system from its configuration; a store that has data keeps it (the operator's changes win).
     if (profiles.size === 0 && gms.size === 0) {
-      for (const { revision: _r, ...g } of config.groups) await gms.putGroup(g);
-      for (const u of config.users) await profiles.put(u);
+      for (const g of config.groups) await gms.putGroup(withoutRevision(g));
+      // All at once: the store's group commit writes them in one transaction.
+      await Promise.all(config.users.map((u) => profiles.put(u)));
       log.info({ users: config.users.length, groups: config.groups.length }, 'empty store seeded from the configuration');
     }
     const outbox = new GmsOutboxSender(store, gmsPort, log);
@@ -60,14 +84,17 @@ export class McSystem {
       gms: gmsPort,
       partners: new HttpPartnerServers(config.domain, config.partners, log),
       profiles,
-      notifier: new LocalNotifier(),
+      notifier,
       clock,
-      changeOutcomes: new LocalChangeOutcomes(),
+      changeOutcomes,
       negotiationTimeoutMs: config.negotiationTimeoutMs,
       tellGmsSoon: () => outbox.kick(),
       log,
     };
-    const system = new McSystem(config, server, gms, profiles, outbox, () => store.close(), log);
+    const system = new McSystem(config, server, gms, profiles, outbox, async () => {
+      await fabric?.close();
+      await stores.close();
+    }, log, fabric);
     // Recovery: reservations a crash left, status updates not yet delivered, negotiations still open.
     await store.sweepReservations(clock.now() - RESERVATION_SWEEP_MS);
     outbox.kick();
@@ -87,9 +114,12 @@ export class McSystem {
       health: () => this.health(),
       log: this.log,
     });
-    const sweep = setInterval(() => void this.server.store.sweepReservations(this.server.clock.now() - RESERVATION_SWEEP_MS), RESERVATION_SWEEP_MS);
+    const sweep = setInterval(() => void this.server.store.sweepReservations(this.server.clock.now() - RESERVATION_SWEEP_MS).catch(() => undefined), RESERVATION_SWEEP_MS);
+    // Negotiations asked by an instance that is gone still end on time (the conditional update makes it once).
+    const expiry = setInterval(() => void expireChanges(this.server).catch(() => undefined), 1000);
     sweep.unref();
-    this.timers.push(sweep);
+    expiry.unref();
+    this.timers.push(sweep, expiry);
     const address = await this.http.listen({ host: c.http.host, port: c.http.port });
     // SIP face (STAGE3.md): opt-in, only when the configuration has a `sip` key.
     if (c.sip) this.sip = await SipFace.start({ config: c.sip, server: this.server, verifier: new CredentialVerifier(c.secret, c.domain), log: this.log });
@@ -97,7 +127,7 @@ export class McSystem {
     return address;
   }
 
-  async health(): Promise<{ status: 'ok' | 'degraded'; system: string; store: string; gms: string; partners: Record<string, string> }> {
+  async health(): Promise<{ status: 'ok' | 'degraded'; system: string; store: string; gms: string; fabric: string; partners: Record<string, string> }> {
     let store = 'up';
     try {
       await this.server.store.pendingGmsUpdates(1);
@@ -106,7 +136,8 @@ export class McSystem {
     }
     const gms = await this.server.gms.health();
     const partners = await this.server.partners.health();
-    return { status: store === 'up' && gms === 'up' ? 'ok' : 'degraded', system: this.config.name, store: `${this.server.store.kind}:${store}`, gms, partners };
+    const fabric = this.fabric ? await this.fabric.health() : 'none';
+    return { status: store === 'up' && gms === 'up' && fabric !== 'down' ? 'ok' : 'degraded', system: this.config.name, store: `${this.server.store.kind}:${store}`, gms, fabric, partners };
   }
 
   async stop(): Promise<void> {
@@ -130,4 +161,22 @@ export async function startSystems(configs: SystemConfig[]): Promise<{ systems: 
     throw e;
   }
   return { systems, stop: async () => void (await Promise.allSettled(systems.map((s) => s.system.stop()))) };
+}
+
+/** The store a configuration names: embedded SQLite (one file per system) or a shared PostgreSQL. */
+export async function openStores(config: SystemConfig, clock: Clock = systemClock): Promise<{ store: Store; gmsStore: GmsStore; close(): Promise<void> }> {
+  if (config.store.startsWith('sqlite:')) {
+    const db = openSqlite(config.store.slice('sqlite:'.length));
+    const store = new SqliteStore(db, () => clock.now());
+    return { store, gmsStore: new SqliteGmsStore(db), close: () => store.close() };
+  }
+  const { openPostgres } = await import('./adapters/postgres-store.ts');
+  const pg = await openPostgres(config.store);
+  return { store: pg.store, gmsStore: pg.gmsStore, close: () => pg.store.close() };
+}
+
+function withoutRevision(g: GroupPolicy): Omit<GroupPolicy, 'revision'> {
+  const { revision, ...doc } = g;
+  void revision; // the GMS numbers revisions itself
+  return doc;
 }

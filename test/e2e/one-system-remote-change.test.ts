@@ -120,7 +120,7 @@ const summary = (status: GroupStatus[]): string[] => status.map((s) => `${s.grou
 let m: Muster;
 let base: string;
 
-const RESPONDERS = ['bob', 'carol', 'dave', 'erin', 'fred', 'gina', 'hank', 'ivy'];
+const RESPONDERS = ['bob', 'carol', 'dave', 'erin', 'fred', 'gina', 'hank', 'ivy', 'jack', 'kate'];
 
 before(async () => {
   m = await Muster.start({
@@ -241,11 +241,12 @@ void describe('mandatory mode', () => {
     } finally {
       s2.close();
     }
-    // From the start, both changes are there.
+    // A fresh connection (no Last-Event-ID) gets what still waits for an answer: the second change, not the
+    // first, which carol acknowledged.
     const s3 = await EventStream.open(base, await m.token(u('carol')));
     try {
-      await s3.next(changeEvent(first.id));
       await s3.next(changeEvent(second.id));
+      assert.equal(s3.events.filter(changeEvent(first.id)).length, 0, 'an acknowledged change was replayed to a fresh connection');
     } finally {
       s3.close();
     }
@@ -358,6 +359,28 @@ void describe('negotiated mode (negotiationTimeoutSeconds: 1)', () => {
       assert.deepEqual(await stored(u('ivy')), [g('patrol')]);
     } finally {
       stream.close();
+    }
+  });
+
+  void test('several targets: each has its own outcome; client 1 is answered once all are settled', async () => {
+    const jack = await EventStream.open(base, await m.token(u('jack')));
+    const kate = await EventStream.open(base, await m.token(u('kate')));
+    try {
+      const pending = change(u('dispatch'), { mode: 'negotiated', targets: [u('jack'), u('kate')], affiliate: [g('north')] });
+      const ev = await jack.next(anyChange, 900);
+      await kate.next(anyChange, 900); // kate is asked too, and never answers
+      assert.equal((await answer(u('jack'), (ev.data as ChangeEventData).id, true)).status, 200);
+      const res = await pending;
+      const byTarget = new Map(res.results.map((r) => [r.target, r]));
+      assert.equal(byTarget.get(u('jack'))?.outcome, 'applied');
+      assert.deepEqual(summary(byTarget.get(u('jack'))!.status), [`${g('north')}=affiliated`]);
+      assert.equal(byTarget.get(u('kate'))?.outcome, 'timeout');
+      assert.deepEqual(summary(byTarget.get(u('kate'))!.status), [`${g('north')}=rejected:timeout`]);
+      assert.deepEqual(await stored(u('jack')), [g('north')]);
+      assert.deepEqual(await stored(u('kate')), []);
+    } finally {
+      jack.close();
+      kate.close();
     }
   });
 });

@@ -73,7 +73,7 @@ export class Muster {
     this.proc = proc;
     this.urls.clear();
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`server did not start in 20 s:\n${this.output}`)), 20_000);
+      const timer = setTimeout(() => reject(new Error(`server did not start in 60 s:\n${this.output}`)), 60_000);
       const onData = (chunk: Buffer): void => {
         this.output += chunk.toString();
         for (const m of this.output.matchAll(/^([a-z0-9-]+): (http:\/\/\S+)$/gm)) this.urls.set(m[1]!, m[2]!);

@@ -41,6 +41,8 @@ export async function buildHttpFace(deps: HttpFaceDeps): Promise<FastifyInstance
     // One log line per request would cost more than the request; failures are logged by the error handler.
     logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true,
+    // Event streams never end by themselves: closing the server closes them.
+    forceCloseConnections: true,
     // IDs travel URL-encoded in paths; long ones are refused by the schema, not by the router.
     routerOptions: { maxParamLength: 1024 },
   });

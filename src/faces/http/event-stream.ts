@@ -13,6 +13,8 @@ export async function streamEvents(req: FastifyRequest, reply: FastifyReply, use
   const header = req.headers['last-event-id'];
   const lastId = Number.parseInt(typeof header === 'string' ? header : '0', 10);
   let sent = Number.isFinite(lastId) && lastId > 0 ? lastId : 0;
+  // A first connection (no Last-Event-ID) gets what still waits for an answer, not the user's whole history.
+  const firstConnection = sent === 0;
   const raw = reply.raw;
   reply.hijack();
   raw.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
@@ -37,11 +39,23 @@ export async function streamEvents(req: FastifyRequest, reply: FastifyReply, use
   try {
     for (;;) {
       const page = await store.eventsAfter(userId, sent, REPLAY_PAGE);
-      page.forEach(write);
+      for (const e of page) {
+        if (!firstConnection || (await stillPending(store, userId, e))) write(e);
+        else sent = e.id;
+      }
       if (page.length < REPLAY_PAGE || raw.destroyed) break;
     }
   } finally {
     replaying = false;
     early.sort((a, b) => a.id - b.id).forEach(write);
   }
+}
+
+/** A change request the user has not answered yet: mandatory ones not acknowledged, negotiated ones still asked. */
+async function stillPending(store: Store, userId: McUri, e: ClientEvent): Promise<boolean> {
+  if (e.type !== 'affiliation-change') return false;
+  const id = (e.data as { id?: unknown }).id;
+  if (typeof id !== 'string') return false;
+  const change = await store.getChange(id, userId);
+  return change?.state === 'told' || change?.state === 'asked';
 }
