@@ -57,6 +57,8 @@ before(async () => {
           { id: u('sam'), services: ['mcptt'], n2: 10, groups: [g('toggle')] },
           { id: u('tess'), services: ['mcptt'], n2: 10, groups: [g('roster')] },
           { id: u('uma'), services: ['mcptt'], n2: 1, groups: [g('a'), g('b'), g('c')] },
+          { id: u('walt'), services: ['mcptt'], n2: 10, groups: [g('doomed')] },
+          { id: u('xena'), services: ['mcptt'], n2: 10, groups: [g('doomed')] },
         ],
         groups: [
           { id: g('patrol'), services: ['mcptt'], members: [u('alice'), u('vic')] },
@@ -73,6 +75,7 @@ before(async () => {
           ...CROWD_GROUPS.map((id) => ({ id, services: ['mcptt'], members: [u('crowd')] })),
           { id: g('toggle'), services: ['mcptt'], members: [u('rita'), u('sam')] },
           { id: g('roster'), services: ['mcptt'], members: [u('tess')] },
+          { id: g('doomed'), services: ['mcptt'], members: [u('walt'), u('xena')] },
         ],
       },
     ],
@@ -317,5 +320,16 @@ void describe('GMS and profile changes while the server runs', () => {
     // Holding b only, at the lowered limit of 1: c is over.
     assert.deepEqual(summary(await affiliate(u('uma'), [g('c')])), [`${g('c')}=rejected:n2-limit`]);
     assert.deepEqual([...(await stored(u('uma'))).keys()], [g('b')]);
+  });
+
+  void test('a group deleted at the GMS: unknown-group next; an existing affiliation is listed as deleted and can still be left', async () => {
+    assert.deepEqual(summary(await affiliate(u('walt'), [g('doomed')])), [`${g('doomed')}=affiliated`]);
+    const del = await call('DELETE', `${base}/gms/v1/groups/${enc(g('doomed'))}`, operator);
+    assert.equal(del.status, 204, JSON.stringify(del.body));
+    assert.deepEqual(summary(await affiliate(u('xena'), [g('doomed')])), [`${g('doomed')}=rejected:unknown-group`]);
+    assert.equal((await stored(u('xena'))).size, 0);
+    assert.equal((await stored(u('walt'))).get(g('doomed')), 'deleted');
+    assert.deepEqual(summary(await deaffiliate(u('walt'), [g('doomed')])), [`${g('doomed')}=deaffiliated`]);
+    assert.equal((await stored(u('walt'))).size, 0);
   });
 });

@@ -185,4 +185,15 @@ void describe('input', () => {
     assert.ok(e.message.length > 0);
     await assertNothingStored();
   });
+
+  void test('change requests: no group, a group both joined and left, repeated targets: 400 naming the field', async () => {
+    const url = `${base}/mc/v1/affiliation-changes`;
+    const change = (extra: Record<string, unknown>): Record<string, unknown> => ({ mcServiceId: u('alice'), service: 'mcptt', mode: 'mandatory', targets: [u('alice')], ...extra });
+    assertBadField(await call('POST', url, alice, change({})), 'affiliate');
+    assertBadField(await call('POST', url, alice, change({ affiliate: [g('g1')], deaffiliate: [g('g1')] })), 'deaffiliate');
+    assertBadField(await call('POST', url, alice, change({ targets: [u('alice'), u('alice')], affiliate: [g('g1')] })), 'targets[1]');
+    assertBadField(await call('POST', url, alice, change({ mode: 'polite', affiliate: [g('g1')] })), 'mode');
+    assertBadField(await call('POST', url, alice, change({ targets: [], affiliate: [g('g1')] })), 'targets');
+    await assertNothingStored();
+  });
 });
