@@ -19,6 +19,8 @@ export class HttpPartnerServers implements PartnerServers {
   /** The last request sent per user, service and group: an undo stops for groups a later request was sent for. */
   private readonly latest = new Map<string, number>();
   private seq = 0;
+  private probing: Promise<Record<string, 'up' | 'down'>> | undefined;
+  private lastHealth: Record<string, 'up' | 'down'> = {};
 
   constructor(
     private readonly ownDomain: string,
@@ -40,7 +42,19 @@ export class HttpPartnerServers implements PartnerServers {
     return this.send('deaffiliations', req, 'deaffiliated');
   }
 
+  /**
+   * Probes each partner's /healthz. Partners probe each other, so a probe arriving while this system's own probe
+   * is in flight gets the last result at once instead of probing again (which would recurse between partners
+   * until every probe timed out and reported them all down).
+   */
   async health(): Promise<Record<string, 'up' | 'down'>> {
+    if (this.probing) return this.lastHealth;
+    this.probing = this.probe().finally(() => (this.probing = undefined));
+    this.lastHealth = await this.probing;
+    return this.lastHealth;
+  }
+
+  private async probe(): Promise<Record<string, 'up' | 'down'>> {
     const out: Record<string, 'up' | 'down'> = {};
     await Promise.all(
       [...this.byDomain.values()].map(async (p) => {

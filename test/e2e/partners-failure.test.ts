@@ -4,6 +4,7 @@
 // are decided normally, and afterwards no reservation is left and the primary and the partner GMSs agree.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { call } from '../support/harness.ts';
 import {
   Relay,
   affiliate,
@@ -45,6 +46,12 @@ after(async () => {
 });
 
 const UNREACHABLE = 'rejected:partner-unreachable';
+
+/** The partners as police's /healthz sees them (partners probe each other's /healthz). */
+async function partnerHealth(): Promise<Record<string, string>> {
+  const r = await call('GET', `${sys.urls.police}/healthz`, undefined);
+  return (r.body as { partners: Record<string, string> }).partners;
+}
 
 void describe('a partner answering slowly past the timeout', () => {
   void test('affiliation: partner-unreachable for its groups only, within about the timeout; what it stored late is undone', async () => {
@@ -117,8 +124,10 @@ void describe('a partner killed mid-test', () => {
   void test('ambulance down: its groups get partner-unreachable, other systems are decided; after its restart all agree', async () => {
     await affiliate(sys, dave, [triage]);
     await assertAgreement(sys, dave, [triage]);
+    assert.deepEqual(await partnerHealth(), { 'fire.example': 'up', 'ambulance.example': 'up' });
     await sys.ambulance.kill();
     try {
+      assert.deepEqual(await partnerHealth(), { 'fire.example': 'up', 'ambulance.example': 'down' });
       const t0 = Date.now();
       const r = await affiliate(sys, dave, [medic, engine, patrol]);
       assert.ok(Date.now() - t0 < TIMEOUT_MS + 1000);
