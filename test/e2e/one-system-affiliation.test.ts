@@ -32,6 +32,7 @@ interface GmsMembers {
 
 // 20 groups for the concurrency test, every one open to `crowd`.
 const CROWD_GROUPS = Array.from({ length: 20 }, (_, i) => g(`crowd-${i}`));
+const CHURN = Array.from({ length: 10 }, (_, i) => u(`churn-${i}`));
 
 let m: Muster;
 let base: string;
@@ -57,6 +58,7 @@ before(async () => {
           { id: u('sam'), services: ['mcptt'], n2: 10, groups: [g('toggle')] },
           { id: u('tess'), services: ['mcptt'], n2: 10, groups: [g('roster')] },
           { id: u('uma'), services: ['mcptt'], n2: 1, groups: [g('a'), g('b'), g('c')] },
+          ...CHURN.map((id) => ({ id, services: ['mcptt'], n2: 4, groups: [g('a'), g('b'), g('c'), g('d')] })),
           { id: u('walt'), services: ['mcptt'], n2: 10, groups: [g('doomed')] },
           { id: u('xena'), services: ['mcptt'], n2: 10, groups: [g('doomed')] },
         ],
@@ -71,7 +73,7 @@ before(async () => {
           { id: g('video'), services: ['mcvideo'], members: [u('vic'), u('alice')] },
           { id: g('unsubscribed'), services: ['mcptt'], members: [u('alice')] },
           { id: g('closed'), services: ['mcptt'], members: [u('alice')] },
-          ...['a', 'b', 'c', 'd'].map((x) => ({ id: g(x), services: ['mcptt'], members: [u('nora'), u('otto'), u('pia'), u('quinn'), u('uma')] })),
+          ...['a', 'b', 'c', 'd'].map((x) => ({ id: g(x), services: ['mcptt'], members: [u('nora'), u('otto'), u('pia'), u('quinn'), u('uma'), ...CHURN] })),
           ...CROWD_GROUPS.map((id) => ({ id, services: ['mcptt'], members: [u('crowd')] })),
           { id: g('toggle'), services: ['mcptt'], members: [u('rita'), u('sam')] },
           { id: g('roster'), services: ['mcptt'], members: [u('tess')] },
@@ -273,6 +275,41 @@ void describe('N2', () => {
     for (let attempt = 0; attempt < 50; attempt += 1) {
       const lists = await Promise.all(CROWD_GROUPS.map(async (gid) => [gid, await gmsMembers(gid)] as const));
       mismatch = lists.filter(([gid, members]) => members.includes(u('crowd')) !== expected(gid) || members.length > 1).map(([gid, members]) => `${gid}: ${members.join(',')}`);
+      if (mismatch.length === 0) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.deepEqual(mismatch, [], 'GMS member lists differ from the server records');
+  });
+  void test('concurrent affiliations and de-affiliations of many users: the GMS ends up with the server\'s records', async () => {
+    // churn-0..9 each join and leave groups of a..d concurrently; the last word per user and group must reach the GMS.
+    const users = CHURN;
+    const groups = [g('a'), g('b'), g('c'), g('d')];
+    const ops: { user: string; path: string; groupIds: string[] }[] = [];
+    for (let round = 0; round < 6; round += 1) {
+      for (const [i, user] of users.entries()) {
+        const groupIds = [groups[(i + round) % 4]!, groups[(i + round + 1) % 4]!];
+        ops.push({ user, path: (i + round) % 3 === 0 ? 'deaffiliations' : 'affiliations', groupIds });
+      }
+    }
+    // 60 requests, 20 at a time.
+    for (let i = 0; i < ops.length; i += 20) {
+      await Promise.all(
+        ops.slice(i, i + 20).map(async (op) => {
+          const r = await call('POST', `${base}/mc/v1/${op.path}`, await m.token(op.user), { mcServiceId: op.user, service: 'mcptt', groupIds: op.groupIds });
+          assert.equal(r.status, 200, JSON.stringify(r.body));
+        }),
+      );
+    }
+    const held = new Map<string, Set<string>>();
+    for (const user of users) held.set(user, new Set((await stored(user)).keys()));
+    let mismatch: string[] = [];
+    for (let attempt = 0; attempt < 50; attempt += 1) {
+      mismatch = [];
+      for (const gid of groups) {
+        const atGms = new Set((await gmsMembers(gid)).filter((x) => users.includes(x)));
+        const expected = new Set(users.filter((x) => held.get(x)!.has(gid)));
+        if ([...atGms].sort().join() !== [...expected].sort().join()) mismatch.push(`${gid}: gms [${[...atGms].join(' ')}] server [${[...expected].join(' ')}]`);
+      }
       if (mismatch.length === 0) break;
       await new Promise((r) => setTimeout(r, 100));
     }

@@ -201,8 +201,16 @@ void describe('mandatory mode', () => {
       assert.equal(ack.body.state, 'acknowledged');
       // The acknowledgement changes nothing stored.
       assert.deepEqual(await stored(u('bob')), [g('patrol')]);
-      // Someone else cannot answer bob's change.
+      // Someone else cannot answer bob's change; an unknown change is 404; a malformed answer is 400.
       assert.equal((await answer(u('carol'), res.id, true)).status, 404);
+      assert.equal((await answer(u('bob'), 'no-such-change', true)).status, 404);
+      const bad = await call('POST', `${base}/mc/v1/affiliation-changes/${enc(res.id)}/answer`, await m.token(u('bob')), { accept: 'yes' });
+      assert.equal(bad.status, 400, JSON.stringify(bad.body));
+      // The dispatcher, who may change bob, may also read bob's affiliations; alice may not.
+      const view = await call('GET', `${base}/mc/v1/users/${enc(u('bob'))}/affiliations?service=mcptt`, await m.token(u('dispatch')));
+      assert.equal(view.status, 200, JSON.stringify(view.body));
+      assert.deepEqual((view.body as { affiliations: { groupId: string }[] }).affiliations.map((a) => a.groupId), [g('patrol')]);
+      assert.equal((await call('GET', `${base}/mc/v1/users/${enc(u('bob'))}/affiliations`, await m.token(u('alice')))).status, 403);
     } finally {
       stream.close();
     }
