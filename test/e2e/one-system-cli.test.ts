@@ -2,6 +2,7 @@
 // server: affiliate (text and --json), deaffiliate, change, status. (watch and errors: one-system-cli-watch.test.ts)
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { Muster, call, cli, freePort, secret } from '../support/harness.ts';
 
 const D = 'police.example';
@@ -61,7 +62,11 @@ const esc = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 void describe('muster CLI against the server', () => {
   void test('affiliate prints one line per group; exit 0, or 3 when a group is rejected; the server stored it', async () => {
-    const token = await m.token(u('alice'));
+    // The credential comes from `muster token` reading the server's own configuration file.
+    const issued = await cli(['token', '--config', join(m.dir, 'config.json'), '--user', u('alice')]);
+    assert.equal(issued.code, 0, issued.stderr);
+    const token = issued.stdout.trim();
+    assert.match(token, /^[\w-]+\.[\w-]+\.[\w-]+$/);
     const ok = await cli(['affiliate', '--server', base, '--token', token, g('patrol')]);
     assert.equal(ok.code, 0, ok.stderr);
     assert.match(ok.stdout, new RegExp(`^${esc(g('patrol'))}\\s+affiliated$`, 'm'));
@@ -117,7 +122,8 @@ void describe('muster CLI against the server', () => {
     const [user, group, groupText] = await Promise.all([
       cli(['status', '--server', base, '--token', await m.token(u('bob')), '--user', u('bob')]),
       cli(['status', '--server', base, '--token', token, '--group', g('north'), '--json']),
-      cli(['status', '--server', base, '--token', token, '--group', g('north')]),
+      // Without --group: not a user the caller may see, so it is looked up as a group (bob is a member).
+      cli(['status', '--server', base, '--token', await m.token(u('bob')), g('north')]),
     ]);
     assert.equal(user.code, 0, user.stderr);
     assert.deepEqual(lines(user.stdout).map((l) => l.split(/\s+/).slice(0, 2).join(' ')).sort(), [`${g('north')} affiliated`, `${g('patrol')} affiliated`]);
