@@ -90,13 +90,13 @@ export class HttpPartnerServers implements PartnerServers {
    * One server-to-server request. `refused`: the partner (or a node on the way) definitely applied nothing
    * (not reachable, or a 4xx refusal); `unknown`: it may have applied the request (timeout, 5xx, garbled answer).
    */
-  private async post(partner: PartnerConfig, path: Path, req: PartnerRequest, success: 'affiliated' | 'deaffiliated'): Promise<PostOutcome> {
+  private async post(partner: PartnerConfig, path: Path, req: PartnerRequest, success: 'affiliated' | 'deaffiliated', undo = false): Promise<PostOutcome> {
     let res: Response;
     try {
       res = await fetch(`${partner.nextHop}/federation/v1/${path}`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', authorization: `Bearer ${await this.token(partner)}` },
-        body: JSON.stringify({ mcServiceId: req.mcServiceId, service: req.service, groupIds: req.groupIds }),
+        body: JSON.stringify({ mcServiceId: req.mcServiceId, service: req.service, groupIds: req.groupIds, ...(undo && path === 'deaffiliations' ? { undo: true } : {}) }),
         signal: AbortSignal.timeout(partner.timeoutMs),
       });
     } catch (e) {
@@ -121,7 +121,7 @@ export class HttpPartnerServers implements PartnerServers {
     const groupIds = original.groupIds.filter((g) => this.latest.get(latestKey(original, g)) === seq);
     if (groupIds.length === 0) return;
     const req = { ...original, groupIds };
-    void this.post(partner, inverse, req, inverse === 'affiliations' ? 'affiliated' : 'deaffiliated').then((outcome) => {
+    void this.post(partner, inverse, req, inverse === 'affiliations' ? 'affiliated' : 'deaffiliated', true).then((outcome) => {
       if (outcome.kind !== 'unknown' || attempt >= UNDO_ATTEMPTS) this.forget(req, seq);
       if (outcome.kind !== 'unknown') {
         this.log.info({ partner: partner.domain, path: inverse, user: req.mcServiceId, groups: req.groupIds, outcome: outcome.kind }, 'unanswered partner request undone');

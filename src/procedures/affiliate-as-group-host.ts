@@ -30,12 +30,13 @@ export async function affiliateAsGroupHost(server: McServiceServer, req: Affilia
   return { mcServiceId: userId, service, groupIds, status };
 }
 
-export async function deaffiliateAsGroupHost(server: McServiceServer, req: AffiliationRequest): Promise<AffiliationResponse> {
+/** `undo`: the primary withdraws an affiliation whose answer it never got (see decideDeaffiliation). */
+export async function deaffiliateAsGroupHost(server: McServiceServer, req: AffiliationRequest, opts: { undo?: boolean } = {}): Promise<AffiliationResponse> {
   const { mcServiceId: userId, service, groupIds } = req;
   await server.gms.ensurePolicies(groupIds);
   // Step 4: affiliated, and allowed to leave? Step 5: remove.
   const { result: verdicts, events } = await server.store.changeAffiliations(userId, service, (held) => {
-    const v = decideDeaffiliation({ userId, requested: groupIds, held, homeOf: (g) => homeOf(server, g), asGroupHost: true });
+    const v = decideDeaffiliation({ userId, requested: groupIds, held, homeOf: (g) => homeOf(server, g), asGroupHost: true, undo: opts.undo === true });
     const removed = v.filter((x) => x.verdict === 'deaffiliate').map((x) => x.groupId);
     return {
       put: [],

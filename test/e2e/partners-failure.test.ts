@@ -15,6 +15,7 @@ import {
   dave,
   deaffiliate,
   engine,
+  ladder,
   medic,
   patrol,
   primaryRecords,
@@ -81,6 +82,20 @@ void describe('a partner answering slowly past the timeout', () => {
       toFire.mode = { kind: 'pass' };
     }
     await assertAgreement(sys, bob, [engine, rescue]);
+  });
+
+  void test('affiliation to a group whose members may not leave: withdrawn at the partner all the same', async () => {
+    toFire.mode = { kind: 'slow', ms: TIMEOUT_MS + 1200 };
+    try {
+      assert.deepEqual(statusMap(await affiliate(sys, bob, [ladder])), { [ladder]: UNREACHABLE });
+    } finally {
+      toFire.mode = { kind: 'pass' };
+    }
+    await assertAgreement(sys, bob, [engine, rescue]);
+    // Once affiliated for real, the policy holds: bob may not leave.
+    assert.deepEqual(statusMap(await affiliate(sys, bob, [ladder])), { [ladder]: 'affiliated' });
+    assert.deepEqual(statusMap(await deaffiliate(sys, bob, [ladder])), { [ladder]: 'rejected:deaffiliation-forbidden' });
+    await assertAgreement(sys, bob, [engine, ladder, rescue]);
   });
 });
 

@@ -17,6 +17,11 @@ export interface DeaffiliationFacts {
   homeOf: (groupId: McUri) => GroupHome;
   /** As group host for a partner's user there is no local record to require: the primary checked it (step 2). */
   asGroupHost: boolean;
+  /**
+   * As group host: the primary withdraws an affiliation it never confirmed to its user (its request went
+   * unanswered). That is no user leaving the group, so a policy that forbids leaving does not apply.
+   */
+  undo?: boolean;
 }
 
 /**
@@ -36,7 +41,7 @@ export function decideDeaffiliation(f: DeaffiliationFacts): DeaffiliationVerdict
       if (!home.policy && !f.asGroupHost) return { groupId, verdict: 'reject', reason: 'unknown-group' };
       return { groupId, verdict: 'already-deaffiliated' };
     }
-    if (home.policy?.deaffiliationForbidden && home.policy.members.includes(f.userId)) {
+    if (!f.undo && home.policy?.deaffiliationForbidden && home.policy.members.includes(f.userId)) {
       return { groupId, verdict: 'reject', reason: 'deaffiliation-forbidden' };
     }
     return { groupId, verdict: 'deaffiliate' };

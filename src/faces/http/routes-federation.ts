@@ -1,18 +1,26 @@
 // /federation/v1: server-to-server flows (10.X.2.1a, 10.X.2.4a). As group host this system decides for its own
 // groups; as an intermediate signalling node it relays a request for another partner's groups unchanged.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { AffiliationRequestSchema, type AffiliationRequestBody, type AffiliationRequest } from '../../domain/flows.ts';
+import { Type, type Static } from 'typebox';
+import { AffiliationRequestSchema, type AffiliationRequest } from '../../domain/flows.ts';
 import { parseAffiliationRequest } from '../../domain/parse-flows.ts';
 import { MusterError } from '../../domain/errors.ts';
 import { domainOf } from '../../domain/ids.ts';
 import { affiliateAsGroupHost, deaffiliateAsGroupHost } from '../../procedures/affiliate-as-group-host.ts';
 import type { HttpFaceDeps } from './app.ts';
 
+/**
+ * The client flow's body, plus `undo` on a de-affiliation: the primary withdraws an affiliation it asked for but
+ * never got an answer to (timeout, garbled answer), so the partner keeps nothing the primary did not store.
+ */
+const FederationRequestSchema = Type.Object({ ...AffiliationRequestSchema.properties, undo: Type.Optional(Type.Boolean()) }, { additionalProperties: false });
+type FederationRequestBody = Static<typeof FederationRequestSchema>;
+
 export async function federationRoutes(app: FastifyInstance, deps: HttpFaceDeps): Promise<void> {
   const own = deps.config.domain;
 
   /** Checks who asks and for what: a configured partner, for its own users, and for groups of one system. */
-  async function admit(req: FastifyRequest<{ Body: AffiliationRequestBody }>, reply: FastifyReply, path: string): Promise<AffiliationRequest | undefined> {
+  async function admit(req: FastifyRequest<{ Body: FederationRequestBody }>, reply: FastifyReply, path: string): Promise<AffiliationRequest | undefined> {
     const flow = parseAffiliationRequest(req.body);
     const domains = new Set(flow.groupIds.map((g) => domainOf(g)));
     if (domains.size !== 1) throw new MusterError('bad-request', 'a partner request names groups of one system only', 'groupIds');
@@ -42,24 +50,30 @@ export async function federationRoutes(app: FastifyInstance, deps: HttpFaceDeps)
     } catch (e) {
       throw new MusterError('unavailable', `next hop ${url} unreachable: ${(e as Error).message}`);
     }
-    await reply.code(res.status).type('application/json').send(await res.text());
+    let text: string;
+    try {
+      text = await res.text();
+    } catch (e) {
+      throw new MusterError('unavailable', `next hop ${url} broke off its answer: ${(e as Error).message}`);
+    }
+    await reply.code(res.status).type('application/json').send(text);
   }
 
-  app.post<{ Body: AffiliationRequestBody }>(
+  app.post<{ Body: FederationRequestBody }>(
     '/affiliations',
-    { schema: { summary: 'Affiliation request from a primary MC service server (10.X.2.1a)', body: AffiliationRequestSchema } },
+    { schema: { summary: 'Affiliation request from a primary MC service server (10.X.2.1a)', body: FederationRequestSchema } },
     async (req, reply) => {
       const flow = await admit(req, reply, 'affiliations');
       return flow ? affiliateAsGroupHost(deps.server, flow) : reply;
     },
   );
 
-  app.post<{ Body: AffiliationRequestBody }>(
+  app.post<{ Body: FederationRequestBody }>(
     '/deaffiliations',
-    { schema: { summary: 'De-affiliation request from a primary MC service server (10.X.2.4a)', body: AffiliationRequestSchema } },
+    { schema: { summary: 'De-affiliation request from a primary MC service server (10.X.2.4a)', body: FederationRequestSchema } },
     async (req, reply) => {
       const flow = await admit(req, reply, 'deaffiliations');
-      return flow ? deaffiliateAsGroupHost(deps.server, flow) : reply;
+      return flow ? deaffiliateAsGroupHost(deps.server, flow, { undo: req.body.undo === true }) : reply;
     },
   );
 }
