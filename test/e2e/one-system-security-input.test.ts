@@ -32,6 +32,7 @@ before(async () => {
         users: [
           { id: u('alice'), services: ['mcptt'], n2: 200, groups: GROUPS },
           { id: u('bob'), services: ['mcptt'], n2: 200, groups: GROUPS },
+          { id: u('carl'), services: ['mcptt'], n2: 1, groups: [] },
         ],
         groups: GROUPS.map((id) => ({ id, services: ['mcptt'], members: [u('alice'), u('bob')] })),
       },
@@ -104,6 +105,15 @@ void describe('credentials', () => {
       .sign(new TextEncoder().encode(systemSecret));
     const e = assertError(await call('POST', affiliationsUrl(), expired, body([g('g1')])), 401, 'unauthenticated');
     assert.match(e.message, /expired/);
+    // A credential that worked (and that the server therefore remembers) stops working when it expires.
+    const short = await m.token(u('alice'), { ttlSeconds: 1 });
+    assert.equal((await call('GET', `${base}/mc/v1/users/${enc(u('alice'))}/affiliations`, short)).status, 200);
+    const exp = (JSON.parse(Buffer.from(short.split('.')[1]!, 'base64url').toString()) as { exp: number }).exp * 1000;
+    assert.ok(exp - Date.now() <= 1000, 'ttl of at most 1 s');
+    await new Promise((r) => setTimeout(r, Math.max(0, exp - Date.now()) + 50));
+    const late = assertError(await call('GET', `${base}/mc/v1/users/${enc(u('alice'))}/affiliations`, short), 401, 'unauthenticated');
+    assert.match(late.message, /expired/);
+    assertError(await call('POST', affiliationsUrl(), short, body([g('g1')])), 401, 'unauthenticated');
     // The same claims, not expired, are accepted: the refusal was the expiry.
     const fresh = await m.token(u('alice'));
     assert.equal((await call('GET', `${base}/mc/v1/users/${enc(u('alice'))}/affiliations`, fresh)).status, 200);
@@ -116,6 +126,7 @@ void describe('credentials', () => {
     assert.match(e.message, /mcServiceId/);
     assertError(await call('POST', `${base}/mc/v1/deaffiliations`, alice, body([g('g1')], { mcServiceId: u('bob') })), 403, 'forbidden');
     assertError(await call('GET', `${base}/mc/v1/users/${enc(u('bob'))}/affiliations`, alice), 403, 'forbidden');
+    assertError(await call('GET', `${base}/mc/v1/groups/${enc(g('g1'))}/members`, await m.token(u('carl'))), 403, 'forbidden');
     assertError(await call('POST', affiliationsUrl(), await m.operatorToken(), body([g('g1')])), 403, 'forbidden');
     // A user may not use the operator's faces either.
     assertError(await call('PUT', `${base}/admin/v1/users/${enc(u('alice'))}`, alice, { services: ['mcptt'], n2: 1000, groups: [] }), 403, 'forbidden');
