@@ -52,6 +52,7 @@ const no = (groupId: McUri, reason: Extract<DeaffiliationVerdict, { verdict: 're
 interface Case {
   name: string;
   asGroupHost?: boolean;
+  undo?: boolean;
   userId?: McUri;
   held?: [McUri, HeldState][];
   requested: McUri[];
@@ -117,6 +118,15 @@ const cases: Case[] = [
     expected: [no(g('allcall'), 'deaffiliation-forbidden')],
   },
   {
+    name: "as group host: the primary's undo of an unanswered affiliation is not blocked by deaffiliation-forbidden",
+    asGroupHost: true,
+    undo: true,
+    userId: CAROL,
+    held: [[g('allcall'), 'affiliated'], [g('north'), 'affiliated']],
+    requested: [g('allcall'), g('north'), g('patrol')],
+    expected: [leave(g('allcall')), leave(g('north')), already(g('patrol'))],
+  },
+  {
     name: 'as group host: groups of other systems are refused, even when held',
     asGroupHost: true,
     userId: CAROL,
@@ -134,6 +144,7 @@ for (const c of cases) {
       held: new Map(c.held ?? []),
       homeOf,
       asGroupHost: c.asGroupHost ?? false,
+      ...(c.undo ? { undo: true } : {}),
     });
     assert.deepEqual(verdicts, c.expected);
   });
