@@ -196,6 +196,11 @@ void describe('mandatory mode', () => {
       assert.deepEqual(data.affiliate, [g('patrol')]);
       assert.deepEqual(data.deaffiliate, [g('north')]);
 
+      // bob's clients also hear that his affiliations changed.
+      const statusEvents = (e: SseEvent): boolean => e.type === 'affiliation-status';
+      await stream.next((e) => statusEvents(e) && summary((e.data as { status: GroupStatus[] }).status).includes(`${g('patrol')}=affiliated`));
+      await stream.next((e) => statusEvents(e) && summary((e.data as { status: GroupStatus[] }).status).includes(`${g('north')}=deaffiliated`));
+
       const ack = await answer(u('bob'), res.id, true);
       assert.equal(ack.status, 200, JSON.stringify(ack.body));
       assert.equal(ack.body.state, 'acknowledged');
@@ -351,6 +356,19 @@ void describe('negotiated mode (negotiationTimeoutSeconds: 1)', () => {
     } finally {
       stream.close();
     }
+  });
+
+  void test('a target that is offline runs into the timeout', async () => {
+    const started = Date.now();
+    const pending = change(u('dispatch'), { mode: 'negotiated', targets: [u('erin')], affiliate: [g('patrol')] });
+    const out = await pending;
+    assert.ok(Date.now() - started >= 900, 'answered before the negotiation time');
+    assert.equal(out.results[0]!.outcome, 'timeout');
+    assert.deepEqual(summary(out.results[0]!.status), [`${g('patrol')}=rejected:timeout`]);
+    assert.deepEqual(await stored(u('erin')), []);
+    // Answering after coming online is too late.
+    const late = await answer(u('erin'), out.id, true);
+    assert.equal(late.status, 409, JSON.stringify(late.body));
   });
 
   void test('groups the target could not join are refused at once and not proposed', async () => {
