@@ -207,7 +207,7 @@ void describe('kill -9 and restart', () => {
     const token = await m.token(u('dispatch'));
     // Client 1's request stays open until the answer or the timeout; the kill cuts it off.
     const pending = call('POST', `${base}/mc/v1/affiliation-changes`, token, { mcServiceId: u('dispatch'), service: 'mcptt', mode: 'negotiated', targets: [u('dave')], affiliate: [g('east')] }).catch((e: unknown) => e);
-    const events = await readEvents(u('dave'), (e) => e.type === 'affiliation-change', 900);
+    const events = await readEvents(u('dave'), (e) => e.type === 'affiliation-change', 3000);
     const change = events.at(-1)!.data;
     assert.equal(change.mode, 'negotiated');
     await restart();

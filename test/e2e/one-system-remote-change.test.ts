@@ -299,7 +299,7 @@ void describe('negotiated mode (negotiationTimeoutSeconds: 1)', () => {
     const stream = await EventStream.open(base, await m.token(u('fred')));
     try {
       const pending = change(u('dispatch'), { mode: 'negotiated', targets: [u('fred')], affiliate: [g('patrol')], deaffiliate: [g('north')] });
-      const ev = await stream.next(anyChange, 900);
+      const ev = await stream.next(anyChange, 3000);
       const data = ev.data as ChangeEventData;
       assert.equal(data.mode, 'negotiated');
       assert.equal(data.actor, u('dispatch'));
@@ -325,7 +325,7 @@ void describe('negotiated mode (negotiationTimeoutSeconds: 1)', () => {
     const stream = await EventStream.open(base, await m.token(u('gina')));
     try {
       const pending = change(u('dispatch'), { mode: 'negotiated', targets: [u('gina')], affiliate: [g('patrol'), g('north')] });
-      const ev = await stream.next(anyChange, 900);
+      const ev = await stream.next(anyChange, 3000);
       const a = await answer(u('gina'), (ev.data as ChangeEventData).id, false);
       assert.equal(a.status, 200, JSON.stringify(a.body));
       assert.equal(a.body.state, 'rejected');
@@ -343,7 +343,7 @@ void describe('negotiated mode (negotiationTimeoutSeconds: 1)', () => {
     try {
       const started = Date.now();
       const pending = change(u('dispatch'), { mode: 'negotiated', targets: [u('hank')], affiliate: [g('patrol')] });
-      const ev = await stream.next(anyChange, 900);
+      const ev = await stream.next(anyChange, 3000);
       const res = await pending;
       const waited = Date.now() - started;
       assert.ok(waited >= 900 && waited < 10_000, `answered after ${waited} ms`);
@@ -376,7 +376,7 @@ void describe('negotiated mode (negotiationTimeoutSeconds: 1)', () => {
     const stream = await EventStream.open(base, await m.token(u('ivy')));
     try {
       const pending = change(u('dispatch'), { mode: 'negotiated', targets: [u('ivy')], affiliate: [g('south'), g('patrol')] });
-      const ev = await stream.next(anyChange, 900);
+      const ev = await stream.next(anyChange, 3000);
       assert.deepEqual((ev.data as ChangeEventData).affiliate, [g('patrol')]);
       assert.equal((await answer(u('ivy'), (ev.data as ChangeEventData).id, true)).status, 200);
       const res = await pending;
@@ -393,8 +393,8 @@ void describe('negotiated mode (negotiationTimeoutSeconds: 1)', () => {
     const kate = await EventStream.open(base, await m.token(u('kate')));
     try {
       const pending = change(u('dispatch'), { mode: 'negotiated', targets: [u('jack'), u('kate')], affiliate: [g('north')] });
-      const ev = await jack.next(anyChange, 900);
-      await kate.next(anyChange, 900); // kate is asked too, and never answers
+      const ev = await jack.next(anyChange, 3000);
+      await kate.next(anyChange, 3000); // kate is asked too, and never answers
       assert.equal((await answer(u('jack'), (ev.data as ChangeEventData).id, true)).status, 200);
       const res = await pending;
       const byTarget = new Map(res.results.map((r) => [r.target, r]));
