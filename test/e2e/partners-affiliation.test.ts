@@ -40,7 +40,7 @@ before(async () => {
     routes: async (urls) => {
       fireRelay = await Relay.start(urls.fire);
       // Police reaches fire through a plain HTTP relay and ambulance through fire (another Muster system).
-      return { toFire: { via: fireRelay.url, timeoutMs: 4000 }, toAmbulance: { via: urls.fire, timeoutMs: 4000 } };
+      return { toFire: { via: fireRelay.url, timeoutMs: 10000 }, toAmbulance: { via: urls.fire, timeoutMs: 10000 } };
     },
   });
 });
@@ -129,10 +129,11 @@ void describe('affiliation across three systems', () => {
   void test('N2 holds while a partner request is in flight: the reserved slot counts, and is committed by the answer', async () => {
     // carol: n2 6; fill 4 slots, then ask fire (slow but within the timeout) for 2 more and, meanwhile, own groups.
     await affiliate(sys, carol, [medic, triage, ladder, patrol]);
-    fireRelay.mode = { kind: 'slow', ms: 1500 };
+    fireRelay.mode = { kind: 'slow', ms: 2500 };
     try {
       const slow = affiliate(sys, carol, [engine, rescue]);
-      await sleep(500);
+      // Wait (bounded) until the request reached fire: the relay has seen it.
+      for (let i = 0; i < 100 && !fireRelay.seen.some((s) => s.path === '/federation/v1/affiliations' && s.body.includes(carol) && s.body.includes(engine)); i++) await sleep(50);
       assert.deepEqual(await primaryRecords(sys, carol), { [medic]: 'affiliated', [triage]: 'affiliated', [ladder]: 'affiliated', [patrol]: 'affiliated', [engine]: 'reserved', [rescue]: 'reserved' });
       const meanwhile = await affiliate(sys, carol, [north]);
       assert.deepEqual(statusMap(meanwhile), { [north]: 'rejected:n2-limit' });
