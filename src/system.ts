@@ -59,9 +59,10 @@ export class McSystem {
     await profiles.load();
     const local = { notifier: new LocalNotifier(), changeOutcomes: new LocalChangeOutcomes() };
     if (fabric) {
-      gms.announce = (id) => fabric.publish('policy', id);
+      // Confirmed by every live instance before the GMS answers: the next request anywhere sees the change.
+      gms.announce = (id) => fabric.publishConfirmed('policy', id);
       fabric.on('policy', (id) => gms.reload(id as McUri));
-      profiles.announce = (id, profile) => fabric.publish('profiles', { id, profile: profile ?? null });
+      profiles.announce = (id, profile) => fabric.publishConfirmed('profiles', { id, profile: profile ?? null });
       fabric.on('profiles', (d) => {
         const { id, profile } = d as { id: McUri; profile: UserProfile | null };
         profiles.apply(id, profile ?? undefined);

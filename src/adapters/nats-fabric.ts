@@ -1,7 +1,7 @@
 // The event fabric between instances of one MC system (NATS): each instance announces what it changed, the
 // others refresh their caches and wake their waiting clients. Durable facts stay in the shared store; NATS only
 // carries the news, so a missed message costs freshness (caches also refresh from the store), never data.
-import { connect, JSONCodec, type NatsConnection, type Subscription } from 'nats';
+import { connect, createInbox, JSONCodec, type NatsConnection, type Subscription } from 'nats';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { MusterError } from '../domain/errors.ts';
@@ -15,9 +15,16 @@ interface Envelope {
 
 const codec = JSONCodec<Envelope>();
 
+/** How often an instance says it is alive, and after how long without a word a peer counts as gone. */
+const HEARTBEAT_MS = 1000;
+const PEER_GONE_MS = 3500;
+
 export class NatsFabric {
   readonly instanceId = randomUUID();
   private readonly subs: Subscription[] = [];
+  /** The other live instances of this system, by the last time each said so. */
+  private readonly peers = new Map<string, number>();
+  private heartbeat?: NodeJS.Timeout;
 
   private constructor(
     private readonly nc: NatsConnection,
@@ -32,7 +39,60 @@ export class NatsFabric {
     } catch (e) {
       throw new MusterError('unavailable', `NATS at ${url} unreachable: ${(e as Error).message}`);
     }
-    return new NatsFabric(nc, `muster.${domain.replace(/[.*> ]/g, '_')}`, log);
+    const fabric = new NatsFabric(nc, `muster.${domain.replace(/[.*> ]/g, '_')}`, log);
+    fabric.watchPeers();
+    return fabric;
+  }
+
+  /** Presence: each instance announces itself every second; a newcomer's hello makes the others answer at once. */
+  private watchPeers(): void {
+    const subject = `${this.prefix}.instances`;
+    const say = (hello: boolean): void => this.nc.publish(subject, codec.encode({ from: this.instanceId, data: { hello } }));
+    this.subs.push(
+      this.nc.subscribe(subject, {
+        callback: (_err, msg) => {
+          let env: Envelope;
+          try {
+            env = codec.decode(msg.data);
+          } catch {
+            return;
+          }
+          if (env.from === this.instanceId) return;
+          const known = this.peers.has(env.from);
+          this.peers.set(env.from, Date.now());
+          if ((env.data as { hello?: boolean }).hello && !known) say(false);
+        },
+      }),
+    );
+    say(true);
+    this.heartbeat = setInterval(() => {
+      say(false);
+      const now = Date.now();
+      for (const [id, seen] of this.peers) if (now - seen > PEER_GONE_MS) this.peers.delete(id);
+    }, HEARTBEAT_MS);
+    this.heartbeat.unref();
+  }
+
+  /**
+   * Publishes and waits until every live peer has handled the message (bounded by `timeoutMs`), so a change
+   * announced this way is in force at every instance before the caller answers its client.
+   */
+  async publishConfirmed(topic: FabricTopic, data: unknown, timeoutMs = 1000): Promise<void> {
+    const expected = new Set(this.peers.keys());
+    if (expected.size === 0) return this.publish(topic, data);
+    const inbox = createInbox();
+    const acks = this.nc.subscribe(inbox, { timeout: timeoutMs });
+    this.nc.publish(`${this.prefix}.${topic}`, codec.encode({ from: this.instanceId, data }), { reply: inbox });
+    try {
+      for await (const msg of acks) {
+        expected.delete(msg.string());
+        if (expected.size === 0) break;
+      }
+    } catch {
+      this.log.warn({ topic, missing: [...expected] }, 'not every instance confirmed a change in time');
+    } finally {
+      acks.unsubscribe();
+    }
   }
 
   publish(topic: FabricTopic, data: unknown): void {
@@ -56,7 +116,11 @@ export class NatsFabric {
           return this.log.warn({ topic }, 'fabric message not JSON');
         }
         if (env.from === this.instanceId) return;
-        Promise.resolve(handler(env.data)).catch((e: unknown) => this.log.warn({ topic, err: (e as Error).message }, 'fabric handler failed'));
+        Promise.resolve(handler(env.data))
+          .catch((e: unknown) => this.log.warn({ topic, err: (e as Error).message }, 'fabric handler failed'))
+          .finally(() => {
+            if (msg.reply) msg.respond(new TextEncoder().encode(this.instanceId));
+          });
       },
     });
     this.subs.push(sub);
@@ -72,6 +136,7 @@ export class NatsFabric {
   }
 
   async close(): Promise<void> {
+    if (this.heartbeat) clearInterval(this.heartbeat);
     if (!this.nc.isClosed()) await this.nc.drain();
   }
 }

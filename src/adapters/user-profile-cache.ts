@@ -7,7 +7,7 @@ import type { UserProfiles } from '../procedures/context.ts';
 export class UserProfileCache implements UserProfiles {
   private readonly profiles = new Map<McUri, UserProfile>();
   /** Other instances learn of a change through this (NATS when there are several). */
-  announce: (id: McUri, profile: UserProfile | undefined) => void = () => undefined;
+  announce: (id: McUri, profile: UserProfile | undefined) => Promise<void> | void = () => undefined;
   constructor(private readonly store: Store) {}
 
   async load(): Promise<void> {
@@ -22,12 +22,12 @@ export class UserProfileCache implements UserProfiles {
   async put(profile: UserProfile): Promise<void> {
     await this.store.putProfile(profile);
     this.profiles.set(profile.id, profile);
-    this.announce(profile.id, profile);
+    await this.announce(profile.id, profile);
   }
   async delete(id: McUri): Promise<boolean> {
     const existed = await this.store.deleteProfile(id);
     this.profiles.delete(id);
-    this.announce(id, undefined);
+    await this.announce(id, undefined);
     return existed;
   }
   /** Another instance stored this profile (or deleted it, when undefined): take it into the cache. */

@@ -14,7 +14,7 @@ export class GroupManagementServer {
   /** Group documents are few and read on every request: they live in memory, the store is their durable copy. */
   private readonly groups = new Map<McUri, GroupPolicy>();
   /** Other instances of this GMS learn of a change through this (NATS when there are several). */
-  announce: (groupId: McUri) => void = () => undefined;
+  announce: (groupId: McUri) => Promise<void> | void = () => undefined;
 
   private constructor(
     private readonly store: GmsStore,
@@ -45,7 +45,7 @@ export class GroupManagementServer {
   async putGroup(doc: Omit<GroupPolicy, 'revision'>): Promise<GroupPolicy> {
     const group = await this.store.putGroup(doc);
     this.changed(group.id, group);
-    this.announce(group.id);
+    await this.announce(group.id);
     return group;
   }
 
@@ -53,7 +53,7 @@ export class GroupManagementServer {
     const existed = await this.store.deleteGroup(id);
     if (existed) {
       this.changed(id, undefined);
-      this.announce(id);
+      await this.announce(id);
     }
     return existed;
   }

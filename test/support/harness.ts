@@ -1,5 +1,6 @@
 // Starts real Muster server processes (`muster serve`) on loopback with a temporary configuration, for e2e tests.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer as createHttpServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -40,8 +41,21 @@ export interface RawConfig {
   [k: string]: unknown;
 }
 
+/**
+ * The store the e2e suite runs on: `sqlite` (default, one process per Muster), or `postgres`: every system on a
+ * fresh PostgreSQL database with NATS between TWO server instances, behind a round-robin load balancer on the
+ * configured port, so the same tests spread their requests over both instances (issue 5).
+ */
+export const E2E_BACKEND = process.env['MUSTER_E2E_BACKEND'] === 'postgres' ? 'postgres' : 'sqlite';
+const PG_ADMIN = 'postgres://postgres@127.0.0.1:5432/postgres';
+const NATS_URL = 'nats://127.0.0.1:4222';
+
 export class Muster {
-  private proc?: ChildProcess;
+  private procs: ChildProcess[] = [];
+  /** Per instance, the configuration it runs (the instances of one system differ only in their ports). */
+  private instanceConfigs: RawConfig[] = [];
+  private balancers: RoundRobinBalancer[] = [];
+  private databases: string[] = [];
   readonly urls = new Map<string, string>();
   output = '';
 
@@ -52,12 +66,46 @@ export class Muster {
 
   /** Writes the config, starts `muster serve` and waits for every system's "<name>: <url>" line. */
   static async start(config: RawConfig, dir = mkdtempSync(join(tmpdir(), 'muster-e2e-'))): Promise<Muster> {
-    for (const s of config.systems) s.store ??= `sqlite:${join(dir, `${s.name}.db`)}`;
     config.dataDir ??= dir;
     config.logLevel ??= 'warn';
     const m = new Muster(config, dir);
+    if (E2E_BACKEND === 'postgres') await m.preparePostgres();
+    else for (const s of config.systems) s.store ??= `sqlite:${join(dir, `${s.name}.db`)}`;
+    if (m.instanceConfigs.length === 0) m.instanceConfigs = [config];
     await m.spawn();
     return m;
+  }
+
+  /** A database per system, NATS, and two instances behind a balancer on each system's configured port. */
+  private async preparePostgres(): Promise<void> {
+    const { default: pg } = await import('pg');
+    const admin = new pg.Client({ connectionString: PG_ADMIN, connectionTimeoutMillis: 3000 });
+    try {
+      await admin.connect();
+    } catch (e) {
+      throw new Error(`PostgreSQL at 127.0.0.1:5432 is required for MUSTER_E2E_BACKEND=postgres: ${(e as Error).message}`);
+    }
+    try {
+      for (const s of this.config.systems) {
+        if (s.store && !s.store.startsWith('sqlite:')) continue;
+        const db = `muster_e2e_${randomBytes(6).toString('hex')}`;
+        await admin.query(`CREATE DATABASE ${db}`);
+        this.databases.push(db);
+        s.store = `postgres://postgres@127.0.0.1:5432/${db}`;
+        s['nats'] ??= NATS_URL;
+      }
+    } finally {
+      await admin.end();
+    }
+    for (let i = 0; i < 2; i++) {
+      const copy = JSON.parse(JSON.stringify(this.config)) as RawConfig;
+      for (const s of copy.systems) {
+        s.http = { ...s.http, port: await freePort() };
+        const sip = s['sip'] as { port: number } | undefined;
+        if (sip && i > 0) s['sip'] = { ...sip, port: await freePort() };
+      }
+      this.instanceConfigs.push(copy);
+    }
   }
 
   url(name?: string): string {
@@ -66,18 +114,37 @@ export class Muster {
     return u;
   }
 
+  /** Starts every instance (again, after kill()) on the same files and addresses. */
   async spawn(): Promise<void> {
-    const file = join(this.dir, 'config.json');
-    writeFileSync(file, JSON.stringify(this.config, null, 2));
-    const proc = spawn(process.execPath, ['--import', 'tsx', CLI, 'serve', '--config', file], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    this.proc = proc;
     this.urls.clear();
+    const started = await Promise.all(this.instanceConfigs.map((c, i) => this.spawnInstance(c, i)));
+    if (this.instanceConfigs.length === 1) {
+      for (const [name, url] of started[0]!) this.urls.set(name, url);
+      return;
+    }
+    if (this.balancers.length === 0) {
+      for (const s of this.config.systems) {
+        const backends = started.map((m) => m.get(s.name)!);
+        this.balancers.push(await RoundRobinBalancer.listen(s.http.host ?? '127.0.0.1', s.http.port, backends));
+      }
+    }
+    for (const s of this.config.systems) this.urls.set(s.name, `http://${s.http.host ?? '127.0.0.1'}:${s.http.port}`);
+  }
+
+  private async spawnInstance(config: RawConfig, index: number): Promise<Map<string, string>> {
+    const file = join(this.dir, index === 0 ? 'config.json' : `config-${index}.json`);
+    writeFileSync(file, JSON.stringify(config, null, 2));
+    const proc = spawn(process.execPath, ['--import', 'tsx', CLI, 'serve', '--config', file], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.procs[index] = proc;
+    const urls = new Map<string, string>();
+    let out = '';
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`server did not start in 60 s:\n${this.output}`)), 60_000);
       const onData = (chunk: Buffer): void => {
+        out += chunk.toString();
         this.output += chunk.toString();
-        for (const m of this.output.matchAll(/^([a-z0-9-]+): (http:\/\/\S+)$/gm)) this.urls.set(m[1]!, m[2]!);
-        if (this.urls.size === this.config.systems.length) {
+        for (const m of out.matchAll(/^([a-z0-9-]+): (http:\/\/\S+)$/gm)) urls.set(m[1]!, m[2]!);
+        if (urls.size === config.systems.length) {
           clearTimeout(timer);
           resolve();
         }
@@ -89,29 +156,46 @@ export class Muster {
         reject(new Error(`server exited with ${code}:\n${this.output}`));
       });
     });
+    return urls;
   }
 
-  /** SIGKILL: no shutdown code runs, as in a crash. */
+  /** SIGKILL every instance: no shutdown code runs, as in a crash. */
   async kill(): Promise<void> {
-    const p = this.proc;
-    if (!p || p.exitCode !== null) return;
-    await new Promise<void>((resolve) => {
-      p.once('exit', () => resolve());
-      p.kill('SIGKILL');
-    });
+    await Promise.all(this.procs.map((p) => killHard(p)));
+  }
+
+  /** SIGKILL one instance only (for "an instance killed under load"). */
+  async killInstance(index: number): Promise<void> {
+    const p = this.procs[index];
+    if (p) await killHard(p);
+  }
+
+  get instances(): number {
+    return this.instanceConfigs.length;
   }
 
   async stop(opts: { keepFiles?: boolean } = {}): Promise<void> {
-    const p = this.proc;
-    if (p && p.exitCode === null && p.signalCode === null) {
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(() => p.kill('SIGKILL'), 5000);
-        p.once('exit', () => {
-          clearTimeout(t);
-          resolve();
+    await Promise.all(
+      this.procs.map(async (p) => {
+        if (p.exitCode !== null || p.signalCode !== null) return;
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(() => p.kill('SIGKILL'), 5000);
+          p.once('exit', () => {
+            clearTimeout(t);
+            resolve();
+          });
+          p.kill('SIGTERM');
         });
-        p.kill('SIGTERM');
-      });
+      }),
+    );
+    await Promise.all(this.balancers.map((b) => b.close()));
+    this.balancers = [];
+    if (this.databases.length > 0 && !opts.keepFiles) {
+      const { default: pg } = await import('pg');
+      const admin = new pg.Client({ connectionString: PG_ADMIN });
+      await admin.connect();
+      for (const db of this.databases.splice(0)) await admin.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
+      await admin.end();
     }
     if (!opts.keepFiles) rmSync(this.dir, { recursive: true, force: true });
   }
@@ -165,4 +249,61 @@ export async function cli(args: string[], env: Record<string, string> = {}): Pro
       resolve({ code: code ?? -1, stdout, stderr });
     });
   });
+}
+
+async function killHard(p: ChildProcess): Promise<void> {
+  if (p.exitCode !== null || p.signalCode !== null) return;
+  await new Promise<void>((resolve) => {
+    p.once('exit', () => resolve());
+    p.kill('SIGKILL');
+  });
+}
+
+/**
+ * The load balancer in front of several instances: each HTTP request goes to the next instance in turn (not
+ * each connection, since clients keep connections alive); a request to an instance that is down is tried on
+ * the next one, as a load balancer's health check would do.
+ */
+export class RoundRobinBalancer {
+  private next = 0;
+  private constructor(
+    private readonly server: Server,
+    private readonly backends: string[],
+  ) {}
+
+  static async listen(host: string, port: number, backends: string[]): Promise<RoundRobinBalancer> {
+    const server = createHttpServer();
+    const b = new RoundRobinBalancer(server, backends);
+    server.on('request', (req, res) => {
+      // The body is buffered so a request refused by a dead instance can be sent to the next one.
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => b.attempt(req, res, Buffer.concat(chunks), 0));
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => resolve());
+    });
+    return b;
+  }
+
+  private attempt(req: IncomingMessage, res: ServerResponse, body: Buffer, tries: number): void {
+    const target = new URL(this.backends[this.next++ % this.backends.length]!);
+    const out = httpRequest({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (up) => {
+      res.writeHead(up.statusCode ?? 502, up.headers);
+      up.pipe(res);
+    });
+    out.on('error', () => {
+      if (tries + 1 < this.backends.length && !res.headersSent) return this.attempt(req, res, body, tries + 1);
+      if (!res.headersSent) res.writeHead(502).end();
+      else res.destroy();
+    });
+    res.on('close', () => out.destroy());
+    out.end(body);
+  }
+
+  async close(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
 }
