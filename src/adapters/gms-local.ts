@@ -31,7 +31,7 @@ export class LocalGroupManagement implements GroupManagement {
   async ensurePolicies(groupIds: readonly McUri[]): Promise<void> {
     for (const id of groupIds) {
       if (this.cache.has(id)) continue;
-      const policy = this.gms.getGroup(id);
+      const policy = await this.gms.lookup(id);
       if (policy) this.cache.set(id, policy);
     }
   }

@@ -37,6 +37,15 @@ export class GroupManagementServer {
     return this.groups.get(id);
   }
 
+  /** A group not in memory is looked up in the store: another instance may have created it a moment ago. */
+  async lookup(id: McUri): Promise<GroupPolicy | undefined> {
+    const known = this.groups.get(id);
+    if (known) return known;
+    const stored = await this.store.getGroup(id);
+    if (stored && !this.groups.has(id)) this.groups.set(id, stored);
+    return this.groups.get(id);
+  }
+
   allGroups(): GroupPolicy[] {
     return [...this.groups.values()];
   }
