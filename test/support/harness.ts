@@ -65,11 +65,11 @@ export class Muster {
   ) {}
 
   /** Writes the config, starts `muster serve` and waits for every system's "<name>: <url>" line. */
-  static async start(config: RawConfig, dir = mkdtempSync(join(tmpdir(), 'muster-e2e-'))): Promise<Muster> {
+  static async start(config: RawConfig, dir = mkdtempSync(join(tmpdir(), 'muster-e2e-')), backend: 'sqlite' | 'postgres' = E2E_BACKEND): Promise<Muster> {
     config.dataDir ??= dir;
     config.logLevel ??= 'warn';
     const m = new Muster(config, dir);
-    if (E2E_BACKEND === 'postgres') await m.preparePostgres();
+    if (backend === 'postgres') await m.preparePostgres();
     else for (const s of config.systems) s.store ??= `sqlite:${join(dir, `${s.name}.db`)}`;
     if (m.instanceConfigs.length === 0) m.instanceConfigs = [config];
     await m.spawn();

@@ -1,0 +1,3 @@
+// The one-system suite, unchanged, against two instances on PostgreSQL + NATS behind a round-robin balancer (issue 5).
+process.env['MUSTER_E2E_BACKEND'] = 'postgres';
+await import('../one-system-affiliation.test.ts');
