@@ -4,9 +4,10 @@ import type pg from 'pg';
 import type { McUri } from '../domain/ids.ts';
 import type { McService } from '../domain/services.ts';
 import type { GroupPolicy } from '../domain/group-policy.ts';
-import type { GmsStore, GroupAffiliation } from '../ports/gms-store.ts';
+import type { GmsAffiliationRecord, GmsDump, GmsStore, GroupAffiliation } from '../ports/gms-store.ts';
+import { MusterError } from '../domain/errors.ts';
 import type { GmsStatusUpdate } from '../ports/store.ts';
-import { inTransaction, toStoreError } from './postgres-pool.ts';
+import { insertColumns, inTransaction, toStoreError } from './postgres-pool.ts';
 
 type Row = Record<string, unknown>;
 
@@ -75,7 +76,36 @@ export class PostgresGmsStore implements GmsStore {
   }
 
   async allAffiliations(): Promise<(GroupAffiliation & { groupId: McUri; source: string; seq: number })[]> {
-    return (await this.query({ ...Q.allAff, values: [] })).map((r) => ({ ...toAffiliation(r), groupId: r['group_id'] as McUri, source: r['source'] as string, seq: Number(r['seq']) }));
+    return (await this.query({ ...Q.allAff, values: [] })).map(toRecord);
+  }
+
+  async dump(): Promise<GmsDump> {
+    return inTransaction(this.pool, async (c) => {
+      await c.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+      return {
+        groups: ((await c.query('SELECT document, revision FROM gms_groups ORDER BY id')).rows as Row[]).map(toGroup),
+        affiliations: ((await c.query('SELECT * FROM gms_affiliations ORDER BY group_id, service, user_id')).rows as Row[]).map(toRecord),
+      };
+    });
+  }
+
+  async restore(dump: GmsDump): Promise<void> {
+    await inTransaction(this.pool, async (c) => {
+      await c.query('LOCK TABLE gms_groups, gms_affiliations IN SHARE ROW EXCLUSIVE MODE');
+      const { rows } = await c.query<{ used: boolean }>('SELECT EXISTS (SELECT 1 FROM gms_groups) OR EXISTS (SELECT 1 FROM gms_affiliations) AS used');
+      if (rows[0]?.used) throw new MusterError('conflict', 'the target GMS store is not empty: import only into a new store');
+      const g = dump.groups;
+      // The document is stored without its revision, as putGroup stores it; the column is the truth.
+      await insertColumns(c, 'gms_groups (id, document, revision)', ['text', 'text', 'integer'], g.length, (i) => {
+        const { revision, ...doc } = g[i]!;
+        return [doc.id, JSON.stringify(doc), revision];
+      });
+      const a = dump.affiliations;
+      await insertColumns(c, 'gms_affiliations (group_id, service, user_id, status, source, seq, updated_at)', ['text', 'text', 'text', 'text', 'text', 'bigint', 'bigint'], a.length, (i) => {
+        const r = a[i]!;
+        return [r.groupId, r.service, r.userId, r.status, r.source, r.seq, r.updatedAt];
+      });
+    });
   }
 
   private async run(q: pg.QueryConfig): Promise<pg.QueryResult> {
@@ -93,6 +123,10 @@ export class PostgresGmsStore implements GmsStore {
 
 function toGroup(r: Row): GroupPolicy {
   return { ...(JSON.parse(r['document'] as string) as Omit<GroupPolicy, 'revision'>), revision: Number(r['revision']) };
+}
+
+function toRecord(r: Row): GmsAffiliationRecord {
+  return { ...toAffiliation(r), groupId: r['group_id'] as McUri, source: r['source'] as string, seq: Number(r['seq']) };
 }
 
 function toAffiliation(r: Row): GroupAffiliation {

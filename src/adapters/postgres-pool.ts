@@ -56,6 +56,22 @@ export async function inTransaction<T>(pool: pg.Pool, work: (c: pg.PoolClient) =
   }
 }
 
+/** Rows per INSERT ... SELECT FROM unnest(...) statement of a restore. */
+const RESTORE_CHUNK = 5000;
+
+/**
+ * Inserts `count` rows, RESTORE_CHUNK per statement, as columns unnested from one array parameter each
+ * (`types`: their PostgreSQL element types). `row(i)` gives the values of row i in column order.
+ */
+export async function insertColumns(c: pg.PoolClient, into: string, types: string[], count: number, row: (i: number) => unknown[]): Promise<void> {
+  const unnest = types.map((t, i) => `$${i + 1}::${t}[]`).join(', ');
+  for (let start = 0; start < count; start += RESTORE_CHUNK) {
+    const columns: unknown[][] = types.map(() => []);
+    for (let i = start; i < Math.min(count, start + RESTORE_CHUNK); i += 1) row(i).forEach((v, k) => columns[k]!.push(v));
+    await c.query(`INSERT INTO ${into} SELECT * FROM unnest(${unnest})`, columns);
+  }
+}
+
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE', 'ECONNABORTED']);
 const NETWORK_MESSAGES = /timeout exceeded when trying to connect|Connection terminated|Query read timeout|Client has encountered a connection error|Client was closed|Cannot use a pool after calling end/i;
 

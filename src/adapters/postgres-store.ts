@@ -7,9 +7,10 @@ import type { McUri } from '../domain/ids.ts';
 import type { McService } from '../domain/services.ts';
 import type { UserProfile } from '../domain/profile.ts';
 import type { HeldState } from '../domain/decisions/group-home.ts';
-import type { AffiliationRecord, AffiliationWrite, ChangeRecord, ChangeState, ClientEvent, GmsStatusUpdate, Store } from '../ports/store.ts';
+import { highest, type AffiliationRecord, type AffiliationWrite, type ChangeRecord, type ChangeState, type ClientEvent, type GmsStatusUpdate, type Store, type StoreDump } from '../ports/store.ts';
+import { MusterError } from '../domain/errors.ts';
 import { migratePostgres } from './postgres-migrations.ts';
-import { inTransaction, newPool, toStoreError } from './postgres-pool.ts';
+import { insertColumns, inTransaction, newPool, toStoreError } from './postgres-pool.ts';
 import { PostgresGmsStore } from './postgres-gms-store.ts';
 
 type Row = Record<string, unknown>;
@@ -62,6 +63,9 @@ const Q = {
   },
   changesInState: { name: 'muster-changes-in-state', text: 'SELECT * FROM change_requests WHERE state = $1 ORDER BY created_at, id, target' },
 } as const;
+
+/** The highest value a BIGSERIAL column's sequence handed out (0 before the first nextval). */
+const SEQUENCE_HIGH = 'SELECT COALESCE(pg_sequence_last_value(pg_get_serial_sequence($1, $2)::regclass), 0) AS high';
 
 export class PostgresStore implements Store {
   readonly kind = 'postgres';
@@ -128,13 +132,7 @@ export class PostgresStore implements Store {
   }
 
   async eventsAfter(userId: McUri, afterId: number, limit: number): Promise<ClientEvent[]> {
-    return (await this.query({ ...Q.eventsAfter, values: [userId, afterId, limit] })).map((r) => ({
-      id: Number(r['id']),
-      userId: r['user_id'] as McUri,
-      type: r['type'] as ClientEvent['type'],
-      data: JSON.parse(r['data'] as string) as unknown,
-      at: Number(r['created_at']),
-    }));
+    return (await this.query({ ...Q.eventsAfter, values: [userId, afterId, limit] })).map(toEvent);
   }
 
   async putProfile(profile: UserProfile): Promise<void> {
@@ -174,6 +172,71 @@ export class PostgresStore implements Store {
     return (await this.query({ ...Q.changesInState, values: [state] })).map(toChange);
   }
 
+  async dump(): Promise<StoreDump> {
+    return this.tx(async (c) => {
+      // One snapshot for every table (the sequences are read outside it: they only grow).
+      await c.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+      const all = async (sql: string): Promise<Row[]> => (await c.query(sql)).rows as Row[];
+      return {
+        affiliations: (await all('SELECT * FROM affiliations ORDER BY user_id, service, group_id')).map(toRecord),
+        outbox: (await all('SELECT * FROM gms_outbox ORDER BY seq')).map((r) => ({
+          seq: Number(r['seq']),
+          userId: r['user_id'] as McUri,
+          groupId: r['group_id'] as McUri,
+          service: r['service'] as McService,
+          status: r['status'] as GmsStatusUpdate['status'],
+          createdAt: Number(r['created_at']),
+        })),
+        events: (await all('SELECT * FROM events ORDER BY id')).map(toEvent),
+        profiles: (await all('SELECT profile FROM user_profiles ORDER BY id')).map((r) => JSON.parse(r['profile'] as string) as UserProfile),
+        changes: (await all('SELECT * FROM change_requests ORDER BY created_at, id, target')).map(toChange),
+        sequences: { outbox: await sequenceHigh(c, 'gms_outbox', 'seq'), events: await sequenceHigh(c, 'events', 'id') },
+      };
+    });
+  }
+
+  async restore(dump: StoreDump): Promise<void> {
+    await this.tx(async (c) => {
+      // Writers wait until the import committed, and a second import sees this one's rows.
+      await c.query('LOCK TABLE affiliations, gms_outbox, events, user_profiles, change_requests IN SHARE ROW EXCLUSIVE MODE');
+      const { rows } = await c.query<{ used: boolean }>(
+        'SELECT EXISTS (SELECT 1 FROM affiliations) OR EXISTS (SELECT 1 FROM gms_outbox) OR EXISTS (SELECT 1 FROM events) OR EXISTS (SELECT 1 FROM user_profiles) OR EXISTS (SELECT 1 FROM change_requests) AS used',
+      );
+      if (rows[0]?.used) throw new MusterError('conflict', 'the target store is not empty: import only into a new store');
+      const a = dump.affiliations;
+      await insertColumns(c, 'affiliations (user_id, service, group_id, state, updated_at)', ['text', 'text', 'text', 'text', 'bigint'], a.length, (i) => {
+        const r = a[i]!;
+        return [r.userId, r.service, r.groupId, r.state, r.updatedAt];
+      });
+      const o = dump.outbox;
+      await insertColumns(c, 'gms_outbox (seq, user_id, service, group_id, status, created_at)', ['bigint', 'text', 'text', 'text', 'text', 'bigint'], o.length, (i) => {
+        const r = o[i]!;
+        return [r.seq, r.userId, r.service, r.groupId, r.status, r.createdAt];
+      });
+      const e = dump.events;
+      await insertColumns(c, 'events (id, user_id, type, data, created_at)', ['bigint', 'text', 'text', 'text', 'bigint'], e.length, (i) => {
+        const r = e[i]!;
+        return [r.id, r.userId, r.type, JSON.stringify(r.data), r.at];
+      });
+      const p = dump.profiles;
+      await insertColumns(c, 'user_profiles (id, profile)', ['text', 'text'], p.length, (i) => [p[i]!.id, JSON.stringify(p[i])]);
+      const ch = dump.changes;
+      await insertColumns(
+        c,
+        'change_requests (id, target, actor, service, mode, affiliate, deaffiliate, state, deadline, result, created_at)',
+        ['text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'bigint', 'text', 'bigint'],
+        ch.length,
+        (i) => {
+          const r = ch[i]!;
+          return [r.id, r.target, r.actor, r.service, r.mode, JSON.stringify(r.affiliate), JSON.stringify(r.deaffiliate), r.state, r.deadline, JSON.stringify(r.result), r.createdAt];
+        },
+      );
+      // The next seq and id are above every imported one and every one the source ever handed out.
+      await raiseSequence(c, 'gms_outbox', 'seq', highest(dump.sequences.outbox, o, (r) => r.seq));
+      await raiseSequence(c, 'events', 'id', highest(dump.sequences.events, e, (r) => r.id));
+    });
+  }
+
   /** Ends the pool (shared with the GMS store of openPostgres). */
   async close(): Promise<void> {
     if (!this.pool.ended && !this.pool.ending) await this.pool.end();
@@ -209,6 +272,21 @@ async function insertEvents(c: pg.PoolClient, events: NewEvent[], at: number): P
     out.push({ id: Number(rows[0]?.id), userId: e.userId, type: e.type, data: e.data, at });
   }
   return out;
+}
+
+async function sequenceHigh(c: pg.PoolClient, table: string, column: string): Promise<number> {
+  const { rows } = await c.query<{ high: string }>(SEQUENCE_HIGH, [table, column]);
+  return Number(rows[0]?.high ?? 0);
+}
+
+/** Moves a BIGSERIAL sequence so its next value is above `to` (and never back). */
+async function raiseSequence(c: pg.PoolClient, table: string, column: string, to: number): Promise<void> {
+  const high = Math.max(to, await sequenceHigh(c, table, column));
+  if (high > 0) await c.query('SELECT setval(pg_get_serial_sequence($1, $2), $3::bigint, true)', [table, column, high]);
+}
+
+function toEvent(r: Row): ClientEvent {
+  return { id: Number(r['id']), userId: r['user_id'] as McUri, type: r['type'] as ClientEvent['type'], data: JSON.parse(r['data'] as string) as unknown, at: Number(r['created_at']) };
 }
 
 function toRecord(r: Row): AffiliationRecord {

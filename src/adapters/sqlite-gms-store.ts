@@ -3,7 +3,8 @@ import type Database from 'better-sqlite3';
 import type { McUri } from '../domain/ids.ts';
 import type { McService } from '../domain/services.ts';
 import type { GroupPolicy } from '../domain/group-policy.ts';
-import type { GmsStore, GroupAffiliation } from '../ports/gms-store.ts';
+import type { GmsAffiliationRecord, GmsDump, GmsStore, GroupAffiliation } from '../ports/gms-store.ts';
+import { MusterError } from '../domain/errors.ts';
 import type { GmsStatusUpdate } from '../ports/store.ts';
 
 type Row = Record<string, unknown>;
@@ -68,8 +69,31 @@ export class SqliteGmsStore implements GmsStore {
   }
 
   async allAffiliations(): Promise<(GroupAffiliation & { groupId: McUri; source: string; seq: number })[]> {
-    return (this.q.allAff.all() as Row[]).map((r) => ({ ...toAffiliation(r), groupId: r['group_id'] as McUri, source: r['source'] as string, seq: r['seq'] as number }));
+    return (this.q.allAff.all() as Row[]).map(toRecord);
   }
+
+  async dump(): Promise<GmsDump> {
+    return this.db.transaction(() => ({
+      groups: (this.db.prepare('SELECT document, revision FROM gms_groups ORDER BY id').all() as Row[]).map((r) => ({
+        ...(JSON.parse(r['document'] as string) as GroupPolicy),
+        revision: r['revision'] as number,
+      })),
+      affiliations: (this.db.prepare('SELECT * FROM gms_affiliations ORDER BY group_id, service, user_id').all() as Row[]).map(toRecord),
+    }))();
+  }
+
+  async restore(dump: GmsDump): Promise<void> {
+    this.db.transaction(() => {
+      const used = this.db.prepare('SELECT EXISTS (SELECT 1 FROM gms_groups) OR EXISTS (SELECT 1 FROM gms_affiliations) AS used').get() as { used: number };
+      if (used.used) throw new MusterError('conflict', 'the target GMS store is not empty: import only into a new store');
+      for (const g of dump.groups) this.q.put.run(g.id, JSON.stringify(g), g.revision);
+      for (const a of dump.affiliations) this.q.apply.run(a.groupId, a.service, a.userId, a.status, a.source, a.seq, a.updatedAt);
+    })();
+  }
+}
+
+function toRecord(r: Row): GmsAffiliationRecord {
+  return { ...toAffiliation(r), groupId: r['group_id'] as McUri, source: r['source'] as string, seq: r['seq'] as number };
 }
 
 function toAffiliation(r: Row): GroupAffiliation {

@@ -7,7 +7,7 @@ import type { McUri } from '../domain/ids.ts';
 import type { McService } from '../domain/services.ts';
 import type { UserProfile } from '../domain/profile.ts';
 import type { HeldState } from '../domain/decisions/group-home.ts';
-import type { AffiliationRecord, AffiliationWrite, ChangeRecord, ChangeState, ClientEvent, GmsStatusUpdate, Store } from '../ports/store.ts';
+import { highest, type AffiliationRecord, type AffiliationWrite, type ChangeRecord, type ChangeState, type ClientEvent, type GmsStatusUpdate, type Store, type StoreDump } from '../ports/store.ts';
 import { MusterError } from '../domain/errors.ts';
 import { SQLITE_MIGRATIONS } from './sqlite-migrations.ts';
 
@@ -115,13 +115,7 @@ export class SqliteStore implements Store {
   }
 
   async eventsAfter(userId: McUri, afterId: number, limit: number): Promise<ClientEvent[]> {
-    return (this.q.eventsAfter.all(userId, afterId, limit) as Row[]).map((r) => ({
-      id: r['id'] as number,
-      userId: r['user_id'] as McUri,
-      type: r['type'] as ClientEvent['type'],
-      data: JSON.parse(r['data'] as string) as unknown,
-      at: r['created_at'] as number,
-    }));
+    return (this.q.eventsAfter.all(userId, afterId, limit) as Row[]).map(toEvent);
   }
 
   async putProfile(profile: UserProfile): Promise<void> {
@@ -162,6 +156,64 @@ export class SqliteStore implements Store {
 
   async changesInState(state: ChangeState): Promise<ChangeRecord[]> {
     return (this.q.changesInState.all(state) as Row[]).map(toChange);
+  }
+
+  async dump(): Promise<StoreDump> {
+    // Through the group commit: after every write queued before it, in one transaction (one snapshot).
+    return this.write(() => {
+      const all = (sql: string): Row[] => this.db.prepare(sql).all() as Row[];
+      return {
+        affiliations: all('SELECT * FROM affiliations ORDER BY user_id, service, group_id').map(toRecord),
+        outbox: all('SELECT * FROM gms_outbox ORDER BY seq').map((r) => ({
+          seq: r['seq'] as number,
+          userId: r['user_id'] as McUri,
+          groupId: r['group_id'] as McUri,
+          service: r['service'] as McService,
+          status: r['status'] as GmsStatusUpdate['status'],
+          createdAt: r['created_at'] as number,
+        })),
+        events: all('SELECT * FROM events ORDER BY id').map(toEvent),
+        profiles: all('SELECT profile FROM user_profiles ORDER BY id').map((r) => JSON.parse(r['profile'] as string) as UserProfile),
+        changes: all('SELECT * FROM change_requests ORDER BY created_at, id, target').map(toChange),
+        sequences: { outbox: this.sequence('gms_outbox'), events: this.sequence('events') },
+      };
+    });
+  }
+
+  async restore(dump: StoreDump): Promise<void> {
+    await this.write(() => {
+      const used = this.db
+        .prepare(
+          'SELECT EXISTS (SELECT 1 FROM affiliations) OR EXISTS (SELECT 1 FROM gms_outbox) OR EXISTS (SELECT 1 FROM events) OR EXISTS (SELECT 1 FROM user_profiles) OR EXISTS (SELECT 1 FROM change_requests) AS used',
+        )
+        .get() as { used: number };
+      if (used.used) throw new MusterError('conflict', 'the target store is not empty: import only into a new store');
+      const aff = this.db.prepare('INSERT INTO affiliations (user_id, service, group_id, state, updated_at) VALUES (?, ?, ?, ?, ?)');
+      for (const a of dump.affiliations) aff.run(a.userId, a.service, a.groupId, a.state, a.updatedAt);
+      const out = this.db.prepare('INSERT INTO gms_outbox (seq, user_id, service, group_id, status, created_at) VALUES (?, ?, ?, ?, ?, ?)');
+      for (const o of dump.outbox) out.run(o.seq, o.userId, o.service, o.groupId, o.status, o.createdAt);
+      const ev = this.db.prepare('INSERT INTO events (id, user_id, type, data, created_at) VALUES (?, ?, ?, ?, ?)');
+      for (const e of dump.events) ev.run(e.id, e.userId, e.type, JSON.stringify(e.data), e.at);
+      for (const p of dump.profiles) this.q.putProfile.run(p.id, JSON.stringify(p));
+      for (const r of dump.changes) {
+        this.q.createChange.run({ ...r, affiliate: JSON.stringify(r.affiliate), deaffiliate: JSON.stringify(r.deaffiliate), result: JSON.stringify(r.result) });
+      }
+      // The next seq and id are above every imported one and every one the source ever handed out.
+      this.raiseSequence('gms_outbox', highest(dump.sequences.outbox, dump.outbox, (o) => o.seq));
+      this.raiseSequence('events', highest(dump.sequences.events, dump.events, (e) => e.id));
+    });
+  }
+
+  /** The highest value an AUTOINCREMENT table handed out (sqlite_sequence; 0 before the first row). */
+  private sequence(table: string): number {
+    const r = this.db.prepare('SELECT seq FROM sqlite_sequence WHERE name = ?').get(table) as { seq: number } | undefined;
+    return r?.seq ?? 0;
+  }
+
+  private raiseSequence(table: string, to: number): void {
+    const high = Math.max(to, this.sequence(table));
+    this.db.prepare('DELETE FROM sqlite_sequence WHERE name = ?').run(table);
+    this.db.prepare('INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)').run(table, high);
   }
 
   async close(): Promise<void> {
@@ -225,6 +277,10 @@ function storeError(e: unknown): unknown {
 
 function toRecord(r: Row): AffiliationRecord {
   return { userId: r['user_id'] as McUri, groupId: r['group_id'] as McUri, service: r['service'] as McService, state: r['state'] as HeldState, updatedAt: r['updated_at'] as number };
+}
+
+function toEvent(r: Row): ClientEvent {
+  return { id: r['id'] as number, userId: r['user_id'] as McUri, type: r['type'] as ClientEvent['type'], data: JSON.parse(r['data'] as string) as unknown, at: r['created_at'] as number };
 }
 
 function toChange(r: Row): ChangeRecord {

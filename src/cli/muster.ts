@@ -11,6 +11,8 @@ import { registerWatch } from './commands/watch.ts';
 import { registerStatus } from './commands/status.ts';
 import { registerToken } from './commands/token.ts';
 import { registerServe } from './commands/serve.ts';
+import { registerMigrate } from './commands/migrate.ts';
+import { registerExportImport } from './commands/export-import.ts';
 
 export function musterProgram(): Command {
   const program = new Command('muster')
@@ -24,6 +26,8 @@ export function musterProgram(): Command {
   registerStatus(program);
   registerToken(program);
   registerServe(program);
+  registerMigrate(program);
+  registerExportImport(program);
   return program;
 }
 

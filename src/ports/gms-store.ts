@@ -11,6 +11,21 @@ export interface GroupAffiliation {
   updatedAt: number;
 }
 
+/** One row of the GMS's affiliation table: the last status a source told for a (group, service, user). */
+export interface GmsAffiliationRecord extends GroupAffiliation {
+  groupId: McUri;
+  source: string;
+  seq: number;
+}
+
+/** Everything the GMS stores, for `muster export` / `muster import`. */
+export interface GmsDump {
+  /** Every group document with its revision. */
+  groups: GroupPolicy[];
+  /** Every row, de-affiliated ones included (their seqs still guard against older updates). */
+  affiliations: GmsAffiliationRecord[];
+}
+
 export interface GmsStore {
   allGroups(): Promise<GroupPolicy[]>;
   getGroup(id: McUri): Promise<GroupPolicy | undefined>;
@@ -25,4 +40,8 @@ export interface GmsStore {
   affiliatedMembers(groupId: McUri, service?: McService): Promise<GroupAffiliation[]>;
   /** Every affiliated (group, service, user) row: for agreement checks and export. */
   allAffiliations(): Promise<(GroupAffiliation & { groupId: McUri; source: string; seq: number })[]>;
+  /** Everything stored, read in one consistent snapshot. */
+  dump(): Promise<GmsDump>;
+  /** Writes a dump in one transaction, revisions and seqs kept. Refuses (MusterError 'conflict') unless the GMS store is empty. */
+  restore(dump: GmsDump): Promise<void>;
 }

@@ -59,6 +59,33 @@ export interface ChangeRecord {
   createdAt: number;
 }
 
+/** A status update still in the outbox, as exported: with its seq and when it was written. */
+export interface OutboxRecord extends GmsStatusUpdate {
+  createdAt: number;
+}
+
+/**
+ * Everything a store holds, for `muster export` / `muster import` (moving a system between SQLite and PostgreSQL).
+ * Ids and sequence numbers are kept: the GMS ignores a status update whose seq is not above the one it stored for
+ * the same source, and SSE clients resume by event id.
+ */
+export interface StoreDump {
+  /** Every row, reserved ones included. */
+  affiliations: AffiliationRecord[];
+  /** Every status update not yet confirmed by the GMS, with its seq. */
+  outbox: OutboxRecord[];
+  /** Every event of every user, with its id. */
+  events: ClientEvent[];
+  profiles: UserProfile[];
+  /** Every change request, whatever its state. */
+  changes: ChangeRecord[];
+  /**
+   * The highest outbox seq and event id ever handed out (0: none). May be above every row: confirmed outbox rows
+   * are deleted, yet the GMS remembers their seqs, so a restored store must never hand one out again.
+   */
+  sequences: { outbox: number; events: number };
+}
+
 export interface Store {
   /** The kind of store, for /healthz. */
   readonly kind: string;
@@ -89,5 +116,21 @@ export interface Store {
   transitionChange(id: string, target: McUri, from: ChangeState[], to: ChangeState, result?: unknown): Promise<boolean>;
   changesInState(state: ChangeState): Promise<ChangeRecord[]>;
 
+  /** Everything stored, read in one consistent snapshot. */
+  dump(): Promise<StoreDump>;
+  /**
+   * Writes a dump into this store in one transaction, keeping ids and seqs, and moves the sequences past them so
+   * the next event and outbox row get numbers above every imported one. Refuses (MusterError 'conflict') unless
+   * the store is empty.
+   */
+  restore(dump: StoreDump): Promise<void>;
+
   close(): Promise<void>;
+}
+
+/** The largest of `start` and the rows' numbers, for restore's sequences (a loop: spreading a million rows into Math.max would overflow the stack). */
+export function highest<T>(start: number, rows: readonly T[], key: (row: T) => number): number {
+  let high = start;
+  for (const r of rows) high = Math.max(high, key(r));
+  return high;
 }
