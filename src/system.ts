@@ -70,7 +70,12 @@ export class McSystem {
     }
     const notifier = fabric ? new FabricNotifier(local.notifier, fabric) : local.notifier;
     const changeOutcomes = fabric ? new FabricChangeOutcomes(local.changeOutcomes, fabric) : local.changeOutcomes;
-    await fabric?.ready();
+    if (fabric) {
+      // Subscribe, then read: what another instance changed before the subscription was in place is in the store.
+      await fabric.ready();
+      await profiles.load();
+      await gms.reloadAll();
+    }
     // Seed an empty system from its configuration; a store that has data keeps it (the operator's changes win).
     if (profiles.size === 0 && gms.size === 0) {
       for (const g of config.groups) await gms.putGroup(withoutRevision(g));

@@ -37,6 +37,11 @@ export class GroupManagementServer {
     return this.groups.get(id);
   }
 
+  /** Reads every group again from the store (after subscribing to changes, so none is missed between the two). */
+  async reloadAll(): Promise<void> {
+    for (const g of await this.store.allGroups()) this.changed(g.id, g);
+  }
+
   /** A group not in memory is looked up in the store: another instance may have created it a moment ago. */
   async lookup(id: McUri): Promise<GroupPolicy | undefined> {
     const known = this.groups.get(id);
