@@ -44,12 +44,13 @@ export class NatsFabric {
     return fabric;
   }
 
-  /** Presence: each instance announces itself every second; a newcomer's hello makes the others answer at once. */
+  /**
+   * Presence: an instance learns of its peers from the start, but announces itself only once its own
+   * subscriptions are in place (ready()), so a peer never waits for the confirmation of one that cannot hear it.
+   */
   private watchPeers(): void {
-    const subject = `${this.prefix}.instances`;
-    const say = (hello: boolean): void => this.nc.publish(subject, codec.encode({ from: this.instanceId, data: { hello } }));
     this.subs.push(
-      this.nc.subscribe(subject, {
+      this.nc.subscribe(`${this.prefix}.instances`, {
         callback: (_err, msg) => {
           let env: Envelope;
           try {
@@ -60,17 +61,15 @@ export class NatsFabric {
           if (env.from === this.instanceId) return;
           const known = this.peers.has(env.from);
           this.peers.set(env.from, Date.now());
-          if ((env.data as { hello?: boolean }).hello && !known) say(false);
+          // A newcomer says hello: answer at once, if this instance is itself ready to be counted on.
+          if ((env.data as { hello?: boolean }).hello && !known && this.heartbeat) this.say(false);
         },
       }),
     );
-    say(true);
-    this.heartbeat = setInterval(() => {
-      say(false);
-      const now = Date.now();
-      for (const [id, seen] of this.peers) if (now - seen > PEER_GONE_MS) this.peers.delete(id);
-    }, HEARTBEAT_MS);
-    this.heartbeat.unref();
+  }
+
+  private say(hello: boolean): void {
+    this.nc.publish(`${this.prefix}.instances`, codec.encode({ from: this.instanceId, data: { hello } }));
   }
 
   /**
@@ -128,6 +127,15 @@ export class NatsFabric {
 
   /** Resolves once every subscription is registered at the server, so no message published after it is missed. */
   async ready(): Promise<void> {
+    await this.nc.flush();
+    if (this.heartbeat) return;
+    this.say(true);
+    this.heartbeat = setInterval(() => {
+      this.say(false);
+      const now = Date.now();
+      for (const [id, seen] of this.peers) if (now - seen > PEER_GONE_MS) this.peers.delete(id);
+    }, HEARTBEAT_MS);
+    this.heartbeat.unref();
     await this.nc.flush();
   }
 

@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/config.ts';
 import { DEFAULT_CONFIG } from './token.ts';
+import { UsageError } from '../exit-codes.ts';
 
 const STOP_TIMEOUT_MS = 10_000;
 
@@ -11,8 +12,20 @@ export function registerServe(program: Command): void {
     .description('run the MC systems of a configuration file (MC service server + GMS each); prints "<name>: <url>" per system')
     .addHelpText('after', '\nRuns until SIGINT or SIGTERM, then stops the systems (at most 10 s; a second signal exits at once).')
     .option('--config <file>', 'configuration file (YAML or JSON)', DEFAULT_CONFIG)
-    .action(async (values: { config: string }) => {
-      const configs = loadConfig(values.config);
+    .option('--system <name>', 'run only this system of the file')
+    .option('--port <port>', "HTTP port of this instance, instead of the file's (one system only): run one system as several instances on a shared PostgreSQL store")
+    .action(async (values: { config: string; system?: string; port?: string }) => {
+      let configs = loadConfig(values.config);
+      if (values.system) {
+        configs = configs.filter((c) => c.name === values.system);
+        if (configs.length === 0) throw new UsageError(`no system ${values.system} in ${values.config}`);
+      }
+      if (values.port !== undefined) {
+        const port = Number(values.port);
+        if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port ${values.port} is not a port number`);
+        if (configs.length !== 1) throw new UsageError('--port needs a single system (use --system NAME)');
+        configs = [{ ...configs[0]!, http: { ...configs[0]!.http, port } }];
+      }
       // Loaded only here, so the client commands start without the server's code.
       const { startSystems } = await import('../../system.ts');
       const running = await startSystems(configs);
