@@ -86,7 +86,7 @@ void describe('muster CLI against the server: watch and errors', () => {
     const guard = setTimeout(() => watch.kill('SIGKILL'), 40_000);
     try {
       const c = await cli(['change', '--server', base, '--token', await m.token(u('dispatch')), '--json', '--mode', 'negotiated', '--target', u('erin'), '--affiliate', g('north')]);
-      assert.equal(c.code, 0, `${c.stderr}\nwatch: ${wOut}\n${wErr}`);
+      assert.equal(c.code, 0, `${c.stdout}\n${c.stderr}\nwatch: ${wOut}\n${wErr}`);
       const res = JSON.parse(c.stdout) as { mode: string; results: { target: string; outcome: string; status: GroupStatus[] }[] };
       assert.equal(res.mode, 'negotiated');
       assert.equal(res.results[0]!.outcome, 'applied');
