@@ -4,6 +4,8 @@ import type { Store } from '../ports/store.ts';
 import type { GroupManagement } from '../ports/group-management.ts';
 import type { Logger } from 'pino';
 
+const OUTBOX_GATHER_MS = 10;
+
 export class GmsOutboxSender {
   private running = false;
   private again = false;
@@ -26,7 +28,8 @@ export class GmsOutboxSender {
       return;
     }
     this.running = true;
-    setImmediate(() => void this.drain());
+    // A short pause gathers the updates of many requests into one delivery (steps 5a and 5b may come in any order).
+    setTimeout(() => void this.drain(), OUTBOX_GATHER_MS);
   }
 
   private async drain(): Promise<void> {

@@ -10,6 +10,7 @@ import type { HeldState } from '../domain/decisions/group-home.ts';
 import { highest, type AffiliationRecord, type AffiliationWrite, type ChangeRecord, type ChangeState, type ClientEvent, type GmsStatusUpdate, type Store, type StoreDump } from '../ports/store.ts';
 import { MusterError } from '../domain/errors.ts';
 import { SQLITE_MIGRATIONS } from './sqlite-migrations.ts';
+import { groupCommitOf } from './sqlite-group-commit.ts';
 
 type Row = Record<string, unknown>;
 
@@ -217,7 +218,7 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
-    if (this.pending.length > 0 && this.db.open) this.commitPending();
+    groupCommitOf(this.db).flush();
     if (this.db.open) this.db.close();
   }
 
@@ -228,52 +229,11 @@ export class SqliteStore implements Store {
     });
   }
 
-  /**
-   * Group commit: writes that arrive in the same turn of the event loop share one transaction, and so one
-   * fsync; each runs in its own savepoint, so one that fails rolls back alone. Every promise settles after
-   * the commit is durable, so no answer leaves before its write is on disk.
-   */
   private write<T>(work: () => T): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      this.pending.push({ work, resolve: resolve as (v: unknown) => void, reject });
-      if (this.pending.length === 1) setImmediate(() => this.commitPending());
-    });
-  }
-
-  private readonly pending: { work: () => unknown; resolve: (v: unknown) => void; reject: (e: unknown) => void }[] = [];
-
-  private commitPending(): void {
-    const batch = this.pending.splice(0);
-    const outcomes: ({ ok: true; value: unknown } | { ok: false; error: unknown })[] = [];
-    try {
-      this.db.transaction(() => {
-        for (const item of batch) {
-          try {
-            outcomes.push({ ok: true, value: this.db.transaction(item.work)() });
-          } catch (error) {
-            outcomes.push({ ok: false, error });
-          }
-        }
-      })();
-    } catch (e) {
-      const error = storeError(e);
-      batch.forEach((item) => item.reject(error));
-      return;
-    }
-    batch.forEach((item, i) => {
-      const o = outcomes[i]!;
-      if (o.ok) item.resolve(o.value);
-      else item.reject(storeError(o.error));
-    });
+    return groupCommitOf(this.db).write(work);
   }
 }
 
-/** A full or read-only disk becomes a clear 503 instead of a crash. */
-function storeError(e: unknown): unknown {
-  const code = (e as { code?: string }).code ?? '';
-  if (/^SQLITE_(FULL|READONLY|IOERR|BUSY|LOCKED|CANTOPEN)/.test(code)) return new MusterError('unavailable', `store unavailable: ${code}`);
-  return e;
-}
 
 function toRecord(r: Row): AffiliationRecord {
   return { userId: r['user_id'] as McUri, groupId: r['group_id'] as McUri, service: r['service'] as McService, state: r['state'] as HeldState, updatedAt: r['updated_at'] as number };
