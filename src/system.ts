@@ -174,7 +174,9 @@ export async function openStores(config: SystemConfig, clock: Clock = systemCloc
   if (config.store.startsWith('sqlite:')) {
     const db = openSqlite(config.store.slice('sqlite:'.length));
     const store = new SqliteStore(db, () => clock.now());
-    return { store, gmsStore: new SqliteGmsStore(db), close: () => store.close() };
+    const gmsStore = new SqliteGmsStore(db);
+    store.colocateGms(config.domain, gmsStore);
+    return { store, gmsStore, close: () => store.close() };
   }
   const { openPostgres } = await import('./adapters/postgres-store.ts');
   const pg = await openPostgres(config.store);

@@ -53,16 +53,25 @@ export class SqliteGmsStore implements GmsStore {
 
   async applyStatusUpdates(source: string, updates: GmsStatusUpdate[], at: number): Promise<number> {
     // In the same commit as the requests of this turn: telling the GMS costs no fsync of its own.
-    return groupCommitOf(this.db).write(() => {
-      let applied = 0;
-      for (const u of updates) {
-        const cur = this.q.current.get(u.groupId, u.service, u.userId) as Row | undefined;
-        if (cur && cur['source'] === source && (cur['seq'] as number) >= u.seq) continue;
-        this.q.apply.run(u.groupId, u.service, u.userId, u.status, source, u.seq, at);
-        applied += 1;
-      }
-      return applied;
-    });
+    return groupCommitOf(this.db).write(() => this.applyWithinTransaction(source, updates, at));
+  }
+
+  /** The idempotent apply, for a caller already inside a transaction on this database. */
+  applyWithinTransaction(source: string, updates: GmsStatusUpdate[], at: number): number {
+    let applied = 0;
+    for (const u of updates) {
+      const cur = this.q.current.get(u.groupId, u.service, u.userId) as Row | undefined;
+      if (cur && cur['source'] === source && (cur['seq'] as number) >= u.seq) continue;
+      this.q.apply.run(u.groupId, u.service, u.userId, u.status, source, u.seq, at);
+      applied += 1;
+    }
+    return applied;
+  }
+
+  /** The highest sequence number this source's updates reached, so a new one is always above it. */
+  highestSeq(source: string): number {
+    const r = this.db.prepare('SELECT max(seq) AS seq FROM gms_affiliations WHERE source = ?').get(source) as { seq: number | null };
+    return r.seq ?? 0;
   }
 
   async affiliatedMembers(groupId: McUri, service?: McService): Promise<GroupAffiliation[]> {

@@ -1,6 +1,6 @@
 // Group commit for one SQLite file: writes that arrive in the same turn of the event loop share one transaction,
-// and so one fsync, whichever store (MC service server or GMS) they come from. Each runs in its own savepoint, so
-// one that fails rolls back alone; every promise settles after the commit is durable, so no answer leaves first.
+// and so one fsync, whichever store (MC service server or GMS) they come from. If one fails, the batch is run again
+// one write per transaction, so only that one fails; every promise settles after the commit is durable.
 import type Database from 'better-sqlite3';
 import { MusterError } from '../domain/errors.ts';
 
@@ -30,27 +30,22 @@ export class SqliteGroupCommit {
   private commit(): void {
     const batch = this.pending.splice(0);
     if (batch.length === 0) return;
-    const outcomes: ({ ok: true; value: unknown } | { ok: false; error: unknown })[] = [];
+    let values: unknown[];
     try {
-      this.db.transaction(() => {
-        for (const item of batch) {
-          try {
-            outcomes.push({ ok: true, value: this.db.transaction(item.work)() });
-          } catch (error) {
-            outcomes.push({ ok: false, error });
-          }
-        }
-      })();
+      values = this.db.transaction(() => batch.map((item) => item.work()))();
     } catch (e) {
       const error = storeError(e);
-      batch.forEach((item) => item.reject(error));
-      return;
+      if (error instanceof MusterError) return batch.forEach((item) => item.reject(error));
+      // One write failed and took the batch with it: run each alone, so only that one fails.
+      return batch.forEach((item) => {
+        try {
+          item.resolve(this.db.transaction(item.work)());
+        } catch (err) {
+          item.reject(storeError(err));
+        }
+      });
     }
-    batch.forEach((item, i) => {
-      const o = outcomes[i]!;
-      if (o.ok) item.resolve(o.value);
-      else item.reject(storeError(o.error));
-    });
+    batch.forEach((item, i) => item.resolve(values[i]));
   }
 }
 

@@ -11,6 +11,7 @@ import { highest, type AffiliationRecord, type AffiliationWrite, type ChangeReco
 import { MusterError } from '../domain/errors.ts';
 import { SQLITE_MIGRATIONS } from './sqlite-migrations.ts';
 import { groupCommitOf } from './sqlite-group-commit.ts';
+import type { SqliteGmsStore } from './sqlite-gms-store.ts';
 
 type Row = Record<string, unknown>;
 
@@ -41,6 +42,13 @@ function migrate(db: Database.Database): void {
 export class SqliteStore implements Store {
   readonly kind = 'sqlite';
   private readonly q;
+
+  /**
+   * A GMS whose tables live in this same file (one MC system in one process): its status updates (10.X.3.1 step
+   * 5b) are written in the affiliation's own transaction instead of through the outbox, so they can never be
+   * lost between the two and cost no second write. The outbox stays for a GMS elsewhere.
+   */
+  private colocatedGms?: { source: string; gms: SqliteGmsStore; seq: number };
 
   constructor(
     readonly db: Database.Database,
@@ -80,9 +88,20 @@ export class SqliteStore implements Store {
       const at = this.now();
       for (const p of w.put) this.q.put.run(userId, service, p.groupId, p.state, at);
       for (const g of w.remove) this.q.remove.run(userId, service, g);
-      for (const u of w.tellGms) this.q.outbox.run(userId, service, u.groupId, u.status, at);
+      const gms = this.colocatedGms;
+      if (gms && w.tellGms.length > 0) {
+        gms.gms.applyWithinTransaction(gms.source, w.tellGms.map((u) => ({ seq: ++gms.seq, userId, service, groupId: u.groupId, status: u.status })), at);
+      } else {
+        for (const u of w.tellGms) this.q.outbox.run(userId, service, u.groupId, u.status, at);
+      }
       return { result: w.result, events: this.insertEvents(w.events, at) };
     });
+  }
+
+  /** Tells `gms` directly from now on (see colocatedGms); sequence numbers continue above every earlier one. */
+  colocateGms(source: string, gms: SqliteGmsStore): void {
+    const outboxSeq = (this.db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'gms_outbox'").get() as { seq: number } | undefined)?.seq ?? 0;
+    this.colocatedGms = { source, gms, seq: Math.max(outboxSeq, gms.highestSeq(source)) };
   }
 
   async affiliationsOfUser(userId: McUri, service?: McService): Promise<AffiliationRecord[]> {
@@ -176,7 +195,8 @@ export class SqliteStore implements Store {
         events: all('SELECT * FROM events ORDER BY id').map(toEvent),
         profiles: all('SELECT profile FROM user_profiles ORDER BY id').map((r) => JSON.parse(r['profile'] as string) as UserProfile),
         changes: all('SELECT * FROM change_requests ORDER BY created_at, id, target').map(toChange),
-        sequences: { outbox: this.sequence('gms_outbox'), events: this.sequence('events') },
+        // Status updates told to a colocated GMS directly took sequence numbers too: the next store continues above them.
+        sequences: { outbox: Math.max(this.sequence('gms_outbox'), this.colocatedGms?.seq ?? 0), events: this.sequence('events') },
       };
     });
   }

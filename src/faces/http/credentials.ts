@@ -1,4 +1,5 @@
 // Bearer credentials (development identity provider): JWS HS256 signed with the system's secret, via jose.
+import { createSecretKey, type KeyObject } from 'node:crypto';
 import { SignJWT, jwtVerify, errors as joseErrors } from 'jose';
 import { MusterError } from '../../domain/errors.ts';
 import { parseMcUri, type McUri } from '../../domain/ids.ts';
@@ -27,7 +28,8 @@ export async function issueToken(opts: { secret: string; domain: string; subject
 
 /** Verifies signature, audience and expiry; verified tokens are remembered until they expire so a hot client pays once. */
 export class CredentialVerifier {
-  private readonly key: Uint8Array;
+  /** Imported once: jose would import a raw secret again on every verification (seen in the profile). */
+  private readonly key: KeyObject;
   private readonly cache = new Map<string, Credential>();
   constructor(
     secret: string,
@@ -35,7 +37,7 @@ export class CredentialVerifier {
     private readonly now: () => number = Date.now,
     private readonly cacheSize = 50_000,
   ) {
-    this.key = new TextEncoder().encode(secret);
+    this.key = createSecretKey(Buffer.from(secret, 'utf8'));
   }
 
   async verify(authorization: string | undefined): Promise<Credential> {
