@@ -1,6 +1,6 @@
 // TS 23.280 10.X.3.2 steps 4-7 and 10.X.4.3 steps 4-6: the partner MC service server, host of the groups,
 // decides a primary server's request for one of its users by its own group policy.
-import type { AffiliationRequest, AffiliationResponse, GroupStatus } from '../domain/flows.ts';
+import type { AffiliationRequest, AffiliationResponse, ChangeRequest, ChangeTargetResult, GroupStatus } from '../domain/flows.ts';
 import { decideAffiliation } from '../domain/decisions/affiliation.ts';
 import { decideDeaffiliation } from '../domain/decisions/deaffiliation.ts';
 import { homeOf, type McServiceServer } from './context.ts';
@@ -51,4 +51,21 @@ export async function deaffiliateAsGroupHost(server: McServiceServer, req: Affil
   if (verdicts.some((v) => v.verdict === 'deaffiliate')) server.tellGmsSoon();
   const status = verdicts.map((v): GroupStatus => (v.verdict === 'reject' ? { groupId: v.groupId, status: 'rejected', reason: v.reason } : v.verdict === 'ask-partner' ? { groupId: v.groupId, status: 'rejected', reason: 'unknown-group' } : { groupId: v.groupId, status: 'deaffiliated' }));
   return { mcServiceId: userId, service, groupIds, status };
+}
+
+/**
+ * 10.X.5.2.1 steps 4-8: an affiliation change request from the primary server for groups hosted here. The primary
+ * already checked user 1's right and user 2's subscription and N2 (step 2); this system checks its group policy,
+ * stores, updates its GMS and answers per target and group.
+ */
+export async function changeAsGroupHost(server: McServiceServer, req: ChangeRequest): Promise<ChangeTargetResult[]> {
+  return Promise.all(
+    req.targets.map(async (target): Promise<ChangeTargetResult> => {
+      // Steps 4a/4b, 5 and 6 for the groups to leave, then for the groups to join (the slots it frees count first).
+      const left = req.deaffiliate.length ? (await deaffiliateAsGroupHost(server, { mcServiceId: target, service: req.service, groupIds: req.deaffiliate })).status : [];
+      const joined = req.affiliate.length ? (await affiliateAsGroupHost(server, { mcServiceId: target, service: req.service, groupIds: req.affiliate })).status : [];
+      // Step 8: the change response to the primary (step 7, the GMS update, leaves through the outbox).
+      return { target, outcome: 'applied', status: [...joined, ...left] };
+    }),
+  );
 }

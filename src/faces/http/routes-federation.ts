@@ -2,11 +2,12 @@
 // groups; as an intermediate signalling node it relays a request for another partner's groups unchanged.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type, type Static } from 'typebox';
-import { AffiliationRequestSchema, type AffiliationRequest } from '../../domain/flows.ts';
-import { parseAffiliationRequest } from '../../domain/parse-flows.ts';
+import { randomUUID } from 'node:crypto';
+import { AffiliationRequestSchema, ChangeRequestSchema, type AffiliationRequest, type ChangeRequestBody } from '../../domain/flows.ts';
+import { parseAffiliationRequest, parseChangeRequest } from '../../domain/parse-flows.ts';
 import { MusterError } from '../../domain/errors.ts';
 import { domainOf } from '../../domain/ids.ts';
-import { affiliateAsGroupHost, deaffiliateAsGroupHost } from '../../procedures/affiliate-as-group-host.ts';
+import { affiliateAsGroupHost, changeAsGroupHost, deaffiliateAsGroupHost } from '../../procedures/affiliate-as-group-host.ts';
 import type { HttpFaceDeps } from './app.ts';
 
 /**
@@ -74,6 +75,29 @@ export async function federationRoutes(app: FastifyInstance, deps: HttpFaceDeps)
     async (req, reply) => {
       const flow = await admit(req, reply, 'deaffiliations');
       return flow ? deaffiliateAsGroupHost(deps.server, flow, { undo: req.body.undo === true }) : reply;
+    },
+  );
+
+  app.post<{ Body: ChangeRequestBody }>(
+    '/affiliation-changes',
+    { schema: { summary: 'Affiliation change request from a primary MC service server for groups hosted here (10.X.5.2.1 step 3)', body: ChangeRequestSchema } },
+    async (req, reply) => {
+      const flow = parseChangeRequest(req.body);
+      const groups = [...flow.affiliate, ...flow.deaffiliate];
+      const domains = new Set(groups.map((g) => domainOf(g)));
+      if (domains.size !== 1) throw new MusterError('bad-request', 'a partner request names groups of one system only', 'affiliate');
+      const groupDomain = [...domains][0]!;
+      if (groupDomain !== own) {
+        const next = deps.config.partners.find((p) => p.domain === groupDomain);
+        if (!next) throw new MusterError('forbidden', `groups of ${groupDomain} are not hosted here and there is no route to them`, 'affiliate');
+        await relay(req, reply, `${next.nextHop}/federation/v1/affiliation-changes`, next.timeoutMs);
+        return reply;
+      }
+      const origin = await deps.partnerGate.verify(req.headers.authorization);
+      for (const [i, user] of [flow.mcServiceId, ...flow.targets].entries()) {
+        if (domainOf(user) !== origin) throw new MusterError('forbidden', `partner ${origin} may act only for its own users, not ${user}`, i === 0 ? 'mcServiceId' : `targets[${i - 1}]`);
+      }
+      return { id: randomUUID(), mcServiceId: flow.mcServiceId, service: flow.service, mode: flow.mode, results: await changeAsGroupHost(deps.server, flow) };
     },
   );
 }
