@@ -180,6 +180,7 @@ export async function openStores(config: SystemConfig, clock: Clock = systemCloc
   }
   const { openPostgres } = await import('./adapters/postgres-store.ts');
   const pg = await openPostgres(config.store);
+  pg.store.colocateGms(config.domain);
   return { store: pg.store, gmsStore: pg.gmsStore, close: () => pg.store.close() };
 }
 
