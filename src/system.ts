@@ -79,8 +79,9 @@ export class McSystem {
     // Seed an empty system from its configuration; a store that has data keeps it (the operator's changes win).
     if (profiles.size === 0 && gms.size === 0) {
       for (const g of config.groups) await gms.putGroup(withoutRevision(g));
-      // All at once: the store's group commit writes them in one transaction.
-      await Promise.all(config.users.map((u) => profiles.put(u)));
+      // Many at once (SQLite's group commit makes each chunk one transaction), but bounded so a shared store's
+      // connection pool is not asked for thousands of connections at the same moment.
+      for (let i = 0; i < config.users.length; i += 500) await Promise.all(config.users.slice(i, i + 500).map((u) => profiles.put(u)));
       log.info({ users: config.users.length, groups: config.groups.length }, 'empty store seeded from the configuration');
     }
     const outbox = new GmsOutboxSender(store, gmsPort, log);
