@@ -170,6 +170,11 @@ export class Muster {
     if (p) await killHard(p);
   }
 
+  /** Process IDs of the running instances (for benchmarks that read their memory). */
+  get pids(): number[] {
+    return this.procs.map((p) => p.pid).filter((p): p is number => p !== undefined);
+  }
+
   get instances(): number {
     return this.instanceConfigs.length;
   }
