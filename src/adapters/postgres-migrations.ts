@@ -36,6 +36,17 @@ export const POSTGRES_MIGRATIONS: string[] = [
     PRIMARY KEY (group_id, service, user_id)
   );
   `,
+  // 2: the audit log (docs/audit.md).
+  `
+  CREATE TABLE audit_log (
+    id BIGSERIAL PRIMARY KEY, at BIGINT NOT NULL, subject TEXT COLLATE "C" NOT NULL, role TEXT NOT NULL,
+    on_behalf_of TEXT COLLATE "C", action TEXT NOT NULL, service TEXT, groups TEXT NOT NULL, http_status INTEGER NOT NULL,
+    error_code TEXT, result TEXT NOT NULL
+  );
+  CREATE INDEX audit_log_by_subject ON audit_log (subject, id);
+  CREATE INDEX audit_log_by_on_behalf_of ON audit_log (on_behalf_of, id);
+  CREATE INDEX audit_log_by_at ON audit_log (at);
+  `,
 ];
 
 /** The transaction-level advisory lock key that serialises migrations of every instance ('muster' in ASCII). */

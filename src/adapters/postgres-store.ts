@@ -7,7 +7,21 @@ import type { McUri } from '../domain/ids.ts';
 import type { McService } from '../domain/services.ts';
 import type { UserProfile } from '../domain/profile.ts';
 import type { HeldState } from '../domain/decisions/group-home.ts';
-import { highest, type AffiliationRecord, type AffiliationWrite, type ChangeRecord, type ChangeState, type ClientEvent, type GmsStatusUpdate, type Store, type StoreDump } from '../ports/store.ts';
+import {
+  highest,
+  type AffiliationRecord,
+  type AffiliationWrite,
+  type AuditAction,
+  type AuditEntry,
+  type AuditFilter,
+  type ChangeRecord,
+  type ChangeState,
+  type ClientEvent,
+  type GmsStatusUpdate,
+  type NewAuditEntry,
+  type Store,
+  type StoreDump,
+} from '../ports/store.ts';
 import { MusterError } from '../domain/errors.ts';
 import { migratePostgres } from './postgres-migrations.ts';
 import { insertColumns, inTransaction, newPool, toStoreError } from './postgres-pool.ts';
@@ -71,6 +85,13 @@ const Q = {
   transitionResult: {
     name: 'muster-transition-result',
     text: 'UPDATE change_requests SET state = $1, result = $5 WHERE id = $2 AND target = $3 AND state = ANY($4::text[])',
+  },
+  // Every entry of a batch in one statement: one round trip and one commit however many requests it gathers.
+  audit: {
+    name: 'muster-audit',
+    text:
+      'INSERT INTO audit_log (at, subject, role, on_behalf_of, action, service, groups, http_status, error_code, result) ' +
+      'SELECT a, b, c, d, e, f, g, h, i, j FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::int[], $9::text[], $10::text[]) WITH ORDINALITY AS t(a, b, c, d, e, f, g, h, i, j, n) ORDER BY n',
   },
   changesInState: { name: 'muster-changes-in-state', text: 'SELECT * FROM change_requests WHERE state = $1 ORDER BY created_at, id, target' },
 } as const;
@@ -193,6 +214,31 @@ export class PostgresStore implements Store {
     return (await this.query({ ...Q.changesInState, values: [state] })).map(toChange);
   }
 
+  async appendAudit(entries: NewAuditEntry[]): Promise<void> {
+    if (entries.length === 0) return;
+    const rows = entries.map(auditRow);
+    const cols = AUDIT_COLUMNS.map((_, k) => rows.map((r) => r[k]));
+    await this.run({ ...Q.audit, values: cols });
+  }
+
+  async queryAudit(filter: AuditFilter): Promise<AuditEntry[]> {
+    const where: string[] = [];
+    const values: (string | number)[] = [];
+    const add = (column: string, op: string, v: string | number | undefined): void => {
+      if (v === undefined) return;
+      values.push(v);
+      where.push(`${column} ${op} $${values.length}`);
+    };
+    add('subject', '=', filter.subject);
+    add('on_behalf_of', '=', filter.onBehalfOf);
+    add('at', '>=', filter.since);
+    add('at', '<', filter.until);
+    add('id', '>', filter.afterId);
+    values.push(filter.limit);
+    const text = `SELECT * FROM audit_log${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY id LIMIT $${values.length}`;
+    return (await this.query({ text, values })).map(toAudit);
+  }
+
   async dump(): Promise<StoreDump> {
     return this.tx(async (c) => {
       // One snapshot for every table (the sequences are read outside it: they only grow).
@@ -211,6 +257,7 @@ export class PostgresStore implements Store {
         events: (await all('SELECT * FROM events ORDER BY id')).map(toEvent),
         profiles: (await all('SELECT profile FROM user_profiles ORDER BY id')).map((r) => JSON.parse(r['profile'] as string) as UserProfile),
         changes: (await all('SELECT * FROM change_requests ORDER BY created_at, id, target')).map(toChange),
+        audit: (await all('SELECT * FROM audit_log ORDER BY id')).map(toAudit),
         sequences: { outbox: await sequenceHigh(c, 'gms_outbox', 'seq'), events: await sequenceHigh(c, 'events', 'id') },
       };
     });
@@ -219,9 +266,9 @@ export class PostgresStore implements Store {
   async restore(dump: StoreDump): Promise<void> {
     await this.tx(async (c) => {
       // Writers wait until the import committed, and a second import sees this one's rows.
-      await c.query('LOCK TABLE affiliations, gms_outbox, events, user_profiles, change_requests IN SHARE ROW EXCLUSIVE MODE');
+      await c.query('LOCK TABLE affiliations, gms_outbox, events, user_profiles, change_requests, audit_log IN SHARE ROW EXCLUSIVE MODE');
       const { rows } = await c.query<{ used: boolean }>(
-        'SELECT EXISTS (SELECT 1 FROM affiliations) OR EXISTS (SELECT 1 FROM gms_outbox) OR EXISTS (SELECT 1 FROM events) OR EXISTS (SELECT 1 FROM user_profiles) OR EXISTS (SELECT 1 FROM change_requests) AS used',
+        'SELECT EXISTS (SELECT 1 FROM affiliations) OR EXISTS (SELECT 1 FROM gms_outbox) OR EXISTS (SELECT 1 FROM events) OR EXISTS (SELECT 1 FROM user_profiles) OR EXISTS (SELECT 1 FROM change_requests) OR EXISTS (SELECT 1 FROM audit_log) AS used',
       );
       if (rows[0]?.used) throw new MusterError('conflict', 'the target store is not empty: import only into a new store');
       const a = dump.affiliations;
@@ -252,7 +299,10 @@ export class PostgresStore implements Store {
           return [r.id, r.target, r.actor, r.service, r.mode, JSON.stringify(r.affiliate), JSON.stringify(r.deaffiliate), r.state, r.deadline, JSON.stringify(r.result), r.createdAt];
         },
       );
+      const au = dump.audit ?? [];
+      await insertColumns(c, `audit_log (id, ${AUDIT_COLUMNS.join(', ')})`, ['bigint', ...AUDIT_TYPES], au.length, (i) => [au[i]!.id, ...auditRow(au[i]!)]);
       // The next seq and id are above every imported one and every one the source ever handed out.
+      await raiseSequence(c, 'audit_log', 'id', highest(0, au, (r) => r.id));
       await raiseSequence(c, 'gms_outbox', 'seq', highest(dump.sequences.outbox, o, (r) => r.seq));
       await raiseSequence(c, 'events', 'id', highest(dump.sequences.events, e, (r) => r.id));
     });
@@ -327,5 +377,29 @@ function toChange(r: Row): ChangeRecord {
     deadline: Number(r['deadline']),
     result: JSON.parse(r['result'] as string) as unknown,
     createdAt: Number(r['created_at']),
+  };
+}
+
+const AUDIT_COLUMNS = ['at', 'subject', 'role', 'on_behalf_of', 'action', 'service', 'groups', 'http_status', 'error_code', 'result'] as const;
+const AUDIT_TYPES = ['bigint', 'text', 'text', 'text', 'text', 'text', 'text', 'int', 'text', 'text'];
+
+/** An entry's values in AUDIT_COLUMNS order. */
+function auditRow(e: NewAuditEntry): unknown[] {
+  return [e.at, e.subject, e.role, e.onBehalfOf, e.action, e.service, JSON.stringify(e.groups), e.httpStatus, e.errorCode, JSON.stringify(e.result ?? null)];
+}
+
+function toAudit(r: Row): AuditEntry {
+  return {
+    id: Number(r['id']),
+    at: Number(r['at']),
+    subject: r['subject'] as string,
+    role: r['role'] as string,
+    onBehalfOf: (r['on_behalf_of'] as string | null) ?? null,
+    action: r['action'] as AuditAction,
+    service: (r['service'] as string | null) ?? null,
+    groups: JSON.parse(r['groups'] as string) as string[],
+    httpStatus: Number(r['http_status']),
+    errorCode: (r['error_code'] as string | null) ?? null,
+    result: JSON.parse(r['result'] as string) as unknown,
   };
 }

@@ -7,7 +7,21 @@ import type { McUri } from '../domain/ids.ts';
 import type { McService } from '../domain/services.ts';
 import type { UserProfile } from '../domain/profile.ts';
 import type { HeldState } from '../domain/decisions/group-home.ts';
-import { highest, type AffiliationRecord, type AffiliationWrite, type ChangeRecord, type ChangeState, type ClientEvent, type GmsStatusUpdate, type Store, type StoreDump } from '../ports/store.ts';
+import {
+  highest,
+  type AffiliationRecord,
+  type AffiliationWrite,
+  type AuditAction,
+  type AuditEntry,
+  type AuditFilter,
+  type ChangeRecord,
+  type ChangeState,
+  type ClientEvent,
+  type GmsStatusUpdate,
+  type NewAuditEntry,
+  type Store,
+  type StoreDump,
+} from '../ports/store.ts';
 import { MusterError } from '../domain/errors.ts';
 import { SQLITE_MIGRATIONS } from './sqlite-migrations.ts';
 import { groupCommitOf } from './sqlite-group-commit.ts';
@@ -78,6 +92,9 @@ export class SqliteStore implements Store {
       ),
       getChange: db.prepare('SELECT * FROM change_requests WHERE id = ? AND target = ?'),
       changesInState: db.prepare('SELECT * FROM change_requests WHERE state = ? ORDER BY created_at'),
+      audit: db.prepare(
+        'INSERT INTO audit_log (id, at, subject, role, on_behalf_of, action, service, groups, http_status, error_code, result) VALUES (@id, @at, @subject, @role, @onBehalfOf, @action, @service, @groups, @httpStatus, @errorCode, @result)',
+      ),
     };
   }
 
@@ -178,6 +195,28 @@ export class SqliteStore implements Store {
     return (this.q.changesInState.all(state) as Row[]).map(toChange);
   }
 
+  async appendAudit(entries: NewAuditEntry[]): Promise<void> {
+    // Through the group commit: an entry shares the transaction (and the fsync) of the writes around it.
+    if (entries.length > 0) await this.write(() => entries.forEach((e) => this.q.audit.run(auditParams({ ...e, id: null }))));
+  }
+
+  async queryAudit(filter: AuditFilter): Promise<AuditEntry[]> {
+    const where: string[] = [];
+    const args: (string | number)[] = [];
+    const add = (sql: string, v: string | number | undefined): void => {
+      if (v === undefined) return;
+      where.push(sql);
+      args.push(v);
+    };
+    add('subject = ?', filter.subject);
+    add('on_behalf_of = ?', filter.onBehalfOf);
+    add('at >= ?', filter.since);
+    add('at < ?', filter.until);
+    add('id > ?', filter.afterId);
+    const sql = `SELECT * FROM audit_log${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY id LIMIT ?`;
+    return (this.db.prepare(sql).all(...args, filter.limit) as Row[]).map(toAudit);
+  }
+
   async dump(): Promise<StoreDump> {
     // Through the group commit: after every write queued before it, in one transaction (one snapshot).
     return this.write(() => {
@@ -195,6 +234,7 @@ export class SqliteStore implements Store {
         events: all('SELECT * FROM events ORDER BY id').map(toEvent),
         profiles: all('SELECT profile FROM user_profiles ORDER BY id').map((r) => JSON.parse(r['profile'] as string) as UserProfile),
         changes: all('SELECT * FROM change_requests ORDER BY created_at, id, target').map(toChange),
+        audit: all('SELECT * FROM audit_log ORDER BY id').map(toAudit),
         // Status updates told to a colocated GMS directly took sequence numbers too: the next store continues above them.
         sequences: { outbox: Math.max(this.sequence('gms_outbox'), this.colocatedGms?.seq ?? 0), events: this.sequence('events') },
       };
@@ -205,7 +245,7 @@ export class SqliteStore implements Store {
     await this.write(() => {
       const used = this.db
         .prepare(
-          'SELECT EXISTS (SELECT 1 FROM affiliations) OR EXISTS (SELECT 1 FROM gms_outbox) OR EXISTS (SELECT 1 FROM events) OR EXISTS (SELECT 1 FROM user_profiles) OR EXISTS (SELECT 1 FROM change_requests) AS used',
+          'SELECT EXISTS (SELECT 1 FROM affiliations) OR EXISTS (SELECT 1 FROM gms_outbox) OR EXISTS (SELECT 1 FROM events) OR EXISTS (SELECT 1 FROM user_profiles) OR EXISTS (SELECT 1 FROM change_requests) OR EXISTS (SELECT 1 FROM audit_log) AS used',
         )
         .get() as { used: number };
       if (used.used) throw new MusterError('conflict', 'the target store is not empty: import only into a new store');
@@ -219,7 +259,10 @@ export class SqliteStore implements Store {
       for (const r of dump.changes) {
         this.q.createChange.run({ ...r, affiliate: JSON.stringify(r.affiliate), deaffiliate: JSON.stringify(r.deaffiliate), result: JSON.stringify(r.result) });
       }
+      const audit = dump.audit ?? [];
+      for (const a of audit) this.q.audit.run(auditParams(a));
       // The next seq and id are above every imported one and every one the source ever handed out.
+      this.raiseSequence('audit_log', highest(0, audit, (a) => a.id));
       this.raiseSequence('gms_outbox', highest(dump.sequences.outbox, dump.outbox, (o) => o.seq));
       this.raiseSequence('events', highest(dump.sequences.events, dump.events, (e) => e.id));
     });
@@ -276,5 +319,37 @@ function toChange(r: Row): ChangeRecord {
     deadline: r['deadline'] as number,
     result: JSON.parse(r['result'] as string) as unknown,
     createdAt: r['created_at'] as number,
+  };
+}
+
+function auditParams(e: NewAuditEntry & { id: number | null }): Record<string, unknown> {
+  return {
+    id: e.id,
+    at: e.at,
+    subject: e.subject,
+    role: e.role,
+    onBehalfOf: e.onBehalfOf,
+    action: e.action,
+    service: e.service,
+    groups: JSON.stringify(e.groups),
+    httpStatus: e.httpStatus,
+    errorCode: e.errorCode,
+    result: JSON.stringify(e.result ?? null),
+  };
+}
+
+function toAudit(r: Row): AuditEntry {
+  return {
+    id: r['id'] as number,
+    at: r['at'] as number,
+    subject: r['subject'] as string,
+    role: r['role'] as string,
+    onBehalfOf: (r['on_behalf_of'] as string | null) ?? null,
+    action: r['action'] as AuditAction,
+    service: (r['service'] as string | null) ?? null,
+    groups: JSON.parse(r['groups'] as string) as string[],
+    httpStatus: r['http_status'] as number,
+    errorCode: (r['error_code'] as string | null) ?? null,
+    result: JSON.parse(r['result'] as string) as unknown,
   };
 }

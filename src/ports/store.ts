@@ -64,6 +64,61 @@ export interface OutboxRecord extends GmsStatusUpdate {
   createdAt: number;
 }
 
+/** What an audited request did (docs/audit.md): the flow, named for the operator. */
+export const AUDIT_ACTIONS = [
+  'affiliation',
+  'de-affiliation',
+  'change-mandatory',
+  'change-negotiated',
+  'change-answer',
+  'federation-affiliation',
+  'federation-de-affiliation',
+  'federation-change',
+  'gms-group-put',
+  'gms-group-delete',
+  'profile-put',
+  'profile-delete',
+] as const;
+export type AuditAction = (typeof AUDIT_ACTIONS)[number];
+
+/** One audited state-changing request (or, for a change with several targets, its part for one target). */
+export interface AuditEntry {
+  /** Increasing per store; the paging cursor of queryAudit. */
+  id: number;
+  /** When the answer was ready (epoch ms). */
+  at: number;
+  /** Who: the credential's subject (an MC service ID, 'operator', or a partner system's domain). */
+  subject: string;
+  /** The credential's role: 'user', 'operator' or 'server'. */
+  role: string;
+  /** On whose behalf: the MC service ID whose affiliations (or profile) the request changed; null for group documents. */
+  onBehalfOf: string | null;
+  action: AuditAction;
+  service: string | null;
+  /** The groups the request named, in request order. */
+  groups: string[];
+  /** The HTTP status of the answer. */
+  httpStatus: number;
+  /** The error code of a refused request (CONTRACT.md's error body), null when it succeeded. */
+  errorCode: string | null;
+  /** What came of it, as JSON-able data: per-group statuses, a change outcome, or the error body. */
+  result: unknown;
+}
+
+export type NewAuditEntry = Omit<AuditEntry, 'id'>;
+
+export interface AuditFilter {
+  subject?: string;
+  onBehalfOf?: string;
+  /** Epoch ms, inclusive. */
+  since?: number;
+  /** Epoch ms, exclusive. */
+  until?: number;
+  limit: number;
+  /** Only entries with a larger id (the last id of the previous page). */
+  afterId?: number;
+}
+
 /**
  * Everything a store holds, for `muster export` / `muster import` (moving a system between SQLite and PostgreSQL).
  * Ids and sequence numbers are kept: the GMS ignores a status update whose seq is not above the one it stored for
@@ -79,6 +134,8 @@ export interface StoreDump {
   profiles: UserProfile[];
   /** Every change request, whatever its state. */
   changes: ChangeRecord[];
+  /** Every audit entry, with its id. Dumps written before the audit log existed lack it: restore treats that as []. */
+  audit?: AuditEntry[];
   /**
    * The highest outbox seq and event id ever handed out (0: none). May be above every row: confirmed outbox rows
    * are deleted, yet the GMS remembers their seqs, so a restored store must never hand one out again.
@@ -115,6 +172,11 @@ export interface Store {
   /** Moves a change from one of `from` to `to`; false when another answer or the timeout won the race. */
   transitionChange(id: string, target: McUri, from: ChangeState[], to: ChangeState, result?: unknown): Promise<boolean>;
   changesInState(state: ChangeState): Promise<ChangeRecord[]>;
+
+  /** Appends audit entries (ids handed out in array order); durable when the promise settles. */
+  appendAudit(entries: NewAuditEntry[]): Promise<void>;
+  /** Audit entries matching every given filter, oldest first (ids increasing), at most `limit`. */
+  queryAudit(filter: AuditFilter): Promise<AuditEntry[]>;
 
   /** Everything stored, read in one consistent snapshot. */
   dump(): Promise<StoreDump>;

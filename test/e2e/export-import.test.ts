@@ -265,9 +265,9 @@ void describe('muster export / import: SQLite to PostgreSQL', () => {
     writeFileSync(pgConfigFile, JSON.stringify(pgConfig, null, 2));
     const mig = await cli(['migrate', '--config', pgConfigFile]);
     assert.equal(mig.code, 0, mig.stderr);
-    assert.match(mig.stdout, /^police \(postgres\): schema version 1, applied now: 1\n$/);
+    assert.match(mig.stdout, /^police \(postgres\): schema version 2, applied now: 1, 2\n$/);
     const mig2 = await cli(['migrate', '--config', pgConfigFile, '--system', 'police']);
-    assert.match(mig2.stdout, /^police \(postgres\): schema version 1, up to date\n$/);
+    assert.match(mig2.stdout, /^police \(postgres\): schema version 2, up to date\n$/);
 
     const notOurs = writeConfig('fire.json', { ...pgConfig, systems: [{ ...pgConfig.systems[0]!, domain: 'fire.example', users: [], groups: [] }] });
     const wrongDomain = await cli(['import', '--config', notOurs, '--in', exportFile]);

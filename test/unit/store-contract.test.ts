@@ -12,7 +12,7 @@ import type { McService } from '../../src/domain/services.ts';
 import type { UserProfile } from '../../src/domain/profile.ts';
 import type { HeldGroups } from '../../src/domain/decisions/group-home.ts';
 import type { GroupPolicy } from '../../src/domain/group-policy.ts';
-import type { AffiliationWrite, ChangeRecord, Store } from '../../src/ports/store.ts';
+import type { AffiliationWrite, ChangeRecord, NewAuditEntry, Store } from '../../src/ports/store.ts';
 import type { GmsStore } from '../../src/ports/gms-store.ts';
 import { MusterError } from '../../src/domain/errors.ts';
 import { openSqlite, SqliteStore } from '../../src/adapters/sqlite-store.ts';
@@ -109,7 +109,7 @@ function postgresBackend(): Backend {
     async fresh() {
       ready ??= setup();
       const { pool, pool2 } = await ready;
-      await pool.query('TRUNCATE affiliations, gms_outbox, events, user_profiles, change_requests, gms_groups, gms_affiliations RESTART IDENTITY');
+      await pool.query('TRUNCATE affiliations, gms_outbox, events, user_profiles, change_requests, gms_groups, gms_affiliations, audit_log RESTART IDENTITY');
       const clock = new TestClock();
       return { store: new PostgresStore(pool, clock.now), gms: new PostgresGmsStore(pool), second: new PostgresStore(pool2, clock.now), clock };
     },
@@ -501,6 +501,83 @@ function contract(backend: Backend): void {
       );
     });
 
+    void test('audit: append from two instances, ids increase oldest first, filters, limit and paging, dump and restore', async () => {
+      const { store, second } = await backend.fresh();
+      const dispatch = uri('sip:dispatch@police.example');
+      const entry = (at: number, over: Partial<NewAuditEntry> = {}): NewAuditEntry => ({
+        at,
+        subject: alice,
+        role: 'user',
+        onBehalfOf: alice,
+        action: 'affiliation',
+        service: 'mcptt',
+        groups: [g(1), g(2)],
+        httpStatus: 200,
+        errorCode: null,
+        result: { status: [{ groupId: g(1), status: 'affiliated' }, { groupId: g(2), status: 'rejected', reason: 'n2-limit' }] },
+        ...over,
+      });
+      assert.deepEqual(await store.queryAudit({ limit: 10 }), []);
+      await store.appendAudit([]);
+      await store.appendAudit([entry(1000), entry(1001, { action: 'de-affiliation', groups: [g(1)], result: { status: [{ groupId: g(1), status: 'deaffiliated' }] } })]);
+      await second.appendAudit([entry(1002, { subject: dispatch, action: 'change-mandatory', onBehalfOf: bob, result: { outcome: 'applied', status: [], text: 'ünïcödé ✓' } })]);
+      await Promise.all([
+        store.appendAudit([entry(1003, { subject: alice, onBehalfOf: bob, httpStatus: 403, errorCode: 'forbidden', result: { error: { code: 'forbidden', message: 'no' } } })]),
+        second.appendAudit([entry(1004, { subject: 'operator', role: 'operator', onBehalfOf: null, action: 'gms-group-put', service: null, groups: [g(3)], result: null })]),
+      ]);
+      const all = await second.queryAudit({ limit: 100 });
+      assert.equal(all.length, 5);
+      const ids = all.map((e) => e.id);
+      for (let i = 1; i < ids.length; i += 1) assert.ok(ids[i]! > ids[i - 1]!, `ids increase: ${ids.join(',')}`);
+      const { id: firstId, ...first } = all[0]!;
+      assert.ok(firstId > 0);
+      assert.deepEqual(first, entry(1000));
+      assert.deepEqual(all[1]?.groups, [g(1)]);
+      assert.deepEqual(all.slice(0, 3).map((e) => e.at), [1000, 1001, 1002]);
+      const gmsPut = all.find((e) => e.action === 'gms-group-put');
+      assert.deepEqual(gmsPut && { onBehalfOf: gmsPut.onBehalfOf, service: gmsPut.service, result: gmsPut.result, errorCode: gmsPut.errorCode }, { onBehalfOf: null, service: null, result: null, errorCode: null });
+      assert.deepEqual((all.find((e) => e.httpStatus === 403))?.errorCode, 'forbidden');
+
+      const ats = async (f: Omit<Parameters<Store['queryAudit']>[0], 'limit'> & { limit?: number }): Promise<number[]> => (await store.queryAudit({ limit: 100, ...f })).map((e) => e.at);
+      assert.deepEqual(await ats({ subject: alice }), [1000, 1001, 1003]);
+      assert.deepEqual(await ats({ onBehalfOf: bob }), [1002, 1003]);
+      assert.deepEqual(await ats({ subject: alice, onBehalfOf: bob }), [1003]);
+      assert.deepEqual(await ats({ since: 1001, until: 1003 }), [1001, 1002]);
+      assert.deepEqual(await ats({ since: 1004 }), [1004]);
+      assert.deepEqual(await ats({ until: 1000 }), []);
+      assert.deepEqual(await ats({ subject: 'nobody' }), []);
+      assert.deepEqual(await ats({ limit: 2 }), [1000, 1001]);
+      // Paging: resume after the last id seen.
+      const pages: number[][] = [];
+      let last = 0;
+      for (;;) {
+        const page = await second.queryAudit({ limit: 2, afterId: last, subject: alice });
+        if (page.length === 0) break;
+        pages.push(page.map((e) => e.at));
+        last = page[page.length - 1]!.id;
+      }
+      assert.deepEqual(pages, [[1000, 1001], [1003]]);
+
+      // dump carries the log; a restore keeps its ids and the next entry gets a larger one.
+      const dump = await store.dump();
+      assert.deepEqual(dump.audit, all);
+      const target = await backend.fresh();
+      await target.store.restore(dump);
+      assert.deepEqual(await target.store.queryAudit({ limit: 100 }), all);
+      await target.store.appendAudit([entry(2000)]);
+      const after = await target.second.queryAudit({ limit: 100, since: 2000 });
+      assert.ok(after.length === 1 && after[0]!.id > ids[ids.length - 1]!);
+      // A store with audit entries is not empty: a restore into it is refused.
+      await assert.rejects(target.store.restore({ ...dump, audit: [] }), (e) => e instanceof MusterError && e.code === 'conflict');
+      // A dump written before the audit log existed (no `audit`) restores, with an empty log.
+      const old = await backend.fresh();
+      const withoutAudit = { ...dump };
+      delete withoutAudit.audit;
+      await old.store.restore(withoutAudit);
+      assert.deepEqual(await old.store.queryAudit({ limit: 10 }), []);
+      assert.equal((await old.store.dump()).events.length, dump.events.length);
+    });
+
     void test('GMS: putGroup counts revisions from 1, get, all, delete', async () => {
       const { gms } = await backend.fresh();
       assert.equal(await gms.getGroup(g(1)), undefined);
@@ -598,10 +675,10 @@ void describe('PostgreSQL specifics', () => {
     const b = newPool(url, { max: 2 });
     pools.push(a, b);
     const [ra, rb] = await Promise.all([migratePostgres(a), migratePostgres(b)]);
-    assert.deepEqual([...ra, ...rb], [1]);
+    assert.deepEqual([...ra, ...rb], [1, 2]);
     assert.deepEqual(await migratePostgres(a), []);
     const { rows } = await a.query<{ version: number }>('SELECT version FROM schema_migrations ORDER BY version');
-    assert.deepEqual(rows, [{ version: 1 }]);
+    assert.deepEqual(rows, [{ version: 1 }, { version: 2 }]);
   });
 
   void test('an unreachable database is MusterError unavailable, within the connection timeout', async () => {

@@ -281,7 +281,7 @@ void describe('store export: dump and restore', () => {
   void test('an empty store dumps as empty, restores into either backend, and starts its sequences at 1', async () => {
     for (const open of [freshSqlite, freshPostgres]) {
       const empty = await snapshot(freshSqlite());
-      assert.deepEqual(empty, { store: { affiliations: [], outbox: [], events: [], profiles: [], changes: [], sequences: { outbox: 0, events: 0 } }, gms: { groups: [], affiliations: [] } });
+      assert.deepEqual(empty, { store: { affiliations: [], outbox: [], events: [], profiles: [], changes: [], audit: [], sequences: { outbox: 0, events: 0 } }, gms: { groups: [], affiliations: [] } });
       const to = await open();
       await to.store.restore(empty.store);
       await to.gms.restore(empty.gms);

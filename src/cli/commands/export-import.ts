@@ -7,7 +7,7 @@ import { Type } from 'typebox';
 import { Compile } from 'typebox/compile';
 import { loadConfig, type SystemConfig } from '../../config/config.ts';
 import { MC_SERVICES } from '../../domain/services.ts';
-import type { StoreDump } from '../../ports/store.ts';
+import { AUDIT_ACTIONS, type StoreDump } from '../../ports/store.ts';
 import type { GmsDump } from '../../ports/gms-store.ts';
 import { UsageError } from '../exit-codes.ts';
 import { DEFAULT_CONFIG } from './token.ts';
@@ -120,7 +120,7 @@ export async function importSystem(config: SystemConfig, doc: ExportDocument): P
     const s = doc.store;
     return (
       `${config.name} (${store.kind}): imported ${s.affiliations.length} affiliations, ${s.outbox.length} pending GMS updates, ${s.events.length} events, ` +
-      `${s.profiles.length} user profiles, ${s.changes.length} change requests, ${doc.gms.groups.length} groups, ${doc.gms.affiliations.length} GMS affiliation rows ` +
+      `${s.profiles.length} user profiles, ${s.changes.length} change requests, ${s.audit?.length ?? 0} audit entries, ${doc.gms.groups.length} groups, ${doc.gms.affiliations.length} GMS affiliation rows ` +
       `(next event id above ${s.sequences.events}, next GMS update seq above ${s.sequences.outbox})`
     );
   } finally {
@@ -181,6 +181,27 @@ const DocumentSchema = Type.Object(
               createdAt: Int,
             },
             strict,
+          ),
+        ),
+        // Missing in documents written before the audit log existed: imported as an empty log.
+        audit: Type.Optional(
+          Type.Array(
+            Type.Object(
+              {
+                id: Type.Integer({ minimum: 1 }),
+                at: Int,
+                subject: Type.String(),
+                role: Type.String(),
+                onBehalfOf: Type.Union([Type.String(), Type.Null()]),
+                action: Type.Enum(AUDIT_ACTIONS),
+                service: Type.Union([Type.String(), Type.Null()]),
+                groups: Type.Array(Type.String()),
+                httpStatus: Type.Integer(),
+                errorCode: Type.Union([Type.String(), Type.Null()]),
+                result: Type.Unknown(),
+              },
+              strict,
+            ),
           ),
         ),
         sequences: Type.Object({ outbox: Int, events: Int }, strict),

@@ -5,6 +5,7 @@ import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox';
 import { MusterError } from '../../domain/errors.ts';
 import type { Credential, CredentialVerifier } from './credentials.ts';
 import { toErrorReply } from './error-reply.ts';
+import { registerAudit } from './audit.ts';
 import { mcRoutes } from './routes-mc.ts';
 import { gmsRoutes } from './routes-gms.ts';
 import { adminRoutes } from './routes-admin.ts';
@@ -68,6 +69,8 @@ export async function buildHttpFace(deps: HttpFaceDeps): Promise<FastifyInstance
     return reply.code(h.status === 'ok' ? 200 : 503).send(h);
   });
 
+  // Issue 7: one audit entry per state-changing request, stored before its answer leaves (audit.ts).
+  registerAudit(app, deps);
   await app.register(async (scope) => mcRoutes(scope, deps), { prefix: '/mc/v1' });
   await app.register(async (scope) => gmsRoutes(scope, deps), { prefix: '/gms/v1' });
   await app.register(async (scope) => adminRoutes(scope, deps), { prefix: '/admin/v1' });

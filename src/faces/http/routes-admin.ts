@@ -7,6 +7,7 @@ import { badInput, MusterError } from '../../domain/errors.ts';
 import { domainOf } from '../../domain/ids.ts';
 import type { RemoteChangeRight, UserProfile } from '../../domain/profile.ts';
 import { authenticate, type HttpFaceDeps } from './app.ts';
+import { auditRoutes } from './routes-audit.ts';
 
 const IdParam = Type.Object({ id: Type.String({ minLength: 1, maxLength: 256 }) });
 const N2 = Type.Integer({ minimum: 0, maximum: 10000 });
@@ -53,4 +54,6 @@ export async function adminRoutes(app: FastifyInstance, deps: HttpFaceDeps): Pro
     if (!(await deps.profiles.delete(parseId(req.params.id, 'id')))) throw new MusterError('not-found', `no user ${req.params.id}`);
     return reply.code(204).send();
   });
+
+  await auditRoutes(app, deps);
 }

@@ -33,9 +33,16 @@ export async function federationRoutes(app: FastifyInstance, deps: HttpFaceDeps)
       await relay(req, reply, `${next.nextHop}/federation/v1/${path}`, next.timeoutMs);
       return undefined;
     }
-    const origin = await deps.partnerGate.verify(req.headers.authorization);
+    const origin = await admitPartner(req);
     if (domainOf(flow.mcServiceId) !== origin) throw new MusterError('forbidden', `partner ${origin} may act only for its own users, not ${flow.mcServiceId}`, 'mcServiceId');
     return flow;
+  }
+
+  /** The partner system that signed the request; kept as the request's credential, so the audit log names it. */
+  async function admitPartner(req: FastifyRequest): Promise<string> {
+    const origin = await deps.partnerGate.verify(req.headers.authorization);
+    req.credential = { subject: origin, role: 'server', expiresAt: Number.POSITIVE_INFINITY };
+    return origin;
   }
 
   /** Passes the request on unchanged (originator and credential intact) and the next hop's answer back. */
@@ -93,7 +100,7 @@ export async function federationRoutes(app: FastifyInstance, deps: HttpFaceDeps)
         await relay(req, reply, `${next.nextHop}/federation/v1/affiliation-changes`, next.timeoutMs);
         return reply;
       }
-      const origin = await deps.partnerGate.verify(req.headers.authorization);
+      const origin = await admitPartner(req);
       for (const [i, user] of [flow.mcServiceId, ...flow.targets].entries()) {
         if (domainOf(user) !== origin) throw new MusterError('forbidden', `partner ${origin} may act only for its own users, not ${user}`, i === 0 ? 'mcServiceId' : `targets[${i - 1}]`);
       }
