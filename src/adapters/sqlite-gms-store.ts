@@ -7,6 +7,7 @@ import type { GmsAffiliationRecord, GmsDump, GmsStore, GroupAffiliation } from '
 import { MusterError } from '../domain/errors.ts';
 import type { GmsStatusUpdate } from '../ports/store.ts';
 import { groupCommitOf } from './sqlite-group-commit.ts';
+import { uriIntern } from './uri-intern.ts';
 
 type Row = Record<string, unknown>;
 
@@ -29,7 +30,9 @@ export class SqliteGmsStore implements GmsStore {
   }
 
   async allGroups(): Promise<GroupPolicy[]> {
-    return (this.q.all.all() as Row[]).map((r) => JSON.parse(r['document'] as string) as GroupPolicy);
+    const out: GroupPolicy[] = [];
+    for (const r of this.q.all.iterate() as IterableIterator<Row>) out.push(uriIntern.group(JSON.parse(r['document'] as string) as GroupPolicy));
+    return out;
   }
 
   async getGroup(id: McUri): Promise<GroupPolicy | undefined> {

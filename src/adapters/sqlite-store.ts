@@ -25,6 +25,7 @@ import {
 import { MusterError } from '../domain/errors.ts';
 import { SQLITE_MIGRATIONS } from './sqlite-migrations.ts';
 import { groupCommitOf } from './sqlite-group-commit.ts';
+import { uriIntern } from './uri-intern.ts';
 import type { SqliteGmsStore } from './sqlite-gms-store.ts';
 
 type Row = Record<string, unknown>;
@@ -164,7 +165,10 @@ export class SqliteStore implements Store {
   }
 
   async allProfiles(): Promise<UserProfile[]> {
-    return (this.q.profiles.all() as Row[]).map((r) => JSON.parse(r['profile'] as string) as UserProfile);
+    // Row by row, each ID string shared as it is read: a million profiles never hold their duplicates at once.
+    const out: UserProfile[] = [];
+    for (const r of this.q.profiles.iterate() as IterableIterator<Row>) out.push(uriIntern.profile(JSON.parse(r['profile'] as string) as UserProfile));
+    return out;
   }
 
   async createChanges(records: ChangeRecord[], events: { userId: McUri; type: ClientEvent['type']; data: unknown }[]): Promise<ClientEvent[]> {

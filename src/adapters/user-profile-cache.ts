@@ -3,6 +3,7 @@ import type { McUri } from '../domain/ids.ts';
 import type { UserProfile } from '../domain/profile.ts';
 import type { Store } from '../ports/store.ts';
 import type { UserProfiles } from '../procedures/context.ts';
+import { uriIntern } from './uri-intern.ts';
 
 export class UserProfileCache implements UserProfiles {
   private readonly profiles = new Map<McUri, UserProfile>();
@@ -11,7 +12,7 @@ export class UserProfileCache implements UserProfiles {
   constructor(private readonly store: Store) {}
 
   async load(): Promise<void> {
-    for (const p of await this.store.allProfiles()) this.profiles.set(p.id, p);
+    for (const p of await this.store.allProfiles()) this.profiles.set(p.id, uriIntern.profile(p));
   }
   get size(): number {
     return this.profiles.size;

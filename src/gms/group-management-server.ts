@@ -6,6 +6,7 @@ import type { McService } from '../domain/services.ts';
 import type { GroupPolicy } from '../domain/group-policy.ts';
 import type { GmsStatusUpdate } from '../ports/store.ts';
 import type { GmsStore, GroupAffiliation } from '../ports/gms-store.ts';
+import { uriIntern } from '../adapters/uri-intern.ts';
 
 export type { GroupAffiliation };
 
@@ -25,7 +26,7 @@ export class GroupManagementServer {
 
   static async open(store: GmsStore, now: () => number = Date.now): Promise<GroupManagementServer> {
     const gms = new GroupManagementServer(store, now);
-    for (const g of await store.allGroups()) gms.groups.set(g.id, g);
+    for (const g of await store.allGroups()) gms.groups.set(g.id, uriIntern.group(g));
     return gms;
   }
 
