@@ -79,6 +79,10 @@ export const ConfigSchema = Type.Object(
     partnerTimeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 600000 })),
     dataDir: Type.Optional(Str),
     logLevel: Type.Optional(Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const)),
+    /** Token bucket per credential subject, per server instance (issue 7): `perSecond` refill, up to `burst` at once. */
+    rateLimit: Type.Optional(Type.Object({ perSecond: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1_000_000 })), burst: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })) }, strict)),
+    /** Requests one server instance works on at once; more are refused with 503 at once instead of queueing. */
+    maxInFlight: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
     systems: Type.Array(System, { minItems: 1 }),
   },
   strict,

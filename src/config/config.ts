@@ -32,7 +32,18 @@ export interface SystemConfig {
   negotiationTimeoutMs: number;
   dataDir: string;
   logLevel: string;
+  /** Per credential subject and server instance (issue 7). */
+  rateLimit: { perSecond: number; burst: number };
+  /** Requests one server instance works on at once before it sheds load with 503. */
+  maxInFlight: number;
 }
+
+/**
+ * Defaults with headroom: a client that fires a few hundred requests at once (a dispatcher console reconnecting, the
+ * e2e races of 200 requests of one user) is served; one that keeps up more than 200 requests a second is not.
+ */
+export const DEFAULT_RATE_LIMIT = { perSecond: 200, burst: 500 } as const;
+export const DEFAULT_MAX_IN_FLIGHT = 1024;
 
 export class ConfigError extends Error {
   constructor(
@@ -186,6 +197,8 @@ export function resolveConfig(raw: unknown, baseDir = process.cwd()): SystemConf
       negotiationTimeoutMs: Math.round((cfg.negotiationTimeoutSeconds ?? 30) * 1000),
       dataDir,
       logLevel: cfg.logLevel ?? 'info',
+      rateLimit: { perSecond: cfg.rateLimit?.perSecond ?? DEFAULT_RATE_LIMIT.perSecond, burst: cfg.rateLimit?.burst ?? DEFAULT_RATE_LIMIT.burst },
+      maxInFlight: cfg.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT,
     };
   });
 }

@@ -4,12 +4,14 @@ import swagger from '@fastify/swagger';
 import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox';
 import { MusterError } from '../../domain/errors.ts';
 import type { Credential, CredentialVerifier } from './credentials.ts';
-import { toErrorReply } from './error-reply.ts';
+import { replyClientError, replyFrameworkError, toErrorReply } from './error-reply.ts';
 import { registerAudit } from './audit.ts';
 import { mcRoutes } from './routes-mc.ts';
 import { gmsRoutes } from './routes-gms.ts';
 import { adminRoutes } from './routes-admin.ts';
 import { federationRoutes } from './routes-federation.ts';
+import { shedLoad } from './load-shedding.ts';
+import { callerSubject, limitRatePerCredential } from './rate-limit.ts';
 import type { McServiceServer } from '../../procedures/context.ts';
 import type { GroupManagementServer } from '../../gms/group-management-server.ts';
 import type { UserProfileCache } from '../../adapters/user-profile-cache.ts';
@@ -46,6 +48,9 @@ export async function buildHttpFace(deps: HttpFaceDeps): Promise<FastifyInstance
     forceCloseConnections: true,
     // IDs travel URL-encoded in paths; long ones are refused by the schema, not by the router.
     routerOptions: { maxParamLength: 1024 },
+    // Refusals before a route is found, and by Node's parser, in the error body of CONTRACT.md too.
+    frameworkErrors: replyFrameworkError,
+    clientErrorHandler: replyClientError,
   });
   app.setValidatorCompiler(TypeBoxValidatorCompiler);
   app.decorateRequest('credential', undefined);
@@ -55,6 +60,9 @@ export async function buildHttpFace(deps: HttpFaceDeps): Promise<FastifyInstance
     return reply.code(status).send(body);
   });
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: { code: 'not-found', message: `no route ${req.method} ${req.url.split('?')[0]}` } }));
+  // Issue 7, before any body is read: shed load first (cheapest), then the caller's rate once it is authenticated.
+  shedLoad(app, deps.config.maxInFlight);
+  limitRatePerCredential(app, deps.config.rateLimit, callerSubject(deps.verifier, deps.partnerGate));
 
   await app.register(swagger, {
     openapi: {

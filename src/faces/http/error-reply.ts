@@ -1,5 +1,6 @@
 // Renders every failure as CONTRACT.md's error body { error: { code, message } } with the catalogue's status.
-import type { FastifyError } from 'fastify';
+import type { Socket } from 'node:net';
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { MusterError, ERRORS, type ErrorCode } from '../../domain/errors.ts';
 
 export interface ErrorBody {
@@ -62,8 +63,33 @@ export function toErrorReply(err: unknown): { status: number; body: ErrorBody } 
       return { status: 413, body: { error: { code: 'too-large', message: 'body: larger than the server accepts' } } };
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       return { status: 415, body: { error: { code: 'bad-request', message: 'Content-Type must be application/json' } } };
+    case 'FST_ERR_BAD_URL':
+      return { status: 400, body: { error: { code: 'bad-request', message: 'path: not a valid URL (malformed percent-encoding)', field: 'path' } } };
+    case 'FST_ERR_MAX_PARAM_LENGTH':
+      return { status: 414, body: { error: { code: 'too-large', message: 'path: a path segment is longer than the server accepts' } } };
   }
   const status = typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500 ? fe.statusCode : 500;
-  const code = (Object.keys(ERRORS) as ErrorCode[]).find((c) => ERRORS[c].http === status) ?? 'internal';
-  return { status, body: { error: { code, message: status === 500 ? 'internal error' : fe.message } } };
+  // A client error the catalogue has no entry for (406, 431, ...) is still the client's: bad-request, not internal.
+  const code = (Object.keys(ERRORS) as ErrorCode[]).find((c) => ERRORS[c].http === status) ?? (status < 500 ? 'bad-request' : 'internal');
+  return { status, body: { error: { code, message: status === 500 ? 'internal error' : fe.message, ...(status === 400 ? { field: 'request' } : {}) } } };
+}
+
+/** Fastify's own refusals before a route is found (a malformed percent-encoding, an over-long path segment). */
+export function replyFrameworkError(err: FastifyError, _req: FastifyRequest, reply: FastifyReply): void {
+  const { status, body } = toErrorReply(err);
+  void reply.code(status).send(body);
+}
+
+/** What Node's HTTP parser refuses (headers too large, not HTTP) gets the same error body; then the connection closes. */
+export function replyClientError(err: Error & { code?: string }, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, reason, error]: [number, string, ErrorBody['error']] =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'Request Header Fields Too Large', { code: 'too-large', message: 'headers: larger than the server accepts' }]
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'Request Timeout', { code: 'bad-request', message: 'request: not received in time', field: 'request' }]
+        : [400, 'Bad Request', { code: 'bad-request', message: 'request: not valid HTTP', field: 'request' }];
+  const body = JSON.stringify({ error });
+  if (socket.writable) socket.write(`HTTP/1.1 ${status} ${reason}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`);
+  socket.destroy(err);
 }
