@@ -52,7 +52,7 @@ export class McSystem {
     const stores = await openStores(config, clock);
     const { store } = stores;
     // Several instances of one system share the store and learn each other's changes over the fabric.
-    const fabric = config.nats ? await NatsFabric.connect(config.nats, config.domain, log) : undefined;
+    const fabric = config.nats ? await NatsFabric.connect(config.nats, config.domain, config.store, log) : undefined;
     const gms = await GroupManagementServer.open(stores.gmsStore, () => clock.now());
     const gmsPort = new LocalGroupManagement(gms, config.domain);
     const profiles = new UserProfileCache(store);

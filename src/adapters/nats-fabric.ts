@@ -2,7 +2,7 @@
 // others refresh their caches and wake their waiting clients. Durable facts stay in the shared store; NATS only
 // carries the news, so a missed message costs freshness (caches also refresh from the store), never data.
 import { connect, createInbox, JSONCodec, type NatsConnection, type Subscription } from 'nats';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { MusterError } from '../domain/errors.ts';
 
@@ -32,14 +32,20 @@ export class NatsFabric {
     private readonly log: Logger,
   ) {}
 
-  static async connect(url: string, domain: string, log: Logger): Promise<NatsFabric> {
+  /**
+   * `store` names the system's shared store: the instances of one system are exactly those that share it, so it is
+   * part of every subject. Two systems with the same domain on one NATS server (staging and production, or test
+   * runs side by side) never hear each other.
+   */
+  static async connect(url: string, domain: string, store: string, log: Logger): Promise<NatsFabric> {
     let nc: NatsConnection;
     try {
       nc = await connect({ servers: url, timeout: 3000, maxReconnectAttempts: -1, reconnectTimeWait: 500, name: `muster-${domain}` });
     } catch (e) {
       throw new MusterError('unavailable', `NATS at ${url} unreachable: ${(e as Error).message}`);
     }
-    const fabric = new NatsFabric(nc, `muster.${domain.replace(/[.*> ]/g, '_')}`, log);
+    const storeId = createHash('sha256').update(store).digest('hex').slice(0, 16);
+    const fabric = new NatsFabric(nc, `muster.${domain.replace(/[.*> ]/g, '_')}.${storeId}`, log);
     fabric.watchPeers();
     return fabric;
   }
