@@ -6,6 +6,7 @@ import type { AffiliationRequest, AffiliationResponse, GroupStatus } from '../do
 import { decideAffiliation, type AffiliationVerdict } from '../domain/decisions/affiliation.ts';
 import { unknownUserProfile } from '../domain/profile.ts';
 import { homeOf, ownGroups, type McServiceServer } from './context.ts';
+import { askPartners } from './ask-partners.ts';
 
 export async function affiliate(server: McServiceServer, req: AffiliationRequest): Promise<AffiliationResponse> {
   // Step 1: the MC service client's affiliation request (parsed and authorised by the face).
@@ -34,25 +35,18 @@ export async function affiliate(server: McServiceServer, req: AffiliationRequest
   if (verdicts.some((v) => v.verdict === 'affiliate')) server.tellGmsSoon();
 
   // 10.X.3.2 steps 3-8: ask each partner system that hosts requested groups, all in parallel.
-  const partnerStatus = await askPartners(server, userId, service, verdicts);
+  const partnerStatus = await askPartnersAndStore(server, userId, service, verdicts);
 
   // Step 5a (10.X.3.2 step 9): the affiliation response, one status per requested group in request order.
   return { mcServiceId: userId, service, groupIds, status: verdicts.map((v) => statusOf(v, partnerStatus)) };
 }
 
 /** 10.X.3.2 steps 3 and 8: forward to the group hosts, then keep only what they confirmed. */
-async function askPartners(server: McServiceServer, userId: McUri, service: McService, verdicts: AffiliationVerdict[]): Promise<Map<McUri, GroupStatus>> {
-  const byDomain = new Map<string, McUri[]>();
-  for (const v of verdicts) if (v.verdict === 'ask-partner') byDomain.set(v.domain, [...(byDomain.get(v.domain) ?? []), v.groupId]);
-  const answers = new Map<McUri, GroupStatus>();
-  if (byDomain.size === 0) return answers;
-  await Promise.all(
-    [...byDomain].map(async ([domain, groups]) => {
-      // Step 3: the partner adapter bounds the wait and maps every failure to partner-unreachable.
-      const status = await server.partners.affiliate({ domain, mcServiceId: userId, service, groupIds: groups });
-      status.forEach((s) => answers.set(s.groupId, s));
-    }),
-  );
+async function askPartnersAndStore(server: McServiceServer, userId: McUri, service: McService, verdicts: AffiliationVerdict[]): Promise<Map<McUri, GroupStatus>> {
+  const asked = verdicts.flatMap((v) => (v.verdict === 'ask-partner' ? [{ groupId: v.groupId, domain: v.domain }] : []));
+  if (asked.length === 0) return new Map();
+  // Step 3: every partner at once.
+  const answers = await askPartners(server, 'affiliate', userId, service, asked);
   // Step 8: store what the partners confirmed; release the reservation of what they did not.
   const { events } = await server.store.changeAffiliations(userId, service, (held) => {
     const confirmed = [...answers.values()].filter((s) => s.status === 'affiliated').map((s) => s.groupId);

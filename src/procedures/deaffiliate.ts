@@ -3,6 +3,7 @@ import type { McUri } from '../domain/ids.ts';
 import type { AffiliationResponse, DeaffiliationRequest, GroupStatus } from '../domain/flows.ts';
 import { decideDeaffiliation, type DeaffiliationVerdict } from '../domain/decisions/deaffiliation.ts';
 import { homeOf, ownGroups, type McServiceServer } from './context.ts';
+import { askPartners } from './ask-partners.ts';
 import { statusEvents } from './affiliate.ts';
 
 export async function deaffiliate(server: McServiceServer, req: DeaffiliationRequest): Promise<AffiliationResponse> {
@@ -29,24 +30,17 @@ export async function deaffiliate(server: McServiceServer, req: DeaffiliationReq
   if (verdicts.some((v) => v.verdict === 'deaffiliate')) server.tellGmsSoon();
 
   // 10.X.4.3 steps 3-7: partner groups are removed by their host first, then the primary drops its record.
-  const partnerStatus = await askPartners(server, userId, service, verdicts);
+  const partnerStatus = await askPartnersAndStore(server, userId, service, verdicts);
 
   // Step 4a (10.X.4.3 step 8): the de-affiliation response.
   return { mcServiceId: userId, service, groupIds, status: verdicts.map((v) => statusOf(v, partnerStatus)) };
 }
 
-async function askPartners(server: McServiceServer, userId: McUri, service: AffiliationResponse['service'], verdicts: DeaffiliationVerdict[]): Promise<Map<McUri, GroupStatus>> {
-  const byDomain = new Map<string, McUri[]>();
-  for (const v of verdicts) if (v.verdict === 'ask-partner') byDomain.set(v.domain, [...(byDomain.get(v.domain) ?? []), v.groupId]);
-  const answers = new Map<McUri, GroupStatus>();
-  if (byDomain.size === 0) return answers;
-  await Promise.all(
-    [...byDomain].map(async ([domain, groups]) => {
-      // Step 3: may pass intermediate signalling nodes; the adapter bounds the wait.
-      const status = await server.partners.deaffiliate({ domain, mcServiceId: userId, service, groupIds: groups });
-      status.forEach((s) => answers.set(s.groupId, s));
-    }),
-  );
+async function askPartnersAndStore(server: McServiceServer, userId: McUri, service: AffiliationResponse['service'], verdicts: DeaffiliationVerdict[]): Promise<Map<McUri, GroupStatus>> {
+  const asked = verdicts.flatMap((v) => (v.verdict === 'ask-partner' ? [{ groupId: v.groupId, domain: v.domain }] : []));
+  if (asked.length === 0) return new Map();
+  // Step 3: every partner at once.
+  const answers = await askPartners(server, 'deaffiliate', userId, service, asked);
   // Step 7: drop the record of what the partner removed, or of a group its host no longer has.
   const gone = [...answers.values()].filter((s) => s.status === 'deaffiliated' || (s.status === 'rejected' && s.reason === 'unknown-group')).map((s) => s.groupId);
   gone.forEach((g) => answers.set(g, { groupId: g, status: 'deaffiliated' }));
