@@ -59,4 +59,10 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
+// Piped into `head` or a closed terminal: the reader has gone, which is no error of ours.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw e;
+});
+
 await main(process.argv);
