@@ -124,9 +124,14 @@ export class McSystem {
     const sweep = setInterval(() => void this.server.store.sweepReservations(this.server.clock.now() - RESERVATION_SWEEP_MS).catch(() => undefined), RESERVATION_SWEEP_MS);
     // Negotiations asked by an instance that is gone still end on time (the conditional update makes it once).
     const expiry = setInterval(() => void expireChanges(this.server).catch(() => undefined), 1000);
+    // Retention: events older than eventRetentionHours go, hourly and once at start (unanswered change requests stay).
+    const prune = (): void => void this.server.store.pruneEvents(this.server.clock.now() - this.config.eventRetentionMs).catch(() => undefined);
+    prune();
+    const retention = setInterval(prune, 3600_000);
     sweep.unref();
     expiry.unref();
-    this.timers.push(sweep, expiry);
+    retention.unref();
+    this.timers.push(sweep, expiry, retention);
     const address = await this.http.listen({ host: c.http.host, port: c.http.port });
     // SIP face (STAGE3.md): opt-in, only when the configuration has a `sip` key.
     if (c.sip) this.sip = await SipFace.start({ config: c.sip, server: this.server, verifier: new CredentialVerifier(c.secret, c.domain), log: this.log });

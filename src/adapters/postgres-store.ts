@@ -70,6 +70,15 @@ const Q = {
   ofGroup: { name: 'muster-of-group', text: 'SELECT * FROM affiliations WHERE group_id = $1 ORDER BY service, user_id' },
   ofGroupService: { name: 'muster-of-group-service', text: 'SELECT * FROM affiliations WHERE group_id = $1 AND service = $2 ORDER BY user_id' },
   sweep: { name: 'muster-sweep', text: "DELETE FROM affiliations WHERE state = 'reserved' AND updated_at < $1" },
+  pruneEvents: {
+    name: 'muster-prune-events',
+    text: `DELETE FROM events e WHERE e.created_at < $1 AND NOT (e.type = 'affiliation-change' AND EXISTS (
+             SELECT 1 FROM change_requests c WHERE c.target = e.user_id AND c.id = (e.data::jsonb ->> 'id') AND c.state IN ('told', 'asked')))`,
+  },
+  pruneChanges: {
+    name: 'muster-prune-changes',
+    text: "DELETE FROM change_requests WHERE created_at < $1 AND (state IN ('acknowledged', 'rejected', 'timed-out') OR (state = 'accepted' AND result <> 'null'))",
+  },
   pending: { name: 'muster-pending', text: 'SELECT * FROM gms_outbox ORDER BY seq LIMIT $1' },
   confirm: { name: 'muster-confirm', text: 'DELETE FROM gms_outbox WHERE seq = ANY($1::bigint[])' },
   eventsAfter: { name: 'muster-events-after', text: 'SELECT * FROM events WHERE user_id = $1 AND id > $2 ORDER BY id LIMIT $3' },
@@ -144,6 +153,12 @@ export class PostgresStore implements Store {
   async affiliationsOfGroup(groupId: McUri, service?: McService): Promise<AffiliationRecord[]> {
     const q = service ? { ...Q.ofGroupService, values: [groupId, service] } : { ...Q.ofGroup, values: [groupId] };
     return (await this.query(q)).map(toRecord);
+  }
+
+  async pruneEvents(before: number): Promise<number> {
+    const events = (await this.run({ ...Q.pruneEvents, values: [before] })).rowCount ?? 0;
+    await this.run({ ...Q.pruneChanges, values: [before] });
+    return events;
   }
 
   async sweepReservations(before: number): Promise<number> {

@@ -82,6 +82,11 @@ export class SqliteStore implements Store {
       ofGroup: db.prepare('SELECT * FROM affiliations WHERE group_id = ? ORDER BY service, user_id'),
       ofGroupService: db.prepare('SELECT * FROM affiliations WHERE group_id = ? AND service = ? ORDER BY user_id'),
       sweep: db.prepare("DELETE FROM affiliations WHERE state = 'reserved' AND updated_at < ?"),
+      pruneEvents: db.prepare(
+        `DELETE FROM events WHERE created_at < ? AND NOT (type = 'affiliation-change' AND EXISTS (
+           SELECT 1 FROM change_requests c WHERE c.target = events.user_id AND c.id = json_extract(events.data, '$.id') AND c.state IN ('told', 'asked')))`,
+      ),
+      pruneChanges: db.prepare("DELETE FROM change_requests WHERE created_at < ? AND (state IN ('acknowledged', 'rejected', 'timed-out') OR (state = 'accepted' AND result <> 'null'))"),
       pending: db.prepare('SELECT * FROM gms_outbox ORDER BY seq LIMIT ?'),
       confirm: db.prepare('DELETE FROM gms_outbox WHERE seq = ?'),
       eventsAfter: db.prepare('SELECT * FROM events WHERE user_id = ? AND id > ? ORDER BY id LIMIT ?'),
@@ -128,6 +133,14 @@ export class SqliteStore implements Store {
 
   async affiliationsOfGroup(groupId: McUri, service?: McService): Promise<AffiliationRecord[]> {
     return ((service ? this.q.ofGroupService.all(groupId, service) : this.q.ofGroup.all(groupId)) as Row[]).map(toRecord);
+  }
+
+  async pruneEvents(before: number): Promise<number> {
+    return this.write(() => {
+      const events = this.q.pruneEvents.run(before).changes;
+      this.q.pruneChanges.run(before);
+      return events;
+    });
   }
 
   async sweepReservations(before: number): Promise<number> {

@@ -30,6 +30,7 @@ export interface SystemConfig {
   users: UserProfile[];
   groups: GroupPolicy[];
   negotiationTimeoutMs: number;
+  eventRetentionMs: number;
   dataDir: string;
   logLevel: string;
   /** Per credential subject and server instance (issue 7). */
@@ -199,6 +200,7 @@ export function resolveConfig(raw: unknown, baseDir = process.cwd()): SystemConf
       logLevel: cfg.logLevel ?? 'info',
       rateLimit: { perSecond: cfg.rateLimit?.perSecond ?? DEFAULT_RATE_LIMIT.perSecond, burst: cfg.rateLimit?.burst ?? DEFAULT_RATE_LIMIT.burst },
       maxInFlight: cfg.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT,
+      eventRetentionMs: Math.round((cfg.eventRetentionHours ?? 168) * 3600_000),
     };
   });
 }

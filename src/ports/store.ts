@@ -155,6 +155,12 @@ export interface Store {
   affiliationsOfGroup(groupId: McUri, service?: McService): Promise<AffiliationRecord[]>;
   /** Removes reservations older than `before` (epoch ms) left by a crash while a partner was asked. */
   sweepReservations(before: number): Promise<number>;
+  /**
+   * Retention: removes client events older than `before` (epoch ms), except change requests their target has not
+   * answered yet (they wait for the client however long it is away), and ended change requests older than it.
+   * Returns how many events went.
+   */
+  pruneEvents(before: number): Promise<number>;
 
   pendingGmsUpdates(limit: number): Promise<GmsStatusUpdate[]>;
   confirmGmsUpdates(seqs: number[]): Promise<void>;

@@ -473,6 +473,27 @@ function contract(backend: Backend): void {
       assert.deepEqual(await store.changesInState('asked'), []);
     });
 
+    void test('pruneEvents removes events older than the cut, except change requests still waiting for their target', async () => {
+      const { store, clock } = await backend.fresh();
+      const t0 = clock.t;
+      const change = (id: string, state: 'told' | 'acknowledged' | 'asked') => ({
+        id, target: alice, actor: bob, service: 'mcptt' as const, mode: 'mandatory' as const, affiliate: [g(1)], deaffiliate: [], state, deadline: 0, result: [], createdAt: t0,
+      });
+      const [status] = await store.appendEvents([{ userId: alice, type: 'affiliation-status', data: { service: 'mcptt', status: [] } }]);
+      const [pending] = await store.createChanges([change('c-pending', 'told')], [{ userId: alice, type: 'affiliation-change', data: { id: 'c-pending', mode: 'mandatory' } }]);
+      const [answered] = await store.createChanges([change('c-answered', 'acknowledged')], [{ userId: alice, type: 'affiliation-change', data: { id: 'c-answered', mode: 'mandatory' } }]);
+      clock.t = t0 + 5000;
+      const [recent] = await store.appendEvents([{ userId: alice, type: 'affiliation-status', data: null }]);
+      assert.equal(await store.pruneEvents(t0 + 1), 2);
+      assert.deepEqual((await store.eventsAfter(alice, 0, 10)).map((e) => e.id), [pending!.id, recent!.id]);
+      void status;
+      void answered;
+      // The ended change request went too; the one still waiting stays.
+      assert.equal(await store.getChange('c-answered', alice), undefined);
+      assert.equal((await store.getChange('c-pending', alice))?.state, 'told');
+      assert.equal(await store.pruneEvents(t0 + 1), 0);
+    });
+
     void test('sweepReservations removes only reservations older than the cut', async () => {
       const { store, clock } = await backend.fresh();
       const t0 = clock.t;
