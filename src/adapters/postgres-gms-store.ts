@@ -4,12 +4,12 @@ import type pg from 'pg';
 import type { McUri } from '../domain/ids.ts';
 import type { McService } from '../domain/services.ts';
 import type { GroupPolicy } from '../domain/group-policy.ts';
-import type { GmsAffiliationRecord, GmsDump, GmsStore, GroupAffiliation } from '../ports/gms-store.ts';
+import type { GmsDump, GmsStore, GroupAffiliation } from '../ports/gms-store.ts';
 import { MusterError } from '../domain/errors.ts';
 import type { GmsStatusUpdate } from '../ports/store.ts';
 import { insertColumns, inTransaction, toStoreError } from './postgres-pool.ts';
+import { type Row, toGmsAffiliationRecord, toGroupAffiliation } from './store-rows.ts';
 
-type Row = Record<string, unknown>;
 
 const Q = {
   get: { name: 'muster-gms-get', text: 'SELECT document, revision FROM gms_groups WHERE id = $1' },
@@ -72,11 +72,11 @@ export class PostgresGmsStore implements GmsStore {
 
   async affiliatedMembers(groupId: McUri, service?: McService): Promise<GroupAffiliation[]> {
     const q = service ? { ...Q.membersService, values: [groupId, service] } : { ...Q.members, values: [groupId] };
-    return (await this.query(q)).map(toAffiliation);
+    return (await this.query(q)).map(toGroupAffiliation);
   }
 
   async allAffiliations(): Promise<(GroupAffiliation & { groupId: McUri; source: string; seq: number })[]> {
-    return (await this.query({ ...Q.allAff, values: [] })).map(toRecord);
+    return (await this.query({ ...Q.allAff, values: [] })).map(toGmsAffiliationRecord);
   }
 
   async dump(): Promise<GmsDump> {
@@ -84,7 +84,7 @@ export class PostgresGmsStore implements GmsStore {
       await c.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY');
       return {
         groups: ((await c.query('SELECT document, revision FROM gms_groups ORDER BY id')).rows as Row[]).map(toGroup),
-        affiliations: ((await c.query('SELECT * FROM gms_affiliations ORDER BY group_id, service, user_id')).rows as Row[]).map(toRecord),
+        affiliations: ((await c.query('SELECT * FROM gms_affiliations ORDER BY group_id, service, user_id')).rows as Row[]).map(toGmsAffiliationRecord),
       };
     });
   }
@@ -125,10 +125,4 @@ function toGroup(r: Row): GroupPolicy {
   return { ...(JSON.parse(r['document'] as string) as Omit<GroupPolicy, 'revision'>), revision: Number(r['revision']) };
 }
 
-function toRecord(r: Row): GmsAffiliationRecord {
-  return { ...toAffiliation(r), groupId: r['group_id'] as McUri, source: r['source'] as string, seq: Number(r['seq']) };
-}
 
-function toAffiliation(r: Row): GroupAffiliation {
-  return { userId: r['user_id'] as McUri, service: r['service'] as McService, status: r['status'] as GroupAffiliation['status'], updatedAt: Number(r['updated_at']) };
-}

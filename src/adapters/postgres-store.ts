@@ -11,7 +11,6 @@ import {
   highest,
   type AffiliationRecord,
   type AffiliationWrite,
-  type AuditAction,
   type AuditEntry,
   type AuditFilter,
   type ChangeRecord,
@@ -26,8 +25,8 @@ import { MusterError } from '../domain/errors.ts';
 import { migratePostgres } from './postgres-migrations.ts';
 import { insertColumns, inTransaction, newPool, toStoreError } from './postgres-pool.ts';
 import { PostgresGmsStore } from './postgres-gms-store.ts';
+import { type Row, toAffiliationRecord, toAuditEntry, toChangeRecord, toClientEvent } from './store-rows.ts';
 
-type Row = Record<string, unknown>;
 type NewEvent = { userId: McUri; type: ClientEvent['type']; data: unknown };
 
 /** Creates the pool, applies missing migrations and returns both stores on it. */
@@ -147,12 +146,12 @@ export class PostgresStore implements Store {
 
   async affiliationsOfUser(userId: McUri, service?: McService): Promise<AffiliationRecord[]> {
     const q = service ? { ...Q.ofUserService, values: [userId, service] } : { ...Q.ofUser, values: [userId] };
-    return (await this.query(q)).map(toRecord);
+    return (await this.query(q)).map(toAffiliationRecord);
   }
 
   async affiliationsOfGroup(groupId: McUri, service?: McService): Promise<AffiliationRecord[]> {
     const q = service ? { ...Q.ofGroupService, values: [groupId, service] } : { ...Q.ofGroup, values: [groupId] };
-    return (await this.query(q)).map(toRecord);
+    return (await this.query(q)).map(toAffiliationRecord);
   }
 
   async pruneEvents(before: number): Promise<number> {
@@ -189,7 +188,7 @@ export class PostgresStore implements Store {
   }
 
   async eventsAfter(userId: McUri, afterId: number, limit: number): Promise<ClientEvent[]> {
-    return (await this.query({ ...Q.eventsAfter, values: [userId, afterId, limit] })).map(toEvent);
+    return (await this.query({ ...Q.eventsAfter, values: [userId, afterId, limit] })).map(toClientEvent);
   }
 
   async putProfile(profile: UserProfile): Promise<void> {
@@ -217,7 +216,7 @@ export class PostgresStore implements Store {
 
   async getChange(id: string, target: McUri): Promise<ChangeRecord | undefined> {
     const [r] = await this.query({ ...Q.getChange, values: [id, target] });
-    return r && toChange(r);
+    return r && toChangeRecord(r);
   }
 
   async transitionChange(id: string, target: McUri, from: ChangeState[], to: ChangeState, result?: unknown): Promise<boolean> {
@@ -226,7 +225,7 @@ export class PostgresStore implements Store {
   }
 
   async changesInState(state: ChangeState): Promise<ChangeRecord[]> {
-    return (await this.query({ ...Q.changesInState, values: [state] })).map(toChange);
+    return (await this.query({ ...Q.changesInState, values: [state] })).map(toChangeRecord);
   }
 
   async appendAudit(entries: NewAuditEntry[]): Promise<void> {
@@ -251,7 +250,7 @@ export class PostgresStore implements Store {
     add('id', '>', filter.afterId);
     values.push(filter.limit);
     const text = `SELECT * FROM audit_log${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY id LIMIT $${values.length}`;
-    return (await this.query({ text, values })).map(toAudit);
+    return (await this.query({ text, values })).map(toAuditEntry);
   }
 
   async dump(): Promise<StoreDump> {
@@ -260,7 +259,7 @@ export class PostgresStore implements Store {
       await c.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY');
       const all = async (sql: string): Promise<Row[]> => (await c.query(sql)).rows as Row[];
       return {
-        affiliations: (await all('SELECT * FROM affiliations ORDER BY user_id, service, group_id')).map(toRecord),
+        affiliations: (await all('SELECT * FROM affiliations ORDER BY user_id, service, group_id')).map(toAffiliationRecord),
         outbox: (await all('SELECT * FROM gms_outbox ORDER BY seq')).map((r) => ({
           seq: Number(r['seq']),
           userId: r['user_id'] as McUri,
@@ -269,10 +268,10 @@ export class PostgresStore implements Store {
           status: r['status'] as GmsStatusUpdate['status'],
           createdAt: Number(r['created_at']),
         })),
-        events: (await all('SELECT * FROM events ORDER BY id')).map(toEvent),
+        events: (await all('SELECT * FROM events ORDER BY id')).map(toClientEvent),
         profiles: (await all('SELECT profile FROM user_profiles ORDER BY id')).map((r) => JSON.parse(r['profile'] as string) as UserProfile),
-        changes: (await all('SELECT * FROM change_requests ORDER BY created_at, id, target')).map(toChange),
-        audit: (await all('SELECT * FROM audit_log ORDER BY id')).map(toAudit),
+        changes: (await all('SELECT * FROM change_requests ORDER BY created_at, id, target')).map(toChangeRecord),
+        audit: (await all('SELECT * FROM audit_log ORDER BY id')).map(toAuditEntry),
         sequences: { outbox: await sequenceHigh(c, 'gms_outbox', 'seq'), events: await sequenceHigh(c, 'events', 'id') },
       };
     });
@@ -371,29 +370,8 @@ async function raiseSequence(c: pg.PoolClient, table: string, column: string, to
   if (high > 0) await c.query('SELECT setval(pg_get_serial_sequence($1, $2), $3::bigint, true)', [table, column, high]);
 }
 
-function toEvent(r: Row): ClientEvent {
-  return { id: Number(r['id']), userId: r['user_id'] as McUri, type: r['type'] as ClientEvent['type'], data: JSON.parse(r['data'] as string) as unknown, at: Number(r['created_at']) };
-}
 
-function toRecord(r: Row): AffiliationRecord {
-  return { userId: r['user_id'] as McUri, groupId: r['group_id'] as McUri, service: r['service'] as McService, state: r['state'] as HeldState, updatedAt: Number(r['updated_at']) };
-}
 
-function toChange(r: Row): ChangeRecord {
-  return {
-    id: r['id'] as string,
-    target: r['target'] as McUri,
-    actor: r['actor'] as McUri,
-    service: r['service'] as McService,
-    mode: r['mode'] as ChangeRecord['mode'],
-    affiliate: JSON.parse(r['affiliate'] as string) as McUri[],
-    deaffiliate: JSON.parse(r['deaffiliate'] as string) as McUri[],
-    state: r['state'] as ChangeState,
-    deadline: Number(r['deadline']),
-    result: JSON.parse(r['result'] as string) as unknown,
-    createdAt: Number(r['created_at']),
-  };
-}
 
 const AUDIT_COLUMNS = ['at', 'subject', 'role', 'on_behalf_of', 'action', 'service', 'groups', 'http_status', 'error_code', 'result'] as const;
 const AUDIT_TYPES = ['bigint', 'text', 'text', 'text', 'text', 'text', 'text', 'int', 'text', 'text'];
@@ -403,18 +381,3 @@ function auditRow(e: NewAuditEntry): unknown[] {
   return [e.at, e.subject, e.role, e.onBehalfOf, e.action, e.service, JSON.stringify(e.groups), e.httpStatus, e.errorCode, JSON.stringify(e.result ?? null)];
 }
 
-function toAudit(r: Row): AuditEntry {
-  return {
-    id: Number(r['id']),
-    at: Number(r['at']),
-    subject: r['subject'] as string,
-    role: r['role'] as string,
-    onBehalfOf: (r['on_behalf_of'] as string | null) ?? null,
-    action: r['action'] as AuditAction,
-    service: (r['service'] as string | null) ?? null,
-    groups: JSON.parse(r['groups'] as string) as string[],
-    httpStatus: Number(r['http_status']),
-    errorCode: (r['error_code'] as string | null) ?? null,
-    result: JSON.parse(r['result'] as string) as unknown,
-  };
-}

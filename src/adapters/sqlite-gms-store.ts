@@ -3,13 +3,13 @@ import type Database from 'better-sqlite3';
 import type { McUri } from '../domain/ids.ts';
 import type { McService } from '../domain/services.ts';
 import type { GroupPolicy } from '../domain/group-policy.ts';
-import type { GmsAffiliationRecord, GmsDump, GmsStore, GroupAffiliation } from '../ports/gms-store.ts';
+import type { GmsDump, GmsStore, GroupAffiliation } from '../ports/gms-store.ts';
 import { MusterError } from '../domain/errors.ts';
 import type { GmsStatusUpdate } from '../ports/store.ts';
 import { groupCommitOf } from './sqlite-group-commit.ts';
 import { uriIntern } from './uri-intern.ts';
+import { type Row, toGmsAffiliationRecord, toGroupAffiliation } from './store-rows.ts';
 
-type Row = Record<string, unknown>;
 
 export class SqliteGmsStore implements GmsStore {
   private readonly q;
@@ -79,11 +79,11 @@ export class SqliteGmsStore implements GmsStore {
 
   async affiliatedMembers(groupId: McUri, service?: McService): Promise<GroupAffiliation[]> {
     const rows = (service ? this.q.membersService.all(groupId, service) : this.q.members.all(groupId)) as Row[];
-    return rows.map(toAffiliation);
+    return rows.map(toGroupAffiliation);
   }
 
   async allAffiliations(): Promise<(GroupAffiliation & { groupId: McUri; source: string; seq: number })[]> {
-    return (this.q.allAff.all() as Row[]).map(toRecord);
+    return (this.q.allAff.all() as Row[]).map(toGmsAffiliationRecord);
   }
 
   async dump(): Promise<GmsDump> {
@@ -92,7 +92,7 @@ export class SqliteGmsStore implements GmsStore {
         ...(JSON.parse(r['document'] as string) as GroupPolicy),
         revision: r['revision'] as number,
       })),
-      affiliations: (this.db.prepare('SELECT * FROM gms_affiliations ORDER BY group_id, service, user_id').all() as Row[]).map(toRecord),
+      affiliations: (this.db.prepare('SELECT * FROM gms_affiliations ORDER BY group_id, service, user_id').all() as Row[]).map(toGmsAffiliationRecord),
     }))();
   }
 
@@ -106,10 +106,4 @@ export class SqliteGmsStore implements GmsStore {
   }
 }
 
-function toRecord(r: Row): GmsAffiliationRecord {
-  return { ...toAffiliation(r), groupId: r['group_id'] as McUri, source: r['source'] as string, seq: r['seq'] as number };
-}
 
-function toAffiliation(r: Row): GroupAffiliation {
-  return { userId: r['user_id'] as McUri, service: r['service'] as McService, status: r['status'] as GroupAffiliation['status'], updatedAt: r['updated_at'] as number };
-}

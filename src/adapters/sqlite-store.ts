@@ -11,7 +11,6 @@ import {
   highest,
   type AffiliationRecord,
   type AffiliationWrite,
-  type AuditAction,
   type AuditEntry,
   type AuditFilter,
   type ChangeRecord,
@@ -27,8 +26,8 @@ import { SQLITE_MIGRATIONS } from './sqlite-migrations.ts';
 import { groupCommitOf } from './sqlite-group-commit.ts';
 import { uriIntern } from './uri-intern.ts';
 import type { SqliteGmsStore } from './sqlite-gms-store.ts';
+import { type Row, toAffiliationRecord, toAuditEntry, toChangeRecord, toClientEvent } from './store-rows.ts';
 
-type Row = Record<string, unknown>;
 
 export function openSqlite(file: string): Database.Database {
   if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
@@ -128,11 +127,11 @@ export class SqliteStore implements Store {
   }
 
   async affiliationsOfUser(userId: McUri, service?: McService): Promise<AffiliationRecord[]> {
-    return ((service ? this.q.ofUserService.all(userId, service) : this.q.ofUser.all(userId)) as Row[]).map(toRecord);
+    return ((service ? this.q.ofUserService.all(userId, service) : this.q.ofUser.all(userId)) as Row[]).map(toAffiliationRecord);
   }
 
   async affiliationsOfGroup(groupId: McUri, service?: McService): Promise<AffiliationRecord[]> {
-    return ((service ? this.q.ofGroupService.all(groupId, service) : this.q.ofGroup.all(groupId)) as Row[]).map(toRecord);
+    return ((service ? this.q.ofGroupService.all(groupId, service) : this.q.ofGroup.all(groupId)) as Row[]).map(toAffiliationRecord);
   }
 
   async pruneEvents(before: number): Promise<number> {
@@ -166,7 +165,7 @@ export class SqliteStore implements Store {
   }
 
   async eventsAfter(userId: McUri, afterId: number, limit: number): Promise<ClientEvent[]> {
-    return (this.q.eventsAfter.all(userId, afterId, limit) as Row[]).map(toEvent);
+    return (this.q.eventsAfter.all(userId, afterId, limit) as Row[]).map(toClientEvent);
   }
 
   async putProfile(profile: UserProfile): Promise<void> {
@@ -195,7 +194,7 @@ export class SqliteStore implements Store {
 
   async getChange(id: string, target: McUri): Promise<ChangeRecord | undefined> {
     const r = this.q.getChange.get(id, target) as Row | undefined;
-    return r && toChange(r);
+    return r && toChangeRecord(r);
   }
 
   async transitionChange(id: string, target: McUri, from: ChangeState[], to: ChangeState, result?: unknown): Promise<boolean> {
@@ -209,7 +208,7 @@ export class SqliteStore implements Store {
   }
 
   async changesInState(state: ChangeState): Promise<ChangeRecord[]> {
-    return (this.q.changesInState.all(state) as Row[]).map(toChange);
+    return (this.q.changesInState.all(state) as Row[]).map(toChangeRecord);
   }
 
   async appendAudit(entries: NewAuditEntry[]): Promise<void> {
@@ -231,7 +230,7 @@ export class SqliteStore implements Store {
     add('at < ?', filter.until);
     add('id > ?', filter.afterId);
     const sql = `SELECT * FROM audit_log${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY id LIMIT ?`;
-    return (this.db.prepare(sql).all(...args, filter.limit) as Row[]).map(toAudit);
+    return (this.db.prepare(sql).all(...args, filter.limit) as Row[]).map(toAuditEntry);
   }
 
   async dump(): Promise<StoreDump> {
@@ -239,7 +238,7 @@ export class SqliteStore implements Store {
     return this.write(() => {
       const all = (sql: string): Row[] => this.db.prepare(sql).all() as Row[];
       return {
-        affiliations: all('SELECT * FROM affiliations ORDER BY user_id, service, group_id').map(toRecord),
+        affiliations: all('SELECT * FROM affiliations ORDER BY user_id, service, group_id').map(toAffiliationRecord),
         outbox: all('SELECT * FROM gms_outbox ORDER BY seq').map((r) => ({
           seq: r['seq'] as number,
           userId: r['user_id'] as McUri,
@@ -248,10 +247,10 @@ export class SqliteStore implements Store {
           status: r['status'] as GmsStatusUpdate['status'],
           createdAt: r['created_at'] as number,
         })),
-        events: all('SELECT * FROM events ORDER BY id').map(toEvent),
+        events: all('SELECT * FROM events ORDER BY id').map(toClientEvent),
         profiles: all('SELECT profile FROM user_profiles ORDER BY id').map((r) => JSON.parse(r['profile'] as string) as UserProfile),
-        changes: all('SELECT * FROM change_requests ORDER BY created_at, id, target').map(toChange),
-        audit: all('SELECT * FROM audit_log ORDER BY id').map(toAudit),
+        changes: all('SELECT * FROM change_requests ORDER BY created_at, id, target').map(toChangeRecord),
+        audit: all('SELECT * FROM audit_log ORDER BY id').map(toAuditEntry),
         // Status updates told to a colocated GMS directly took sequence numbers too: the next store continues above them.
         sequences: { outbox: Math.max(this.sequence('gms_outbox'), this.colocatedGms?.seq ?? 0), events: this.sequence('events') },
       };
@@ -315,29 +314,8 @@ export class SqliteStore implements Store {
 }
 
 
-function toRecord(r: Row): AffiliationRecord {
-  return { userId: r['user_id'] as McUri, groupId: r['group_id'] as McUri, service: r['service'] as McService, state: r['state'] as HeldState, updatedAt: r['updated_at'] as number };
-}
 
-function toEvent(r: Row): ClientEvent {
-  return { id: r['id'] as number, userId: r['user_id'] as McUri, type: r['type'] as ClientEvent['type'], data: JSON.parse(r['data'] as string) as unknown, at: r['created_at'] as number };
-}
 
-function toChange(r: Row): ChangeRecord {
-  return {
-    id: r['id'] as string,
-    target: r['target'] as McUri,
-    actor: r['actor'] as McUri,
-    service: r['service'] as McService,
-    mode: r['mode'] as ChangeRecord['mode'],
-    affiliate: JSON.parse(r['affiliate'] as string) as McUri[],
-    deaffiliate: JSON.parse(r['deaffiliate'] as string) as McUri[],
-    state: r['state'] as ChangeState,
-    deadline: r['deadline'] as number,
-    result: JSON.parse(r['result'] as string) as unknown,
-    createdAt: r['created_at'] as number,
-  };
-}
 
 function auditParams(e: NewAuditEntry & { id: number | null }): Record<string, unknown> {
   return {
@@ -355,18 +333,3 @@ function auditParams(e: NewAuditEntry & { id: number | null }): Record<string, u
   };
 }
 
-function toAudit(r: Row): AuditEntry {
-  return {
-    id: r['id'] as number,
-    at: r['at'] as number,
-    subject: r['subject'] as string,
-    role: r['role'] as string,
-    onBehalfOf: (r['on_behalf_of'] as string | null) ?? null,
-    action: r['action'] as AuditAction,
-    service: (r['service'] as string | null) ?? null,
-    groups: JSON.parse(r['groups'] as string) as string[],
-    httpStatus: r['http_status'] as number,
-    errorCode: (r['error_code'] as string | null) ?? null,
-    result: JSON.parse(r['result'] as string) as unknown,
-  };
-}

@@ -1,0 +1,59 @@
+// Rows of the store's tables as the port's records, for both SQL adapters: the schemas have the same columns, and
+// Number() reads SQLite's integers and PostgreSQL's BIGINT strings alike.
+import type { McUri } from '../domain/ids.ts';
+import type { McService } from '../domain/services.ts';
+import type { HeldState } from '../domain/decisions/group-home.ts';
+import type { AffiliationRecord, AuditAction, AuditEntry, ChangeRecord, ChangeState, ClientEvent } from '../ports/store.ts';
+import type { GmsAffiliationRecord, GroupAffiliation } from '../ports/gms-store.ts';
+
+export type Row = Record<string, unknown>;
+
+const json = (v: unknown): unknown => JSON.parse(v as string) as unknown;
+
+export function toAffiliationRecord(r: Row): AffiliationRecord {
+  return { userId: r['user_id'] as McUri, groupId: r['group_id'] as McUri, service: r['service'] as McService, state: r['state'] as HeldState, updatedAt: Number(r['updated_at']) };
+}
+
+export function toClientEvent(r: Row): ClientEvent {
+  return { id: Number(r['id']), userId: r['user_id'] as McUri, type: r['type'] as ClientEvent['type'], data: json(r['data']), at: Number(r['created_at']) };
+}
+
+export function toChangeRecord(r: Row): ChangeRecord {
+  return {
+    id: r['id'] as string,
+    target: r['target'] as McUri,
+    actor: r['actor'] as McUri,
+    service: r['service'] as McService,
+    mode: r['mode'] as ChangeRecord['mode'],
+    affiliate: json(r['affiliate']) as McUri[],
+    deaffiliate: json(r['deaffiliate']) as McUri[],
+    state: r['state'] as ChangeState,
+    deadline: Number(r['deadline']),
+    result: json(r['result']),
+    createdAt: Number(r['created_at']),
+  };
+}
+
+export function toAuditEntry(r: Row): AuditEntry {
+  return {
+    id: Number(r['id']),
+    at: Number(r['at']),
+    subject: r['subject'] as string,
+    role: r['role'] as string,
+    onBehalfOf: (r['on_behalf_of'] as string | null) ?? null,
+    action: r['action'] as AuditAction,
+    service: (r['service'] as string | null) ?? null,
+    groups: json(r['groups']) as string[],
+    httpStatus: Number(r['http_status']),
+    errorCode: (r['error_code'] as string | null) ?? null,
+    result: json(r['result']),
+  };
+}
+
+export function toGroupAffiliation(r: Row): GroupAffiliation {
+  return { userId: r['user_id'] as McUri, service: r['service'] as McService, status: r['status'] as GroupAffiliation['status'], updatedAt: Number(r['updated_at']) };
+}
+
+export function toGmsAffiliationRecord(r: Row): GmsAffiliationRecord {
+  return { ...toGroupAffiliation(r), groupId: r['group_id'] as McUri, source: r['source'] as string, seq: Number(r['seq']) };
+}
