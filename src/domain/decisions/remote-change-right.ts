@@ -1,6 +1,7 @@
 // Who may change whose affiliations (TS 23.280 10.X.5.1.1 step 2, 10.X.5.1.2 step 2; SPEC.md "Who may act").
 import { domainOf, type McUri } from '../ids.ts';
 import type { UserProfile } from '../profile.ts';
+import type { GroupPolicy } from '../group-policy.ts';
 
 export type ChangeRight =
   | { allowed: false }
@@ -24,4 +25,11 @@ export function decideChangeRight(actor: UserProfile | undefined, target: McUri,
 export function mayView(actor: UserProfile | undefined, actorId: McUri, target: McUri, ownDomain: string): boolean {
   if (actorId === target) return true;
   return decideChangeRight(actor, target, ownDomain).allowed;
+}
+
+/** Who is affiliated to a group may be read by its members, and by users whose remote-change right covers it. */
+export function mayViewMembers(caller: UserProfile | undefined, callerId: McUri, policy: GroupPolicy | undefined, groupId: McUri): boolean {
+  if (policy?.members.includes(callerId)) return true;
+  const right = caller?.remoteChange;
+  return right === true || (typeof right === 'object' && (!right.groups || right.groups.includes(groupId)));
 }

@@ -6,7 +6,8 @@ import { randomUUID } from 'node:crypto';
 import { AffiliationRequestSchema, ChangeRequestSchema, type AffiliationRequest, type ChangeRequestBody } from '../../domain/flows.ts';
 import { parseAffiliationRequest, parseChangeRequest } from '../../domain/parse-flows.ts';
 import { MusterError } from '../../domain/errors.ts';
-import { domainOf } from '../../domain/ids.ts';
+import type { McUri } from '../../domain/ids.ts';
+import { hostOfPartnerRequest, requireUsersOfPartner } from '../../domain/decisions/partner-trust.ts';
 import { affiliateAsGroupHost, changeAsGroupHost, deaffiliateAsGroupHost } from '../../procedures/affiliate-as-group-host.ts';
 import type { HttpFaceDeps } from './app.ts';
 
@@ -20,21 +21,24 @@ type FederationRequestBody = Static<typeof FederationRequestSchema>;
 export async function federationRoutes(app: FastifyInstance, deps: HttpFaceDeps): Promise<void> {
   const own = deps.config.domain;
 
+  /**
+   * Groups of another system: as an intermediate signalling node, relay the request unchanged (the credential is for
+   * the group host, which checks it end to end) and answer 'relayed'. Groups hosted here: 'here'.
+   */
+  async function routeByGroups(req: FastifyRequest, reply: FastifyReply, groupIds: McUri[], field: string, path: string): Promise<'here' | 'relayed'> {
+    const host = hostOfPartnerRequest(groupIds, field);
+    if (host === own) return 'here';
+    const next = deps.config.partners.find((p) => p.domain === host);
+    if (!next) throw new MusterError('forbidden', `groups of ${host} are not hosted here and there is no route to them`, field);
+    await relay(req, reply, `${next.nextHop}/federation/v1/${path}`, next.timeoutMs);
+    return 'relayed';
+  }
+
   /** Checks who asks and for what: a configured partner, for its own users, and for groups of one system. */
   async function admit(req: FastifyRequest<{ Body: FederationRequestBody }>, reply: FastifyReply, path: string): Promise<AffiliationRequest | undefined> {
     const flow = parseAffiliationRequest(req.body);
-    const domains = new Set(flow.groupIds.map((g) => domainOf(g)));
-    if (domains.size !== 1) throw new MusterError('bad-request', 'a partner request names groups of one system only', 'groupIds');
-    const groupDomain = [...domains][0]!;
-    if (groupDomain !== own) {
-      // An intermediate signalling node: the credential is for the group host, which checks it end to end.
-      const next = deps.config.partners.find((p) => p.domain === groupDomain);
-      if (!next) throw new MusterError('forbidden', `groups of ${groupDomain} are not hosted here and there is no route to them`, 'groupIds');
-      await relay(req, reply, `${next.nextHop}/federation/v1/${path}`, next.timeoutMs);
-      return undefined;
-    }
-    const origin = await admitPartner(req);
-    if (domainOf(flow.mcServiceId) !== origin) throw new MusterError('forbidden', `partner ${origin} may act only for its own users, not ${flow.mcServiceId}`, 'mcServiceId');
+    if ((await routeByGroups(req, reply, flow.groupIds, 'groupIds', path)) === 'relayed') return undefined;
+    requireUsersOfPartner(await admitPartner(req), [{ id: flow.mcServiceId, field: 'mcServiceId' }]);
     return flow;
   }
 
@@ -90,20 +94,9 @@ export async function federationRoutes(app: FastifyInstance, deps: HttpFaceDeps)
     { schema: { summary: 'Affiliation change request from a primary MC service server for groups hosted here (10.X.5.2.1 step 3)', body: ChangeRequestSchema } },
     async (req, reply) => {
       const flow = parseChangeRequest(req.body);
-      const groups = [...flow.affiliate, ...flow.deaffiliate];
-      const domains = new Set(groups.map((g) => domainOf(g)));
-      if (domains.size !== 1) throw new MusterError('bad-request', 'a partner request names groups of one system only', 'affiliate');
-      const groupDomain = [...domains][0]!;
-      if (groupDomain !== own) {
-        const next = deps.config.partners.find((p) => p.domain === groupDomain);
-        if (!next) throw new MusterError('forbidden', `groups of ${groupDomain} are not hosted here and there is no route to them`, 'affiliate');
-        await relay(req, reply, `${next.nextHop}/federation/v1/affiliation-changes`, next.timeoutMs);
-        return reply;
-      }
-      const origin = await admitPartner(req);
-      for (const [i, user] of [flow.mcServiceId, ...flow.targets].entries()) {
-        if (domainOf(user) !== origin) throw new MusterError('forbidden', `partner ${origin} may act only for its own users, not ${user}`, i === 0 ? 'mcServiceId' : `targets[${i - 1}]`);
-      }
+      if ((await routeByGroups(req, reply, [...flow.affiliate, ...flow.deaffiliate], 'affiliate', 'affiliation-changes')) === 'relayed') return reply;
+      const users = [{ id: flow.mcServiceId, field: 'mcServiceId' }, ...flow.targets.map((id, i) => ({ id, field: `targets[${i}]` }))];
+      requireUsersOfPartner(await admitPartner(req), users);
       return { id: randomUUID(), mcServiceId: flow.mcServiceId, service: flow.service, mode: flow.mode, results: await changeAsGroupHost(deps.server, flow) };
     },
   );

@@ -15,7 +15,7 @@ import { parseAffiliationRequest, parseChangeRequest, parseId } from '../../doma
 import { MusterError } from '../../domain/errors.ts';
 import { domainOf, type McUri } from '../../domain/ids.ts';
 import { MC_SERVICES, type McService } from '../../domain/services.ts';
-import { mayView } from '../../domain/decisions/remote-change-right.ts';
+import { mayView, mayViewMembers } from '../../domain/decisions/remote-change-right.ts';
 import { affiliate } from '../../procedures/affiliate.ts';
 import { deaffiliate } from '../../procedures/deaffiliate.ts';
 import { remoteChangeMandatory } from '../../procedures/remote-change-mandatory.ts';
@@ -113,13 +113,8 @@ export async function mcRoutes(app: FastifyInstance, deps: HttpFaceDeps): Promis
       const groupId = parseId(req.params.id, 'id');
       await server.gms.ensurePolicies(domainOf(groupId) === server.domain ? [groupId] : []);
       const policy = server.gms.policyOf(groupId);
-      if (cred.role === 'user') {
-        // Members of the group, and users with the remote-change right for it, may see who is affiliated.
-        const caller = server.profiles.get(cred.subject as McUri);
-        const member = policy?.members.includes(cred.subject as McUri) ?? false;
-        const rc = caller?.remoteChange;
-        const right = rc === true || (typeof rc === 'object' && (!rc.groups || rc.groups.includes(groupId)));
-        if (!member && !right) throw new MusterError('forbidden', `${cred.subject} may not read the members of ${groupId}`);
+      if (cred.role === 'user' && !mayViewMembers(server.profiles.get(cred.subject as McUri), cred.subject as McUri, policy, groupId)) {
+        throw new MusterError('forbidden', `${cred.subject} may not read the members of ${groupId}`);
       }
       const records = await server.store.affiliationsOfGroup(groupId, req.query.service);
       if (!policy && records.length === 0) throw new MusterError('not-found', `no group ${groupId} known here`);
