@@ -3,6 +3,7 @@
 //   node --import tsx bench/scale-out.ts [--seconds 10] [--connections 64] [--users 10000]
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { Muster, freePort } from '../test/support/harness.ts';
+import { createTestDatabase, dropTestDatabases } from '../test/support/postgres.ts';
 import { affiliationRequests, arg, benchConfig, load, table, user, type Figures } from './workload.ts';
 
 const SECONDS = arg('--seconds', 10);
@@ -23,14 +24,10 @@ async function measure(what: string, instances: 1 | 2): Promise<{ what: string }
 }
 
 async function measurePostgresSingle(): Promise<{ what: string } & Figures> {
-  const { default: pg } = await import('pg');
-  const db = `muster_bench_${Date.now()}`;
-  const admin = new pg.Client({ connectionString: 'postgres://postgres@127.0.0.1:5432/postgres' });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${db}`);
+  const db = await createTestDatabase('muster_bench');
   try {
     const config = benchConfig(USERS, await freePort());
-    config.systems[0]!.store = `postgres://postgres@127.0.0.1:5432/${db}`;
+    config.systems[0]!.store = db.url;
     const m = await Muster.start(config, undefined, 'sqlite');
     try {
       const tokens = await Promise.all(Array.from({ length: USERS }, (_, i) => m.token(user(i))));
@@ -39,8 +36,7 @@ async function measurePostgresSingle(): Promise<{ what: string } & Figures> {
       await m.stop();
     }
   } finally {
-    await admin.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
-    await admin.end();
+    await dropTestDatabases([db.name]);
   }
 }
 

@@ -9,14 +9,14 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
+import type pg from 'pg';
+import { adminClient } from '../support/postgres.ts';
 import { Muster, call, cli, freePort, secret, type RawConfig } from '../support/harness.ts';
 
 const D = 'police.example';
 const u = (name: string): string => `sip:${name}@${D}`;
 const g = (name: string): string => `sip:${name}@${D}`;
 const enc = encodeURIComponent;
-const PG_ADMIN_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
 
 const USERS = ['dispatch', 'alice', 'bob', 'carol'].map(u);
 const GROUPS = [g('patrol'), g('north'), g('south')];
@@ -66,13 +66,7 @@ function config(store: string, port: number): RawConfig {
 const SECRET = secret();
 
 async function admin<T>(work: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({ connectionString: PG_ADMIN_URL, connectionTimeoutMillis: 3000 });
-  try {
-    await c.connect();
-  } catch (e) {
-    await c.end().catch(() => undefined);
-    throw new Error(`PostgreSQL at 127.0.0.1:5432 is required (it runs on every machine here): ${e instanceof Error ? e.message : String(e)}`, { cause: e });
-  }
+  const c = await adminClient();
   try {
     return await work(c);
   } finally {

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { issueToken } from '../../src/faces/http/credentials.ts';
+import { createTestDatabase, dropTestDatabases } from './postgres.ts';
 
 export const ROOT = new URL('../..', import.meta.url).pathname;
 export const CLI = join(ROOT, 'src/cli/muster.ts');
@@ -47,7 +48,6 @@ export interface RawConfig {
  * configured port, so the same tests spread their requests over both instances (issue 5).
  */
 export const E2E_BACKEND = process.env['MUSTER_E2E_BACKEND'] === 'postgres' ? 'postgres' : 'sqlite';
-const PG_ADMIN = 'postgres://postgres@127.0.0.1:5432/postgres';
 const NATS_URL = 'nats://127.0.0.1:4222';
 
 export class Muster {
@@ -78,24 +78,12 @@ export class Muster {
 
   /** A database per system, NATS, and two instances behind a balancer on each system's configured port. */
   private async preparePostgres(): Promise<void> {
-    const { default: pg } = await import('pg');
-    const admin = new pg.Client({ connectionString: PG_ADMIN, connectionTimeoutMillis: 3000 });
-    try {
-      await admin.connect();
-    } catch (e) {
-      throw new Error(`PostgreSQL at 127.0.0.1:5432 is required for MUSTER_E2E_BACKEND=postgres: ${(e as Error).message}`);
-    }
-    try {
-      for (const s of this.config.systems) {
-        if (s.store && !s.store.startsWith('sqlite:')) continue;
-        const db = `muster_e2e_${randomBytes(6).toString('hex')}`;
-        await admin.query(`CREATE DATABASE ${db}`);
-        this.databases.push(db);
-        s.store = `postgres://postgres@127.0.0.1:5432/${db}`;
-        s['nats'] ??= NATS_URL;
-      }
-    } finally {
-      await admin.end();
+    for (const s of this.config.systems) {
+      if (s.store && !s.store.startsWith('sqlite:')) continue;
+      const db = await createTestDatabase('muster_e2e');
+      this.databases.push(db.name);
+      s.store = db.url;
+      s['nats'] ??= NATS_URL;
     }
     for (let i = 0; i < 2; i++) {
       const copy = JSON.parse(JSON.stringify(this.config)) as RawConfig;
@@ -196,11 +184,7 @@ export class Muster {
     await Promise.all(this.balancers.map((b) => b.close()));
     this.balancers = [];
     if (this.databases.length > 0 && !opts.keepFiles) {
-      const { default: pg } = await import('pg');
-      const admin = new pg.Client({ connectionString: PG_ADMIN });
-      await admin.connect();
-      for (const db of this.databases.splice(0)) await admin.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
-      await admin.end();
+      await dropTestDatabases(this.databases.splice(0));
     }
     if (!opts.keepFiles) rmSync(this.dir, { recursive: true, force: true });
   }

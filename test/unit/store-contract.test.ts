@@ -21,12 +21,8 @@ import { openPostgres, PostgresStore } from '../../src/adapters/postgres-store.t
 import { PostgresGmsStore } from '../../src/adapters/postgres-gms-store.ts';
 import { migratePostgres } from '../../src/adapters/postgres-migrations.ts';
 import { newPool } from '../../src/adapters/postgres-pool.ts';
+import { adminClient } from '../support/postgres.ts';
 
-const PG_ADMIN_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
-const PG_REQUIRED =
-  'PostgreSQL at 127.0.0.1:5432 is required' +
-  (process.env['CI'] ? ' in CI' : ' (it runs on every machine here)') +
-  '; start it with: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start';
 
 const uri = (s: string): McUri => s as McUri;
 const alice = uri('sip:alice@police.example');
@@ -77,17 +73,6 @@ function sqliteBackend(): Backend {
   };
 }
 
-/** Connects to the server's `postgres` database, or fails with how to start PostgreSQL. */
-async function adminClient(): Promise<pg.Client> {
-  const admin = new pg.Client({ connectionString: PG_ADMIN_URL, connectionTimeoutMillis: 3000 });
-  try {
-    await admin.connect();
-  } catch (e) {
-    await admin.end().catch(() => undefined);
-    throw new Error(`${PG_REQUIRED} (${e instanceof Error ? e.message || e.name : String(e)})`, { cause: e });
-  }
-  return admin;
-}
 
 /** A fresh database per run, dropped at the end; two pools on it mimic two server instances. */
 function postgresBackend(): Backend {

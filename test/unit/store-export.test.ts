@@ -7,7 +7,6 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
 import type { McUri } from '../../src/domain/ids.ts';
 import type { GroupPolicy } from '../../src/domain/group-policy.ts';
 import type { UserProfile } from '../../src/domain/profile.ts';
@@ -17,9 +16,8 @@ import { MusterError } from '../../src/domain/errors.ts';
 import { openSqlite, SqliteStore } from '../../src/adapters/sqlite-store.ts';
 import { SqliteGmsStore } from '../../src/adapters/sqlite-gms-store.ts';
 import { openPostgres, PostgresStore } from '../../src/adapters/postgres-store.ts';
+import { adminClient } from '../support/postgres.ts';
 
-const PG_ADMIN_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
-const PG_REQUIRED = 'PostgreSQL at 127.0.0.1:5432 is required (it runs on every machine here); start it with: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start';
 
 const uri = (s: string): McUri => s as McUri;
 const alice = uri('sip:alice@police.example');
@@ -55,16 +53,6 @@ after(async () => {
   }
 });
 
-async function adminClient(): Promise<pg.Client> {
-  const admin = new pg.Client({ connectionString: PG_ADMIN_URL, connectionTimeoutMillis: 3000 });
-  try {
-    await admin.connect();
-  } catch (e) {
-    await admin.end().catch(() => undefined);
-    throw new Error(`${PG_REQUIRED} (${e instanceof Error ? e.message || e.name : String(e)})`, { cause: e });
-  }
-  return admin;
-}
 
 function freshSqlite(): Opened {
   const clock = new TestClock();
