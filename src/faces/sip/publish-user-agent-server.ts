@@ -3,11 +3,9 @@
 // what was left out and hands both to the affiliation and de-affiliation procedures. No rule is decided here.
 import type { McUri } from '../../domain/ids.ts';
 import type { McService } from '../../domain/services.ts';
-import type { GroupStatus } from '../../domain/flows.ts';
 import { MusterError } from '../../domain/errors.ts';
 import { decideChangeRight } from '../../domain/decisions/remote-change-right.ts';
-import { affiliate } from '../../procedures/affiliate.ts';
-import { deaffiliate } from '../../procedures/deaffiliate.ts';
+import { replaceAffiliationSet } from '../../procedures/replace-affiliation-set.ts';
 import type { IncomingRequest } from './message.ts';
 import type { Flow } from './transport.ts';
 import type { HeaderList } from './outgoing-message.ts';
@@ -61,7 +59,7 @@ export async function publishUas(ctx: SipFaceContext, req: IncomingRequest, flow
     }
 
     const wanted = expires === 0 ? [] : pidf!.groups;
-    const status = await replaceSet(ctx, served, service, wanted, right.groupAllowed);
+    const status = await replaceAffiliationSet(ctx.server, served, service, wanted, right.groupAllowed);
     let headers: HeaderList;
     if (expires === 0) {
       ctx.publications.remove(served, service);
@@ -72,20 +70,6 @@ export async function publishUas(ctx: SipFaceContext, req: IncomingRequest, flow
     const pId = pidf?.pId;
     return { status: 200, headers: [...headers, ...refusalWarnings(ctx.agent, status)], after: () => ctx.notifyWatchers(served, service, pId) };
   });
-}
-
-/** The wanted set against the held one: additions to `affiliate`, omissions to `deaffiliate` (both procedures decide). */
-export async function replaceSet(ctx: SipFaceContext, userId: McUri, service: McService, wanted: readonly McUri[], groupAllowed: (g: McUri) => boolean): Promise<GroupStatus[]> {
-  const held = await ctx.server.store.affiliationsOfUser(userId, service);
-  const heldIds = new Set(held.map((r) => r.groupId));
-  const additions = wanted.filter((g) => !heldIds.has(g));
-  const omissions = held.filter((r) => r.state === 'affiliated' && !wanted.includes(r.groupId)).map((r) => r.groupId);
-  const refused: GroupStatus[] = [...additions, ...omissions].filter((g) => !groupAllowed(g)).map((groupId) => ({ groupId, status: 'rejected', reason: 'not-authorised' }));
-  const toAffiliate = additions.filter(groupAllowed);
-  const toLeave = omissions.filter(groupAllowed);
-  const joined = toAffiliate.length > 0 ? (await affiliate(ctx.server, { mcServiceId: userId, service, groupIds: toAffiliate })).status : [];
-  const left = toLeave.length > 0 ? (await deaffiliate(ctx.server, { mcServiceId: userId, service, groupIds: toLeave })).status : [];
-  return [...refused, ...joined, ...left];
 }
 
 function publicationHeaders(pub: Publication): HeaderList {
@@ -101,7 +85,7 @@ async function expire(ctx: SipFaceContext, userId: McUri, service: McService, et
     await ctx.exclusive(userId, async () => {
       if (ctx.publications.get(userId, service)?.etag !== etag) return; // refreshed or replaced meanwhile
       ctx.publications.remove(userId, service);
-      await replaceSet(ctx, userId, service, [], () => true);
+      await replaceAffiliationSet(ctx.server, userId, service, [], () => true);
     });
     ctx.notifyWatchers(userId, service);
   } catch (e) {

@@ -1,0 +1,18 @@
+// The stage-3 form of affiliation (TS 24.379 9.2.2.2.3, STAGE3.md): the set a client publishes replaces the
+// user's previous set. The difference runs as de-affiliation (10.X.4) then affiliation (10.X.3), so the slots the
+// omissions free count for the additions.
+import type { McUri } from '../domain/ids.ts';
+import type { McService } from '../domain/services.ts';
+import type { GroupStatus } from '../domain/flows.ts';
+import { publicationDelta } from '../domain/decisions/publication-set.ts';
+import type { McServiceServer } from './context.ts';
+import { applyAffiliationChange } from './apply-affiliation-change.ts';
+
+export async function replaceAffiliationSet(server: McServiceServer, userId: McUri, service: McService, wanted: readonly McUri[], groupAllowed: (g: McUri) => boolean): Promise<GroupStatus[]> {
+  const records = await server.store.affiliationsOfUser(userId, service);
+  const delta = publicationDelta(wanted, new Map(records.map((r) => [r.groupId, r.state])));
+  // Groups outside a limited remote-change right are refused one by one, the rest proceed.
+  const refused: GroupStatus[] = [...delta.affiliate, ...delta.deaffiliate].filter((g) => !groupAllowed(g)).map((groupId) => ({ groupId, status: 'rejected', reason: 'not-authorised' }));
+  const applied = await applyAffiliationChange(server, { target: userId, service, affiliate: delta.affiliate.filter(groupAllowed), deaffiliate: delta.deaffiliate.filter(groupAllowed) });
+  return [...refused, ...applied];
+}
