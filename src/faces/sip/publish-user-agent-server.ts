@@ -68,7 +68,7 @@ export async function publishUas(ctx: SipFaceContext, req: IncomingRequest, flow
       headers = publicationHeaders(ctx.publications.put(served, service, expires, { pId: pidf!.pId, tupleId: pidf!.clientId }, onExpire));
     }
     const pId = pidf?.pId;
-    return { status: 200, headers: [...headers, ...refusalWarnings(ctx.agent, status)], after: () => ctx.notifyWatchers(served, service, pId) };
+    return { status: 200, headers: [...headers, ...refusalWarnings(ctx.agent, service, status)], after: () => ctx.notifyWatchers(served, service, pId) };
   });
 }
 
