@@ -1,10 +1,9 @@
 // Issue 5's benchmark: affiliation throughput of one system on embedded SQLite, on PostgreSQL with one instance,
 // and on PostgreSQL + NATS with two instances behind a round-robin balancer, same workload and same run.
 //   node --import tsx bench/scale-out.ts [--seconds 10] [--connections 64] [--users 10000]
-import { writeFileSync, mkdirSync } from 'node:fs';
 import { Muster, freePort } from '../test/support/harness.ts';
 import { createTestDatabase, dropTestDatabases } from '../test/support/postgres.ts';
-import { affiliationRequests, arg, benchConfig, load, table, user, type Figures } from './workload.ts';
+import { affiliationRequests, arg, benchConfig, load, table, tokensOf, writeResults, type Figures } from './workload.ts';
 
 const SECONDS = arg('--seconds', 10);
 const CONNECTIONS = arg('--connections', 64);
@@ -16,7 +15,7 @@ async function measure(what: string, instances: 1 | 2): Promise<{ what: string }
   // The harness's 'postgres' mode is two instances behind a balancer; a single PostgreSQL instance is set up below.
   const m = await Muster.start(config, undefined, instances === 2 ? 'postgres' : 'sqlite');
   try {
-    const tokens = await Promise.all(Array.from({ length: USERS }, (_, i) => m.token(user(i))));
+    const tokens = await tokensOf(m, USERS);
     return { what, ...(await load(m.url(), affiliationRequests(USERS, tokens), { seconds: SECONDS, connections: CONNECTIONS })) };
   } finally {
     await m.stop();
@@ -30,7 +29,7 @@ async function measurePostgresSingle(): Promise<{ what: string } & Figures> {
     config.systems[0]!.store = db.url;
     const m = await Muster.start(config, undefined, 'sqlite');
     try {
-      const tokens = await Promise.all(Array.from({ length: USERS }, (_, i) => m.token(user(i))));
+      const tokens = await tokensOf(m, USERS);
       return { what: 'PostgreSQL, one instance', ...(await load(m.url(), affiliationRequests(USERS, tokens), { seconds: SECONDS, connections: CONNECTIONS })) };
     } finally {
       await m.stop();
@@ -43,5 +42,4 @@ async function measurePostgresSingle(): Promise<{ what: string } & Figures> {
 const rows = [await measure('embedded SQLite, one instance', 1), await measurePostgresSingle(), await measure('PostgreSQL + NATS, two instances behind a balancer', 2)];
 console.log(table(`\nScale-out, ${USERS} users, ${CONNECTIONS} connections, ${SECONDS} s each`, rows));
 console.log(`command: ${COMMAND}`);
-mkdirSync(new URL('results', import.meta.url), { recursive: true });
-writeFileSync(new URL('results/scale-out.json', import.meta.url), JSON.stringify({ command: COMMAND, at: new Date().toISOString(), users: USERS, rows }, null, 2));
+writeResults('scale-out', { command: COMMAND, users: USERS, rows });

@@ -1,12 +1,12 @@
 // Benchmark 3 (issue 6): a system of 1,000,000 users, 100,000 groups and 4,000,000 affiliations: peak memory (RSS)
 // of the server, start-up time to serving, and the latency of one affiliation at that size against 1,000 users.
 //   node --import tsx bench/scale-size.ts [--users 1000000] [--requests 300]
-import { mkdtempSync, readFileSync, writeFileSync, mkdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openSqlite } from '../src/adapters/sqlite-store.ts';
 import { Muster, freePort, secret } from '../test/support/harness.ts';
-import { arg } from './workload.ts';
+import { arg, writeResults } from './workload.ts';
 
 const LARGE = arg('--users', 1_000_000);
 const REQUESTS = arg('--requests', 300);
@@ -100,5 +100,4 @@ console.log(`\nSize: one affiliation at a time (${REQUESTS} users each joining a
 console.log('| users | groups | affiliations | start-up s | peak RSS MiB | p50 ms | p99 ms |\n|---|---|---|---|---|---|---|');
 for (const r of rows) console.log(`| ${r.users} | ${r.groups} | ${r.users * 4} | ${r.startS} | ${r.peakRssMiB} | ${r.p50} | ${r.p99} |`);
 console.log(`latency ratio (p50) large / small: ${(rows[1]!.p50 / rows[0]!.p50).toFixed(2)}\ncommand: ${COMMAND}`);
-mkdirSync(new URL('results', import.meta.url), { recursive: true });
-writeFileSync(new URL('results/scale-size.json', import.meta.url), JSON.stringify({ command: COMMAND, at: new Date().toISOString(), rows }, null, 2));
+writeResults('scale-size', { command: COMMAND, rows });

@@ -1,21 +1,48 @@
 // The affiliation workload of the benchmarks (issue 6): N users of one system, each subscribed to 4 groups,
-// each request affiliating to or de-affiliating from 1-4 of them in turn, with the user's own credential.
+// each request affiliating to or de-affiliating from 1-4 of them in turn, with the user's own credential; and what
+// every benchmark shares: the bare node:http ceiling, answer sampling, results files.
+import { createServer } from 'node:http';
+import { writeFileSync, mkdirSync } from 'node:fs';
 import autocannon from 'autocannon';
-import type { RawConfig } from '../test/support/harness.ts';
-import { secret } from '../test/support/harness.ts';
+import type { Muster, RawConfig, RawSystem } from '../test/support/harness.ts';
+import { freePort, secret } from '../test/support/harness.ts';
 
 export const DOMAIN = 'bench.example';
+export const PARTNER_DOMAIN = 'partner.example';
 export const user = (i: number): string => `sip:u${i}@${DOMAIN}`;
 export const group = (j: number): string => `sip:g${j}@${DOMAIN}`;
+export const partnerGroup = (j: number): string => `sip:g${j}@${PARTNER_DOMAIN}`;
 
-export function benchConfig(users: number, port: number): RawConfig {
-  const groups = Math.max(4, Math.floor(users / 4));
+export const groupCount = (users: number): number => Math.max(4, Math.floor(users / 4));
+
+/** The members of each group: user i is in groups (4i + k) mod groups, k = 0..3. */
+function membersOf(users: number): Map<number, string[]> {
   const members = new Map<number, string[]>();
   for (let i = 0; i < users; i++)
     for (let k = 0; k < 4; k++) {
-      const j = (i * 4 + k) % groups;
-      members.set(j, [...(members.get(j) ?? []), user(i)]);
+      const j = (i * 4 + k) % groupCount(users);
+      const list = members.get(j);
+      if (list) list.push(user(i));
+      else members.set(j, [user(i)]);
     }
+  return members;
+}
+
+/** A partner system's entry on each side: its domain, where it answers, the secret both sides share. */
+export interface PartnerLink {
+  domain: string;
+  url: string;
+  secret: string;
+}
+
+/**
+ * The benchmark system. With `partner`, every user is also subscribed to 4 groups hosted by that partner (N2 8, so
+ * own and partner sets never crowd each other out between runs).
+ */
+export function benchConfig(users: number, port: number, opts: { partner?: PartnerLink; sip?: { port: number; trustedPeers: string[] } } = {}): RawConfig {
+  const groups = groupCount(users);
+  const members = membersOf(users);
+  const { partner, sip } = opts;
   return {
     systems: [
       {
@@ -23,10 +50,26 @@ export function benchConfig(users: number, port: number): RawConfig {
         domain: DOMAIN,
         http: { host: '127.0.0.1', port },
         secret: secret(),
-        users: Array.from({ length: users }, (_, i) => ({ id: user(i), services: ['mcptt'], n2: 4, groups: groupsOf(i, groups) })),
+        ...(partner ? { partners: [partner] } : {}),
+        ...(sip ? { sip } : {}),
+        users: Array.from({ length: users }, (_, i) => ({ id: user(i), services: ['mcptt'], n2: partner ? 8 : 4, groups: partner ? [...groupsOf(i, groups), ...partnerGroupsOf(i, groups)] : groupsOf(i, groups) })),
         groups: Array.from({ length: groups }, (_, j) => ({ id: group(j), services: ['mcptt'], members: members.get(j) ?? [] })),
       },
     ],
+  };
+}
+
+/** The partner system hosting the benchmark users' partner groups (same membership as the own groups). */
+export function partnerSystem(users: number, port: number, primary: PartnerLink): RawSystem {
+  const members = membersOf(users);
+  return {
+    name: 'partner',
+    domain: PARTNER_DOMAIN,
+    http: { host: '127.0.0.1', port },
+    secret: secret(),
+    partners: [primary],
+    users: [],
+    groups: Array.from({ length: groupCount(users) }, (_, j) => ({ id: partnerGroup(j), services: ['mcptt'], members: members.get(j) ?? [] })),
   };
 }
 
@@ -34,11 +77,31 @@ export function groupsOf(i: number, groups: number): string[] {
   return [0, 1, 2, 3].map((k) => group((i * 4 + k) % groups));
 }
 
-/** Requests that walk through the users in turn, each alternating affiliation and de-affiliation. */
-export function affiliationRequests(users: number, tokens: string[]): autocannon.Request[] {
-  const groups = Math.max(4, Math.floor(users / 4));
+/** Partner and own groups in turn, so every request of 1-4 groups names at least one partner group. */
+export function mixedGroupsOf(i: number, groups: number): string[] {
+  return [0, 1, 2, 3].map((k) => (k % 2 === 0 ? partnerGroup : group)((i * 4 + k) % groups));
+}
+
+function partnerGroupsOf(i: number, groups: number): string[] {
+  return [0, 1, 2, 3].map((k) => partnerGroup((i * 4 + k) % groups));
+}
+
+/** Answers counted while a load runs: a 200 can still refuse groups (e.g. partner-unreachable). */
+export interface Refusals {
+  answers: number;
+  refused: number;
+}
+
+/**
+ * Requests that walk through the users in turn, each alternating affiliation and de-affiliation of 1-4 of the
+ * groups `pick` gives; with `refusals`, answers that refuse a group are counted.
+ */
+export function affiliationRequests(users: number, tokens: string[], opts: { pick?: (i: number, groups: number) => string[]; refusals?: Refusals } = {}): autocannon.Request[] {
+  const groups = groupCount(users);
+  const pick = opts.pick ?? groupsOf;
   const affiliated = new Uint8Array(users);
   let next = 0;
+  const refusals = opts.refusals;
   return [
     {
       method: 'POST',
@@ -46,11 +109,51 @@ export function affiliationRequests(users: number, tokens: string[]): autocannon
         const i = next++ % users;
         const op = affiliated[i] ? 'deaffiliations' : 'affiliations';
         affiliated[i] = affiliated[i] ? 0 : 1;
-        const body = JSON.stringify({ mcServiceId: user(i), service: 'mcptt', groupIds: groupsOf(i, groups).slice(0, 1 + (i % 4)) });
+        const body = JSON.stringify({ mcServiceId: user(i), service: 'mcptt', groupIds: pick(i, groups).slice(0, 1 + (i % 4)) });
         return { ...req, path: `/mc/v1/${op}`, headers: { 'content-type': 'application/json', authorization: `Bearer ${tokens[i]}` }, body };
       },
+      ...(refusals
+        ? {
+            onResponse: (_status: number, body: string) => {
+              refusals.answers++;
+              if (body.includes('"rejected"')) refusals.refused++;
+            },
+          }
+        : {}),
     },
   ];
+}
+
+/** Every benchmark user's credential, issued by the system `m` runs. */
+export function tokensOf(m: Muster, users: number): Promise<string[]> {
+  return Promise.all(Array.from({ length: users }, (_, i) => m.token(user(i))));
+}
+
+/**
+ * One affiliation and its de-affiliation through the real server; returns the affiliation's answer, so the bare
+ * server can send as many bytes as Muster does.
+ */
+export async function sampleAnswer(url: string, token: string, who: string, groupIds: string[]): Promise<string> {
+  const post = (op: string): Promise<string> =>
+    fetch(`${url}/mc/v1/${op}`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify({ mcServiceId: who, service: 'mcptt', groupIds }) }).then((r) => r.text());
+  const sample = await post('affiliations');
+  await post('deaffiliations');
+  return sample;
+}
+
+/** The machine's ceiling for Node: a bare node:http server answering `sample` to the same requests. */
+export async function bareCeiling(sample: string, requests: autocannon.Request[], opts: { seconds: number; connections: number }): Promise<Figures> {
+  const bare = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(sample) }).end(sample));
+  });
+  const port = await freePort();
+  await new Promise<void>((r) => bare.listen(port, '127.0.0.1', r));
+  try {
+    return await load(`http://127.0.0.1:${port}`, requests, opts);
+  } finally {
+    bare.close();
+  }
 }
 
 export interface Figures {
@@ -73,6 +176,12 @@ export function table(title: string, rows: ({ what: string } & Figures)[]): stri
     '|---|---|---|---|---|---|',
     ...rows.map((r) => `| ${r.what} | ${Math.round(r.requestsPerSecond)} | ${r.p50} | ${r.p99} | ${r.errors} | ${r.non2xx} |`),
   ].join('\n');
+}
+
+/** Writes bench/results/<name>.json: the command that made the figures, when, and the figures. */
+export function writeResults(name: string, results: { command: string } & Record<string, unknown>): void {
+  mkdirSync(new URL('results', import.meta.url), { recursive: true });
+  writeFileSync(new URL(`results/${name}.json`, import.meta.url), JSON.stringify({ ...results, at: new Date().toISOString() }, null, 2));
 }
 
 export function arg(name: string, fallback: number): number {
