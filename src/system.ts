@@ -13,6 +13,7 @@ import type { GroupPolicy } from './domain/group-policy.ts';
 import { GroupManagementServer } from './gms/group-management-server.ts';
 import { SqliteGmsStore } from './adapters/sqlite-gms-store.ts';
 import { LocalGroupManagement } from './adapters/gms-local.ts';
+import { HttpGroupManagement } from './adapters/gms-http.ts';
 import { GmsOutboxSender } from './adapters/gms-outbox-sender.ts';
 import { LocalNotifier } from './adapters/local-notifier.ts';
 import { UserProfileCache } from './adapters/user-profile-cache.ts';
@@ -54,7 +55,9 @@ export class McSystem {
     // Several instances of one system share the store and learn each other's changes over the fabric.
     const fabric = config.nats ? await NatsFabric.connect(config.nats, config.domain, config.store, log) : undefined;
     const gms = await GroupManagementServer.open(stores.gmsStore, () => clock.now());
-    const gmsPort = new LocalGroupManagement(gms, config.domain);
+    // The GMS of this process, or (issue 7) one elsewhere, reached over HTTP with its policies cached here.
+    const gmsPort = config.gms ? new HttpGroupManagement(config.gms, log) : new LocalGroupManagement(gms, config.domain);
+    if (gmsPort instanceof HttpGroupManagement) gmsPort.start();
     const profiles = new UserProfileCache(store);
     await profiles.load();
     const local = { notifier: new LocalNotifier(), changeOutcomes: new LocalChangeOutcomes() };
@@ -99,6 +102,7 @@ export class McSystem {
       log,
     };
     const system = new McSystem(config, server, gms, profiles, outbox, async () => {
+      gmsPort.close();
       await fabric?.close();
       await stores.close();
     }, log, fabric);
@@ -181,12 +185,13 @@ export async function openStores(config: SystemConfig, clock: Clock = systemCloc
     const db = openSqlite(config.store.slice('sqlite:'.length));
     const store = new SqliteStore(db, () => clock.now());
     const gmsStore = new SqliteGmsStore(db);
-    store.colocateGms(config.domain, gmsStore);
+    // The fast path: a GMS in this process is told inside the affiliation's transaction; one elsewhere, via the outbox.
+    if (!config.gms) store.colocateGms(config.domain, gmsStore);
     return { store, gmsStore, close: () => store.close() };
   }
   const { openPostgres } = await import('./adapters/postgres-store.ts');
   const pg = await openPostgres(config.store);
-  pg.store.colocateGms(config.domain);
+  if (!config.gms) pg.store.colocateGms(config.domain);
   return { store: pg.store, gmsStore: pg.gmsStore, close: () => pg.store.close() };
 }
 

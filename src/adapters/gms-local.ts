@@ -28,6 +28,11 @@ export class LocalGroupManagement implements GroupManagement {
     return this.cache.get(groupId);
   }
 
+  /** In the same process the GMS always answers. */
+  unavailable(): boolean {
+    return false;
+  }
+
   async ensurePolicies(groupIds: readonly McUri[]): Promise<void> {
     for (const id of groupIds) {
       if (this.cache.has(id)) continue;

@@ -66,6 +66,13 @@ const System = Type.Object(
     /** The event fabric between several instances of this system, e.g. nats://127.0.0.1:4222. */
     nats: Type.Optional(Str),
     secret: Type.Optional(Secret),
+    /**
+     * The group management server is elsewhere (issue 7): another Muster system's /gms/v1, reached with a server
+     * credential that system issued (`muster token --server NAME`). Absent: the GMS runs here, on the same store.
+     */
+    gms: Type.Optional(Type.Object({ url: Str, credential: Secret, timeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 60000 })) }, strict)),
+    /** `gms`: this system is only a group management server; its groups' members are users of MC service servers elsewhere. */
+    role: Type.Optional(Type.Enum(['mc-and-gms', 'gms'] as const)),
     partners: Type.Optional(Type.Array(Partner)),
     users: Type.Optional(Type.Array(User)),
     groups: Type.Optional(Type.Array(Group)),

@@ -18,6 +18,17 @@ export interface PartnerConfig {
   timeoutMs: number;
 }
 
+export interface GmsConfig {
+  url: string;
+  /** The server credential the GMS's system issued to this MC service server (its subject is the updates' source). */
+  credential: string;
+  /** Bound of each request to the GMS: a policy fetch, a status update delivery, the health probe. */
+  timeoutMs: number;
+}
+
+/** A GMS elsewhere answers within this, or its groups without a cached policy are refused (GMS_UNAVAILABLE). */
+export const DEFAULT_GMS_TIMEOUT_MS = 2000;
+
 export interface SystemConfig {
   name: string;
   domain: string;
@@ -26,6 +37,10 @@ export interface SystemConfig {
   store: string;
   nats?: string;
   secret: string;
+  /** A GMS elsewhere (another Muster system's /gms/v1); absent: the GMS runs in this process on the same store. */
+  gms?: GmsConfig;
+  /** `gms`: a group management server only, for MC service servers elsewhere. */
+  role: 'mc-and-gms' | 'gms';
   partners: PartnerConfig[];
   users: UserProfile[];
   groups: GroupPolicy[];
@@ -121,6 +136,15 @@ export function resolveConfig(raw: unknown, baseDir = process.cwd()): SystemConf
       };
     });
     const partnerDomains = new Set(partners.map((p) => p.domain));
+    const role = s.role ?? 'mc-and-gms';
+    const gms: GmsConfig | undefined = s.gms && {
+      url: checkUrl(s.gms.url, `${at}.gms.url`),
+      credential: resolveSecret(s.gms.credential, `${at}.gms.credential`, baseDir),
+      timeoutMs: s.gms.timeoutMs ?? DEFAULT_GMS_TIMEOUT_MS,
+    };
+    if (gms && role === 'gms') throw new ConfigError(`${at}.gms`, 'a GMS-only system (role: gms) is its own GMS');
+    if (gms && (s.groups ?? []).length > 0) throw new ConfigError(`${at}.groups`, `the groups live in the GMS at ${gms.url} (gms is set): define them there`);
+    if (role === 'gms' && (s.users ?? []).length > 0) throw new ConfigError(`${at}.users`, 'a GMS-only system (role: gms) has no users: its MC service server keeps them');
     const groups: GroupPolicy[] = (s.groups ?? []).map((g, gi) => {
       const gid = id(g.id, `${at}.groups[${gi}].id`);
       if (domainOf(gid) !== domain) throw new ConfigError(`${at}.groups[${gi}].id`, `group ${gid} is not of this system's domain ${domain}`);
@@ -143,7 +167,8 @@ export function resolveConfig(raw: unknown, baseDir = process.cwd()): SystemConf
       const ugroups = u.groups.map((g, gi) => {
         const gid = id(g, `${path}.groups[${gi}]`);
         const gd = domainOf(gid) ?? '';
-        if (gd === domain ? !groupIds.has(gid) : !partnerDomains.has(gd)) {
+        // With a GMS elsewhere the own groups are its to know; it is asked on the first request.
+        if (gd === domain ? !gms && !groupIds.has(gid) : !partnerDomains.has(gd)) {
           throw new ConfigError(`${path}.groups[${gi}]`, gd === domain ? `no group ${gid} in this system` : `no partner system for domain ${gd}`);
         }
         return gid;
@@ -163,7 +188,8 @@ export function resolveConfig(raw: unknown, baseDir = process.cwd()): SystemConf
     groups.forEach((g, gi) =>
       g.members.forEach((m, mi) => {
         const md = domainOf(m) ?? '';
-        if (md === domain ? !userIds.has(m) : !partnerDomains.has(md)) {
+        // A GMS-only system's members are users of its MC service server, not of this file.
+        if (md === domain ? role !== 'gms' && !userIds.has(m) : !partnerDomains.has(md)) {
           throw new ConfigError(`${at}.groups[${gi}].members[${mi}]`, md === domain ? `no user ${m} in this system` : `no partner system for domain ${md}`);
         }
       }),
@@ -192,6 +218,8 @@ export function resolveConfig(raw: unknown, baseDir = process.cwd()): SystemConf
       store: checkStore(s.store ?? `sqlite:${join(dataDir, `${s.name}.db`)}`, `${at}.store`),
       ...(s.nats ? { nats: checkNats(s.nats, `${at}.nats`) } : {}),
       secret: s.secret ? resolveSecret(s.secret, `${at}.secret`, baseDir) : generatedSecret(join(dataDir, `${s.name}.secret`)),
+      ...(gms ? { gms } : {}),
+      role,
       partners,
       users,
       groups,

@@ -23,7 +23,14 @@ export const REASON_TEXT: Record<RefusalReason, string> = {
   'n2-limit': 'the user is at the limit (N2) of simultaneous affiliations',
   'not-affiliated': 'the user is not affiliated to this group',
   'deaffiliation-forbidden': 'the group policy does not let this user leave the group',
-  'partner-unreachable': "the group's home system did not answer",
+  'partner-unreachable': "the group's home system (partner system or group management server) did not answer",
   timeout: 'the target user did not answer in time',
   'rejected-by-user': 'the target user rejected the change',
 };
+
+/**
+ * An own group whose policy the GMS could not be asked for (down or slow) and none is cached. It is told as
+ * partner-unreachable, the group's home not answering, until the SIP Warning table (src/faces/sip/warning.ts) has a
+ * row for a code of its own: one line here then gives it `gms-unavailable`.
+ */
+export const GMS_UNAVAILABLE: RefusalReason = 'partner-unreachable';

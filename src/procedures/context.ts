@@ -29,10 +29,10 @@ export interface McServiceServer {
   log: Logger;
 }
 
-/** Where a group lives, from its domain: this system (with its cached policy), a configured partner, or nowhere. */
+/** Where a group lives, from its domain: this system (with its cached policy, unless the GMS could not be asked), a configured partner, or nowhere. */
 export function homeOf(server: McServiceServer, groupId: McUri): GroupHome {
   const domain = domainOf(groupId);
-  if (domain === server.domain) return { home: 'own', policy: server.gms.policyOf(groupId) };
+  if (domain === server.domain) return server.gms.unavailable(groupId) ? { home: 'own-gms-unavailable' } : { home: 'own', policy: server.gms.policyOf(groupId) };
   if (domain && server.partners.domains().includes(domain)) return { home: 'partner', domain };
   return { home: 'unroutable' };
 }

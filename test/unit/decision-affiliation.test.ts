@@ -39,16 +39,19 @@ const POLICIES: GroupPolicy[] = [
   policy('unsubscribed'),
 ];
 const byId = new Map(POLICIES.map((p) => [p.id, p]));
+/** An own group whose policy the GMS could not be asked for (down), none cached. */
+const UNASKED = g('unasked');
 
 /** The world as the server sees it: own groups by policy (ghost has none), partner domains, the rest unroutable. */
 function homeOf(groupId: McUri): GroupHome {
   const d = domainOf(groupId);
+  if (groupId === UNASKED) return { home: 'own-gms-unavailable' };
   if (d === OWN) return { home: 'own', policy: byId.get(groupId) };
   if (d && PARTNERS.includes(d)) return { home: 'partner', domain: d };
   return { home: 'unroutable' };
 }
 
-const ALL_SUBSCRIBED = [...POLICIES.map((p) => p.id).filter((x) => x !== g('unsubscribed')), g('ghost'), g('fire-ops', 'fire.example'), g('medic', 'ambulance.example'), g('x', 'nowhere.example')];
+const ALL_SUBSCRIBED = [...POLICIES.map((p) => p.id).filter((x) => x !== g('unsubscribed')), g('ghost'), UNASKED, g('fire-ops', 'fire.example'), g('medic', 'ambulance.example'), g('x', 'nowhere.example')];
 
 const alice = (over: Partial<UserProfile> = {}): UserProfile => ({
   id: ALICE,
@@ -199,6 +202,18 @@ const asPrimary: Case[] = [
     expected: [ask(FIRE_OPS, false)],
   },
   { name: 'an affiliated partner group is already-affiliated', held: [[FIRE_OPS, 'affiliated']], requested: [FIRE_OPS], expected: [already(FIRE_OPS)] },
+  {
+    name: 'GMS down: a group without a cached policy is refused on its own, the cached ones are decided and take the slots',
+    requested: [UNASKED, g('g1'), g('g2'), g('g3')],
+    expected: [no(UNASKED, 'partner-unreachable'), ok(g('g1')), ok(g('g2')), ok(g('g3'))],
+  },
+  {
+    name: 'GMS down: the subscription, known without the GMS, still refuses first',
+    profile: alice({ groups: [g('g1')] }),
+    requested: [UNASKED],
+    expected: [no(UNASKED, 'not-authorised')],
+  },
+  { name: 'GMS down: an affiliation already held is not confirmed without the policy', held: [[UNASKED, 'affiliated']], requested: [UNASKED], expected: [no(UNASKED, 'partner-unreachable')] },
 ];
 
 const asGroupHost: Case[] = [
@@ -220,6 +235,7 @@ const asGroupHost: Case[] = [
     expected: [no(FIRE_OPS, 'unknown-group'), no(MEDIC, 'unknown-group'), no(g('x', 'nowhere.example'), 'unknown-group')],
   },
   { name: 'an affiliated group is already-affiliated', held: [[g('patrol'), 'affiliated']], requested: [g('patrol')], expected: [already(g('patrol'))] },
+  { name: 'GMS down: a group without a cached policy is refused as unreachable, not as unknown', requested: [UNASKED, g('patrol')], expected: [no(UNASKED, 'partner-unreachable'), ok(g('patrol'))] },
 ];
 
 for (const c of asPrimary) {

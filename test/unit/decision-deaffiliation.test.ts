@@ -31,10 +31,13 @@ const POLICIES = [
   policy('former', { deaffiliationForbidden: true, members: [] }),
 ];
 const byId = new Map(POLICIES.map((p) => [p.id, p]));
+/** An own group whose policy the GMS could not be asked for (down), none cached. */
+const UNASKED = g('unasked');
 
 /** Own groups by policy (`deleted` has none any more), partner domains, the rest unroutable. */
 function homeOf(groupId: McUri): GroupHome {
   const d = domainOf(groupId);
+  if (groupId === UNASKED) return { home: 'own-gms-unavailable' };
   if (d === OWN) return { home: 'own', policy: byId.get(groupId) };
   if (d && PARTNERS.includes(d)) return { home: 'partner', domain: d };
   return { home: 'unroutable' };
@@ -134,6 +137,16 @@ const cases: Case[] = [
     requested: [FIRE_OPS, MEDIC],
     expected: [no(FIRE_OPS, 'unknown-group'), no(MEDIC, 'unknown-group')],
   },
+  {
+    name: 'GMS down: a held group without a cached policy stays (it might forbid leaving); the others are decided',
+    held: [[UNASKED, 'affiliated'], [g('patrol'), 'affiliated']],
+    requested: [UNASKED, g('patrol')],
+    expected: [no(UNASKED, 'partner-unreachable'), leave(g('patrol'))],
+  },
+  { name: 'GMS down: a group not held is refused too (it may not even exist)', requested: [UNASKED], expected: [no(UNASKED, 'partner-unreachable')] },
+  { name: 'GMS down: as group host, an undo needs no policy', asGroupHost: true, undo: true, userId: CAROL, held: [[UNASKED, 'affiliated']], requested: [UNASKED], expected: [leave(UNASKED)] },
+  { name: 'GMS down: as group host, a group not held is already left', asGroupHost: true, userId: CAROL, requested: [UNASKED], expected: [already(UNASKED)] },
+  { name: 'GMS down: as group host, a held group without policy stays', asGroupHost: true, userId: CAROL, held: [[UNASKED, 'affiliated']], requested: [UNASKED], expected: [no(UNASKED, 'partner-unreachable')] },
 ];
 
 for (const c of cases) {

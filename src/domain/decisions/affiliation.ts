@@ -2,7 +2,7 @@
 import type { McUri } from '../ids.ts';
 import type { McService } from '../services.ts';
 import { n2For, type UserProfile } from '../profile.ts';
-import type { RefusalReason } from '../reasons.ts';
+import { GMS_UNAVAILABLE, type RefusalReason } from '../reasons.ts';
 import type { GroupHome, HeldGroups } from './group-home.ts';
 
 export type AffiliationVerdict =
@@ -36,12 +36,15 @@ export function decideAffiliation(f: AffiliationFacts): AffiliationVerdict[] {
   return f.requested.map((groupId): AffiliationVerdict => {
     const reject = (reason: RefusalReason): AffiliationVerdict => ({ groupId, verdict: 'reject', reason });
     const home = f.homeOf(groupId);
+    // User subscription: the profile must allow this service and this group.
+    const unsubscribed = f.profile !== undefined && (!f.profile.services.includes(f.service) || !f.profile.groups.includes(groupId));
     if (home.home === 'unroutable') return reject('unknown-group');
+    // Without the policy nothing else can be decided; the subscription, known here, still refuses first.
+    if (home.home === 'own-gms-unavailable') return reject(unsubscribed ? 'not-authorised' : GMS_UNAVAILABLE);
     if (!primary && home.home !== 'own') return reject('unknown-group');
     const policy = home.home === 'own' ? home.policy : undefined;
     if (home.home === 'own' && (!policy || !policy.services.includes(f.service))) return reject('unknown-group');
-    // User subscription: the profile must allow this service and this group.
-    if (f.profile && (!f.profile.services.includes(f.service) || !f.profile.groups.includes(groupId))) return reject('not-authorised');
+    if (unsubscribed) return reject('not-authorised');
     const held = f.held.get(groupId);
     if (held === 'affiliated') return { groupId, verdict: 'already-affiliated' };
     if (policy) {

@@ -4,6 +4,8 @@ import type { GroupPolicy } from '../group-policy.ts';
 
 export type GroupHome =
   | { home: 'own'; policy: GroupPolicy | undefined }
+  /** An own group whose policy the GMS could not be asked for (down, or slower than its timeout) and none is cached. */
+  | { home: 'own-gms-unavailable' }
   | { home: 'partner'; domain: string }
   | { home: 'unroutable' };
 

@@ -79,10 +79,12 @@ export async function buildHttpFace(deps: HttpFaceDeps): Promise<FastifyInstance
 
   // Issue 7: one audit entry per state-changing request, stored before its answer leaves (audit.ts).
   registerAudit(app, deps);
-  await app.register(async (scope) => mcRoutes(scope, deps), { prefix: '/mc/v1' });
-  await app.register(async (scope) => gmsRoutes(scope, deps), { prefix: '/gms/v1' });
+  // A GMS-only system serves no MC service server routes; a system whose GMS is elsewhere serves no GMS routes.
+  const mcServer = deps.config.role !== 'gms';
+  if (mcServer) await app.register(async (scope) => mcRoutes(scope, deps), { prefix: '/mc/v1' });
+  if (!deps.config.gms) await app.register(async (scope) => gmsRoutes(scope, deps), { prefix: '/gms/v1' });
   await app.register(async (scope) => adminRoutes(scope, deps), { prefix: '/admin/v1' });
-  await app.register(async (scope) => federationRoutes(scope, deps), { prefix: '/federation/v1' });
+  if (mcServer) await app.register(async (scope) => federationRoutes(scope, deps), { prefix: '/federation/v1' });
   return app;
 }
 

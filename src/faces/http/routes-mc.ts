@@ -98,7 +98,7 @@ export async function mcRoutes(app: FastifyInstance, deps: HttpFaceDeps): Promis
         affiliations: records.map((r) => {
           const home = homeOf(server, r.groupId);
           // A group disabled or deleted after the user affiliated stays listed, marked, until removed (SPEC.md).
-          const group = home.home === 'own' ? (home.policy ? (home.policy.enabled ? 'enabled' : 'disabled') : 'deleted') : home.home === 'partner' ? 'partner' : 'unroutable';
+          const group = home.home === 'own' ? (home.policy ? (home.policy.enabled ? 'enabled' : 'disabled') : 'deleted') : home.home === 'own-gms-unavailable' ? 'unknown' : home.home === 'partner' ? 'partner' : 'unroutable';
           return { groupId: r.groupId, service: r.service, state: r.state, group, since: new Date(r.updatedAt).toISOString() };
         }),
       };

@@ -1,0 +1,257 @@
+// The GroupManagement port for a GMS elsewhere (issue 7): another Muster system's /gms/v1 over HTTP, with the server
+// credential that system issued. Policies are fetched on first use (10.X.3.1 steps 2a/2b), kept in memory and kept
+// fresh by the GMS's policy subscription (SSE); status updates are posted in the outbox's order, and the GMS applies
+// them idempotently by seq. Every request is bounded by `timeoutMs`; a GMS that does not answer leaves the cached
+// policies serving, and a group with none is reported `unavailable` (refused on its own, GMS_UNAVAILABLE).
+import { createParser, type EventSourceMessage } from 'eventsource-parser';
+import type { Logger } from 'pino';
+import { InvalidId, parseMcUri, type McUri } from '../domain/ids.ts';
+import { isMcService } from '../domain/services.ts';
+import type { GroupPolicy } from '../domain/group-policy.ts';
+import type { GroupManagement } from '../ports/group-management.ts';
+import type { GmsStatusUpdate } from '../ports/store.ts';
+import type { GmsConfig } from '../config/config.ts';
+import { uriIntern } from './uri-intern.ts';
+
+/** After a request the GMS did not answer, it counts as down this long: uncached groups are refused at once. */
+const DOWN_HOLD_MS = 1000;
+const RECONNECT_MIN_MS = 100;
+const RECONNECT_MAX_MS = 2000;
+/** The GMS route takes at most this many updates per request (routes-gms.ts). */
+const UPDATES_PER_POST = 1000;
+/** The health probe answers within this even when the configured timeout is longer. */
+const PROBE_MS = 2000;
+
+export class HttpGroupManagement implements GroupManagement {
+  private readonly cache = new Map<McUri, GroupPolicy>();
+  /** Groups the GMS could not be asked about on their last fetch (and not cached since). */
+  private readonly unanswered = new Set<McUri>();
+  /** One fetch per group at a time: concurrent requests for an uncached group share it. */
+  private readonly fetching = new Map<McUri, Promise<void>>();
+  private readonly listeners = new Set<(groupId: McUri) => void>();
+  private downUntil = 0;
+  private stopped = false;
+  private stream: AbortController | undefined;
+  private probing: Promise<'up' | 'down'> | undefined;
+
+  constructor(
+    private readonly config: GmsConfig,
+    private readonly log: Logger,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Opens the policy subscription; it reconnects by itself until close(). */
+  start(): void {
+    void this.subscribe();
+  }
+
+  policyOf(groupId: McUri): GroupPolicy | undefined {
+    return this.cache.get(groupId);
+  }
+
+  unavailable(groupId: McUri): boolean {
+    return !this.cache.has(groupId) && this.unanswered.has(groupId);
+  }
+
+  async ensurePolicies(groupIds: readonly McUri[]): Promise<void> {
+    await Promise.all(groupIds.filter((id) => !this.cache.has(id)).map((id) => this.fetchOnce(id)));
+  }
+
+  /** Steps 5b / 4b: one POST per chunk, in order; resolves only when the GMS answered 200 for every chunk. */
+  async sendStatusUpdates(updates: GmsStatusUpdate[]): Promise<void> {
+    for (let i = 0; i < updates.length; i += UPDATES_PER_POST) {
+      const chunk = updates.slice(i, i + UPDATES_PER_POST).map(({ seq, userId, groupId, service, status }) => ({ seq, userId, groupId, service, status }));
+      const res = await this.request('POST', '/gms/v1/affiliation-status', { updates: chunk });
+      const body = (await res.json().catch(() => undefined)) as { applied?: unknown } | undefined;
+      if (res.status !== 200 || typeof body?.applied !== 'number') throw new Error(`GMS answered ${res.status} to status updates: ${JSON.stringify(body).slice(0, 200)}`);
+    }
+  }
+
+  onPolicyChange(listener: (groupId: McUri) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** The GMS answers its /healthz within the bound (any answer of its own, 503 included, means it is there). */
+  async health(): Promise<'up' | 'down'> {
+    this.probing ??= this.probe().finally(() => (this.probing = undefined));
+    return this.probing;
+  }
+
+  close(): void {
+    this.stopped = true;
+    this.stream?.abort();
+  }
+
+  private async probe(): Promise<'up' | 'down'> {
+    try {
+      const res = await fetch(`${this.config.url}/healthz`, { signal: AbortSignal.timeout(Math.min(this.config.timeoutMs, PROBE_MS)) });
+      await res.body?.cancel();
+      return res.status < 500 || res.status === 503 ? 'up' : 'down';
+    } catch {
+      return 'down';
+    }
+  }
+
+  private fetchOnce(groupId: McUri): Promise<void> {
+    let pending = this.fetching.get(groupId);
+    if (!pending) {
+      pending = this.fetchPolicy(groupId).finally(() => this.fetching.delete(groupId));
+      this.fetching.set(groupId, pending);
+    }
+    return pending;
+  }
+
+  /** Steps 2a/2b for one group: cached on 200, known absent on 404, `unavailable` on anything else. */
+  private async fetchPolicy(groupId: McUri): Promise<void> {
+    // The GMS just failed to answer: refuse at once rather than make every request wait for its own timeout.
+    if (this.now() < this.downUntil) {
+      this.unanswered.add(groupId);
+      return;
+    }
+    try {
+      const found = await this.getGroup(groupId);
+      this.unanswered.delete(groupId);
+      if (found) this.keep(found);
+    } catch (e) {
+      this.unanswered.add(groupId);
+      this.downUntil = this.now() + DOWN_HOLD_MS;
+      this.log.warn({ groupId, err: (e as Error).message }, 'GMS did not answer a policy request; the group is refused until it does');
+    }
+  }
+
+  /** The group document, undefined when the GMS has no such group; throws when the GMS gave no usable answer. */
+  private async getGroup(groupId: McUri): Promise<GroupPolicy | undefined> {
+    const res = await this.request('GET', `/gms/v1/groups/${encodeURIComponent(groupId)}`);
+    if (res.status === 404) {
+      await res.body?.cancel();
+      return undefined;
+    }
+    const body = (await res.json().catch(() => undefined)) as unknown;
+    if (res.status !== 200) throw new Error(`GMS answered ${res.status}: ${JSON.stringify(body).slice(0, 200)}`);
+    const policy = readPolicy(body);
+    if (!policy || policy.id !== groupId) throw new Error(`GMS answered a malformed group document for ${groupId}`);
+    return policy;
+  }
+
+  /** A newer document replaces the cached one; an older one (a late fetch after an event) never does. */
+  private keep(policy: GroupPolicy): boolean {
+    const known = this.cache.get(policy.id);
+    if (known && known.revision >= policy.revision) return false;
+    this.cache.set(policy.id, uriIntern.group(policy));
+    this.unanswered.delete(policy.id);
+    return true;
+  }
+
+  private changed(groupId: McUri): void {
+    this.listeners.forEach((l) => l(groupId));
+  }
+
+  /** The subscription (10.X.3.2 step 4a): connect, then re-read what was cached, then follow the events. */
+  private async subscribe(): Promise<void> {
+    let delay = RECONNECT_MIN_MS;
+    while (!this.stopped) {
+      const ac = new AbortController();
+      this.stream = ac;
+      // The bound covers the wait for the answer's headers; the stream itself lives as long as the GMS keeps it.
+      const connectTimer = setTimeout(() => ac.abort(), this.config.timeoutMs);
+      try {
+        const res = await fetch(`${this.config.url}/gms/v1/policy/events`, { headers: { authorization: `Bearer ${this.config.credential}`, accept: 'text/event-stream' }, signal: ac.signal });
+        clearTimeout(connectTimer);
+        if (res.status !== 200 || !res.body) throw new Error(`GMS answered ${res.status} to the policy subscription`);
+        delay = RECONNECT_MIN_MS;
+        this.log.info({ gms: this.config.url }, 'subscribed to GMS policy changes');
+        // Changes made while unsubscribed were not heard: read every cached group again (subscribe first, then read).
+        void this.refreshCached();
+        await this.follow(res.body);
+      } catch (e) {
+        if (this.stopped) return;
+        this.log.warn({ gms: this.config.url, err: (e as Error).message, retryInMs: delay }, 'GMS policy subscription lost; cached policies keep serving');
+      } finally {
+        clearTimeout(connectTimer);
+      }
+      if (this.stopped) return;
+      await new Promise((r) => setTimeout(r, delay).unref());
+      delay = Math.min(delay * 2, RECONNECT_MAX_MS);
+    }
+  }
+
+  private async follow(body: ReadableStream<Uint8Array>): Promise<void> {
+    const parser = createParser({ onEvent: (m) => this.onEvent(m) });
+    const reader = body.getReader();
+    const decoder = new TextDecoder();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) throw new Error('the GMS ended the policy subscription');
+      parser.feed(decoder.decode(value, { stream: true }));
+    }
+  }
+
+  private onEvent(m: EventSourceMessage): void {
+    let data: unknown;
+    try {
+      data = JSON.parse(m.data);
+    } catch {
+      return this.log.warn({ event: m.event }, 'GMS policy event is not JSON; ignored');
+    }
+    if (m.event === 'group-changed') {
+      const policy = readPolicy(data);
+      if (!policy) return this.log.warn({ event: m.event }, 'GMS policy event with a malformed group document; ignored');
+      if (this.keep(policy)) this.changed(policy.id);
+    } else if (m.event === 'group-deleted') {
+      const id = readId((data as { id?: unknown } | null)?.id);
+      if (id && this.cache.delete(id)) this.changed(id);
+    }
+  }
+
+  private async refreshCached(): Promise<void> {
+    for (const id of [...this.cache.keys()]) {
+      try {
+        const fresh = await this.getGroup(id);
+        if (!fresh) {
+          if (this.cache.delete(id)) this.changed(id);
+        } else if (this.keep(fresh)) this.changed(id);
+      } catch {
+        return; // down again: the next subscription reads them again
+      }
+    }
+  }
+
+  private async request(method: 'GET' | 'POST', path: string, body?: unknown): Promise<Response> {
+    return fetch(`${this.config.url}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${this.config.credential}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      signal: AbortSignal.timeout(this.config.timeoutMs),
+    });
+  }
+}
+
+function readId(raw: unknown): McUri | undefined {
+  try {
+    return parseMcUri(raw);
+  } catch (e) {
+    if (e instanceof InvalidId) return undefined;
+    throw e;
+  }
+}
+
+/** A group document as the GMS sends it, checked field by field; undefined when anything is off. */
+function readPolicy(raw: unknown): GroupPolicy | undefined {
+  const d = raw as Partial<Record<keyof GroupPolicy, unknown>> | null;
+  if (!d || typeof d !== 'object') return undefined;
+  const id = readId(d.id);
+  const members = Array.isArray(d.members) ? d.members.map(readId) : undefined;
+  const services = Array.isArray(d.services) && d.services.every(isMcService) ? d.services : undefined;
+  if (!id || !members || members.some((m) => m === undefined) || !services || services.length === 0) return undefined;
+  if (typeof d.enabled !== 'boolean' || typeof d.deaffiliationForbidden !== 'boolean' || typeof d.revision !== 'number') return undefined;
+  return {
+    id,
+    ...(typeof d.displayName === 'string' ? { displayName: d.displayName } : {}),
+    services,
+    enabled: d.enabled,
+    members: members as McUri[],
+    deaffiliationForbidden: d.deaffiliationForbidden,
+    revision: d.revision,
+  };
+}
