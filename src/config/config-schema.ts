@@ -58,6 +58,8 @@ const System = Type.Object(
           transports: Type.Optional(Type.Array(Type.Union([Type.Literal('udp'), Type.Literal('tcp')]))),
           trustedPeers: Type.Optional(Type.Array(Str)),
           psi: Type.Optional(Str),
+          /** Digest algorithms offered to senders outside trustedPeers, most preferred first (RFC 8760 §2.4). */
+          digestAlgorithms: Type.Optional(Type.Array(Type.Union([Type.Literal('SHA-256'), Type.Literal('MD5')]), { minItems: 1, maxItems: 2, uniqueItems: true })),
         },
         strict,
       ),

@@ -10,7 +10,7 @@ export interface SippRun {
   messages: string;
 }
 
-export async function sipp(scenario: string, target: { port: number }, keys: Record<string, string>, opts: { transport?: 'u1' | 't1'; cidStr?: string; localPort?: number } = {}): Promise<SippRun> {
+export async function sipp(scenario: string, target: { port: number }, keys: Record<string, string>, opts: { transport?: 'u1' | 't1'; cidStr?: string; localPort?: number; auth?: { username: string; password: string; uri: string } } = {}): Promise<SippRun> {
   const { mkdtempSync, readFileSync, existsSync } = await import('node:fs');
   const { tmpdir } = await import('node:os');
   const dir = mkdtempSync(join(tmpdir(), 'muster-sipp-'));
@@ -27,6 +27,9 @@ export async function sipp(scenario: string, target: { port: number }, keys: Rec
     '-trace_msg', '-message_file', messageFile,
     '-trace_err', '-error_file', join(dir, 'errors.log'),
     ...(opts.cidStr ? ['-cid_str', opts.cidStr] : []),
+    // sipp's [authentication] takes no keys inside it: -au/-ap give it the digest username and password, and
+    // -auth_uri the digest-uri (sipp puts "sip:" before it; its default is the remote address, not the Request-URI).
+    ...(opts.auth ? ['-au', opts.auth.username, '-ap', opts.auth.password, '-auth_uri', opts.auth.uri.replace(/^sip:/, '')] : []),
     ...Object.entries(keys).flatMap(([k, v]) => ['-key', k, v]),
   ];
   return new Promise((resolve) => {

@@ -246,3 +246,52 @@ void test('generated secrets differ between data folders', () => {
   delete sys(b).secret;
   assert.notEqual(only(resolveConfig(a)).secret, only(resolveConfig(b)).secret);
 });
+
+void test('gms: a GMS elsewhere, its credential from env:, default timeout; own groups of users are not checked here', () => {
+  const name = `MUSTER_TEST_GMS_${process.pid}`;
+  process.env[name] = 'server-credential';
+  try {
+    const c = base();
+    sys(c).groups = [];
+    sys(c).gms = { url: 'http://127.0.0.1:9090/', credential: `env:${name}` };
+    const s = only(resolveConfig(c));
+    assert.deepEqual(s.gms, { url: 'http://127.0.0.1:9090', credential: 'server-credential', timeoutMs: 2000 });
+    assert.equal(s.role, 'mc-and-gms');
+    assert.deepEqual(s.users[0]?.groups, ['sip:patrol@police.example', 'sip:fire-ops@fire.example']);
+  } finally {
+    delete process.env[name];
+  }
+});
+
+void test('gms: groups beside it, a bad URL, an unset credential and role gms with it are refused with their paths', () => {
+  const withGroups = base();
+  sys(withGroups).gms = { url: 'http://127.0.0.1:9090', credential: 'c' };
+  assertConfigError(() => resolveConfig(withGroups), 'systems[0].groups', /live in the GMS/);
+  const badUrl = base();
+  sys(badUrl).groups = [];
+  sys(badUrl).gms = { url: 'ftp://x', credential: 'c' };
+  assertConfigError(() => resolveConfig(badUrl), 'systems[0].gms.url', /http/);
+  const unset = base();
+  sys(unset).groups = [];
+  sys(unset).gms = { url: 'http://127.0.0.1:9090', credential: `env:MUSTER_TEST_UNSET_${process.pid}` };
+  assertConfigError(() => resolveConfig(unset), 'systems[0].gms.credential', /is not set/);
+  const both = base();
+  sys(both).groups = [];
+  sys(both).users = [];
+  sys(both).role = 'gms';
+  sys(both).gms = { url: 'http://127.0.0.1:9090', credential: 'c' };
+  assertConfigError(() => resolveConfig(both), 'systems[0].gms', /its own GMS/);
+});
+
+void test('role gms: group members need not be users of the file, and users are refused', () => {
+  const c = base();
+  sys(c).role = 'gms';
+  sys(c).users = [];
+  sys(c).groups[0]!.members.push('sip:bob@police.example');
+  const s = only(resolveConfig(c));
+  assert.equal(s.role, 'gms');
+  assert.deepEqual(s.groups[0]?.members, ['sip:alice@police.example', 'sip:bob@police.example']);
+  const withUsers = base();
+  sys(withUsers).role = 'gms';
+  assertConfigError(() => resolveConfig(withUsers), 'systems[0].users', /no users/);
+});

@@ -2,6 +2,7 @@
 // server's procedures and ports, the face's own state, and the seam through which NOTIFYs are asked for.
 import type { McServiceServer } from '../../procedures/context.ts';
 import type { CredentialVerifier } from '../http/credentials.ts';
+import type { DigestAuthenticator } from './digest.ts';
 import type { McUri } from '../../domain/ids.ts';
 import type { McService } from '../../domain/services.ts';
 import { MusterError } from '../../domain/errors.ts';
@@ -15,6 +16,8 @@ import { addressOfRecord } from './name-addr.ts';
 export interface SipFaceContext {
   server: McServiceServer;
   verifier: CredentialVerifier;
+  /** Digest challenges and checks for senders that are neither trusted peers nor Bearer holders. */
+  digest: DigestAuthenticator;
   psi: McUri;
   trustedPeers: readonly string[];
   /** The host part of our Warning headers and the realm of our 401s. */

@@ -1,26 +1,65 @@
-// Who sent a request (RFC 3325 §9.1 P-Asserted-Identity within a trust domain; RFC 8898 Bearer credentials
-// otherwise): the asserted identity counts only from a trusted peer address; anyone else presents the same
-// credential as over HTTP.
+// Who sent a request (RFC 3325 §9.1 P-Asserted-Identity within a trust domain; otherwise RFC 3261 §22 / RFC 7616
+// digest, or an RFC 8898 Bearer credential): the asserted identity counts only from a trusted peer address; anyone
+// else proves who they are with the same credentials as over HTTP (both come from the system secret).
 import { MusterError } from '../../domain/errors.ts';
 import { InvalidId, parseMcUri, type McUri } from '../../domain/ids.ts';
-import type { CredentialVerifier } from '../http/credentials.ts';
 import type { IncomingRequest } from './message.ts';
 import type { Flow } from './transport.ts';
-import { addressOfRecord, assertedUri } from './name-addr.ts';
+import type { HeaderList } from './outgoing-message.ts';
+import type { SipFaceContext } from './face-context.ts';
+import { SipRefusal } from './sip-refusal.ts';
+import { addressOfRecord, assertedUri, uriOf } from './name-addr.ts';
 
-export async function senderOf(req: IncomingRequest, flow: Flow, trustedPeers: readonly string[], verifier: CredentialVerifier): Promise<McUri> {
-  const trusted = trustedPeers.includes(flow.remoteAddress) || trustedPeers.includes(flow.remoteAddress.replace(/^::ffff:/, ''));
+type SenderChecks = Pick<SipFaceContext, 'trustedPeers' | 'verifier' | 'digest' | 'agent'>;
+
+export async function senderOf(req: IncomingRequest, flow: Flow, ctx: SenderChecks): Promise<McUri> {
+  const trusted = ctx.trustedPeers.includes(flow.remoteAddress) || ctx.trustedPeers.includes(flow.remoteAddress.replace(/^::ffff:/, ''));
   if (trusted && req.headers.has('p-asserted-identity')) {
     const uri = assertedUri(req.headers.all('p-asserted-identity'));
-    try {
-      return parseMcUri(uri ? addressOfRecord(uri) : undefined);
-    } catch (e) {
-      if (e instanceof InvalidId) throw new MusterError('forbidden', `P-Asserted-Identity ${e.why}`);
-      throw e;
-    }
+    return mcUri(uri ? addressOfRecord(uri) : undefined, 'P-Asserted-Identity');
   }
-  // Outside the trust domain a P-Asserted-Identity means nothing (RFC 3325 §5); the credential decides.
-  const cred = await verifier.verify(req.headers.get('authorization'));
+  // Outside the trust domain a P-Asserted-Identity means nothing (RFC 3325 §5); a credential decides.
+  const authorizations = req.headers.all('authorization');
+  const digest = authorizations.find((a) => /^\s*Digest\s/i.test(a));
+  if (digest) {
+    const verdict = ctx.digest.verify(digest, req.method, req.uri);
+    if (!verdict.ok) throw new SipRefusal(401, verdict.why, challenges(ctx, verdict.stale));
+    // The digest username is the sender's MC service ID, and the From header must name the same user.
+    const sender = mcUri(verdict.username, 'Digest username');
+    const from = uriOf(req.headers.get('from') ?? '');
+    if (!from || parseOrUndefined(addressOfRecord(from)) !== sender) throw new MusterError('forbidden', `From is not the digest user ${sender}`);
+    return sender;
+  }
+  if (authorizations.length === 0) throw new SipRefusal(401, 'no credential: answer a Digest challenge or present a Bearer credential', challenges(ctx, false));
+  let cred;
+  try {
+    cred = await ctx.verifier.verify(authorizations[0]);
+  } catch (e) {
+    if (e instanceof MusterError && e.code === 'unauthenticated') throw new SipRefusal(401, e.message, challenges(ctx, false));
+    throw e;
+  }
   if (cred.role !== 'user') throw new MusterError('forbidden', `a ${cred.role} credential does not speak for an MC service user`);
   return cred.subject as McUri;
+}
+
+/** RFC 3261 §22.1: every scheme we accept, Digest (SHA-256 then MD5) before Bearer (RFC 8898 §3). */
+function challenges(ctx: SenderChecks, stale: boolean): HeaderList {
+  return [...ctx.digest.challenges(stale), ['WWW-Authenticate', `Bearer realm="${ctx.agent}"`]];
+}
+
+function mcUri(raw: string | undefined, field: string): McUri {
+  try {
+    return parseMcUri(raw);
+  } catch (e) {
+    if (e instanceof InvalidId) throw new MusterError('forbidden', `${field} ${e.why}`);
+    throw e;
+  }
+}
+
+function parseOrUndefined(raw: string): McUri | undefined {
+  try {
+    return parseMcUri(raw);
+  } catch {
+    return undefined;
+  }
 }

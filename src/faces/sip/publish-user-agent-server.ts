@@ -27,7 +27,7 @@ export interface UasAnswer {
 export async function publishUas(ctx: SipFaceContext, req: IncomingRequest, flow: Flow): Promise<UasAnswer> {
   requirePresenceEvent(req);
   requirePsi(req, ctx.psi);
-  const sender = await senderOf(req, flow, ctx.trustedPeers, ctx.verifier);
+  const sender = await senderOf(req, flow, ctx);
   const service = serviceOf(req);
   const expires = expiresOf(req, DEFAULT_PUBLISH_EXPIRES);
   const ifMatch = req.headers.get('sip-if-match')?.trim();

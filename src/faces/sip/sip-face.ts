@@ -12,6 +12,7 @@ import { UdpTransport } from './udp-transport.ts';
 import { TcpTransport } from './tcp-transport.ts';
 import type { Flow, Transport } from './transport.ts';
 import type { LocalAddress } from './notify-user-agent-client.ts';
+import { DigestAuthenticator } from './digest.ts';
 
 export type SipConfig = NonNullable<SystemConfig['sip']>;
 
@@ -22,7 +23,7 @@ export class SipFace {
     readonly subscriptions: Subscriptions,
   ) {}
 
-  static async start(opts: { config: SipConfig; server: McServiceServer; verifier: CredentialVerifier; log: Logger }): Promise<SipFace> {
+  static async start(opts: { config: SipConfig; server: McServiceServer; verifier: CredentialVerifier; secret: string; log: Logger }): Promise<SipFace> {
     const { config, server, log } = opts;
     const transports: Transport[] = [];
     const locals = new Map<string, LocalAddress>();
@@ -32,6 +33,7 @@ export class SipFace {
       {
         server,
         verifier: opts.verifier,
+        digest: new DigestAuthenticator({ secret: opts.secret, realm: server.domain, now: () => server.clock.now(), algorithms: config.digestAlgorithms }),
         psi: parseMcUri(config.psi),
         trustedPeers: config.trustedPeers,
         agent: server.domain,

@@ -27,7 +27,7 @@ export async function subscribeUas(ctx: SipFaceContext, req: IncomingRequest, fl
   const eventId = requirePresenceEvent(req);
   const accept = req.headers.all('accept');
   if (accept.length > 0 && !accept.some((a) => /^(application\/pidf\+xml|application\/\*|\*\/\*)\b/i.test(a.trim()))) throw new SipRefusal(406, 'only application/pidf+xml is offered', [['Accept', PIDF_TYPE]]);
-  const sender = await senderOf(req, flow, ctx.trustedPeers, ctx.verifier);
+  const sender = await senderOf(req, flow, ctx);
   const requested = expiresOf(req, DEFAULT_SUBSCRIBE_EXPIRES);
   const expires = Math.min(requested, MAX_SUBSCRIBE_EXPIRES);
   const fromTag = tagOf(req.headers.get('from') ?? '');
