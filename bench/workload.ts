@@ -39,7 +39,7 @@ export interface PartnerLink {
  * The benchmark system. With `partner`, every user is also subscribed to 4 groups hosted by that partner (N2 8, so
  * own and partner sets never crowd each other out between runs).
  */
-export function benchConfig(users: number, port: number, opts: { partner?: PartnerLink; sip?: { port: number; trustedPeers: string[] } } = {}): RawConfig {
+export function benchConfig(users: number, port: number, opts: { partner?: PartnerLink; sip?: { port: number; trustedPeers: string[]; transports?: ('udp' | 'tcp')[] } } = {}): RawConfig {
   const groups = groupCount(users);
   const members = membersOf(users);
   const { partner, sip } = opts;

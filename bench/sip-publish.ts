@@ -1,0 +1,158 @@
+// Benchmark 4 (issue 6): SIP PUBLISH affiliation rate of Muster's SIP face against Kamailio's presence module, same
+// sipp load in the same run. Each sipp call is one user's affiliation PUBLISH (1-4 groups) then the removal of that
+// publication (de-affiliation), so every PUBLISH changes state; users come from an injection file of the 10,000
+// users the Muster system knows. Muster trusts 127.0.0.1 (P-Asserted-Identity), so no credential is checked per
+// PUBLISH; Kamailio checks none either. Needs sipp, kamailio and its presence modules (see README).
+//   node --import tsx bench/sip-publish.ts [--seconds 10] [--limit 64] [--users 10000] [--runs 1] [--kamailio-workers 2]
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Muster, ROOT, freePort } from '../test/support/harness.ts';
+import { arg, benchConfig, groupCount, groupsOf, user, writeResults } from './workload.ts';
+
+const SECONDS = arg('--seconds', 10);
+const LIMIT = arg('--limit', 64);
+const USERS = arg('--users', 10_000);
+const RUNS = arg('--runs', 1);
+const KAMAILIO_WORKERS = arg('--kamailio-workers', 2);
+const COMMAND = `node --import tsx bench/sip-publish.ts --seconds ${SECONDS} --limit ${LIMIT} --users ${USERS} --runs ${RUNS} --kamailio-workers ${KAMAILIO_WORKERS}`;
+const PSI = 'sip:mc-server@bench.example';
+const KAMAILIO_TABLES = '/usr/share/kamailio/dbtext/kamailio';
+
+interface SipFigures {
+  what: string;
+  /** PUBLISH transactions answered 200 per second (two per call). */
+  publishPerSecond: number;
+  p50: number;
+  p99: number;
+  calls: number;
+  failedCalls: number;
+  retransmissions: number;
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'muster-bench-sip-'));
+
+/** sipp's injection file: each user with the <mcpttPI10:affiliation/> elements of its 1-4 groups. */
+function writeUsers(): string {
+  const groups = groupCount(USERS);
+  const lines = Array.from({ length: USERS }, (_, i) => `${user(i)};${groupsOf(i, groups).slice(0, 1 + (i % 4)).map((g) => `<mcpttPI10:affiliation group="${g}"/>`).join('')}`);
+  const file = join(dir, 'users.csv');
+  writeFileSync(file, `SEQUENTIAL\n${lines.join('\n')}\n`);
+  return file;
+}
+
+/** Runs the PUBLISH load for SECONDS against 127.0.0.1:port and reads sipp's statistics and response times. */
+async function publishLoad(what: string, port: number, usersFile: string): Promise<SipFigures> {
+  const work = mkdtempSync(join(dir, 'sipp-'));
+  const args = [`127.0.0.1:${port}`, '-sf', join(ROOT, 'bench/sipp/publish-load.xml'), '-inf', usersFile, '-key', 'psi', PSI, '-t', 'u1', '-i', '127.0.0.1', '-p', String(await freePort()),
+    // As fast as the server answers, at most LIMIT calls outstanding (a closed loop, like autocannon's connections).
+    '-r', '100000', '-l', String(LIMIT), '-timeout', String(SECONDS), '-nostdin', '-trace_stat', '-stf', 'stat.csv', '-fd', '1', '-trace_rtt', '-rtt_freq', '100'];
+  const code = await new Promise<number>((resolve) => {
+    const p = spawn('sipp', args, { cwd: work, stdio: 'ignore' });
+    const t = setTimeout(() => p.kill('SIGKILL'), (SECONDS + 20) * 1000);
+    p.on('exit', (c) => {
+      clearTimeout(t);
+      resolve(c ?? -1);
+    });
+  });
+  const rows = readFileSync(join(work, 'stat.csv'), 'utf8').trim().split('\n').map((l) => l.split(';'));
+  const header = rows[0]!;
+  const last = rows[rows.length - 1]!;
+  const col = (name: string): string => last[header.indexOf(name)] ?? '';
+  const epoch = (stamp: string): number => Number(stamp.split('\t')[2]);
+  const seconds = epoch(col('CurrentTime')) - epoch(col('StartTime'));
+  const calls = Number(col('SuccessfulCall(C)'));
+  if (!(seconds > 0) || Number.isNaN(calls)) throw new Error(`sipp (exit ${code}) left no statistics for ${what}`);
+  // Response time of every PUBLISH (rtd 1: the affiliation, rtd 2: the removal), whole milliseconds.
+  const rttFile = readdirSync(work).find((f) => f.endsWith('_rtt.csv'));
+  const rtts = rttFile ? readFileSync(join(work, rttFile), 'utf8').trim().split('\n').slice(1).map((l) => Number(l.split(';')[1])).sort((a, b) => a - b) : [];
+  const pct = (q: number): number => rtts[Math.min(rtts.length - 1, Math.floor(q * rtts.length))] ?? NaN;
+  return { what, publishPerSecond: (2 * calls) / seconds, p50: pct(0.5), p99: pct(0.99), calls, failedCalls: Number(col('FailedCall(C)')), retransmissions: Number(col('Retransmissions(C)')) };
+}
+
+/** Kamailio with presence + presence_xml on loopback UDP, in the foreground, its own runtime directory and tables. */
+async function startKamailio(port: number): Promise<{ proc: ChildProcess; output: () => string }> {
+  const run = mkdtempSync(join(dir, 'kamailio-'));
+  const db = join(run, 'db');
+  mkdirSync(db);
+  for (const table of ['version', 'presentity', 'active_watchers', 'watchers', 'xcap']) copyFileSync(join(KAMAILIO_TABLES, table), join(db, table));
+  // Shared memory 1 GiB: each transaction lives on for tm's wait timer (5 s), a few KiB each at thousands per second.
+  const proc = spawn('kamailio', ['-f', join(ROOT, 'bench/kamailio/kamailio.cfg'), '-DD', '-E', '-l', `udp:127.0.0.1:${port}`, '-Y', run, '-P', join(run, 'kamailio.pid'), '-n', String(KAMAILIO_WORKERS), '-m', '1024', '-M', '16', '-A', `DBURL="text://${db}"`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let output = '';
+  proc.stderr!.on('data', (c: Buffer) => (output += c.toString()));
+  await untilAnswers(port, () => output);
+  return { proc, output: () => output };
+}
+
+/** Waits (at most 10 s) until a SIP server on 127.0.0.1:port answers an OPTIONS. */
+async function untilAnswers(port: number, output: () => string): Promise<void> {
+  const socket = createSocket('udp4');
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  const local = socket.address().port;
+  try {
+    const answered = new Promise<void>((resolve) => socket.once('message', () => resolve()));
+    for (let i = 0; i < 50; i++) {
+      const options = `OPTIONS ${PSI} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:${local};branch=z9hG4bK-ready-${i}\r\nFrom: <sip:bench@bench.example>;tag=ready\r\nTo: <${PSI}>\r\nCall-ID: ready-${i}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n`;
+      socket.send(options, port, '127.0.0.1');
+      const ok = await Promise.race([answered.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 200))]);
+      if (ok) return;
+    }
+    throw new Error(`no SIP answer on port ${port} in 10 s:\n${output()}`);
+  } finally {
+    socket.close();
+  }
+}
+
+async function stopProcess(proc: ChildProcess): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  await new Promise<void>((resolve) => {
+    const t = setTimeout(() => proc.kill('SIGKILL'), 5000);
+    proc.once('exit', () => {
+      clearTimeout(t);
+      resolve();
+    });
+    proc.kill('SIGTERM');
+  });
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+const usersFile = writeUsers();
+const [musterSip, kamailioSip] = [await freePort(), await freePort()];
+const m = await Muster.start(benchConfig(USERS, await freePort(), { sip: { port: musterSip, trustedPeers: ['127.0.0.1'], transports: ['udp'] } }), undefined, 'sqlite');
+let kamailio: Awaited<ReturnType<typeof startKamailio>> | undefined;
+try {
+  kamailio = await startKamailio(kamailioSip);
+  const runs: SipFigures[][] = [];
+  for (let r = 0; r < RUNS; r++) {
+    // Alternating the order, so neither server always runs on the warmer (or noisier) half of the run.
+    const pair = r % 2 === 0 ? [await publishLoad('kamailio presence (in memory)', kamailioSip, usersFile), await publishLoad('muster SIP face (SQLite, synchronous=FULL)', musterSip, usersFile)] : [await publishLoad('muster SIP face (SQLite, synchronous=FULL)', musterSip, usersFile), await publishLoad('kamailio presence (in memory)', kamailioSip, usersFile)].reverse();
+    runs.push(pair);
+  }
+  const rows = [0, 1].map((k) => ({
+    what: runs[0]![k]!.what,
+    publishPerSecond: median(runs.map((p) => p[k]!.publishPerSecond)),
+    p50: median(runs.map((p) => p[k]!.p50)),
+    p99: median(runs.map((p) => p[k]!.p99)),
+    calls: median(runs.map((p) => p[k]!.calls)),
+    failedCalls: Math.max(...runs.map((p) => p[k]!.failedCalls)),
+    retransmissions: Math.max(...runs.map((p) => p[k]!.retransmissions)),
+  }));
+  const ratio = rows[1]!.publishPerSecond / rows[0]!.publishPerSecond;
+  console.log(
+    [
+      `\nSIP PUBLISH affiliation, ${USERS} users, sipp over UDP, at most ${LIMIT} calls outstanding, ${SECONDS} s each${RUNS > 1 ? `, medians of ${RUNS} runs` : ''}`,
+      '| server | PUBLISH/s | p50 ms | p99 ms | calls | failed calls | retransmissions |',
+      '|---|---|---|---|---|---|---|',
+      ...rows.map((r) => `| ${r.what} | ${Math.round(r.publishPerSecond)} | ${r.p50} | ${r.p99} | ${r.calls} | ${r.failedCalls} | ${r.retransmissions} |`),
+    ].join('\n'),
+  );
+  console.log(`ratio muster / kamailio: ${(ratio * 100).toFixed(1)} %\ncommand: ${COMMAND}`);
+  writeResults('sip-publish', { command: COMMAND, users: USERS, rows, runs, ratio });
+} finally {
+  if (kamailio) await stopProcess(kamailio.proc);
+  await m.stop();
+  rmSync(dir, { recursive: true, force: true });
+}
