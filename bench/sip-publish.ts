@@ -81,7 +81,7 @@ async function startKamailio(port: number): Promise<{ proc: ChildProcess; output
   // Shared memory 1 GiB: each transaction lives on for tm's wait timer (5 s), a few KiB each at thousands per second.
   const proc = spawn('kamailio', ['-f', join(ROOT, 'bench/kamailio/kamailio.cfg'), '-DD', '-E', '-l', `udp:127.0.0.1:${port}`, '-Y', run, '-P', join(run, 'kamailio.pid'), '-n', String(KAMAILIO_WORKERS), '-m', '1024', '-M', '16', '-A', `DBURL="text://${db}"`], { stdio: ['ignore', 'ignore', 'pipe'] });
   let output = '';
-  proc.stderr!.on('data', (c: Buffer) => (output += c.toString()));
+  proc.stderr.on('data', (c: Buffer) => (output += c.toString()));
   await untilAnswers(port, () => output);
   return { proc, output: () => output };
 }
