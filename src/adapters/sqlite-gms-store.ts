@@ -19,9 +19,11 @@ export class SqliteGmsStore implements GmsStore {
       put: db.prepare('INSERT INTO gms_groups (id, document, revision) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET document = excluded.document, revision = excluded.revision'),
       del: db.prepare('DELETE FROM gms_groups WHERE id = ?'),
       all: db.prepare('SELECT document FROM gms_groups'),
-      current: db.prepare('SELECT source, seq FROM gms_affiliations WHERE group_id = ? AND service = ? AND user_id = ?'),
+      // Applied unless the stored row is of the same source with a sequence number not below this one: one
+      // statement per update instead of a read and a write (the same rule as the PostgreSQL store).
       apply: db.prepare(
-        'INSERT INTO gms_affiliations (group_id, service, user_id, status, source, seq, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (group_id, service, user_id) DO UPDATE SET status = excluded.status, source = excluded.source, seq = excluded.seq, updated_at = excluded.updated_at',
+        'INSERT INTO gms_affiliations (group_id, service, user_id, status, source, seq, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (group_id, service, user_id) DO UPDATE SET status = excluded.status, source = excluded.source, seq = excluded.seq, updated_at = excluded.updated_at ' +
+          'WHERE NOT (gms_affiliations.source = excluded.source AND gms_affiliations.seq >= excluded.seq)',
       ),
       members: db.prepare("SELECT * FROM gms_affiliations WHERE group_id = ? AND status = 'affiliated' ORDER BY service, user_id"),
       membersService: db.prepare("SELECT * FROM gms_affiliations WHERE group_id = ? AND service = ? AND status = 'affiliated' ORDER BY user_id"),
@@ -62,12 +64,7 @@ export class SqliteGmsStore implements GmsStore {
   /** The idempotent apply, for a caller already inside a transaction on this database. */
   applyWithinTransaction(source: string, updates: GmsStatusUpdate[], at: number): number {
     let applied = 0;
-    for (const u of updates) {
-      const cur = this.q.current.get(u.groupId, u.service, u.userId) as Row | undefined;
-      if (cur && cur['source'] === source && (cur['seq'] as number) >= u.seq) continue;
-      this.q.apply.run(u.groupId, u.service, u.userId, u.status, source, u.seq, at);
-      applied += 1;
-    }
+    for (const u of updates) applied += this.q.apply.run(u.groupId, u.service, u.userId, u.status, source, u.seq, at).changes;
     return applied;
   }
 
@@ -103,6 +100,7 @@ export class SqliteGmsStore implements GmsStore {
       for (const g of dump.groups) this.q.put.run(g.id, JSON.stringify(g), g.revision);
       for (const a of dump.affiliations) this.q.apply.run(a.groupId, a.service, a.userId, a.status, a.source, a.seq, a.updatedAt);
     })();
+
   }
 }
 

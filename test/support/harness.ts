@@ -122,7 +122,9 @@ export class Muster {
   private async spawnInstance(config: RawConfig, index: number): Promise<Map<string, string>> {
     const file = join(this.dir, index === 0 ? 'config.json' : `config-${index}.json`);
     writeFileSync(file, JSON.stringify(config, null, 2));
-    const proc = spawn(process.execPath, ['--import', 'tsx', CLI, 'serve', '--config', file], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    // MUSTER_SERVE_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles the servers a benchmark starts.
+    const nodeArgs = process.env['MUSTER_SERVE_NODE_ARGS']?.split(' ').filter(Boolean) ?? [];
+    const proc = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', CLI, 'serve', '--config', file], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     this.procs[index] = proc;
     const urls = new Map<string, string>();
     let out = '';

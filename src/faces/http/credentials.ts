@@ -1,5 +1,5 @@
 // Bearer credentials (development identity provider): JWS HS256 signed with the system's secret, via jose.
-import { createSecretKey, type KeyObject } from 'node:crypto';
+import { webcrypto } from 'node:crypto';
 import { SignJWT, jwtVerify, errors as joseErrors } from 'jose';
 import { MusterError } from '../../domain/errors.ts';
 import { parseMcUri, type McUri } from '../../domain/ids.ts';
@@ -28,8 +28,8 @@ export async function issueToken(opts: { secret: string; domain: string; subject
 
 /** Verifies signature, audience and expiry; verified tokens are remembered until they expire so a hot client pays once. */
 export class CredentialVerifier {
-  /** Imported once: jose would import a raw secret again on every verification (seen in the profile). */
-  private readonly key: KeyObject;
+  /** Imported once as a CryptoKey: jose would turn a raw secret or a KeyObject into one on every verification (seen in the profile). */
+  private readonly key: Promise<webcrypto.CryptoKey>;
   private readonly cache = new Map<string, Credential>();
   constructor(
     secret: string,
@@ -37,7 +37,7 @@ export class CredentialVerifier {
     private readonly now: () => number = Date.now,
     private readonly cacheSize = 50_000,
   ) {
-    this.key = createSecretKey(Buffer.from(secret, 'utf8'));
+    this.key = webcrypto.subtle.importKey('raw', Buffer.from(secret, 'utf8'), { name: 'HMAC', hash: 'SHA-256' }, false, ['verify']);
   }
 
   async verify(authorization: string | undefined): Promise<Credential> {
@@ -53,7 +53,7 @@ export class CredentialVerifier {
     }
     let payload;
     try {
-      ({ payload } = await jwtVerify(token, this.key, { audience: audienceOf(this.domain), issuer: audienceOf(this.domain), algorithms: ['HS256'], currentDate: new Date(this.now()) }));
+      ({ payload } = await jwtVerify(token, await this.key, { audience: audienceOf(this.domain), issuer: audienceOf(this.domain), algorithms: ['HS256'], currentDate: new Date(this.now()) }));
     } catch (e) {
       if (e instanceof joseErrors.JWTExpired) throw new MusterError('unauthenticated', 'credential expired');
       throw new MusterError('unauthenticated', 'credential not valid for this system');
