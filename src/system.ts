@@ -12,6 +12,7 @@ import type { UserProfile } from './domain/profile.ts';
 import type { GroupPolicy } from './domain/group-policy.ts';
 import { GroupManagementServer } from './gms/group-management-server.ts';
 import { SqliteGmsStore } from './adapters/sqlite-gms-store.ts';
+import { armStoreFaults, STORE_FAULTS_ENV } from './adapters/sqlite-fault-hook.ts';
 import { LocalGroupManagement } from './adapters/gms-local.ts';
 import { HttpGroupManagement } from './adapters/gms-http.ts';
 import { GmsOutboxSender } from './adapters/gms-outbox-sender.ts';
@@ -187,7 +188,17 @@ export async function openStores(config: SystemConfig, clock: Clock = systemCloc
     const gmsStore = new SqliteGmsStore(db);
     // The fast path: a GMS in this process is told inside the affiliation's transaction; one elsewhere, via the outbox.
     if (!config.gms) store.colocateGms(config.domain, gmsStore);
-    return { store, gmsStore, close: () => store.close() };
+    // Test-only: the store-fault tests make this store full or read-only while it runs (sqlite-fault-hook.ts).
+    const faultFile = process.env[STORE_FAULTS_ENV];
+    const disarm = faultFile ? armStoreFaults(db, faultFile) : () => undefined;
+    return {
+      store,
+      gmsStore,
+      close: () => {
+        disarm();
+        return store.close();
+      },
+    };
   }
   const { openPostgres } = await import('./adapters/postgres-store.ts');
   const pg = await openPostgres(config.store);
