@@ -8,7 +8,12 @@ import { unknownUserProfile } from '../domain/profile.ts';
 import { homeOf, ownGroups, type McServiceServer } from './context.ts';
 import { askPartners } from './ask-partners.ts';
 
-export async function affiliate(server: McServiceServer, req: AffiliationRequest): Promise<AffiliationResponse> {
+/** What a face may show while partner systems decide (the SIP face NOTIFYs these groups as `affiliating`). */
+export interface AffiliationProgress {
+  reserved(groupIds: McUri[]): void;
+}
+
+export async function affiliate(server: McServiceServer, req: AffiliationRequest, progress?: AffiliationProgress): Promise<AffiliationResponse> {
   // Step 1: the MC service client's affiliation request (parsed and authorised by the face).
   const { mcServiceId: userId, service, groupIds } = req;
   const profile = server.profiles.get(userId) ?? unknownUserProfile(userId);
@@ -31,6 +36,9 @@ export async function affiliate(server: McServiceServer, req: AffiliationRequest
     };
   });
   server.notifier.publish(events);
+  // 10.X.3.2 step 2 done: the reservations are stored, so a face can show them before the partners answer.
+  const reserved = verdicts.filter((v) => v.verdict === 'ask-partner' && v.reserve).map((v) => v.groupId);
+  if (reserved.length > 0) progress?.reserved(reserved);
   // Step 5b: the outbox row was written with the affiliation; its sender tells the GMS (in parallel with 5a).
   if (verdicts.some((v) => v.verdict === 'affiliate')) server.tellGmsSoon();
 

@@ -4,7 +4,7 @@ import type { McUri } from '../domain/ids.ts';
 import type { McService } from '../domain/services.ts';
 import type { GroupStatus } from '../domain/flows.ts';
 import type { McServiceServer } from './context.ts';
-import { affiliate } from './affiliate.ts';
+import { affiliate, type AffiliationProgress } from './affiliate.ts';
 import { deaffiliate } from './deaffiliate.ts';
 
 export interface AffiliationChange {
@@ -15,9 +15,9 @@ export interface AffiliationChange {
 }
 
 /** Statuses in the change's order: the groups to affiliate, then the groups to leave. */
-export async function applyAffiliationChange(server: McServiceServer, change: AffiliationChange): Promise<GroupStatus[]> {
+export async function applyAffiliationChange(server: McServiceServer, change: AffiliationChange, progress?: AffiliationProgress): Promise<GroupStatus[]> {
   // Leaving first frees N2 slots for the groups this same change asks to join.
   const left = change.deaffiliate.length ? (await deaffiliate(server, { mcServiceId: change.target, service: change.service, groupIds: change.deaffiliate })).status : [];
-  const joined = change.affiliate.length ? (await affiliate(server, { mcServiceId: change.target, service: change.service, groupIds: change.affiliate })).status : [];
+  const joined = change.affiliate.length ? (await affiliate(server, { mcServiceId: change.target, service: change.service, groupIds: change.affiliate }, progress)).status : [];
   return [...joined, ...left];
 }

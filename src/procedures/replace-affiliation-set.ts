@@ -7,12 +7,13 @@ import type { GroupStatus } from '../domain/flows.ts';
 import { publicationDelta } from '../domain/decisions/publication-set.ts';
 import type { McServiceServer } from './context.ts';
 import { applyAffiliationChange } from './apply-affiliation-change.ts';
+import type { AffiliationProgress } from './affiliate.ts';
 
-export async function replaceAffiliationSet(server: McServiceServer, userId: McUri, service: McService, wanted: readonly McUri[], groupAllowed: (g: McUri) => boolean): Promise<GroupStatus[]> {
+export async function replaceAffiliationSet(server: McServiceServer, userId: McUri, service: McService, wanted: readonly McUri[], groupAllowed: (g: McUri) => boolean, progress?: AffiliationProgress): Promise<GroupStatus[]> {
   const records = await server.store.affiliationsOfUser(userId, service);
   const delta = publicationDelta(wanted, new Map(records.map((r) => [r.groupId, r.state])));
   // Groups outside a limited remote-change right are refused one by one, the rest proceed.
   const refused: GroupStatus[] = [...delta.affiliate, ...delta.deaffiliate].filter((g) => !groupAllowed(g)).map((groupId) => ({ groupId, status: 'rejected', reason: 'not-authorised' }));
-  const applied = await applyAffiliationChange(server, { target: userId, service, affiliate: delta.affiliate.filter(groupAllowed), deaffiliate: delta.deaffiliate.filter(groupAllowed) });
+  const applied = await applyAffiliationChange(server, { target: userId, service, affiliate: delta.affiliate.filter(groupAllowed), deaffiliate: delta.deaffiliate.filter(groupAllowed) }, progress);
   return [...refused, ...applied];
 }

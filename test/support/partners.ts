@@ -40,6 +40,8 @@ export interface ThreeSystemsOptions {
   /** Police's routes to fire and to ambulance, given the systems' URLs (known before they start). */
   routes?: (urls: { police: string; fire: string; ambulance: string }) => Promise<{ toFire?: PartnerRoute; toAmbulance?: PartnerRoute }>;
   negotiationTimeoutSeconds?: number;
+  /** Police's `sip` configuration key, for tests of the SIP face with partner groups. */
+  policeSip?: Record<string, unknown>;
 }
 
 export interface ThreeSystems {
@@ -63,6 +65,7 @@ export async function startThreeSystems(opts: ThreeSystemsOptions = {}): Promise
     domain: P,
     http: { port: pp },
     secret: secret(),
+    ...(opts.policeSip ? { sip: opts.policeSip } : {}),
     partners: [
       { domain: F, url: urls.fire, secret: secrets.policeFire, ...route(routes.toFire) },
       { domain: A, url: urls.ambulance, secret: secrets.policeAmbulance, ...route(routes.toAmbulance) },

@@ -59,7 +59,9 @@ export async function publishUas(ctx: SipFaceContext, req: IncomingRequest, flow
     }
 
     const wanted = expires === 0 ? [] : pidf!.groups;
-    const status = await replaceAffiliationSet(ctx.server, served, service, wanted, right.groupAllowed);
+    // While partner systems decide, watchers get a NOTIFY with those groups `affiliating` (TS 24.379 §9.2.2.2.5).
+    const progress = { reserved: (): void => ctx.notifyWatchers(served, service) };
+    const status = await replaceAffiliationSet(ctx.server, served, service, wanted, right.groupAllowed, progress);
     let headers: HeaderList;
     if (expires === 0) {
       ctx.publications.remove(served, service);
