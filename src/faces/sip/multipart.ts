@@ -1,5 +1,6 @@
-// RFC 2046 §5.1 (multipart/mixed) and RFC 3261 §20.15 (Content-Type): split a body into typed parts.
+// RFC 2046 §5.1 (multipart/mixed) and RFC 3261 §20.15 (Content-Type): split a body into typed parts, and write one.
 import { MusterError } from '../../domain/errors.ts';
+import { randomBytes } from 'node:crypto';
 import { headerParam } from './parser.ts';
 
 const MAX_PARTS = 8;
@@ -28,4 +29,12 @@ export function parseMultipart(body: Buffer, contentType: string): { type: strin
     parts.push({ type: type ? mediaType(type) : 'text/plain', body: content.replace(/\r?\n$/, '') });
   }
   return parts;
+}
+
+/** RFC 2046 §5.1.1: a multipart/mixed body of typed parts, with a boundary that none of the parts contains. */
+export function renderMultipart(parts: readonly { type: string; body: string }[]): { contentType: string; bytes: Buffer } {
+  let boundary = `muster-${randomBytes(8).toString('hex')}`;
+  while (parts.some((p) => p.body.includes(boundary))) boundary = `muster-${randomBytes(8).toString('hex')}`;
+  const text = parts.map((p) => `--${boundary}\r\nContent-Type: ${p.type}\r\n\r\n${p.body}\r\n`).join('') + `--${boundary}--\r\n`;
+  return { contentType: `multipart/mixed;boundary=${boundary}`, bytes: Buffer.from(text, 'utf8') };
 }

@@ -3,7 +3,7 @@
 import type { AffiliationStatusDocument } from './pidf-render.ts';
 import { renderAffiliationStatus } from './pidf-render.ts';
 import { PIDF_TYPE } from './affiliation-document.ts';
-import { newBranch, type OutgoingRequest } from './outgoing-message.ts';
+import { newBranch, type HeaderList, type OutgoingRequest } from './outgoing-message.ts';
 import type { Subscription } from './subscription-state.ts';
 
 export interface LocalAddress {
@@ -20,24 +20,31 @@ export function buildNotify(
   doc: AffiliationStatusDocument,
 ): { request: OutgoingRequest; branch: string } {
   const branch = newBranch();
-  const host = local.address.includes(':') ? `[${local.address}]` : local.address;
-  sub.localCSeq += 1;
   const request: OutgoingRequest = {
     kind: 'request',
     method: 'NOTIFY',
     uri: sub.remoteTarget,
     headers: [
-      ['Via', `SIP/2.0/${local.transport} ${host}:${local.port};branch=${branch};rport`],
-      ['Max-Forwards', '70'],
-      ['From', `<${psi}>;tag=${sub.localTag}`],
-      ['To', sub.remoteFrom],
-      ['Call-ID', sub.callId],
-      ['CSeq', `${sub.localCSeq} NOTIFY`],
-      ['Contact', `<sip:${psi.replace(/^sips?:/, '').split('@')[0]}@${host}:${local.port};transport=${local.transport.toLowerCase()}>`],
+      ...inDialogHeaders(sub, psi, local, 'NOTIFY', branch),
       ['Event', sub.eventId ? `presence;id=${sub.eventId}` : 'presence'],
       ['Subscription-State', state.active ? `active;expires=${Math.max(0, state.expiresIn)}` : `terminated;reason=${state.reason}`],
     ],
     body: { contentType: PIDF_TYPE, bytes: Buffer.from(renderAffiliationStatus(doc), 'utf8') },
   };
   return { request, branch };
+}
+
+/** RFC 3261 §12.2.1.1: a request of ours inside the subscription's dialog; each takes the dialog's next local CSeq. */
+export function inDialogHeaders(sub: Subscription, psi: string, local: LocalAddress, method: string, branch: string): HeaderList {
+  const host = local.address.includes(':') ? `[${local.address}]` : local.address;
+  sub.localCSeq += 1;
+  return [
+    ['Via', `SIP/2.0/${local.transport} ${host}:${local.port};branch=${branch};rport`],
+    ['Max-Forwards', '70'],
+    ['From', `<${psi}>;tag=${sub.localTag}`],
+    ['To', sub.remoteFrom],
+    ['Call-ID', sub.callId],
+    ['CSeq', `${sub.localCSeq} ${method}`],
+    ['Contact', `<sip:${psi.replace(/^sips?:/, '').split('@')[0]}@${host}:${local.port};transport=${local.transport.toLowerCase()}>`],
+  ];
 }

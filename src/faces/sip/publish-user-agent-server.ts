@@ -6,6 +6,7 @@ import type { McService } from '../../domain/services.ts';
 import { MusterError } from '../../domain/errors.ts';
 import { decideChangeRight } from '../../domain/decisions/remote-change-right.ts';
 import { replaceAffiliationSet } from '../../procedures/replace-affiliation-set.ts';
+import { acceptChangesByPublication } from '../../procedures/accept-changes-by-publication.ts';
 import type { IncomingRequest } from './message.ts';
 import type { Flow } from './transport.ts';
 import type { HeaderList } from './outgoing-message.ts';
@@ -59,6 +60,8 @@ export async function publishUas(ctx: SipFaceContext, req: IncomingRequest, flow
     }
 
     const wanted = expires === 0 ? [] : pidf!.groups;
+    // TS 24.379 §9.2.1.5: the user's own new set is also its answer to the negotiated changes it fulfils.
+    if (sender === served && pidf) await acceptChangesByPublication(ctx.server, served, service, wanted);
     // While partner systems decide, watchers get a NOTIFY with those groups `affiliating` (TS 24.379 §9.2.2.2.5).
     const progress = { reserved: (): void => ctx.notifyWatchers(served, service) };
     const status = await replaceAffiliationSet(ctx.server, served, service, wanted, right.groupAllowed, progress);

@@ -18,11 +18,15 @@ import { subscribeUas, type SubscribeAnswer } from './subscribe-user-agent-serve
 import { buildNotify, type LocalAddress } from './notify-user-agent-client.ts';
 import type { Subscription } from './subscription-state.ts';
 import type { SipFaceContext } from './face-context.ts';
+import { messageUas } from './message-user-agent-server.ts';
+import { ChangeDelivery } from './change-delivery.ts';
+import { AFFILIATION_COMMAND_TYPE } from './affiliation-command.ts';
 
-const ALLOW = 'PUBLISH, SUBSCRIBE, OPTIONS';
+const ALLOW = 'PUBLISH, SUBSCRIBE, MESSAGE, OPTIONS';
 
 export class UserAgentCore implements TransportDelegate {
   readonly transactions: TransactionLayer;
+  private readonly changes: ChangeDelivery;
   private readonly locks = new Map<McUri, Promise<unknown>>();
   private readonly pending = new Map<string, { userId: McUri; service: McService }>();
   private readonly watching = new Map<McUri, () => void>();
@@ -35,6 +39,7 @@ export class UserAgentCore implements TransportDelegate {
     private readonly log: Logger,
   ) {
     this.transactions = new TransactionLayer(ctx.server.clock);
+    this.changes = new ChangeDelivery(ctx.server, ctx.psi, ctx.subscriptions, this.transactions, localOf, log);
   }
 
   /** The face context the user agent servers see, with this core's per-user lock and NOTIFY seam. */
@@ -86,9 +91,12 @@ export class UserAgentCore implements TransportDelegate {
         case 'PUBLISH':
           return { answer: await publishUas(this.context, req, flow) };
         case 'SUBSCRIBE':
-          return { answer: await subscribeUas(this.context, req, flow, (sub, end) => void this.notifySubscription(sub, end)) };
+          // A new or refreshed subscription is also where change requests that waited for this client go out.
+          return { answer: await subscribeUas(this.context, req, flow, (sub, end) => void this.notifySubscription(sub, end).then(() => (end ? undefined : this.changes.deliverWaiting(sub)))) };
+        case 'MESSAGE':
+          return { answer: await messageUas(this.context, req, flow) };
         case 'OPTIONS':
-          return { answer: { status: 200, headers: [['Allow', ALLOW], ['Allow-Events', 'presence'], ['Accept', 'application/pidf+xml, multipart/mixed']] } };
+          return { answer: { status: 200, headers: [['Allow', ALLOW], ['Allow-Events', 'presence'], ['Accept', `application/pidf+xml, multipart/mixed, ${Object.values(AFFILIATION_COMMAND_TYPE).join(', ')}`]] } };
         default:
           return { answer: { status: 405, headers: [['Allow', ALLOW]] } };
       }
@@ -141,6 +149,7 @@ export class UserAgentCore implements TransportDelegate {
     this.watching.set(
       userId,
       this.ctx.server.notifier.subscribe(userId, (event: ClientEvent) => {
+        if (event.type === 'affiliation-change') return this.changes.onEvent(userId, event);
         if (event.type !== 'affiliation-status') return;
         const service = (event.data as { service?: McService }).service;
         if (service) this.markPending(userId, service);

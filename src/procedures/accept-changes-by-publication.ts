@@ -1,0 +1,27 @@
+// TS 23.280 10.X.5.1.2 step 5 as TS 24.379 §9.2.1.5 carries it over SIP: client 2 answers a negotiated change by
+// publishing its new set of groups. Each waiting change that the set fulfils is answered `accepted` (and applied
+// by answerChange, so its result says what came of each group) before the publication itself is applied.
+import type { McUri } from '../domain/ids.ts';
+import type { McService } from '../domain/services.ts';
+import { MusterError } from '../domain/errors.ts';
+import { changesAcceptedByPublication } from '../domain/decisions/change-accepted-by-publication.ts';
+import type { McServiceServer } from './context.ts';
+import { answerChange } from './remote-change-negotiated.ts';
+
+/** The ids of the change requests this publication accepted. */
+export async function acceptChangesByPublication(server: McServiceServer, target: McUri, service: McService, published: readonly McUri[]): Promise<string[]> {
+  // Step 4 happened at client 2 (its user said yes); these are the requests still waiting for that answer.
+  const waiting = (await server.store.changesInState('asked')).filter((c) => c.target === target && c.service === service && c.mode === 'negotiated');
+  const accepted: string[] = [];
+  for (const id of changesAcceptedByPublication(waiting, published)) {
+    try {
+      // Step 5: client 2's affiliation change response; answerChange applies it and wakes client 1's request (step 6).
+      await answerChange(server, target, id, true);
+      accepted.push(id);
+    } catch (e) {
+      // The timeout or another answer won the race: the publication still stands as an ordinary one.
+      if (!(e instanceof MusterError && e.code === 'conflict')) throw e;
+    }
+  }
+  return accepted;
+}

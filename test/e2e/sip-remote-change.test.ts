@@ -1,0 +1,150 @@
+// Remote change over SIP (TS 24.379 §9.2.1.4, §9.2.1.5, Annex F.4) against a real server process, driven by sipp:
+// the affiliation command MESSAGE of a dispatcher, the MESSAGE to the target's client over its subscription's flow,
+// the target's answer (PUBLISH of its new set, or 603), refusals that store nothing, and HTTP <-> SIP visibility.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { Muster, call, freePort, secret } from '../support/harness.ts';
+import { sipp, type SippRun } from '../support/sipp.ts';
+import { MusterClient, type McEvent } from '../../src/client/muster-client.ts';
+
+const D = 'police.example';
+const PSI = `sip:mc-server@${D}`;
+const G = { patrol: `sip:patrol@${D}`, north: `sip:north@${D}`, south: `sip:south@${D}` };
+const u = (n: string): string => `sip:${n}@${D}`;
+const [dispatch, carol, bob, erin, frank, gina] = ['dispatch', 'carol', 'bob', 'erin', 'frank', 'gina'].map(u) as [string, string, string, string, string, string];
+
+let m: Muster;
+let sipPort: number;
+
+before(async () => {
+  sipPort = await freePort();
+  const people = [bob, erin, frank, gina, carol];
+  m = await Muster.start({
+    negotiationTimeoutSeconds: 20,
+    systems: [
+      {
+        name: 'police',
+        domain: D,
+        http: { port: await freePort() },
+        secret: secret(),
+        sip: { port: sipPort, trustedPeers: ['127.0.0.1'] },
+        users: [
+          { id: dispatch, services: ['mcptt'], n2: 3, groups: Object.values(G), remoteChange: true },
+          ...people.map((id) => ({ id, services: ['mcptt'], n2: 3, groups: Object.values(G) })),
+        ],
+        groups: Object.values(G).map((id) => ({ id, services: ['mcptt'], members: [dispatch, ...people] })),
+      },
+    ],
+  });
+});
+
+after(async () => {
+  await m?.stop();
+});
+
+async function groupsOf(user: string): Promise<string[]> {
+  const res = await call('GET', `${m.url()}/mc/v1/users/${encodeURIComponent(user)}/affiliations?service=mcptt`, await m.token(user));
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  return ((res.body as { affiliations: unknown }).affiliations as { groupId: string; state: string }[]).filter((a) => a.state === 'affiliated').map((a) => a.groupId).sort();
+}
+
+/** A user's event stream over HTTP (the SDK's SSE reader), collected until close(); waits are bounded. */
+async function eventsOf(user: string): Promise<{ events: McEvent[]; next: (match: (e: McEvent) => boolean, ms?: number) => Promise<McEvent>; close: () => void }> {
+  const client = new MusterClient({ server: m.url(), token: await m.token(user) });
+  const abort = new AbortController();
+  const events: McEvent[] = [];
+  void (async () => {
+    try {
+      for await (const e of client.events({ signal: abort.signal })) events.push(e);
+    } catch {
+      /* closed */
+    }
+  })();
+  const next = async (match: (e: McEvent) => boolean, ms = 5000): Promise<McEvent> => {
+    for (const deadline = Date.now() + ms; Date.now() < deadline; await new Promise((r) => setTimeout(r, 50))) {
+      const found = events.find(match);
+      if (found) return found;
+    }
+    throw new Error(`no such event within ${ms} ms; got ${JSON.stringify(events)}`);
+  };
+  await new Promise((r) => setTimeout(r, 200)); // the stream is open and its replay done
+  return { events, next, close: () => abort.abort() };
+}
+
+const changeEvent = (mode: string, target: string) => (e: McEvent): boolean => e.type === 'affiliation-change' && (e.data as { mode?: string; target?: string }).mode === mode && (e.data as { target?: string }).target === target;
+const resultOf = (res: { body: unknown }): { target: string; outcome: string; status: unknown[] } => (res.body as { results: { target: string; outcome: string; status: unknown[] }[] }).results[0]!;
+const settle = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+void test('(a) a dispatcher MESSAGE asks a negotiated change; the subscribed target gets the command, answers 200, PUBLISHes its new set; the change is accepted, visible over HTTP', async () => {
+  const sse = await eventsOf(bob);
+  const target = sipp('change-target-accepts.xml', { port: sipPort }, { psi: PSI, user: bob });
+  await settle(1500); // the target's subscription and first NOTIFY
+  const asked = await sipp('change-message.xml', { port: sipPort }, { psi: PSI, user: dispatch, tgt: bob });
+  assert.equal(asked.code, 0, asked.output);
+  const run = await target;
+  assert.equal(run.code, 0, run.output);
+  assert.match(run.messages, /MESSAGE sip:sipp@127\.0\.0\.1:\d+;transport=UDP SIP\/2\.0[\s\S]*Call-ID: 1-\d+@127\.0\.0\.1/, 'the MESSAGE came in the subscription dialog, to its Contact');
+
+  // The same change request, as HTTP/SSE clients see it, is over: accepted and applied.
+  const event = await sse.next(changeEvent('negotiated', bob));
+  sse.close();
+  assert.deepEqual({ actor: (event.data as { actor: string }).actor, affiliate: (event.data as { affiliate: string[] }).affiliate }, { actor: dispatch, affiliate: [G.south] });
+  assert.deepEqual(await groupsOf(bob), [G.south]);
+  const again = await call('POST', `${m.url()}/mc/v1/affiliation-changes/${(event.data as { id: string }).id}/answer`, await m.token(bob), { accept: false });
+  assert.equal(again.status, 409, JSON.stringify(again.body));
+  assert.match(JSON.stringify(again.body), /already accepted/);
+});
+
+void test('(b, c) a MESSAGE without the right is 403, malformed commands are 400 naming the field; nothing is stored', async () => {
+  const run = await sipp('change-message-refused.xml', { port: sipPort }, { psi: PSI, user: dispatch, other: carol, tgt: erin });
+  assert.equal(run.code, 0, run.output);
+  // Nothing waits for erin (a fresh stream replays every change request still waiting), and her groups are as they were.
+  const sse = await eventsOf(erin);
+  await settle(300);
+  sse.close();
+  assert.deepEqual(sse.events.filter((e) => e.type === 'affiliation-change'), []);
+  assert.deepEqual(await groupsOf(erin), []);
+});
+
+void test('(d) a mandatory change over HTTP reaches the SIP-subscribed target as a MESSAGE and a NOTIFY; the MESSAGE 200 acknowledges it', async () => {
+  const target = sipp('change-notification.xml', { port: sipPort }, { psi: PSI, user: erin });
+  await settle(1500);
+  const res = await call('POST', `${m.url()}/mc/v1/affiliation-changes`, await m.token(dispatch), { mcServiceId: dispatch, service: 'mcptt', mode: 'mandatory', targets: [erin], affiliate: [G.patrol] });
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  assert.equal(resultOf(res).outcome, 'applied');
+  const run: SippRun = await target;
+  assert.equal(run.code, 0, run.output);
+  // Acknowledged (step 7b): a fresh event stream no longer replays it as waiting.
+  let waiting: McEvent[] = [];
+  for (let i = 0; i < 20; i++) {
+    const sse = await eventsOf(erin);
+    sse.close();
+    waiting = sse.events.filter(changeEvent('mandatory', erin));
+    if (waiting.length === 0) break;
+    await settle(100);
+  }
+  assert.deepEqual(waiting, []);
+  assert.deepEqual(await groupsOf(erin), [G.patrol]);
+});
+
+void test('a negotiated change asked over HTTP while the target is offline reaches it as a MESSAGE when it subscribes; its PUBLISH answers the HTTP request', async () => {
+  const pending = call('POST', `${m.url()}/mc/v1/affiliation-changes`, await m.token(dispatch), { mcServiceId: dispatch, service: 'mcptt', mode: 'negotiated', targets: [frank], affiliate: [G.south] });
+  await settle(500); // stored and waiting; frank has no SIP subscription yet
+  const run = await sipp('change-target-accepts.xml', { port: sipPort }, { psi: PSI, user: frank });
+  assert.equal(run.code, 0, run.output);
+  const res = await pending;
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  assert.deepEqual(resultOf(res), { target: frank, outcome: 'applied', status: [{ groupId: G.south, status: 'affiliated' }] });
+  assert.deepEqual(await groupsOf(frank), [G.south]);
+});
+
+void test('a 603 Decline to the MESSAGE refuses a negotiated change: the HTTP request ends rejected-by-user, nothing applied', async () => {
+  const target = sipp('change-target-declines.xml', { port: sipPort }, { psi: PSI, user: gina });
+  await settle(1500);
+  const res = await call('POST', `${m.url()}/mc/v1/affiliation-changes`, await m.token(dispatch), { mcServiceId: dispatch, service: 'mcptt', mode: 'negotiated', targets: [gina], affiliate: [G.south] });
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  assert.equal(resultOf(res).outcome, 'rejected-by-user');
+  const run = await target;
+  assert.equal(run.code, 0, run.output);
+  assert.deepEqual(await groupsOf(gina), []);
+});
