@@ -33,6 +33,8 @@ export class HttpGroupManagement implements GroupManagement {
   private stopped = false;
   private stream: AbortController | undefined;
   private probing: Promise<'up' | 'down'> | undefined;
+  /** The GMS refused the credential (401/403) on its last answer: it is there, but of no use until that changes. */
+  private refused = false;
 
   constructor(
     private readonly config: GmsConfig,
@@ -72,8 +74,9 @@ export class HttpGroupManagement implements GroupManagement {
     return () => this.listeners.delete(listener);
   }
 
-  /** The GMS answers its /healthz within the bound (any answer of its own, 503 included, means it is there). */
+  /** The GMS answers its /healthz within the bound (any answer of its own, 503 included) and accepts the credential. */
   async health(): Promise<'up' | 'down'> {
+    if (this.refused) return 'down';
     this.probing ??= this.probe().finally(() => (this.probing = undefined));
     return this.probing;
   }
@@ -158,6 +161,7 @@ export class HttpGroupManagement implements GroupManagement {
       try {
         const res = await fetch(`${this.config.url}/gms/v1/policy/events`, { headers: { authorization: `Bearer ${this.config.credential}`, accept: 'text/event-stream' }, signal: ac.signal });
         clearTimeout(connectTimer);
+        this.noteCredential(res.status);
         if (res.status !== 200 || !res.body) throw new Error(`GMS answered ${res.status} to the policy subscription`);
         delay = RECONNECT_MIN_MS;
         this.log.info({ gms: this.config.url }, 'subscribed to GMS policy changes');
@@ -218,12 +222,20 @@ export class HttpGroupManagement implements GroupManagement {
   }
 
   private async request(method: 'GET' | 'POST', path: string, body?: unknown): Promise<Response> {
-    return fetch(`${this.config.url}${path}`, {
+    const res = await fetch(`${this.config.url}${path}`, {
       method,
       headers: { authorization: `Bearer ${this.config.credential}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
       signal: AbortSignal.timeout(this.config.timeoutMs),
     });
+    this.noteCredential(res.status);
+    return res;
+  }
+
+  private noteCredential(status: number): void {
+    const refused = status === 401 || status === 403;
+    if (refused && !this.refused) this.log.error({ gms: this.config.url, status }, 'the GMS refuses this server credential (gms.credential): issue a new one with muster token --server');
+    this.refused = refused;
   }
 }
 

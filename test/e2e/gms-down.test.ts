@@ -9,6 +9,9 @@ import Database from 'better-sqlite3';
 import { call, freePort, Muster, secret } from '../support/harness.ts';
 import { issueToken } from '../../src/faces/http/credentials.ts';
 import { sleep } from '../support/partners.ts';
+import pino from 'pino';
+import { HttpGroupManagement } from '../../src/adapters/gms-http.ts';
+import type { McUri } from '../../src/domain/ids.ts';
 
 const P = 'police.example';
 const alice = `sip:alice@${P}`;
@@ -216,4 +219,19 @@ void test('GMS killed: cached groups keep serving, an uncached group is refused 
   // The group that was refused is fetched now that the GMS answers.
   assert.deepEqual(await request(bob, 'affiliations', [south]), { [south]: 'affiliated' });
   assert.deepEqual(await assertGmsAgrees(), { ...expected, [south]: [bob] });
+});
+
+void test('a credential the GMS refuses: its groups are refused as unreachable (never taken as absent), health says down', async () => {
+  const forged = await issueToken({ secret: secret(), domain: P, subject: 'police-mc', role: 'server' });
+  const port = new HttpGroupManagement({ url: gms.url(), credential: forged, timeoutMs: GMS_TIMEOUT_MS }, pino({ level: 'silent' }));
+  try {
+    await port.ensurePolicies([patrol]);
+    assert.equal(port.policyOf(patrol), undefined);
+    assert.equal(port.unavailable(patrol), true);
+    assert.equal(await port.health(), 'down');
+    await assert.rejects(port.sendStatusUpdates([{ seq: 1, userId: alice as McUri, groupId: patrol as McUri, service: 'mcptt', status: 'deaffiliated' }]), /401/);
+  } finally {
+    port.close();
+  }
+  assert.deepEqual((await gmsMembers())[patrol], [alice]);
 });
