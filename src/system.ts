@@ -3,6 +3,7 @@ import pino, { type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import type { SystemConfig } from './config/config.ts';
 import { openSqlite, SqliteStore } from './adapters/sqlite-store.ts';
+import { checkpointInWorker } from './adapters/sqlite-checkpointer.ts';
 import { NatsFabric } from './adapters/nats-fabric.ts';
 import { FabricChangeOutcomes, FabricNotifier } from './adapters/fabric-links.ts';
 import type { Store } from './ports/store.ts';
@@ -53,6 +54,8 @@ export class McSystem {
     const clock = opts.clock ?? systemClock;
     const stores = await openStores(config, clock);
     const { store } = stores;
+    // A serving system checkpoints its SQLite WAL in a worker thread, never in the middle of a commit (issue 6).
+    if (store instanceof SqliteStore) checkpointInWorker(store.db, (message) => log.warn({ message }, 'WAL checkpoint failed; the next one retries'));
     // Several instances of one system share the store and learn each other's changes over the fabric.
     const fabric = config.nats ? await NatsFabric.connect(config.nats, config.domain, config.store, log) : undefined;
     const gms = await GroupManagementServer.open(stores.gmsStore, () => clock.now());

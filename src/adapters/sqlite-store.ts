@@ -24,6 +24,7 @@ import {
 import { MusterError } from '../domain/errors.ts';
 import { SQLITE_MIGRATIONS } from './sqlite-migrations.ts';
 import { groupCommitOf } from './sqlite-group-commit.ts';
+import { stopCheckpointing } from './sqlite-checkpointer.ts';
 import { uriIntern } from './uri-intern.ts';
 import type { SqliteGmsStore } from './sqlite-gms-store.ts';
 import { type Row, toAffiliationRecord, toAuditEntry, toChangeRecord, toClientEvent } from './store-rows.ts';
@@ -299,6 +300,7 @@ export class SqliteStore implements Store {
 
   async close(): Promise<void> {
     groupCommitOf(this.db).flush();
+    await stopCheckpointing(this.db);
     if (this.db.open) this.db.close();
   }
 
