@@ -11,14 +11,14 @@ const D = 'police.example';
 const PSI = `sip:mc-server@${D}`;
 const G = { patrol: `sip:patrol@${D}`, north: `sip:north@${D}`, south: `sip:south@${D}` };
 const u = (n: string): string => `sip:${n}@${D}`;
-const [dispatch, carol, bob, erin, frank, gina] = ['dispatch', 'carol', 'bob', 'erin', 'frank', 'gina'].map(u) as [string, string, string, string, string, string];
+const [dispatch, carol, bob, erin, frank, gina, hank] = ['dispatch', 'carol', 'bob', 'erin', 'frank', 'gina', 'hank'].map(u) as [string, string, string, string, string, string, string];
 
 let m: Muster;
 let sipPort: number;
 
 before(async () => {
   sipPort = await freePort();
-  const people = [bob, erin, frank, gina, carol];
+  const people = [bob, erin, frank, gina, hank, carol];
   m = await Muster.start({
     negotiationTimeoutSeconds: 20,
     systems: [
@@ -136,6 +136,17 @@ void test('a negotiated change asked over HTTP while the target is offline reach
   assert.equal(res.status, 200, JSON.stringify(res.body));
   assert.deepEqual(resultOf(res), { target: frank, outcome: 'applied', status: [{ groupId: G.south, status: 'affiliated' }] });
   assert.deepEqual(await groupsOf(frank), [G.south]);
+});
+
+void test('over TCP the MESSAGE goes back over the target client\'s own connection, and its PUBLISH on it accepts', async () => {
+  const target = sipp('change-target-accepts.xml', { port: sipPort }, { psi: PSI, user: hank }, { transport: 't1' });
+  await settle(1500);
+  const asked = await sipp('change-message.xml', { port: sipPort }, { psi: PSI, user: dispatch, tgt: hank });
+  assert.equal(asked.code, 0, asked.output);
+  const run = await target;
+  assert.equal(run.code, 0, run.output);
+  assert.match(run.messages, /TCP message received \[\d+\] bytes :\s+MESSAGE sip:sipp@127\.0\.0\.1:\d+;transport=TCP SIP\/2\.0/);
+  assert.deepEqual(await groupsOf(hank), [G.south]);
 });
 
 void test('a 603 Decline to the MESSAGE refuses a negotiated change: the HTTP request ends rejected-by-user, nothing applied', async () => {
