@@ -132,8 +132,13 @@ export class McSystem {
     const sweep = setInterval(() => void this.server.store.sweepReservations(this.server.clock.now() - RESERVATION_SWEEP_MS).catch(() => undefined), RESERVATION_SWEEP_MS);
     // Negotiations asked by an instance that is gone still end on time (the conditional update makes it once).
     const expiry = setInterval(() => void expireChanges(this.server).catch(() => undefined), 1000);
-    // Retention: events older than eventRetentionHours go, hourly and once at start (unanswered change requests stay).
-    const prune = (): void => void this.server.store.pruneEvents(this.server.clock.now() - this.config.eventRetentionMs).catch(() => undefined);
+    // Retention, hourly and once at start: events older than eventRetentionHours (unanswered change requests stay),
+    // audit entries older than auditRetentionDays.
+    const prune = (): void => {
+      const now = this.server.clock.now();
+      void this.server.store.pruneEvents(now - this.config.eventRetentionMs).catch((err: unknown) => this.log.warn({ err }, 'event retention failed; retried in an hour'));
+      void this.server.store.pruneAudit(now - this.config.auditRetentionMs).catch((err: unknown) => this.log.warn({ err }, 'audit retention failed; retried in an hour'));
+    };
     prune();
     const retention = setInterval(prune, 3600_000);
     sweep.unref();

@@ -69,6 +69,7 @@ const Q = {
   ofGroup: { name: 'muster-of-group', text: 'SELECT * FROM affiliations WHERE group_id = $1 ORDER BY service, user_id' },
   ofGroupService: { name: 'muster-of-group-service', text: 'SELECT * FROM affiliations WHERE group_id = $1 AND service = $2 ORDER BY user_id' },
   sweep: { name: 'muster-sweep', text: "DELETE FROM affiliations WHERE state = 'reserved' AND updated_at < $1" },
+  pruneAudit: { name: 'muster-prune-audit', text: 'DELETE FROM audit_log WHERE at < $1' },
   pruneEvents: {
     name: 'muster-prune-events',
     text: `DELETE FROM events e WHERE e.created_at < $1 AND NOT (e.type = 'affiliation-change' AND EXISTS (
@@ -233,6 +234,10 @@ export class PostgresStore implements Store {
     const rows = entries.map(auditRow);
     const cols = AUDIT_COLUMNS.map((_, k) => rows.map((r) => r[k]));
     await this.run({ ...Q.audit, values: cols });
+  }
+
+  async pruneAudit(before: number): Promise<number> {
+    return (await this.run({ ...Q.pruneAudit, values: [before] })).rowCount ?? 0;
   }
 
   async queryAudit(filter: AuditFilter): Promise<AuditEntry[]> {

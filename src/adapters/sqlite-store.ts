@@ -99,6 +99,7 @@ export class SqliteStore implements Store {
       ),
       getChange: db.prepare('SELECT * FROM change_requests WHERE id = ? AND target = ?'),
       changesInState: db.prepare('SELECT * FROM change_requests WHERE state = ? ORDER BY created_at'),
+      pruneAudit: db.prepare('DELETE FROM audit_log WHERE at < ?'),
       audit: db.prepare(
         'INSERT INTO audit_log (id, at, subject, role, on_behalf_of, action, service, groups, http_status, error_code, result) VALUES (@id, @at, @subject, @role, @onBehalfOf, @action, @service, @groups, @httpStatus, @errorCode, @result)',
       ),
@@ -216,6 +217,10 @@ export class SqliteStore implements Store {
   async appendAudit(entries: NewAuditEntry[]): Promise<void> {
     // Through the group commit: an entry shares the transaction (and the fsync) of the writes around it.
     if (entries.length > 0) await this.write(() => entries.forEach((e) => this.q.audit.run(auditParams({ ...e, id: null }))));
+  }
+
+  async pruneAudit(before: number): Promise<number> {
+    return this.write(() => this.q.pruneAudit.run(before).changes);
   }
 
   async queryAudit(filter: AuditFilter): Promise<AuditEntry[]> {

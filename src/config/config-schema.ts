@@ -88,6 +88,8 @@ export const ConfigSchema = Type.Object(
     partnerTimeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 600000 })),
     /** How long client events are kept (change requests still waiting for their target are kept regardless). */
     eventRetentionHours: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 87600 })),
+    /** How long audit entries are kept (an operator's record of who changed what). */
+    auditRetentionDays: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 36500 })),
     dataDir: Type.Optional(Str),
     logLevel: Type.Optional(Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const)),
     /** Token bucket per credential subject, per server instance (issue 7): `perSecond` refill, up to `burst` at once. */

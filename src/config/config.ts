@@ -46,6 +46,7 @@ export interface SystemConfig {
   groups: GroupPolicy[];
   negotiationTimeoutMs: number;
   eventRetentionMs: number;
+  auditRetentionMs: number;
   dataDir: string;
   logLevel: string;
   /** Per credential subject and server instance (issue 7). */
@@ -230,6 +231,7 @@ export function resolveConfig(raw: unknown, baseDir = process.cwd()): SystemConf
       rateLimit: { perSecond: cfg.rateLimit?.perSecond ?? DEFAULT_RATE_LIMIT.perSecond, burst: cfg.rateLimit?.burst ?? DEFAULT_RATE_LIMIT.burst },
       maxInFlight: cfg.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT,
       eventRetentionMs: Math.round((cfg.eventRetentionHours ?? 168) * 3600_000),
+      auditRetentionMs: Math.round((cfg.auditRetentionDays ?? 365) * 86_400_000),
     };
   });
 }

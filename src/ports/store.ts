@@ -183,6 +183,8 @@ export interface Store {
   appendAudit(entries: NewAuditEntry[]): Promise<void>;
   /** Audit entries matching every given filter, oldest first (ids increasing), at most `limit`. */
   queryAudit(filter: AuditFilter): Promise<AuditEntry[]>;
+  /** Retention: removes audit entries older than `before` (epoch ms); returns how many went. */
+  pruneAudit(before: number): Promise<number>;
 
   /** Everything stored, read in one consistent snapshot. */
   dump(): Promise<StoreDump>;

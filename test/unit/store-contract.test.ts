@@ -584,6 +584,15 @@ function contract(backend: Backend): void {
       assert.equal((await old.store.dump()).events.length, dump.events.length);
     });
 
+    void test('audit retention: pruneAudit removes entries older than the cut-off only, from any instance', async () => {
+      const { store, second } = await backend.fresh();
+      const entry = (at: number): NewAuditEntry => ({ at, subject: alice, role: 'user', onBehalfOf: alice, action: 'affiliation', service: 'mcptt', groups: [g(1)], httpStatus: 200, errorCode: null, result: null });
+      await store.appendAudit([entry(1000), entry(2000), entry(3000)]);
+      assert.equal(await second.pruneAudit(2000), 1, 'only the entry before the cut-off goes');
+      assert.deepEqual((await store.queryAudit({ limit: 10 })).map((e) => e.at), [2000, 3000]);
+      assert.equal(await store.pruneAudit(2000), 0, 'pruning again removes nothing');
+    });
+
     void test('GMS: putGroup counts revisions from 1, get, all, delete', async () => {
       const { gms } = await backend.fresh();
       assert.equal(await gms.getGroup(g(1)), undefined);
