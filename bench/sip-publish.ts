@@ -3,7 +3,8 @@
 // publication (de-affiliation), so every PUBLISH changes state; users come from an injection file of the 10,000
 // users the Muster system knows. Muster trusts 127.0.0.1 (P-Asserted-Identity), so no credential is checked per
 // PUBLISH; Kamailio checks none either. Needs sipp, kamailio and its presence modules (see README).
-//   node --import tsx bench/sip-publish.ts [--seconds 10] [--limit 64] [--users 10000] [--runs 1] [--kamailio-workers 2]
+//   node --import tsx bench/sip-publish.ts [--seconds 10] [--limit 64] [--users 10000] [--runs 3] [--kamailio-workers 2]
+// (three runs of 10 s per server, medians: about 80 s in all)
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -15,7 +16,7 @@ import { arg, benchConfig, groupCount, groupsOf, user, writeResults } from './wo
 const SECONDS = arg('--seconds', 10);
 const LIMIT = arg('--limit', 64);
 const USERS = arg('--users', 10_000);
-const RUNS = arg('--runs', 1);
+const RUNS = arg('--runs', 3);
 const KAMAILIO_WORKERS = arg('--kamailio-workers', 2);
 const COMMAND = `node --import tsx bench/sip-publish.ts --seconds ${SECONDS} --limit ${LIMIT} --users ${USERS} --runs ${RUNS} --kamailio-workers ${KAMAILIO_WORKERS}`;
 const PSI = 'sip:mc-server@bench.example';
@@ -43,33 +44,42 @@ function writeUsers(): string {
   return file;
 }
 
-/** Runs the PUBLISH load for SECONDS against 127.0.0.1:port and reads sipp's statistics and response times. */
+/**
+ * Runs the PUBLISH load against 127.0.0.1:port for a first second (ramp-up, not counted) and SECONDS more, then
+ * stops sipp, and reads its statistics (dumped every second) and the response time of each PUBLISH. sipp is stopped
+ * rather than left to its -timeout: on quitting it waits for calls still open, which can take until their timers.
+ */
 async function publishLoad(what: string, port: number, usersFile: string): Promise<SipFigures> {
   const work = mkdtempSync(join(dir, 'sipp-'));
   const args = [`127.0.0.1:${port}`, '-sf', join(ROOT, 'bench/sipp/publish-load.xml'), '-inf', usersFile, '-key', 'psi', PSI, '-t', 'u1', '-i', '127.0.0.1', '-p', String(await freePort()),
     // As fast as the server answers, at most LIMIT calls outstanding (a closed loop, like autocannon's connections).
-    '-r', '100000', '-l', String(LIMIT), '-timeout', String(SECONDS), '-nostdin', '-trace_stat', '-stf', 'stat.csv', '-fd', '1', '-trace_rtt', '-rtt_freq', '100'];
-  const code = await new Promise<number>((resolve) => {
+    '-r', '100000', '-l', String(LIMIT), '-nostdin', '-trace_stat', '-stf', 'stat.csv', '-fd', '1', '-trace_rtt', '-rtt_freq', '100'];
+  await new Promise<void>((resolve) => {
     const p = spawn('sipp', args, { cwd: work, stdio: 'ignore' });
-    const t = setTimeout(() => p.kill('SIGKILL'), (SECONDS + 20) * 1000);
-    p.on('exit', (c) => {
-      clearTimeout(t);
-      resolve(c ?? -1);
+    const stop = setTimeout(() => p.kill('SIGTERM'), (SECONDS + 1.5) * 1000);
+    const kill = setTimeout(() => p.kill('SIGKILL'), (SECONDS + 10) * 1000);
+    p.on('exit', () => {
+      clearTimeout(stop);
+      clearTimeout(kill);
+      resolve();
     });
   });
   const rows = readFileSync(join(work, 'stat.csv'), 'utf8').trim().split('\n').map((l) => l.split(';'));
   const header = rows[0]!;
+  const col = (row: string[], name: string): string => row[header.indexOf(name)] ?? '';
+  const at = (row: string[]): number => Number(col(row, 'CurrentTime').split('\t')[2]);
+  const succeeded = (row: string[]): number => Number(col(row, 'SuccessfulCall(C)'));
+  // The counted window: from the first dump after one second to the last dump.
+  const first = rows.slice(1).find((r) => at(r) - at(rows[1]!) >= 1);
   const last = rows[rows.length - 1]!;
-  const col = (name: string): string => last[header.indexOf(name)] ?? '';
-  const epoch = (stamp: string): number => Number(stamp.split('\t')[2]);
-  const seconds = epoch(col('CurrentTime')) - epoch(col('StartTime'));
-  const calls = Number(col('SuccessfulCall(C)'));
-  if (!(seconds > 0) || Number.isNaN(calls)) throw new Error(`sipp (exit ${code}) left no statistics for ${what}`);
+  const seconds = first ? at(last) - at(first) : NaN;
+  if (!first || !(seconds > 0)) throw new Error(`sipp left too few statistics for ${what}: ${rows.length - 1} dumps`);
+  const calls = succeeded(last) - succeeded(first);
   // Response time of every PUBLISH (rtd 1: the affiliation, rtd 2: the removal), whole milliseconds.
   const rttFile = readdirSync(work).find((f) => f.endsWith('_rtt.csv'));
   const rtts = rttFile ? readFileSync(join(work, rttFile), 'utf8').trim().split('\n').slice(1).map((l) => Number(l.split(';')[1])).sort((a, b) => a - b) : [];
   const pct = (q: number): number => rtts[Math.min(rtts.length - 1, Math.floor(q * rtts.length))] ?? NaN;
-  return { what, publishPerSecond: (2 * calls) / seconds, p50: pct(0.5), p99: pct(0.99), calls, failedCalls: Number(col('FailedCall(C)')), retransmissions: Number(col('Retransmissions(C)')) };
+  return { what, publishPerSecond: (2 * calls) / seconds, p50: pct(0.5), p99: pct(0.99), calls, failedCalls: Number(col(last, 'FailedCall(C)')), retransmissions: Number(col(last, 'Retransmissions(C)')) };
 }
 
 /** Kamailio with presence + presence_xml on loopback UDP, in the foreground, its own runtime directory and tables. */
