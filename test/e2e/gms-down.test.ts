@@ -225,9 +225,9 @@ void test('a credential the GMS refuses: its groups are refused as unreachable (
   const forged = await issueToken({ secret: secret(), domain: P, subject: 'police-mc', role: 'server' });
   const port = new HttpGroupManagement({ url: gms.url(), credential: forged, timeoutMs: GMS_TIMEOUT_MS }, pino({ level: 'silent' }));
   try {
-    await port.ensurePolicies([patrol]);
-    assert.equal(port.policyOf(patrol), undefined);
-    assert.equal(port.unavailable(patrol), true);
+    await port.ensurePolicies([patrol as McUri]);
+    assert.equal(port.policyOf(patrol as McUri), undefined);
+    assert.equal(port.unavailable(patrol as McUri), true);
     assert.equal(await port.health(), 'down');
     await assert.rejects(port.sendStatusUpdates([{ seq: 1, userId: alice as McUri, groupId: patrol as McUri, service: 'mcptt', status: 'deaffiliated' }]), /401/);
   } finally {
