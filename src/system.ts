@@ -92,6 +92,8 @@ export class McSystem {
       log.info({ users: config.users.length, groups: config.groups.length }, 'empty store seeded from the configuration');
     }
     const outbox = new GmsOutboxSender(store, gmsPort, log);
+    // A GMS elsewhere that answers again gets the waiting updates at once, not after the sender's back-off.
+    if (gmsPort instanceof HttpGroupManagement) gmsPort.onReconnect(() => outbox.kick());
     const server: McServiceServer = {
       domain: config.domain,
       store,

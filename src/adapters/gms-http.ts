@@ -29,6 +29,7 @@ export class HttpGroupManagement implements GroupManagement {
   /** One fetch per group at a time: concurrent requests for an uncached group share it. */
   private readonly fetching = new Map<McUri, Promise<void>>();
   private readonly listeners = new Set<(groupId: McUri) => void>();
+  private readonly reconnectListeners = new Set<() => void>();
   private downUntil = 0;
   private stopped = false;
   private stream: AbortController | undefined;
@@ -72,6 +73,12 @@ export class HttpGroupManagement implements GroupManagement {
   onPolicyChange(listener: (groupId: McUri) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  /** Called each time the subscription is (re)established: the GMS answers again, so waiting updates can go now. */
+  onReconnect(listener: () => void): () => void {
+    this.reconnectListeners.add(listener);
+    return () => this.reconnectListeners.delete(listener);
   }
 
   /** The GMS answers its /healthz within the bound (any answer of its own, 503 included) and accepts the credential. */
@@ -153,6 +160,8 @@ export class HttpGroupManagement implements GroupManagement {
   /** The subscription (10.X.3.2 step 4a): connect, then re-read what was cached, then follow the events. */
   private async subscribe(): Promise<void> {
     let delay = RECONNECT_MIN_MS;
+    /** One warning per outage, not one per attempt. */
+    let warned = false;
     while (!this.stopped) {
       const ac = new AbortController();
       this.stream = ac;
@@ -164,13 +173,18 @@ export class HttpGroupManagement implements GroupManagement {
         this.noteCredential(res.status);
         if (res.status !== 200 || !res.body) throw new Error(`GMS answered ${res.status} to the policy subscription`);
         delay = RECONNECT_MIN_MS;
+        warned = false;
         this.log.info({ gms: this.config.url }, 'subscribed to GMS policy changes');
+        this.reconnectListeners.forEach((l) => l());
         // Changes made while unsubscribed were not heard: read every cached group again (subscribe first, then read).
         void this.refreshCached();
         await this.follow(res.body);
       } catch (e) {
         if (this.stopped) return;
-        this.log.warn({ gms: this.config.url, err: (e as Error).message, retryInMs: delay }, 'GMS policy subscription lost; cached policies keep serving');
+        const detail = { gms: this.config.url, err: (e as Error).message, retryInMs: delay };
+        if (warned) this.log.debug(detail, 'GMS policy subscription still down');
+        else this.log.warn(detail, 'GMS policy subscription lost; cached policies keep serving');
+        warned = true;
       } finally {
         clearTimeout(connectTimer);
       }

@@ -167,7 +167,7 @@ void test('GMS up: policies come from the remote GMS, its policy changes reach t
   assert.deepEqual((await gmsMembers())[south], []);
 });
 
-void test('GMS killed: cached groups keep serving, an uncached group is refused on its own in bounded time, updates wait in order; back: delivered in order, repeats harmless', async () => {
+void test('GMS killed: cached groups keep serving, an uncached group is refused on its own in bounded time, updates wait in order; back: delivered in order, repeats harmless', async (t) => {
   await gms.kill();
   // /healthz: the GMS down, degraded, answered within the probe's bound.
   const h = await waitFor('health shows the GMS down', health, (x) => x.gms === 'down', 5000);
@@ -200,7 +200,12 @@ void test('GMS killed: cached groups keep serving, an uncached group is refused 
 
   // The GMS back: the outbox drains, in order (bob is not in north, alice is in patrol), and empties.
   await gms.spawn();
+  const back = Date.now();
   assert.deepEqual(await assertGmsAgrees(), expected);
+  // The subscription's reconnection (at most 2 s apart) wakes the outbox sender, whatever its back-off.
+  const deliveredMs = Date.now() - back;
+  assert.ok(deliveredMs < 4000, `delivered ${deliveredMs} ms after the GMS was back`);
+  t.diagnostic(`queued updates delivered ${deliveredMs} ms after the GMS was back`);
   await waitFor('outbox drained', async () => outbox(), (o) => o.length === 0);
   await waitFor('health shows the GMS up', health, (x) => x.gms === 'up' && x.status === 200, 5000);
 
