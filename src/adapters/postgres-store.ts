@@ -9,6 +9,7 @@ import type { UserProfile } from '../domain/profile.ts';
 import type { HeldState } from '../domain/decisions/group-home.ts';
 import {
   highest,
+  type AcrossDomainsQuery,
   type AffiliationRecord,
   type AffiliationWrite,
   type AuditEntry,
@@ -68,6 +69,13 @@ const Q = {
   ofUserService: { name: 'muster-of-user-service', text: 'SELECT * FROM affiliations WHERE user_id = $1 AND service = $2 ORDER BY group_id' },
   ofGroup: { name: 'muster-of-group', text: 'SELECT * FROM affiliations WHERE group_id = $1 ORDER BY service, user_id' },
   ofGroupService: { name: 'muster-of-group-service', text: 'SELECT * FROM affiliations WHERE group_id = $1 AND service = $2 ORDER BY user_id' },
+  // A domain is what follows the last '@', so '@' + domain as the ID's end names it exactly.
+  acrossDomains: {
+    name: 'muster-across-domains',
+    text: `SELECT * FROM affiliations WHERE right(user_id, length($1)) = $1 AND right(group_id, length($2)) = $2
+             AND (user_id, service, group_id) > ($3, $4, $5) AND ($6::text IS NULL OR (user_id, service, group_id) <= ($6, $7, $8))
+             ORDER BY user_id, service, group_id LIMIT $9`,
+  },
   sweep: { name: 'muster-sweep', text: "DELETE FROM affiliations WHERE state = 'reserved' AND updated_at < $1" },
   pruneAudit: { name: 'muster-prune-audit', text: 'DELETE FROM audit_log WHERE at < $1' },
   pruneEvents: {
@@ -153,6 +161,12 @@ export class PostgresStore implements Store {
   async affiliationsOfGroup(groupId: McUri, service?: McService): Promise<AffiliationRecord[]> {
     const q = service ? { ...Q.ofGroupService, values: [groupId, service] } : { ...Q.ofGroup, values: [groupId] };
     return (await this.query(q)).map(toAffiliationRecord);
+  }
+
+  async affiliationsAcrossDomains(q: AcrossDomainsQuery): Promise<AffiliationRecord[]> {
+    const after = [q.after?.userId ?? '', q.after?.service ?? '', q.after?.groupId ?? ''];
+    const through = [q.through?.userId ?? null, q.through?.service ?? null, q.through?.groupId ?? null];
+    return (await this.query({ ...Q.acrossDomains, values: [`@${q.userDomain}`, `@${q.groupDomain}`, ...after, ...through, q.limit] })).map(toAffiliationRecord);
   }
 
   async pruneEvents(before: number): Promise<number> {

@@ -9,6 +9,7 @@ import type { UserProfile } from '../domain/profile.ts';
 import type { HeldState } from '../domain/decisions/group-home.ts';
 import {
   highest,
+  type AcrossDomainsQuery,
   type AffiliationRecord,
   type AffiliationWrite,
   type AuditEntry,
@@ -83,6 +84,12 @@ export class SqliteStore implements Store {
       ofGroup: db.prepare('SELECT * FROM affiliations WHERE group_id = ? ORDER BY service, user_id'),
       ofGroupService: db.prepare('SELECT * FROM affiliations WHERE group_id = ? AND service = ? ORDER BY user_id'),
       sweep: db.prepare("DELETE FROM affiliations WHERE state = 'reserved' AND updated_at < ?"),
+      // A domain is what follows the last '@', so '@' + domain as the ID's end names it exactly.
+      acrossDomains: db.prepare(
+        `SELECT * FROM affiliations WHERE substr(user_id, -length(@ud)) = @ud AND substr(group_id, -length(@gd)) = @gd
+           AND (user_id, service, group_id) > (@au, @as, @ag) AND (@tu IS NULL OR (user_id, service, group_id) <= (@tu, @ts, @tg))
+           ORDER BY user_id, service, group_id LIMIT @limit`,
+      ),
       pruneEvents: db.prepare(
         `DELETE FROM events WHERE created_at < ? AND NOT (type = 'affiliation-change' AND EXISTS (
            SELECT 1 FROM change_requests c WHERE c.target = events.user_id AND c.id = json_extract(events.data, '$.id') AND c.state IN ('told', 'asked')))`,
@@ -135,6 +142,21 @@ export class SqliteStore implements Store {
 
   async affiliationsOfGroup(groupId: McUri, service?: McService): Promise<AffiliationRecord[]> {
     return ((service ? this.q.ofGroupService.all(groupId, service) : this.q.ofGroup.all(groupId)) as Row[]).map(toAffiliationRecord);
+  }
+
+  async affiliationsAcrossDomains(q: AcrossDomainsQuery): Promise<AffiliationRecord[]> {
+    const rows = this.q.acrossDomains.all({
+      ud: `@${q.userDomain}`,
+      gd: `@${q.groupDomain}`,
+      au: q.after?.userId ?? '',
+      as: q.after?.service ?? '',
+      ag: q.after?.groupId ?? '',
+      tu: q.through?.userId ?? null,
+      ts: q.through?.service ?? null,
+      tg: q.through?.groupId ?? null,
+      limit: q.limit,
+    }) as Row[];
+    return rows.map(toAffiliationRecord);
   }
 
   async pruneEvents(before: number): Promise<number> {

@@ -12,6 +12,24 @@ export interface AffiliationRecord {
   updatedAt: number;
 }
 
+/** Where an affiliation record sorts: user, service, group, in byte order (partner re-synchronisation pages by it). */
+export interface AffiliationKey {
+  userId: McUri;
+  service: McService;
+  groupId: McUri;
+}
+
+/** Records whose user is of `userDomain` and group of `groupDomain`, in key order, within (after, through]. */
+export interface AcrossDomainsQuery {
+  userDomain: string;
+  groupDomain: string;
+  /** Exclusive; none: from the first key. */
+  after?: AffiliationKey;
+  /** Inclusive; none: to the last key. */
+  through?: AffiliationKey;
+  limit: number;
+}
+
 /** A group affiliation status update (10.X.2.3) waiting in the outbox until the GMS confirmed it. */
 export interface GmsStatusUpdate {
   seq: number;
@@ -153,6 +171,8 @@ export interface Store {
   changeAffiliations<T>(userId: McUri, service: McService, decide: (held: HeldGroups) => AffiliationWrite<T>): Promise<{ result: T; events: ClientEvent[] }>;
   affiliationsOfUser(userId: McUri, service?: McService): Promise<AffiliationRecord[]>;
   affiliationsOfGroup(groupId: McUri, service?: McService): Promise<AffiliationRecord[]>;
+  /** Partner re-synchronisation: one system's users in another system's groups, a page at a time (reserved rows included). */
+  affiliationsAcrossDomains(q: AcrossDomainsQuery): Promise<AffiliationRecord[]>;
   /** Removes reservations older than `before` (epoch ms) left by a crash while a partner was asked. */
   sweepReservations(before: number): Promise<number>;
   /**

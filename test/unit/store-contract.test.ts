@@ -222,6 +222,34 @@ function contract(backend: Backend): void {
       assert.deepEqual(await store.affiliationsOfUser(uri('sip:nobody@police.example')), []);
     });
 
+    void test('affiliationsAcrossDomains: one domain\'s users in another\'s groups, in key order, paged within (after, through]', async () => {
+      const { store } = await backend.fresh();
+      const fire = (n: string): McUri => uri(`sip:${n}@fire.example`);
+      const put = (user: McUri, service: McService, groups: McUri[], state: 'affiliated' | 'reserved' = 'affiliated') =>
+        store.changeAffiliations(user, service, () => ({ put: groups.map((groupId) => ({ groupId, state })), remove: [], tellGms: [], events: [], result: null }));
+      await put(alice, 'mcptt', [fire('engine'), fire('rescue'), g(1), uri('sip:x@sub.fire.example')]);
+      await put(alice, 'mcdata', [fire('engine')], 'reserved');
+      await put(bob, 'mcptt', [fire('engine')]);
+      await put(uri('sip:fred@fire.example'), 'mcptt', [fire('engine')]);
+      await put(uri('sip:eve@xpolice.example'), 'mcptt', [fire('engine')]);
+      const key = (r: { userId: string; service: string; groupId: string }) => `${r.userId} ${r.service} ${r.groupId}`;
+      const all = await store.affiliationsAcrossDomains({ userDomain: 'police.example', groupDomain: 'fire.example', limit: 100 });
+      assert.deepEqual(all.map(key), [
+        `${alice} mcdata ${fire('engine')}`,
+        `${alice} mcptt ${fire('engine')}`,
+        `${alice} mcptt ${fire('rescue')}`,
+        `${bob} mcptt ${fire('engine')}`,
+      ]);
+      assert.equal(all[0]!.state, 'reserved');
+      const first = await store.affiliationsAcrossDomains({ userDomain: 'police.example', groupDomain: 'fire.example', limit: 2 });
+      assert.deepEqual(first.map(key), all.slice(0, 2).map(key));
+      const rest = await store.affiliationsAcrossDomains({ userDomain: 'police.example', groupDomain: 'fire.example', after: first[1]!, limit: 100 });
+      assert.deepEqual(rest.map(key), all.slice(2).map(key));
+      const between = await store.affiliationsAcrossDomains({ userDomain: 'police.example', groupDomain: 'fire.example', after: all[0]!, through: all[2]!, limit: 100 });
+      assert.deepEqual(between.map(key), all.slice(1, 3).map(key));
+      assert.deepEqual(await store.affiliationsAcrossDomains({ userDomain: 'fire.example', groupDomain: 'police.example', limit: 100 }), []);
+    });
+
     void test('a group put twice in one write keeps the last state; put then remove of the same group removes it', async () => {
       const { store } = await backend.fresh();
       await store.changeAffiliations(alice, 'mcptt', () => ({
