@@ -47,6 +47,24 @@ export const POSTGRES_MIGRATIONS: string[] = [
   CREATE INDEX audit_log_by_on_behalf_of ON audit_log (on_behalf_of, id);
   CREATE INDEX audit_log_by_at ON audit_log (at);
   `,
+  // 3: the SIP face's publications and subscriptions (src/faces/sip/README.md), shared by every instance.
+  `
+  CREATE TABLE sip_publications (
+    user_id TEXT COLLATE "C" NOT NULL, service TEXT COLLATE "C" NOT NULL, etag TEXT COLLATE "C" NOT NULL,
+    expires BIGINT NOT NULL, expires_at BIGINT, p_id TEXT, tuple_id TEXT, PRIMARY KEY (user_id, service),
+    CONSTRAINT sip_publications_etag_key UNIQUE (etag)
+  );
+  CREATE INDEX sip_publications_by_expiry ON sip_publications (expires_at) WHERE expires_at IS NOT NULL;
+  CREATE TABLE sip_subscriptions (
+    id TEXT COLLATE "C" PRIMARY KEY, owner TEXT COLLATE "C" NOT NULL, call_id TEXT NOT NULL, local_tag TEXT NOT NULL,
+    remote_tag TEXT NOT NULL, remote_from TEXT NOT NULL, remote_target TEXT NOT NULL, event_id TEXT,
+    transport TEXT NOT NULL, remote_address TEXT NOT NULL, remote_port INTEGER NOT NULL,
+    watcher TEXT COLLATE "C" NOT NULL, user_id TEXT COLLATE "C" NOT NULL, service TEXT COLLATE "C" NOT NULL,
+    expires_at BIGINT NOT NULL, local_cseq BIGINT NOT NULL, remote_cseq BIGINT NOT NULL
+  );
+  CREATE INDEX sip_subscriptions_by_owner ON sip_subscriptions (owner);
+  CREATE INDEX sip_subscriptions_by_user ON sip_subscriptions (user_id, id);
+  `,
 ];
 
 /** The transaction-level advisory lock key that serialises migrations of every instance ('muster' in ASCII). */

@@ -27,6 +27,8 @@ import { migratePostgres } from './postgres-migrations.ts';
 import { insertColumns, inTransaction, newPool, toStoreError } from './postgres-pool.ts';
 import { PostgresGmsStore } from './postgres-gms-store.ts';
 import { type Row, toAffiliationRecord, toAuditEntry, toChangeRecord, toClientEvent } from './store-rows.ts';
+import type { SipListFilter, SipPublicationRecord, SipSubscriptionRecord } from '../ports/store.ts';
+import { SIP_PUBLICATION_COLUMNS, SIP_SUBSCRIPTION_COLUMNS, sipPublicationValues, sipSubscriptionValues, toSipPublication, toSipSubscription } from './sip-rows.ts';
 
 type NewEvent = { userId: McUri; type: ClientEvent['type']; data: unknown };
 
@@ -111,6 +113,33 @@ const Q = {
       'SELECT a, b, c, d, e, f, g, h, i, j FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::int[], $9::text[], $10::text[]) WITH ORDINALITY AS t(a, b, c, d, e, f, g, h, i, j, n) ORDER BY n',
   },
   changesInState: { name: 'muster-changes-in-state', text: 'SELECT * FROM change_requests WHERE state = $1 ORDER BY created_at, id, target' },
+} as const;
+
+const placeholders = (n: number, from = 1): string => Array.from({ length: n }, (_, i) => `$${i + from}`).join(', ');
+/** The SIP face's statements (migration 3). */
+const SIP_Q = {
+  putPublication: {
+    name: 'muster-sip-put-publication',
+    text: `INSERT INTO sip_publications (${SIP_PUBLICATION_COLUMNS.join(', ')}) VALUES (${placeholders(SIP_PUBLICATION_COLUMNS.length)})
+           ON CONFLICT (user_id, service) DO UPDATE SET etag = excluded.etag, expires = excluded.expires, expires_at = excluded.expires_at, p_id = excluded.p_id, tuple_id = excluded.tuple_id`,
+  },
+  // A refresh: only while the stored publication still has the entity-tag the request named.
+  replacePublication: {
+    name: 'muster-sip-replace-publication',
+    text: 'UPDATE sip_publications SET etag = $3, expires = $4, expires_at = $5, p_id = $6, tuple_id = $7 WHERE user_id = $1 AND service = $2 AND etag = $8',
+  },
+  publication: { name: 'muster-sip-publication', text: 'SELECT * FROM sip_publications WHERE user_id = $1 AND service = $2 AND (expires_at IS NULL OR expires_at > $3)' },
+  removePublication: { name: 'muster-sip-remove-publication', text: 'DELETE FROM sip_publications WHERE user_id = $1 AND service = $2 AND etag = $3' },
+  expiredPublications: { name: 'muster-sip-expired-publications', text: 'SELECT * FROM sip_publications WHERE expires_at IS NOT NULL AND expires_at <= $1 ORDER BY expires_at LIMIT $2' },
+  // An update only by the owner: another instance never takes over or rewrites a subscription it does not hold.
+  putSubscription: {
+    name: 'muster-sip-put-subscription',
+    text: `INSERT INTO sip_subscriptions (${SIP_SUBSCRIPTION_COLUMNS.join(', ')}) VALUES (${placeholders(SIP_SUBSCRIPTION_COLUMNS.length)})
+           ON CONFLICT (id) DO UPDATE SET ${SIP_SUBSCRIPTION_COLUMNS.filter((c) => c !== 'id' && c !== 'owner').map((c) => `${c} = excluded.${c}`).join(', ')}
+           WHERE sip_subscriptions.owner = excluded.owner`,
+  },
+  removeSubscriptions: { name: 'muster-sip-remove-subscriptions', text: 'DELETE FROM sip_subscriptions WHERE id = ANY($1::text[]) AND owner = $2' },
+  ownedBy: { name: 'muster-sip-owned-by', text: 'SELECT * FROM sip_subscriptions WHERE owner = $1' },
 } as const;
 
 /** The highest value a BIGSERIAL column's sequence handed out (0 before the first nextval). */
@@ -344,6 +373,62 @@ export class PostgresStore implements Store {
   /** Ends the pool (shared with the GMS store of openPostgres). */
   async close(): Promise<void> {
     if (!this.pool.ended && !this.pool.ending) await this.pool.end();
+  }
+
+  async putSipPublication(pub: SipPublicationRecord, replacing?: string): Promise<'stored' | 'etag-taken' | 'stale'> {
+    const values = sipPublicationValues(pub);
+    try {
+      const r = replacing === undefined ? await this.run({ ...SIP_Q.putPublication, values }) : await this.run({ ...SIP_Q.replacePublication, values: [...values, replacing] });
+      return r.rowCount === 1 ? 'stored' : 'stale';
+    } catch (e) {
+      // RFC 3903: the store's unique index is what keeps two publications from sharing one entity-tag.
+      if ((e as { constraint?: string }).constraint === 'sip_publications_etag_key') return 'etag-taken';
+      throw e;
+    }
+  }
+
+  async getSipPublication(userId: McUri, service: McService, now: number): Promise<SipPublicationRecord | undefined> {
+    const [r] = await this.query({ ...SIP_Q.publication, values: [userId, service, now] });
+    return r && toSipPublication(r);
+  }
+
+  async removeSipPublication(userId: McUri, service: McService, etag: string): Promise<boolean> {
+    return (await this.run({ ...SIP_Q.removePublication, values: [userId, service, etag] })).rowCount === 1;
+  }
+
+  async expiredSipPublications(now: number, limit: number): Promise<SipPublicationRecord[]> {
+    return (await this.query({ ...SIP_Q.expiredPublications, values: [now, limit] })).map(toSipPublication);
+  }
+
+  async listSipPublications(f: SipListFilter): Promise<SipPublicationRecord[]> {
+    const values: (string | number)[] = [f.now];
+    const where = ['(expires_at IS NULL OR expires_at > $1)'];
+    if (f.userId !== undefined) where.push(`user_id = $${values.push(f.userId)}`);
+    if (f.after !== undefined) where.push(`etag > $${values.push(f.after)}`);
+    const text = `SELECT * FROM sip_publications WHERE ${where.join(' AND ')} ORDER BY etag LIMIT $${values.push(f.limit)}`;
+    return (await this.query({ text, values })).map(toSipPublication);
+  }
+
+  async putSipSubscription(sub: SipSubscriptionRecord): Promise<boolean> {
+    return (await this.run({ ...SIP_Q.putSubscription, values: sipSubscriptionValues(sub) })).rowCount === 1;
+  }
+
+  async removeSipSubscriptions(ids: string[], owner: string): Promise<number> {
+    if (ids.length === 0) return 0;
+    return (await this.run({ ...SIP_Q.removeSubscriptions, values: [ids, owner] })).rowCount ?? 0;
+  }
+
+  async sipSubscriptionsOwnedBy(owner: string): Promise<SipSubscriptionRecord[]> {
+    return (await this.query({ ...SIP_Q.ownedBy, values: [owner] })).map(toSipSubscription);
+  }
+
+  async listSipSubscriptions(f: SipListFilter): Promise<SipSubscriptionRecord[]> {
+    const values: (string | number)[] = [f.now];
+    const where = ['expires_at > $1'];
+    if (f.userId !== undefined) where.push(`user_id = $${values.push(f.userId)}`);
+    if (f.after !== undefined) where.push(`id > $${values.push(f.after)}`);
+    const text = `SELECT * FROM sip_subscriptions WHERE ${where.join(' AND ')} ORDER BY id LIMIT $${values.push(f.limit)}`;
+    return (await this.query({ text, values })).map(toSipSubscription);
   }
 
   /** Takes the per-user advisory locks in sorted order, so two writes that lock the same users cannot deadlock. */

@@ -40,4 +40,20 @@ export const SQLITE_MIGRATIONS: string[] = [
   CREATE INDEX audit_log_by_on_behalf_of ON audit_log (on_behalf_of, id);
   CREATE INDEX audit_log_by_at ON audit_log (at);
   `,
+  // 3: the SIP face's publications and subscriptions (src/faces/sip/README.md), kept across restarts.
+  `
+  CREATE TABLE sip_publications (
+    user_id TEXT NOT NULL, service TEXT NOT NULL, etag TEXT NOT NULL UNIQUE, expires INTEGER NOT NULL,
+    expires_at INTEGER, p_id TEXT, tuple_id TEXT, PRIMARY KEY (user_id, service)
+  ) WITHOUT ROWID;
+  CREATE INDEX sip_publications_by_expiry ON sip_publications (expires_at) WHERE expires_at IS NOT NULL;
+  CREATE TABLE sip_subscriptions (
+    id TEXT PRIMARY KEY, owner TEXT NOT NULL, call_id TEXT NOT NULL, local_tag TEXT NOT NULL, remote_tag TEXT NOT NULL,
+    remote_from TEXT NOT NULL, remote_target TEXT NOT NULL, event_id TEXT, transport TEXT NOT NULL,
+    remote_address TEXT NOT NULL, remote_port INTEGER NOT NULL, watcher TEXT NOT NULL, user_id TEXT NOT NULL,
+    service TEXT NOT NULL, expires_at INTEGER NOT NULL, local_cseq INTEGER NOT NULL, remote_cseq INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE INDEX sip_subscriptions_by_owner ON sip_subscriptions (owner);
+  CREATE INDEX sip_subscriptions_by_user ON sip_subscriptions (user_id, id);
+  `,
 ];

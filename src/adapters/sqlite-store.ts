@@ -29,6 +29,8 @@ import { stopCheckpointing } from './sqlite-checkpointer.ts';
 import { uriIntern } from './uri-intern.ts';
 import type { SqliteGmsStore } from './sqlite-gms-store.ts';
 import { type Row, toAffiliationRecord, toAuditEntry, toChangeRecord, toClientEvent } from './store-rows.ts';
+import type { SipListFilter, SipPublicationRecord, SipSubscriptionRecord } from '../ports/store.ts';
+import { SIP_PUBLICATION_COLUMNS, SIP_SUBSCRIPTION_COLUMNS, sipPublicationValues, sipSubscriptionValues, toSipPublication, toSipSubscription } from './sip-rows.ts';
 
 
 export function openSqlite(file: string): Database.Database {
@@ -341,6 +343,83 @@ export class SqliteStore implements Store {
   private write<T>(work: () => T): Promise<T> {
     return groupCommitOf(this.db).write(work);
   }
+
+  private sipStatements?: ReturnType<typeof prepareSip>;
+  private get sip(): ReturnType<typeof prepareSip> {
+    return (this.sipStatements ??= prepareSip(this.db));
+  }
+
+  async putSipPublication(pub: SipPublicationRecord, replacing?: string): Promise<'stored' | 'etag-taken' | 'stale'> {
+    // Through the group commit: a PUBLISH's publication shares the transaction and fsync of its affiliation change.
+    return this.write(() => {
+      const holder = this.sip.etagHolder.get(pub.etag) as Row | undefined;
+      if (holder && (holder['user_id'] !== pub.userId || holder['service'] !== pub.service)) return 'etag-taken';
+      if (replacing !== undefined && (this.sip.etagOf.get(pub.userId, pub.service) as Row | undefined)?.['etag'] !== replacing) return 'stale';
+      this.sip.putPublication.run(...sipPublicationValues(pub));
+      return 'stored';
+    });
+  }
+
+  async getSipPublication(userId: McUri, service: McService, now: number): Promise<SipPublicationRecord | undefined> {
+    const r = this.sip.publication.get(userId, service, now) as Row | undefined;
+    return r && toSipPublication(r);
+  }
+
+  async removeSipPublication(userId: McUri, service: McService, etag: string): Promise<boolean> {
+    return this.write(() => this.sip.removePublication.run(userId, service, etag).changes === 1);
+  }
+
+  async expiredSipPublications(now: number, limit: number): Promise<SipPublicationRecord[]> {
+    return (this.sip.expiredPublications.all(now, limit) as Row[]).map(toSipPublication);
+  }
+
+  async listSipPublications(f: SipListFilter): Promise<SipPublicationRecord[]> {
+    const sql = `SELECT * FROM sip_publications WHERE (expires_at IS NULL OR expires_at > ?)${f.userId !== undefined ? ' AND user_id = ?' : ''}${f.after !== undefined ? ' AND etag > ?' : ''} ORDER BY etag LIMIT ?`;
+    const args = [f.now, ...(f.userId !== undefined ? [f.userId] : []), ...(f.after !== undefined ? [f.after] : []), f.limit];
+    return (this.db.prepare(sql).all(...args) as Row[]).map(toSipPublication);
+  }
+
+  async putSipSubscription(sub: SipSubscriptionRecord): Promise<boolean> {
+    return this.write(() => this.sip.putSubscription.run(...sipSubscriptionValues(sub)).changes === 1);
+  }
+
+  async removeSipSubscriptions(ids: string[], owner: string): Promise<number> {
+    if (ids.length === 0) return 0;
+    return this.write(() => ids.reduce((n, id) => n + this.sip.removeSubscription.run(id, owner).changes, 0));
+  }
+
+  async sipSubscriptionsOwnedBy(owner: string): Promise<SipSubscriptionRecord[]> {
+    return (this.sip.ownedBy.all(owner) as Row[]).map(toSipSubscription);
+  }
+
+  async listSipSubscriptions(f: SipListFilter): Promise<SipSubscriptionRecord[]> {
+    const sql = `SELECT * FROM sip_subscriptions WHERE expires_at > ?${f.userId !== undefined ? ' AND user_id = ?' : ''}${f.after !== undefined ? ' AND id > ?' : ''} ORDER BY id LIMIT ?`;
+    const args = [f.now, ...(f.userId !== undefined ? [f.userId] : []), ...(f.after !== undefined ? [f.after] : []), f.limit];
+    return (this.db.prepare(sql).all(...args) as Row[]).map(toSipSubscription);
+  }
+}
+
+/** The SIP face's statements (migration 3), prepared on first use. */
+function prepareSip(db: Database.Database) {
+  const subscriptionUpdates = SIP_SUBSCRIPTION_COLUMNS.filter((c) => c !== 'id' && c !== 'owner').map((c) => `${c} = excluded.${c}`).join(', ');
+  return {
+    etagHolder: db.prepare('SELECT user_id, service FROM sip_publications WHERE etag = ?'),
+    etagOf: db.prepare('SELECT etag FROM sip_publications WHERE user_id = ? AND service = ?'),
+    putPublication: db.prepare(
+      `INSERT INTO sip_publications (${SIP_PUBLICATION_COLUMNS.join(', ')}) VALUES (${SIP_PUBLICATION_COLUMNS.map(() => '?').join(', ')})
+       ON CONFLICT (user_id, service) DO UPDATE SET etag = excluded.etag, expires = excluded.expires, expires_at = excluded.expires_at, p_id = excluded.p_id, tuple_id = excluded.tuple_id`,
+    ),
+    publication: db.prepare('SELECT * FROM sip_publications WHERE user_id = ? AND service = ? AND (expires_at IS NULL OR expires_at > ?)'),
+    removePublication: db.prepare('DELETE FROM sip_publications WHERE user_id = ? AND service = ? AND etag = ?'),
+    expiredPublications: db.prepare('SELECT * FROM sip_publications WHERE expires_at IS NOT NULL AND expires_at <= ? ORDER BY expires_at LIMIT ?'),
+    // An update only by the owner: another instance never takes over or rewrites a subscription it does not hold.
+    putSubscription: db.prepare(
+      `INSERT INTO sip_subscriptions (${SIP_SUBSCRIPTION_COLUMNS.join(', ')}) VALUES (${SIP_SUBSCRIPTION_COLUMNS.map(() => '?').join(', ')})
+       ON CONFLICT (id) DO UPDATE SET ${subscriptionUpdates} WHERE sip_subscriptions.owner = excluded.owner`,
+    ),
+    removeSubscription: db.prepare('DELETE FROM sip_subscriptions WHERE id = ? AND owner = ?'),
+    ownedBy: db.prepare('SELECT * FROM sip_subscriptions WHERE owner = ?'),
+  };
 }
 
 

@@ -161,6 +161,58 @@ export interface StoreDump {
   sequences: { outbox: number; events: number };
 }
 
+/**
+ * RFC 3903 §6: a SIP publication of the SIP face, one per (served user, MC service). Stored, so that a refresh with
+ * its SIP-ETag works after a restart and on any instance. Its entity-tag is unique in the store (never shared).
+ */
+export interface SipPublicationRecord {
+  userId: McUri;
+  service: McService;
+  etag: string;
+  /** The granted seconds, as answered in Expires (4294967295: no expiry). */
+  expires: number;
+  /** Epoch ms; null when it does not expire. */
+  expiresAt: number | null;
+  pId: string | null;
+  tupleId: string | null;
+}
+
+/** A SIP subscription (RFC 6665 dialog) as stored by the instance that owns it and sends its NOTIFYs. */
+export interface SipSubscriptionRecord {
+  id: string;
+  /** The owning instance (host name and SIP listening address); only it sends NOTIFYs and deletes the row. */
+  owner: string;
+  callId: string;
+  localTag: string;
+  remoteTag: string;
+  remoteFrom: string;
+  remoteTarget: string;
+  eventId: string | null;
+  transport: 'udp' | 'tcp';
+  /** The flow: where the SUBSCRIBE came from (a UDP NOTIFY goes back there). */
+  remoteAddress: string;
+  remotePort: number;
+  watcher: McUri;
+  userId: McUri;
+  service: McService;
+  /** Epoch ms. */
+  expiresAt: number;
+  /** A CSeq no request of ours in the dialog has used yet: after a restart the next one starts here (RFC 3261 §12.2.1.1). */
+  localCSeq: number;
+  remoteCSeq: number;
+}
+
+/** A page of live SIP publications or subscriptions for operators: at most `limit`, keyed after `after`. */
+export interface SipListFilter {
+  /** Only those about this user (the served user of a publication, the watched user of a subscription). */
+  userId?: McUri;
+  /** Only those not expired at this instant (epoch ms). */
+  now: number;
+  limit: number;
+  /** The key (etag of a publication, id of a subscription) the previous page ended with. */
+  after?: string;
+}
+
 export interface Store {
   /** The kind of store, for /healthz. */
   readonly kind: string;
@@ -205,6 +257,29 @@ export interface Store {
   queryAudit(filter: AuditFilter): Promise<AuditEntry[]>;
   /** Retention: removes audit entries older than `before` (epoch ms); returns how many went. */
   pruneAudit(before: number): Promise<number>;
+
+  /**
+   * SIP face state (src/faces/sip/README.md). Stores the (user, service) publication in place of the one before.
+   * With `replacing`, only if the stored one still has that entity-tag ('stale' otherwise: a refresh lost a race).
+   * 'etag-taken' when another publication holds `pub.etag` (RFC 3903: two publications never share one).
+   */
+  putSipPublication(pub: SipPublicationRecord, replacing?: string): Promise<'stored' | 'etag-taken' | 'stale'>;
+  /** The (user, service) publication, unless it expired by `now`. */
+  getSipPublication(userId: McUri, service: McService, now: number): Promise<SipPublicationRecord | undefined>;
+  /** Removes the publication if it still has `etag`; false when it was replaced or removed meanwhile. */
+  removeSipPublication(userId: McUri, service: McService, etag: string): Promise<boolean>;
+  /** At most `limit` publications expired by `now`, the longest expired first (expiry in pages). */
+  expiredSipPublications(now: number, limit: number): Promise<SipPublicationRecord[]>;
+  /** Live publications for operators, ordered by entity-tag. */
+  listSipPublications(filter: SipListFilter): Promise<SipPublicationRecord[]>;
+  /** Creates or updates a subscription; an update only as its owner (false when another instance owns it). */
+  putSipSubscription(sub: SipSubscriptionRecord): Promise<boolean>;
+  /** Removes those of `ids` that `owner` owns, never another instance's; returns how many went. */
+  removeSipSubscriptions(ids: string[], owner: string): Promise<number>;
+  /** Every subscription `owner` holds (read once when that instance starts). */
+  sipSubscriptionsOwnedBy(owner: string): Promise<SipSubscriptionRecord[]>;
+  /** Live subscriptions of every instance for operators, ordered by id. */
+  listSipSubscriptions(filter: SipListFilter): Promise<SipSubscriptionRecord[]>;
 
   /** Everything stored, read in one consistent snapshot. */
   dump(): Promise<StoreDump>;

@@ -12,7 +12,7 @@ import type { McService } from '../../src/domain/services.ts';
 import type { UserProfile } from '../../src/domain/profile.ts';
 import type { HeldGroups } from '../../src/domain/decisions/group-home.ts';
 import type { GroupPolicy } from '../../src/domain/group-policy.ts';
-import type { AffiliationWrite, ChangeRecord, NewAuditEntry, Store } from '../../src/ports/store.ts';
+import type { AffiliationWrite, ChangeRecord, NewAuditEntry, SipListFilter, SipPublicationRecord, SipSubscriptionRecord, Store } from '../../src/ports/store.ts';
 import type { GmsStore } from '../../src/ports/gms-store.ts';
 import { MusterError } from '../../src/domain/errors.ts';
 import { openSqlite, SqliteStore } from '../../src/adapters/sqlite-store.ts';
@@ -94,7 +94,7 @@ function postgresBackend(): Backend {
     async fresh() {
       ready ??= setup();
       const { pool, pool2 } = await ready;
-      await pool.query('TRUNCATE affiliations, gms_outbox, events, user_profiles, change_requests, gms_groups, gms_affiliations, audit_log RESTART IDENTITY');
+      await pool.query('TRUNCATE affiliations, gms_outbox, events, user_profiles, change_requests, gms_groups, gms_affiliations, audit_log, sip_publications, sip_subscriptions RESTART IDENTITY');
       const clock = new TestClock();
       return { store: new PostgresStore(pool, clock.now), gms: new PostgresGmsStore(pool), second: new PostgresStore(pool2, clock.now), clock };
     },
@@ -686,6 +686,94 @@ function contract(backend: Backend): void {
         { groupId: g(1), service: 'mcptt', userId: alice, status: 'affiliated', source: 'police', seq: 6, updatedAt: 500 },
       ]);
     });
+
+    void test('SIP publications: one per (user, service), a refresh only with the stored entity-tag, expired ones absent and listed for expiry oldest first', async () => {
+      const { store, second } = await backend.fresh();
+      const pub = (over: Partial<SipPublicationRecord>): SipPublicationRecord => ({ userId: alice, service: 'mcptt', etag: 'e1', expires: 60, expiresAt: 1000, pId: 'p-1', tupleId: 'client-1', ...over });
+      assert.equal(await store.putSipPublication(pub({})), 'stored');
+      // The other instance reads what this one wrote (a refresh after a restart or on another instance).
+      assert.deepEqual(await second.getSipPublication(alice, 'mcptt', 999), pub({}));
+      assert.equal(await second.getSipPublication(alice, 'mcptt', 1000), undefined, 'expired at its expiresAt');
+      assert.equal(await store.getSipPublication(alice, 'mcdata', 0), undefined);
+      assert.equal(await second.putSipPublication(pub({ etag: 'e2', expiresAt: 5000 }), 'e0'), 'stale', 'a refresh naming another entity-tag changes nothing');
+      assert.equal((await store.getSipPublication(alice, 'mcptt', 0))?.etag, 'e1');
+      assert.equal(await second.putSipPublication(pub({ etag: 'e2', expiresAt: 5000, pId: null, tupleId: null }), 'e1'), 'stored');
+      assert.deepEqual(await store.getSipPublication(alice, 'mcptt', 4999), pub({ etag: 'e2', expiresAt: 5000, pId: null, tupleId: null }));
+      assert.equal(await store.putSipPublication(pub({ userId: bob, etag: 'e3', expires: 4294967295, expiresAt: null })), 'stored');
+      assert.equal(await store.putSipPublication(pub({ service: 'mcdata', etag: 'e4', expiresAt: 3000 })), 'stored');
+      assert.deepEqual((await store.expiredSipPublications(6000, 10)).map((p) => p.etag), ['e4', 'e2'], 'oldest first; a publication without expiry never');
+      assert.deepEqual((await store.expiredSipPublications(6000, 1)).map((p) => p.etag), ['e4'], 'at most limit');
+      assert.equal(await store.removeSipPublication(alice, 'mcptt', 'e1'), false, 'an old entity-tag removes nothing');
+      assert.equal(await second.removeSipPublication(alice, 'mcptt', 'e2'), true);
+      assert.equal(await store.removeSipPublication(alice, 'mcptt', 'e2'), false, 'removed once');
+      assert.equal((await store.getSipPublication(bob, 'mcptt', 10 ** 13))?.etag, 'e3', 'no expiry');
+    });
+
+    void test('SIP publications never share an entity-tag (RFC 3903 §6), whichever instance writes', async () => {
+      const { store, second } = await backend.fresh();
+      const pub = (userId: McUri, etag: string): SipPublicationRecord => ({ userId, service: 'mcptt', etag, expires: 60, expiresAt: 1000, pId: null, tupleId: null });
+      assert.equal(await store.putSipPublication(pub(alice, 'same')), 'stored');
+      assert.equal(await second.putSipPublication(pub(bob, 'same')), 'etag-taken');
+      assert.equal(await second.getSipPublication(bob, 'mcptt', 0), undefined);
+      assert.equal(await store.putSipPublication(pub(bob, 'other')), 'stored');
+      assert.equal(await second.putSipPublication(pub(bob, 'same'), 'other'), 'etag-taken', 'a refresh to a taken entity-tag too');
+      assert.equal((await store.getSipPublication(bob, 'mcptt', 0))?.etag, 'other');
+      assert.equal((await store.getSipPublication(alice, 'mcptt', 0))?.etag, 'same');
+    });
+
+    void test('SIP subscriptions: stored per owner; only the owner updates or deletes one; listed live, by user, paged by id', async () => {
+      const { store, second } = await backend.fresh();
+      const sub = (id: string, over: Partial<SipSubscriptionRecord> = {}): SipSubscriptionRecord => ({
+        id,
+        owner: 'host-a/127.0.0.1:5060',
+        callId: `call-${id}`,
+        localTag: 'lt',
+        remoteTag: 'rt',
+        remoteFrom: '<sip:alice@police.example>;tag=rt',
+        remoteTarget: 'sip:alice@127.0.0.1:40000',
+        eventId: null,
+        transport: 'udp',
+        remoteAddress: '127.0.0.1',
+        remotePort: 40000,
+        watcher: alice,
+        userId: alice,
+        service: 'mcptt',
+        expiresAt: 5000,
+        localCSeq: 1000,
+        remoteCSeq: 1,
+        ...over,
+      });
+      assert.equal(await store.putSipSubscription(sub('s1')), true);
+      assert.equal(await store.putSipSubscription(sub('s2', { userId: bob, eventId: 'x', transport: 'tcp' })), true);
+      assert.equal(await second.putSipSubscription(sub('s3', { owner: 'host-b/127.0.0.1:5062', expiresAt: 100 })), true);
+      assert.equal(await store.putSipSubscription(sub('s1', { expiresAt: 9000, remoteCSeq: 2, localCSeq: 2000 })), true, 'the owner refreshes');
+      assert.equal(await second.putSipSubscription(sub('s1', { owner: 'host-b/127.0.0.1:5062', expiresAt: 1 })), false, 'another instance does not take it over');
+      assert.deepEqual((await second.sipSubscriptionsOwnedBy('host-a/127.0.0.1:5060')).sort((a, b) => a.id.localeCompare(b.id)), [sub('s1', { expiresAt: 9000, remoteCSeq: 2, localCSeq: 2000 }), sub('s2', { userId: bob, eventId: 'x', transport: 'tcp' })].sort((a, b) => a.id.localeCompare(b.id)));
+      // A failed NOTIFY on instance B never deletes A's subscription (the cluster bug this rule is about).
+      assert.equal(await second.removeSipSubscriptions(['s1', 's2'], 'host-b/127.0.0.1:5062'), 0);
+      assert.equal((await store.sipSubscriptionsOwnedBy('host-a/127.0.0.1:5060')).length, 2);
+      const ids = async (f: Partial<SipListFilter>): Promise<string[]> => (await store.listSipSubscriptions({ now: 200, limit: 10, ...f })).map((s) => s.id);
+      assert.deepEqual(await ids({}), ['s1', 's2'], 's3 expired at 100');
+      assert.deepEqual(await ids({ now: 0 }), ['s1', 's2', 's3'], 'every instance\'s');
+      assert.deepEqual(await ids({ userId: bob }), ['s2']);
+      assert.deepEqual(await ids({ limit: 1 }), ['s1']);
+      assert.deepEqual(await ids({ limit: 1, after: 's1' }), ['s2']);
+      assert.equal(await store.removeSipSubscriptions(['s1', 's3'], 'host-a/127.0.0.1:5060'), 1, 'only its own');
+      assert.deepEqual(await ids({ now: 0 }), ['s2', 's3']);
+    });
+
+    void test('SIP publications listed live for operators, by user, paged by entity-tag', async () => {
+      const { store } = await backend.fresh();
+      const pub = (userId: McUri, service: McService, etag: string, expiresAt: number | null): SipPublicationRecord => ({ userId, service, etag, expires: 60, expiresAt, pId: null, tupleId: null });
+      await store.putSipPublication(pub(alice, 'mcptt', 'b', 5000));
+      await store.putSipPublication(pub(alice, 'mcdata', 'a', null));
+      await store.putSipPublication(pub(bob, 'mcptt', 'c', 100));
+      const etags = async (f: Partial<SipListFilter>): Promise<string[]> => (await store.listSipPublications({ now: 200, limit: 10, ...f })).map((p) => p.etag);
+      assert.deepEqual(await etags({}), ['a', 'b']);
+      assert.deepEqual(await etags({ now: 0 }), ['a', 'b', 'c']);
+      assert.deepEqual(await etags({ userId: bob, now: 0 }), ['c']);
+      assert.deepEqual(await etags({ limit: 1, after: 'a' }), ['b']);
+    });
   });
 }
 
@@ -718,10 +806,10 @@ void describe('PostgreSQL specifics', () => {
     const b = newPool(url, { max: 2 });
     pools.push(a, b);
     const [ra, rb] = await Promise.all([migratePostgres(a), migratePostgres(b)]);
-    assert.deepEqual([...ra, ...rb], [1, 2]);
+    assert.deepEqual([...ra, ...rb], [1, 2, 3]);
     assert.deepEqual(await migratePostgres(a), []);
     const { rows } = await a.query<{ version: number }>('SELECT version FROM schema_migrations ORDER BY version');
-    assert.deepEqual(rows, [{ version: 1 }, { version: 2 }]);
+    assert.deepEqual(rows, [{ version: 1 }, { version: 2 }, { version: 3 }]);
   });
 
   void test('an unreachable database is MusterError unavailable, within the connection timeout', async () => {
