@@ -21,6 +21,8 @@ const RECONNECT_MAX_MS = 2000;
 const UPDATES_PER_POST = 1000;
 /** The health probe answers within this even when the configured timeout is longer. */
 const PROBE_MS = 2000;
+/** Three of the GMS's 15 s heartbeats missed: the connection is taken as dead (a host gone without closing it). */
+const SUBSCRIPTION_IDLE_MS = 45_000;
 
 export class HttpGroupManagement implements GroupManagement {
   private readonly cache = new Map<McUri, GroupPolicy>();
@@ -37,11 +39,17 @@ export class HttpGroupManagement implements GroupManagement {
   /** The GMS refused the credential (401/403) on its last answer: it is there, but of no use until that changes. */
   private refused = false;
 
+  private readonly now: () => number;
+  private readonly subscriptionIdleMs: number;
+
   constructor(
     private readonly config: GmsConfig,
     private readonly log: Logger,
-    private readonly now: () => number = Date.now,
-  ) {}
+    opts: { now?: () => number; subscriptionIdleMs?: number } = {},
+  ) {
+    this.now = opts.now ?? Date.now;
+    this.subscriptionIdleMs = opts.subscriptionIdleMs ?? SUBSCRIPTION_IDLE_MS;
+  }
 
   /** Opens the policy subscription; it reconnects by itself until close(). */
   start(): void {
@@ -178,7 +186,7 @@ export class HttpGroupManagement implements GroupManagement {
         this.reconnectListeners.forEach((l) => l());
         // Changes made while unsubscribed were not heard: read every cached group again (subscribe first, then read).
         void this.refreshCached();
-        await this.follow(res.body);
+        await this.follow(res.body, ac);
       } catch (e) {
         if (this.stopped) return;
         const detail = { gms: this.config.url, err: (e as Error).message, retryInMs: delay };
@@ -194,14 +202,21 @@ export class HttpGroupManagement implements GroupManagement {
     }
   }
 
-  private async follow(body: ReadableStream<Uint8Array>): Promise<void> {
+  private async follow(body: ReadableStream<Uint8Array>, ac: AbortController): Promise<void> {
     const parser = createParser({ onEvent: (m) => this.onEvent(m) });
     const reader = body.getReader();
     const decoder = new TextDecoder();
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) throw new Error('the GMS ended the policy subscription');
-      parser.feed(decoder.decode(value, { stream: true }));
+    let idle = setTimeout(() => ac.abort(), this.subscriptionIdleMs);
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) throw new Error('the GMS ended the policy subscription');
+        clearTimeout(idle);
+        idle = setTimeout(() => ac.abort(), this.subscriptionIdleMs);
+        parser.feed(decoder.decode(value, { stream: true }));
+      }
+    } finally {
+      clearTimeout(idle);
     }
   }
 

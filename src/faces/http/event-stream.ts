@@ -6,7 +6,8 @@ import type { Notifier } from '../../ports/notifier.ts';
 
 /** A client that does not read loses its stream before the server's memory grows past this. */
 const MAX_UNREAD_BYTES = 1 << 20;
-const HEARTBEAT_MS = 15_000;
+/** A comment line this often keeps proxies from closing an idle stream and lets the reader notice a dead one. */
+export const HEARTBEAT_MS = 15_000;
 const REPLAY_PAGE = 500;
 
 export async function streamEvents(req: FastifyRequest, reply: FastifyReply, userId: McUri, store: Store, notifier: Notifier): Promise<void> {

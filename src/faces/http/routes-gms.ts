@@ -8,6 +8,7 @@ import { badInput, MusterError } from '../../domain/errors.ts';
 import { domainOf, type McUri } from '../../domain/ids.ts';
 import type { GmsStatusUpdate } from '../../ports/store.ts';
 import { authenticate, type HttpFaceDeps } from './app.ts';
+import { HEARTBEAT_MS } from './event-stream.ts';
 
 const IdParam = Type.Object({ id: Type.String({ minLength: 1, maxLength: 256 }) });
 export const GroupDocumentSchema = Type.Object(
@@ -110,6 +111,12 @@ export async function gmsRoutes(app: FastifyInstance, deps: HttpFaceDeps): Promi
       raw.write(`event: ${group ? 'group-changed' : 'group-deleted'}\ndata: ${JSON.stringify(group ?? { id: groupId })}\n\n`);
       if (raw.writableLength > 1 << 20) raw.destroy();
     });
-    raw.on('close', off);
+    // A subscriber behind a silently broken connection notices the missing heartbeats and subscribes again.
+    const heartbeat = setInterval(() => raw.write(': keep-alive\n\n'), HEARTBEAT_MS);
+    heartbeat.unref();
+    raw.on('close', () => {
+      off();
+      clearInterval(heartbeat);
+    });
   });
 }
