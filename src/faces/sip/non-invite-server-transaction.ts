@@ -35,6 +35,8 @@ export class NonInviteServerTransaction {
     private readonly destination: { address: string; port: number },
     private readonly clock: Clock,
     private readonly onTerminated: (tx: NonInviteServerTransaction) => void,
+    /** Told when the TU's final response moves the transaction to completed (the layer counts unanswered ones). */
+    private readonly onAnswered?: (tx: NonInviteServerTransaction) => void,
   ) {}
 
   private transition(event: ServerTxEvent): void {
@@ -47,6 +49,7 @@ export class NonInviteServerTransaction {
   /** The TU's response: a provisional or a final one; a second final response is a bug of the TU. */
   respond(status: number, bytes: Buffer): void {
     this.transition(status < 200 ? 'provisional-sent' : 'final-sent');
+    if (status >= 200) this.onAnswered?.(this);
     this.lastResponse = bytes;
     this.send(bytes);
     if (status >= 200) {

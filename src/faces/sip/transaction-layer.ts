@@ -10,8 +10,12 @@ import type { Flow } from './transport.ts';
 import { tagOf } from './name-addr.ts';
 
 const MAGIC_COOKIE = 'z9hG4bK';
-/** A flood of new transactions is refused with 503 rather than grow memory without bound. */
-const MAX_SERVER_TRANSACTIONS = 50_000;
+/**
+ * `working`: requests the TU has not answered yet; a flood beyond it is refused with 503. `kept`: all server
+ * transactions, answered ones included (kept for timer J, 32 s over UDP, to absorb retransmissions); beyond it the
+ * oldest answered one is let go early, so a sustained load costs bounded memory and is never refused for old answers.
+ */
+export const SERVER_TRANSACTION_LIMITS = { working: 50_000, kept: 200_000 };
 
 export function serverTransactionKey(req: IncomingRequest): string | undefined {
   const top = req.headers.get('via');
@@ -26,10 +30,15 @@ export function serverTransactionKey(req: IncomingRequest): string | undefined {
 export type ServerMatch = { kind: 'new'; tx: NonInviteServerTransaction } | { kind: 'absorbed' } | { kind: 'unroutable' } | { kind: 'overloaded'; tx: NonInviteServerTransaction };
 
 export class TransactionLayer {
+  /** In creation order, so the first answered one is the oldest. */
   private readonly server = new Map<string, NonInviteServerTransaction>();
+  private readonly working = new Set<NonInviteServerTransaction>();
   private readonly client = new Map<string, NonInviteClientTransaction>();
 
-  constructor(private readonly clock: Clock) {}
+  constructor(
+    private readonly clock: Clock,
+    private readonly limits: { working: number; kept: number } = SERVER_TRANSACTION_LIMITS,
+  ) {}
 
   /** A request from the transport: a new transaction for the TU, or a retransmission absorbed here. */
   receiveRequest(req: IncomingRequest, flow: Flow): ServerMatch {
@@ -43,10 +52,34 @@ export class TransactionLayer {
       return { kind: 'absorbed' };
     }
     const destination = responseDestination(via, { address: flow.remoteAddress, port: flow.remotePort });
-    const tx = new NonInviteServerTransaction(key, flow, destination, this.clock, (t) => this.server.delete(t.key));
-    if (this.server.size >= MAX_SERVER_TRANSACTIONS) return { kind: 'overloaded', tx };
+    const tx = new NonInviteServerTransaction(
+      key,
+      flow,
+      destination,
+      this.clock,
+      (t) => this.forget(t),
+      (t) => this.working.delete(t),
+    );
+    if (this.working.size >= this.limits.working) return { kind: 'overloaded', tx };
+    if (this.server.size >= this.limits.kept) this.letGoOldestAnswered();
     this.server.set(key, tx);
+    this.working.add(tx);
     return { kind: 'new', tx };
+  }
+
+  private forget(tx: NonInviteServerTransaction): void {
+    this.working.delete(tx);
+    // A transaction let go early may end later; its key may by then name a newer transaction.
+    if (this.server.get(tx.key) === tx) this.server.delete(tx.key);
+  }
+
+  private letGoOldestAnswered(): void {
+    for (const [key, tx] of this.server) {
+      if (tx.state === 'completed') {
+        this.server.delete(key);
+        return;
+      }
+    }
   }
 
   /** A request we send (NOTIFY): a client transaction keyed by our branch and method. */
@@ -67,7 +100,7 @@ export class TransactionLayer {
     return true;
   }
 
-  get sizes(): { server: number; client: number } {
-    return { server: this.server.size, client: this.client.size };
+  get sizes(): { server: number; working: number; client: number } {
+    return { server: this.server.size, working: this.working.size, client: this.client.size };
   }
 }
