@@ -158,6 +158,8 @@ export class McSystem {
     let store = 'up';
     try {
       await this.server.store.pendingGmsUpdates(1);
+      // A store that reads but refuses writes (full, read-only) is down for what matters; it is up again after a write.
+      if (this.server.store.writeFault?.()) store = 'down';
     } catch {
       store = 'down';
     }

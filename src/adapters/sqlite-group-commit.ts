@@ -24,6 +24,8 @@ export class SqliteGroupCommit {
   /** The answers of the fdatasync under way, if one is. */
   private inFlight: { answers: (() => void)[]; failures: ((e: unknown) => void)[] } | undefined;
   private walFd: number | undefined;
+  /** The store-unavailable error of the last write, until a later one commits: a store that reads but cannot write. */
+  lastFault: MusterError | undefined;
 
   constructor(private readonly db: Database.Database) {}
 
@@ -62,7 +64,10 @@ export class SqliteGroupCommit {
       values = this.db.transaction(() => batch.map((item) => item.work()))();
     } catch (e) {
       const error = storeError(e);
-      if (error instanceof MusterError) return batch.forEach((item) => item.reject(error));
+      if (error instanceof MusterError) {
+        this.lastFault = error;
+        return batch.forEach((item) => item.reject(error));
+      }
       // One write failed and took the batch with it: run each alone, so only that one fails.
       const outcomes = batch.map((item) => {
         try {
@@ -73,11 +78,13 @@ export class SqliteGroupCommit {
       });
       // A refusal changed nothing, so it may be told at once; a success waits for the sync like any other.
       outcomes.forEach((o, i) => !o.ok && batch[i]!.reject(o.error));
+      if (outcomes.some((o) => o.ok)) this.lastFault = undefined;
       return this.afterSync(
         () => outcomes.forEach((o, i) => o.ok && batch[i]!.resolve(o.value)),
         (err) => outcomes.forEach((o, i) => o.ok && batch[i]!.reject(err)),
       );
     }
+    this.lastFault = undefined;
     this.afterSync(
       () => batch.forEach((item, i) => item.resolve(values[i])),
       (err) => batch.forEach((item) => item.reject(err)),

@@ -60,6 +60,10 @@ function migrate(db: Database.Database): void {
 
 export class SqliteStore implements Store {
   readonly kind = 'sqlite';
+
+  writeFault(): string | undefined {
+    return groupCommitOf(this.db).lastFault?.message;
+  }
   private readonly q;
 
   /**

@@ -216,6 +216,8 @@ export interface SipListFilter {
 export interface Store {
   /** The kind of store, for /healthz. */
   readonly kind: string;
+  /** Why the last write failed as unavailable (full, read-only, I/O), until a later write succeeds; for /healthz. */
+  writeFault?(): string | undefined;
   /**
    * Reads the user's held groups for one service and writes what `decide` returns, in one transaction that is
    * serialised per user, so N2 holds under concurrent requests. The returned promise settles after the commit is durable.
