@@ -48,6 +48,8 @@ export class ChangeDelivery {
       if (sent.has(change.id)) continue;
       sent.add(change.id);
       try {
+        // The dialog's stored CSeq mark moves ahead of this MESSAGE's CSeq when it comes near (a restart goes on above it).
+        void this.subscriptions.reserveCSeq(sub).catch((e: unknown) => this.log.warn({ err: e, subscription: sub.id }, 'CSeq mark not stored'));
         const { request, branch } = buildChangeMessage(sub, this.psi, this.localOf(sub.flow), change);
         this.transactions.sendRequest(branch, 'MESSAGE', serialize(request), sub.flow, (status) => void this.answered(change, sub, status));
       } catch (e) {

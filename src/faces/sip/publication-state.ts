@@ -1,82 +1,105 @@
 // RFC 3903 §6: the event state compositor's publications, one per (served user, MC service) — the PIDF states
-// the whole wanted set, so a new one replaces the old. Each has its own entity-tag (never shared, §6 step 8).
-// Held in memory for this slice: affiliations themselves are durable in the store; after a restart a client's
-// SIP-If-Match gets 412 and it publishes its full set again (RFC 3903 §6 step 4).
+// the whole wanted set, so a new one replaces the old. Kept in the store (sip_publications), so a refresh with its
+// SIP-ETag works after a restart and on any instance. Each has its own entity-tag, random and checked unique in the
+// store (§6 step 8: two publications never share one); expiry is taken from the store in pages (expiry-pages.ts).
 import { randomBytes } from 'node:crypto';
 import type { McUri } from '../../domain/ids.ts';
 import type { McService } from '../../domain/services.ts';
 import type { Clock } from '../../ports/clock.ts';
+import type { SipPublicationRecord, Store } from '../../ports/store.ts';
 
-/** TS 24.379 clients ask for 4294967295 s: "until I take it back". No timer then. */
+/** TS 24.379 clients ask for 4294967295 s: "until I take it back". No expiry then. */
 export const EXPIRES_FOREVER = 4294967295;
 export const DEFAULT_PUBLISH_EXPIRES = 3600;
-/** Longest timer a Node timeout can hold (2**31-1 ms); longer grants are cut to it. */
-const MAX_TIMER_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
+/** Draws of a fresh entity-tag before giving up; 96 random bits collide about never, the store still checks. */
+const ETAG_ATTEMPTS = 5;
 
-export interface Publication {
-  userId: McUri;
-  service: McService;
-  etag: string;
-  /** Granted seconds; EXPIRES_FOREVER for no expiry. */
-  expires: number;
-  pId: string | undefined;
-  tupleId: string | undefined;
-  cancelExpiry: () => void;
-}
+export type Publication = SipPublicationRecord;
+
+export type PublicationRows = Pick<Store, 'putSipPublication' | 'getSipPublication' | 'removeSipPublication' | 'expiredSipPublications'>;
+
+export class EtagExhausted extends Error {}
 
 const key = (userId: McUri, service: McService): string => `${service}|${userId}`;
 
 export class Publications {
-  private readonly byUser = new Map<string, Publication>();
-  /** The p-id of the last PUBLISH per (user, service), kept after its publication ended, for NOTIFY bodies. */
-  private readonly lastPId = new Map<string, string>();
-  private readonly lastTuple = new Map<string, string>();
+  /** The p-id and tuple id of the last PUBLISH per (user, service) seen here, kept after it ended, for NOTIFY bodies. */
+  private readonly lastDoc = new Map<string, { pId: string | null; tupleId: string | null }>();
 
-  constructor(private readonly clock: Clock) {}
+  constructor(
+    private readonly rows: PublicationRows,
+    private readonly clock: Clock,
+    private readonly newEtag: () => string = () => randomBytes(12).toString('base64url'),
+  ) {}
 
-  get(userId: McUri, service: McService): Publication | undefined {
-    return this.byUser.get(key(userId, service));
-  }
-
-  /** §6 step 8: the granted time; the expiry handler runs when it passes without a refresh. */
-  grant(requested: number): number {
-    return requested >= EXPIRES_FOREVER ? EXPIRES_FOREVER : Math.min(requested, MAX_TIMER_SECONDS);
-  }
-
-  /** Stores (or replaces) the publication with a fresh entity-tag. */
-  put(userId: McUri, service: McService, expires: number, doc: { pId: string | undefined; tupleId: string | undefined }, onExpire: (etag: string) => void): Publication {
-    this.remove(userId, service);
-    const etag = randomBytes(12).toString('base64url');
-    const granted = this.grant(expires);
-    const pub: Publication = { userId, service, etag, expires: granted, pId: doc.pId, tupleId: doc.tupleId, cancelExpiry: () => undefined };
-    if (granted !== EXPIRES_FOREVER) pub.cancelExpiry = this.clock.after(granted * 1000, () => onExpire(etag));
-    this.byUser.set(key(userId, service), pub);
-    if (doc.pId !== undefined) this.lastPId.set(key(userId, service), doc.pId);
-    if (doc.tupleId !== undefined) this.lastTuple.set(key(userId, service), doc.tupleId);
+  /** The live publication of (user, service), from the store: whichever instance or process wrote it. */
+  async get(userId: McUri, service: McService): Promise<Publication | undefined> {
+    const pub = await this.rows.getSipPublication(userId, service, this.clock.now());
+    if (pub) this.remember(pub);
     return pub;
   }
 
-  /** §6 step 5: a refresh extends the publication under a new entity-tag and keeps its content. */
-  refresh(pub: Publication, expires: number, onExpire: (etag: string) => void): Publication {
-    return this.put(pub.userId, pub.service, expires, { pId: pub.pId, tupleId: pub.tupleId }, onExpire);
+  /** §6 step 8: the granted time; the publication expires when it passes without a refresh. */
+  grant(requested: number): number {
+    return requested >= EXPIRES_FOREVER ? EXPIRES_FOREVER : requested;
   }
 
-  remove(userId: McUri, service: McService): void {
-    const old = this.byUser.get(key(userId, service));
-    old?.cancelExpiry();
-    this.byUser.delete(key(userId, service));
+  /** Stores (or replaces) the publication under a fresh entity-tag no other publication holds. */
+  async put(userId: McUri, service: McService, expires: number, doc: { pId: string | undefined; tupleId: string | undefined }): Promise<Publication> {
+    const pub = await this.store({ userId, service, etag: '', ...this.expiry(expires), pId: doc.pId ?? null, tupleId: doc.tupleId ?? null });
+    if (!pub) throw new Error('unreachable: an unconditional put is never stale');
+    return pub;
+  }
+
+  /** §6 step 5: a refresh extends the publication under a new entity-tag and keeps its content; undefined when it was replaced meanwhile. */
+  async refresh(pub: Publication, expires: number): Promise<Publication | undefined> {
+    return this.store({ ...pub, ...this.expiry(expires) }, pub.etag);
+  }
+
+  /** Removes the publication if it still has `etag` (an expiry or Expires: 0); false when another request won. */
+  async remove(userId: McUri, service: McService, etag: string): Promise<boolean> {
+    return this.rows.removeSipPublication(userId, service, etag);
+  }
+
+  /** Puts `pub` back as it was (its own entity-tag), after the request that replaced or removed it failed. */
+  async restore(pub: Publication): Promise<void> {
+    await this.rows.putSipPublication(pub);
+  }
+
+  /** A page of expired publications, the longest expired first (for PagedExpiry). */
+  expired(now: number, limit: number): Promise<Publication[]> {
+    return this.rows.expiredSipPublications(now, limit);
   }
 
   pIdOf(userId: McUri, service: McService): string | undefined {
-    return this.lastPId.get(key(userId, service));
+    return this.lastDoc.get(key(userId, service))?.pId ?? undefined;
   }
 
   tupleOf(userId: McUri, service: McService): string | undefined {
-    return this.lastTuple.get(key(userId, service));
+    return this.lastDoc.get(key(userId, service))?.tupleId ?? undefined;
   }
 
-  clear(): void {
-    for (const p of this.byUser.values()) p.cancelExpiry();
-    this.byUser.clear();
+  private expiry(expires: number): { expires: number; expiresAt: number | null } {
+    const granted = this.grant(expires);
+    return { expires: granted, expiresAt: granted === EXPIRES_FOREVER ? null : this.clock.now() + granted * 1000 };
+  }
+
+  private async store(pub: Publication, replacing?: string): Promise<Publication | undefined> {
+    for (let i = 0; i < ETAG_ATTEMPTS; i++) {
+      const candidate = { ...pub, etag: this.newEtag() };
+      const outcome = await this.rows.putSipPublication(candidate, replacing);
+      if (outcome === 'stale') return undefined;
+      if (outcome === 'stored') {
+        this.remember(candidate);
+        return candidate;
+      }
+      // 'etag-taken': another publication holds it; draw again (RFC 3903 §6 step 8).
+    }
+    throw new EtagExhausted(`no unique entity-tag in ${ETAG_ATTEMPTS} draws`);
+  }
+
+  private remember(pub: Publication): void {
+    const before = this.lastDoc.get(key(pub.userId, pub.service));
+    this.lastDoc.set(key(pub.userId, pub.service), { pId: pub.pId ?? before?.pId ?? null, tupleId: pub.tupleId ?? before?.tupleId ?? null });
   }
 }

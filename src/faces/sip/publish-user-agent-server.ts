@@ -48,14 +48,15 @@ export async function publishUas(ctx: SipFaceContext, req: IncomingRequest, flow
   if (!right.allowed) throw new MusterError('forbidden', `${sender} may not change the affiliations of ${served}`);
 
   return ctx.exclusive(served, async () => {
-    const current = ctx.publications.get(served, service);
+    // From the store: a publication made before a restart, or on another instance, is found too.
+    const current = await ctx.publications.get(served, service);
     // RFC 3903 §6 step 4: an entity-tag we do not hold is answered 412.
     if (ifMatch !== undefined && current?.etag !== ifMatch) throw new SipRefusal(412, `no publication with entity-tag ${ifMatch}`);
-    const onExpire = (etag: string): void => void expire(ctx, served, service, etag);
 
     if (!pidf && expires > 0) {
       // Refresh: same set, new entity-tag and expiry; nothing changes, so no NOTIFY.
-      const pub = ctx.publications.refresh(current!, expires, onExpire);
+      const pub = await ctx.publications.refresh(current!, expires);
+      if (!pub) throw new SipRefusal(412, `no publication with entity-tag ${ifMatch}`); // refreshed or removed elsewhere meanwhile
       return { status: 200, headers: publicationHeaders(pub) };
     }
 
@@ -64,14 +65,17 @@ export async function publishUas(ctx: SipFaceContext, req: IncomingRequest, flow
     if (sender === served && pidf) await acceptChangesByPublication(ctx.server, served, service, wanted);
     // While partner systems decide, watchers get a NOTIFY with those groups `affiliating` (TS 24.379 §9.2.2.2.5).
     const progress = { reserved: (): void => ctx.notifyWatchers(served, service) };
-    const status = await replaceAffiliationSet(ctx.server, served, service, wanted, right.groupAllowed, progress);
-    let headers: HeaderList;
-    if (expires === 0) {
-      ctx.publications.remove(served, service);
-      headers = [...(current ? [['SIP-ETag', current.etag] as [string, string]] : []), ['Expires', '0']];
-    } else {
-      headers = publicationHeaders(ctx.publications.put(served, service, expires, { pId: pidf!.pId, tupleId: pidf!.clientId }, onExpire));
+    // The publication is written alongside the affiliation change (on SQLite in the same group commit, so the
+    // PUBLISH costs no extra fsync); if the change fails, the publication before it is put back.
+    const publication = expires === 0 ? (current ? ctx.publications.remove(served, service, current.etag).then(() => undefined) : Promise.resolve(undefined)) : ctx.publications.put(served, service, expires, { pId: pidf!.pId, tupleId: pidf!.clientId });
+    const [applied, stored] = await Promise.allSettled([replaceAffiliationSet(ctx.server, served, service, wanted, right.groupAllowed, progress), publication]);
+    if (applied.status === 'rejected') {
+      if (stored.status === 'fulfilled') await undoPublication(ctx, served, service, current, stored.value?.etag ?? null);
+      throw applied.reason;
     }
+    if (stored.status === 'rejected') throw stored.reason;
+    const status = applied.value;
+    const headers: HeaderList = stored.value ? publicationHeaders(stored.value) : [...(current ? [['SIP-ETag', current.etag] as [string, string]] : []), ['Expires', '0']];
     const pId = pidf?.pId;
     return { status: 200, headers: [...headers, ...refusalWarnings(ctx.agent, service, status)], after: () => ctx.notifyWatchers(served, service, pId) };
   });
@@ -84,15 +88,30 @@ function publicationHeaders(pub: Publication): HeaderList {
   ];
 }
 
-/** RFC 3903 §6: an expired publication is removed; for affiliation that means leaving its groups (as Expires: 0). */
-async function expire(ctx: SipFaceContext, userId: McUri, service: McService, etag: string): Promise<void> {
+/** The PUBLISH failed after its publication was written: the one before it comes back (or none, as before). */
+async function undoPublication(ctx: SipFaceContext, userId: McUri, service: McService, before: Publication | undefined, written: string | null): Promise<void> {
   try {
-    await ctx.exclusive(userId, async () => {
-      if (ctx.publications.get(userId, service)?.etag !== etag) return; // refreshed or replaced meanwhile
-      ctx.publications.remove(userId, service);
+    if (before) await ctx.publications.restore(before);
+    else if (written) await ctx.publications.remove(userId, service, written);
+  } catch (e) {
+    ctx.server.log.error({ err: e, userId, service }, 'SIP publication could not be put back after a failed PUBLISH');
+  }
+}
+
+/**
+ * RFC 3903 §6: an expired publication is removed; for affiliation that means leaving its groups (as Expires: 0).
+ * Claimed by removing it under its entity-tag: of two instances taking the same page, one de-affiliates; a refresh
+ * or a new PUBLISH that came first keeps the user's groups.
+ */
+export async function expirePublication(ctx: SipFaceContext, pub: Publication): Promise<void> {
+  const { userId, service } = pub;
+  try {
+    const ended = await ctx.exclusive(userId, async () => {
+      if (!(await ctx.publications.remove(userId, service, pub.etag))) return false;
       await replaceAffiliationSet(ctx.server, userId, service, [], () => true);
+      return true;
     });
-    ctx.notifyWatchers(userId, service);
+    if (ended) ctx.notifyWatchers(userId, service);
   } catch (e) {
     ctx.server.log.error({ err: e, userId, service }, 'SIP publication expiry failed');
   }

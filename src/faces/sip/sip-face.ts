@@ -1,5 +1,8 @@
 // The SIP face (STAGE3.md): UDP and TCP listeners on the configured host and port, the user agent core, and the
-// state it owns. Started by McSystem.listen() when the configuration has a `sip` key.
+// state it owns. Started by McSystem.listen() when the configuration has a `sip` key. On start it takes back the
+// subscriptions it owned before a restart (UDP ones; TCP connections died with the process) and runs the expiry pages.
+import { hostname } from 'node:os';
+import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { SystemConfig } from '../../config/config.ts';
 import type { McServiceServer } from '../../procedures/context.ts';
@@ -7,7 +10,10 @@ import type { CredentialVerifier } from '../http/credentials.ts';
 import { parseMcUri } from '../../domain/ids.ts';
 import { UserAgentCore } from './user-agent-core.ts';
 import { Publications } from './publication-state.ts';
-import { Subscriptions } from './subscription-state.ts';
+import { Subscriptions, subscriptionOf, type Subscription } from './subscription-state.ts';
+import { PagedExpiry } from './expiry-pages.ts';
+import { expirePublication } from './publish-user-agent-server.ts';
+import type { Publication } from './publication-state.ts';
 import { UdpTransport } from './udp-transport.ts';
 import { TcpTransport } from './tcp-transport.ts';
 import type { Flow, Transport } from './transport.ts';
@@ -16,11 +22,25 @@ import { DigestAuthenticator } from './digest.ts';
 
 export type SipConfig = NonNullable<SystemConfig['sip']>;
 
+/** Expiry pages: at most this many subscriptions (final NOTIFY each) or publications (a de-affiliation each) per tick. */
+export const SUBSCRIPTION_EXPIRY_PAGE = 500;
+export const PUBLICATION_EXPIRY_PAGE = 200;
+const EXPIRY_TICK_MS = 1000;
+
+/**
+ * The name this instance owns subscriptions under: host name and SIP listening address, the same after a restart
+ * and different for each instance of a scaled system. An ephemeral port (0) is a new instance at every start.
+ */
+export function sipInstanceName(config: SipConfig): string {
+  return `${hostname()}/${config.host}:${config.port}${config.port === 0 ? `/${randomUUID()}` : ''}`;
+}
+
 export class SipFace {
   private constructor(
     private readonly core: UserAgentCore,
     private readonly transports: Transport[],
     readonly subscriptions: Subscriptions,
+    private readonly expiries: { start(): void; stop(): void }[],
   ) {}
 
   static async start(opts: { config: SipConfig; server: McServiceServer; verifier: CredentialVerifier; secret: string; log: Logger }): Promise<SipFace> {
@@ -28,7 +48,8 @@ export class SipFace {
     const transports: Transport[] = [];
     const locals = new Map<string, LocalAddress>();
     const localOf = (flow: Flow): LocalAddress => locals.get(flow.transport) ?? { transport: flow.transport === 'tcp' ? 'TCP' : 'UDP', address: config.host, port: config.port };
-    const subscriptions = new Subscriptions();
+    const subscriptions = new Subscriptions(server.store, sipInstanceName(config));
+    const publications = new Publications(server.store, server.clock);
     const core = new UserAgentCore(
       {
         server,
@@ -37,7 +58,7 @@ export class SipFace {
         psi: parseMcUri(config.psi),
         trustedPeers: config.trustedPeers,
         agent: server.domain,
-        publications: new Publications(server.clock),
+        publications,
         subscriptions,
       },
       localOf,
@@ -53,12 +74,53 @@ export class SipFace {
       await Promise.allSettled(transports.map((t) => t.close()));
       throw e;
     }
-    log.info({ host: config.host, port: config.port, transports: config.transports, psi: config.psi }, 'SIP face listening');
-    return new SipFace(core, transports, subscriptions);
+    const udp = transports.find((t): t is UdpTransport => t instanceof UdpTransport);
+    await restoreSubscriptions(core, subscriptions, udp, server, log);
+    const onError = (what: string) => (err: unknown) => log.error({ err }, `SIP ${what} expiry page failed; the next tick retries`);
+    const expiries = [
+      new PagedExpiry<Subscription>(server.clock, {
+        everyMs: EXPIRY_TICK_MS,
+        pageSize: SUBSCRIPTION_EXPIRY_PAGE,
+        take: (now, limit) => subscriptions.takeExpired(now, limit),
+        end: (page) => core.endSubscriptions(page),
+        onError: onError('subscription'),
+      }),
+      new PagedExpiry<Publication>(server.clock, {
+        everyMs: EXPIRY_TICK_MS,
+        pageSize: PUBLICATION_EXPIRY_PAGE,
+        take: (now, limit) => publications.expired(now, limit),
+        end: async (page) => void (await Promise.all(page.map((p) => expirePublication(core.context, p)))),
+        onError: onError('publication'),
+      }),
+    ];
+    expiries.forEach((e) => e.start());
+    log.info({ host: config.host, port: config.port, transports: config.transports, psi: config.psi, instance: subscriptions.owner, subscriptions: subscriptions.size }, 'SIP face listening');
+    return new SipFace(core, transports, subscriptions, expiries);
   }
 
   async stop(): Promise<void> {
+    this.expiries.forEach((e) => e.stop());
     this.core.stop();
     await Promise.allSettled(this.transports.map((t) => t.close()));
   }
+}
+
+/**
+ * After a restart: the subscriptions this instance owned come back. A UDP one goes on over its stored flow (the
+ * subscriber's address and port), NOTIFYs included. A TCP one cannot: its connection died with the process and
+ * Muster opens no connections to clients, so it is ended here without a NOTIFY (RFC 5626 §4.4: the client sees its
+ * flow fail and subscribes again).
+ */
+async function restoreSubscriptions(core: UserAgentCore, subscriptions: Subscriptions, udp: UdpTransport | undefined, server: McServiceServer, log: Logger): Promise<void> {
+  const rows = await server.store.sipSubscriptionsOwnedBy(subscriptions.owner);
+  const dead: Subscription[] = [];
+  for (const r of rows) {
+    if (r.transport === 'udp' && udp) {
+      const sub = subscriptionOf(r, udp.flowTo(r.remoteAddress, r.remotePort));
+      subscriptions.hold(sub);
+      core.watch(sub.userId);
+    } else dead.push(subscriptionOf(r, { transport: r.transport, remoteAddress: r.remoteAddress, remotePort: r.remotePort, send: () => undefined, open: () => false }));
+  }
+  if (dead.length > 0) await subscriptions.forget(dead);
+  if (rows.length > 0) log.info({ resumed: rows.length - dead.length, ended: dead.length }, 'SIP subscriptions of this instance taken back after a restart (TCP ones ended: their connections are gone)');
 }

@@ -46,10 +46,7 @@ export async function subscribeUas(ctx: SipFaceContext, req: IncomingRequest, fl
     if (expires === 0) {
       return { status: 200, headers: [['Expires', '0']], after: () => notify(sub, 'timeout') };
     }
-    ctx.subscriptions.transition(sub, 'refresh');
-    sub.cancelExpiry();
-    sub.expiresAt = clock.now() + expires * 1000;
-    sub.cancelExpiry = clock.after(expires * 1000, () => sub.state === 'active' && notify(sub, 'timeout'));
+    await ctx.subscriptions.refresh(sub, clock.now() + expires * 1000, req.cseq.seq);
     return { status: 200, headers: [['Expires', String(expires)]], after: () => notify(sub) };
   }
 
@@ -78,14 +75,14 @@ export async function subscribeUas(ctx: SipFaceContext, req: IncomingRequest, fl
     service,
     expiresAt: clock.now() + expires * 1000,
     localCSeq: 0,
+    cseqMark: 0,
     remoteCSeq: req.cseq.seq,
-    cancelExpiry: () => undefined,
   };
-  ctx.subscriptions.add(sub);
+  // Stored before the 200 (a fetch is not): after a restart this instance sends its NOTIFYs again.
+  await ctx.subscriptions.open(sub, { durable: expires > 0 });
   if (expires === 0) {
     // RFC 6665 §4.2.1.1: Expires 0 is a fetch: one NOTIFY with the state, and the subscription ends.
     return { status: 200, toTag: sub.localTag, headers: [['Expires', '0'], ['Contact', `<${ctx.psi}>`]], after: () => notify(sub, 'timeout') };
   }
-  sub.cancelExpiry = clock.after(expires * 1000, () => sub.state === 'active' && notify(sub, 'timeout'));
   return { status: 200, toTag: sub.localTag, headers: [['Expires', String(expires)], ['Contact', `<${ctx.psi}>`]], after: () => notify(sub) };
 }

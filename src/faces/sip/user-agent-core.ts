@@ -16,7 +16,7 @@ import { refusalOf, reasonPhrase } from './sip-refusal.ts';
 import { publishUas, type UasAnswer } from './publish-user-agent-server.ts';
 import { subscribeUas, type SubscribeAnswer } from './subscribe-user-agent-server.ts';
 import { buildNotify, type LocalAddress } from './notify-user-agent-client.ts';
-import type { Subscription } from './subscription-state.ts';
+import type { Subscription, SubscriptionEvent } from './subscription-state.ts';
 import type { SipFaceContext } from './face-context.ts';
 import { messageUas } from './message-user-agent-server.ts';
 import { ChangeDelivery } from './change-delivery.ts';
@@ -92,7 +92,9 @@ export class UserAgentCore implements TransportDelegate {
           return { answer: await publishUas(this.context, req, flow) };
         case 'SUBSCRIBE':
           // A new or refreshed subscription is also where change requests that waited for this client go out.
-          return { answer: await subscribeUas(this.context, req, flow, (sub, end) => void this.notifySubscription(sub, end).then(() => (end ? undefined : this.changes.deliverWaiting(sub)))) };
+          return {
+            answer: await subscribeUas(this.context, req, flow, (sub, end) => void (end ? this.endSubscriptions([sub], 'unsubscribe') : this.notifySubscription(sub).then(() => this.changes.deliverWaiting(sub)))),
+          };
         case 'MESSAGE':
           return { answer: await messageUas(this.context, req, flow) };
         case 'OPTIONS':
@@ -186,24 +188,34 @@ export class UserAgentCore implements TransportDelegate {
     for (const sub of this.ctx.subscriptions.forUser(userId)) if (sub.service === service) void this.notifySubscription(sub, undefined, pId);
   }
 
+  /**
+   * Ends subscriptions: each gets its final NOTIFY (terminated;reason=timeout) and its row goes. With `event`, the
+   * active ones among `subs` end now (unsubscribe); without, they were ended already (taken by the expiry pages).
+   */
+  async endSubscriptions(subs: Subscription[], event?: SubscriptionEvent): Promise<void> {
+    const ending = event ? subs.filter((s) => s.state === 'active') : subs;
+    if (event) for (const s of ending) this.ctx.subscriptions.transition(s, event);
+    for (const userId of new Set(ending.map((s) => s.userId))) this.unwatchIfIdle(userId);
+    const forgotten = this.ctx.subscriptions.forget(ending).catch((e: unknown) => this.log.error({ err: e, count: ending.length }, 'ended SIP subscriptions could not be deleted from the store'));
+    await Promise.all([...ending.map((s) => this.notifySubscription(s, 'timeout')), forgotten]);
+  }
+
   /** Sends one NOTIFY with the user's status as the store has it now (looked up again after the await). */
   async notifySubscription(sub: Subscription, end?: 'timeout', pId?: string): Promise<void> {
-    if (end) {
-      if (sub.state !== 'active') return;
-      this.ctx.subscriptions.transition(sub, 'expire');
-      this.unwatchIfIdle(sub.userId);
-    } else {
+    if (!end) {
       if (sub.state !== 'active') return;
       this.watch(sub.userId);
     }
     try {
-      const records = await this.ctx.server.store.affiliationsOfUser(sub.userId, sub.service);
+      await this.ctx.subscriptions.reserveCSeq(sub);
+      // The publication as stored: whichever instance took the PUBLISH, its tuple id and p-id are in the NOTIFY.
+      const [records, pub] = await Promise.all([this.ctx.server.store.affiliationsOfUser(sub.userId, sub.service), this.ctx.publications.get(sub.userId, sub.service)]);
       const doc = {
         entity: sub.userId,
         service: sub.service,
-        tupleId: this.ctx.publications.tupleOf(sub.userId, sub.service) ?? `${sub.service}-status`,
+        tupleId: pub?.tupleId ?? this.ctx.publications.tupleOf(sub.userId, sub.service) ?? `${sub.service}-status`,
         groups: records.map((r) => ({ groupId: r.groupId, state: r.state })),
-        pId: pId ?? this.ctx.publications.pIdOf(sub.userId, sub.service),
+        pId: pId ?? pub?.pId ?? this.ctx.publications.pIdOf(sub.userId, sub.service),
       };
       const state = end ? { active: false as const, reason: end } : { active: true as const, expiresIn: Math.round((sub.expiresAt - this.ctx.server.clock.now()) / 1000) };
       const { request, branch } = buildNotify(sub, this.ctx.psi, this.localOf(sub.flow), state, doc);
@@ -213,6 +225,8 @@ export class UserAgentCore implements TransportDelegate {
           this.log.info({ status, subscription: sub.id }, 'NOTIFY failed; subscription terminated');
           this.ctx.subscriptions.transition(sub, 'notify-failed');
           this.unwatchIfIdle(sub.userId);
+          // Only this instance's row: the owner sent the NOTIFY, and no instance deletes another's subscription.
+          void this.ctx.subscriptions.forget([sub]).catch((e: unknown) => this.log.error({ err: e, subscription: sub.id }, 'ended SIP subscription could not be deleted from the store'));
         }
       });
     } catch (e) {
@@ -220,15 +234,12 @@ export class UserAgentCore implements TransportDelegate {
     }
   }
 
+  /** Stops serving; the stored subscriptions and publications stay for the next start (only memory is let go). */
   stop(): void {
     this.stopped = true;
-    for (const sub of this.ctx.subscriptions.all()) {
-      sub.cancelExpiry();
-      this.ctx.subscriptions.transition(sub, 'shutdown');
-    }
+    for (const sub of this.ctx.subscriptions.all()) this.ctx.subscriptions.transition(sub, 'shutdown');
     for (const off of this.watching.values()) off();
     this.watching.clear();
-    this.ctx.publications.clear();
   }
 }
 
