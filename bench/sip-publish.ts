@@ -10,7 +10,7 @@ import { createSocket } from 'node:dgram';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Muster, ROOT, freePort } from '../test/support/harness.ts';
+import { Muster, ROOT, freePort, stopProcess } from '../test/support/harness.ts';
 import { arg, benchConfig, groupCount, groupsOf, user, writeResults } from './workload.ts';
 
 const SECONDS = arg('--seconds', 10);
@@ -113,18 +113,6 @@ async function untilAnswers(port: number, output: () => string): Promise<void> {
   } finally {
     socket.close();
   }
-}
-
-async function stopProcess(proc: ChildProcess): Promise<void> {
-  if (proc.exitCode !== null || proc.signalCode !== null) return;
-  await new Promise<void>((resolve) => {
-    const t = setTimeout(() => proc.kill('SIGKILL'), 5000);
-    proc.once('exit', () => {
-      clearTimeout(t);
-      resolve();
-    });
-    proc.kill('SIGTERM');
-  });
 }
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;

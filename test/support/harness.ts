@@ -170,19 +170,7 @@ export class Muster {
   }
 
   async stop(opts: { keepFiles?: boolean } = {}): Promise<void> {
-    await Promise.all(
-      this.procs.map(async (p) => {
-        if (p.exitCode !== null || p.signalCode !== null) return;
-        await new Promise<void>((resolve) => {
-          const t = setTimeout(() => p.kill('SIGKILL'), 5000);
-          p.once('exit', () => {
-            clearTimeout(t);
-            resolve();
-          });
-          p.kill('SIGTERM');
-        });
-      }),
-    );
+    await Promise.all(this.procs.map((p) => stopProcess(p)));
     await Promise.all(this.balancers.map((b) => b.close()));
     this.balancers = [];
     if (this.databases.length > 0 && !opts.keepFiles) {
@@ -239,6 +227,19 @@ export async function cli(args: string[], env: Record<string, string> = {}): Pro
       clearTimeout(t);
       resolve({ code: code ?? -1, stdout, stderr });
     });
+  });
+}
+
+/** SIGTERM, so the process shuts down as an operator's stop would; SIGKILL if it is still there after 5 s. */
+export async function stopProcess(p: ChildProcess): Promise<void> {
+  if (p.exitCode !== null || p.signalCode !== null) return;
+  await new Promise<void>((resolve) => {
+    const t = setTimeout(() => p.kill('SIGKILL'), 5000);
+    p.once('exit', () => {
+      clearTimeout(t);
+      resolve();
+    });
+    p.kill('SIGTERM');
   });
 }
 
