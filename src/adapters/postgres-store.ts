@@ -113,6 +113,7 @@ const Q = {
       'SELECT a, b, c, d, e, f, g, h, i, j FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::int[], $9::text[], $10::text[]) WITH ORDINALITY AS t(a, b, c, d, e, f, g, h, i, j, n) ORDER BY n',
   },
   changesInState: { name: 'muster-changes-in-state', text: 'SELECT * FROM change_requests WHERE state = $1 ORDER BY created_at, id, target' },
+  changesOfTargetInState: { name: 'muster-changes-of-target-in-state', text: 'SELECT * FROM change_requests WHERE state = $1 AND target = $2 ORDER BY created_at, id' },
 } as const;
 
 const placeholders = (n: number, from = 1): string => Array.from({ length: n }, (_, i) => `$${i + from}`).join(', ');
@@ -268,8 +269,9 @@ export class PostgresStore implements Store {
     return (await this.run(q)).rowCount === 1;
   }
 
-  async changesInState(state: ChangeState): Promise<ChangeRecord[]> {
-    return (await this.query({ ...Q.changesInState, values: [state] })).map(toChangeRecord);
+  async changesInState(state: ChangeState, target?: McUri): Promise<ChangeRecord[]> {
+    const q = target === undefined ? { ...Q.changesInState, values: [state] } : { ...Q.changesOfTargetInState, values: [state, target] };
+    return (await this.query(q)).map(toChangeRecord);
   }
 
   async appendAudit(entries: NewAuditEntry[]): Promise<void> {

@@ -112,6 +112,7 @@ export class SqliteStore implements Store {
       ),
       getChange: db.prepare('SELECT * FROM change_requests WHERE id = ? AND target = ?'),
       changesInState: db.prepare('SELECT * FROM change_requests WHERE state = ? ORDER BY created_at'),
+      changesOfTargetInState: db.prepare('SELECT * FROM change_requests WHERE state = ? AND target = ? ORDER BY created_at'),
       pruneAudit: db.prepare('DELETE FROM audit_log WHERE at < ?'),
       audit: db.prepare(
         'INSERT INTO audit_log (id, at, subject, role, on_behalf_of, action, service, groups, http_status, error_code, result) VALUES (@id, @at, @subject, @role, @onBehalfOf, @action, @service, @groups, @httpStatus, @errorCode, @result)',
@@ -238,8 +239,8 @@ export class SqliteStore implements Store {
     return this.write(() => this.db.prepare(sql).run(...args).changes === 1);
   }
 
-  async changesInState(state: ChangeState): Promise<ChangeRecord[]> {
-    return (this.q.changesInState.all(state) as Row[]).map(toChangeRecord);
+  async changesInState(state: ChangeState, target?: McUri): Promise<ChangeRecord[]> {
+    return ((target === undefined ? this.q.changesInState.all(state) : this.q.changesOfTargetInState.all(state, target)) as Row[]).map(toChangeRecord);
   }
 
   async appendAudit(entries: NewAuditEntry[]): Promise<void> {

@@ -251,7 +251,8 @@ export interface Store {
   getChange(id: string, target: McUri): Promise<ChangeRecord | undefined>;
   /** Moves a change from one of `from` to `to`; false when another answer or the timeout won the race. */
   transitionChange(id: string, target: McUri, from: ChangeState[], to: ChangeState, result?: unknown): Promise<boolean>;
-  changesInState(state: ChangeState): Promise<ChangeRecord[]>;
+  /** Change requests in `state`, oldest first; only those of `target` when given. */
+  changesInState(state: ChangeState, target?: McUri): Promise<ChangeRecord[]>;
 
   /** Appends audit entries (ids handed out in array order); durable when the promise settles. */
   appendAudit(entries: NewAuditEntry[]): Promise<void>;

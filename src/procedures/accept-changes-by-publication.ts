@@ -11,7 +11,7 @@ import { answerChange } from './remote-change-negotiated.ts';
 /** The ids of the change requests this publication accepted. */
 export async function acceptChangesByPublication(server: McServiceServer, target: McUri, service: McService, published: readonly McUri[]): Promise<string[]> {
   // Step 4 happened at client 2 (its user said yes); these are the requests still waiting for that answer.
-  const waiting = (await server.store.changesInState('asked')).filter((c) => c.target === target && c.service === service && c.mode === 'negotiated');
+  const waiting = (await server.store.changesInState('asked', target)).filter((c) => c.service === service && c.mode === 'negotiated');
   const accepted: string[] = [];
   for (const id of changesAcceptedByPublication(waiting, published)) {
     try {

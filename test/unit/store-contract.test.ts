@@ -449,6 +449,8 @@ function contract(backend: Backend): void {
           ['c1', bob],
         ],
       );
+      assert.deepEqual((await second.changesInState('asked', bob)).map((c) => [c.id, c.target]), [['c1', bob]], 'only the given target');
+      assert.deepEqual(await store.changesInState('asked', carol), []);
 
       assert.equal(await store.transitionChange('c1', alice, ['asked'], 'accepted', { status: [{ groupId: g(1), status: 'affiliated' }] }), true);
       assert.equal(await store.transitionChange('c1', alice, ['asked'], 'timed-out'), false);
