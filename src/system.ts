@@ -24,6 +24,8 @@ import { PartnerGate } from './adapters/partner-gate.ts';
 import { LocalChangeOutcomes } from './procedures/change-outcomes.ts';
 import { expireChanges, resumeChanges } from './procedures/remote-change-negotiated.ts';
 import type { McServiceServer } from './procedures/context.ts';
+import { PartnerRecovery } from './procedures/partner-recovery.ts';
+import { MusterError } from './domain/errors.ts';
 import { systemClock, type Clock } from './ports/clock.ts';
 import { buildHttpFace } from './faces/http/app.ts';
 import { CredentialVerifier } from './faces/http/credentials.ts';
@@ -36,6 +38,8 @@ export class McSystem {
   private http?: FastifyInstance;
   private sip?: SipFace;
   private readonly timers: NodeJS.Timeout[] = [];
+  /** Partner re-synchronisation: at start-up, when a partner is back, after a failed undo, on the operator's demand. */
+  private readonly recovery: PartnerRecovery;
 
   private constructor(
     readonly config: SystemConfig,
@@ -46,7 +50,9 @@ export class McSystem {
     private readonly closeStore: () => Promise<void>,
     readonly log: Logger,
     private readonly fabric?: NatsFabric,
-  ) {}
+  ) {
+    this.recovery = new PartnerRecovery(server);
+  }
 
   static async open(config: SystemConfig, opts: { clock?: Clock; log?: Logger } = {}): Promise<McSystem> {
     // Logs go to stderr: stdout carries what `muster serve` tells its caller (one "<name>: <url>" line per system).
@@ -113,7 +119,9 @@ export class McSystem {
       await stores.close();
     }, log, fabric);
     // Recovery: reservations a crash left, status updates not yet delivered, negotiations still open.
-    await store.sweepReservations(clock.now() - RESERVATION_SWEEP_MS);
+    // One process owns an SQLite store, so every reservation found at start was left by a crash (and must not make
+    // the partner re-synchronisation keep what its request applied); instances sharing PostgreSQL may still wait on theirs.
+    await store.sweepReservations(store instanceof SqliteStore ? clock.now() + 1 : clock.now() - RESERVATION_SWEEP_MS);
     outbox.kick();
     await resumeChanges(server);
     return system;
@@ -129,6 +137,8 @@ export class McSystem {
       verifier: new CredentialVerifier(c.secret, c.domain),
       partnerGate: new PartnerGate(c.domain, c.partners),
       health: () => this.health(),
+      resyncPartners: (partner) => this.resyncPartners(partner),
+      partnerStarted: (domain) => this.recovery.partnerStarted(domain),
       log: this.log,
     });
     const sweep = setInterval(() => void this.server.store.sweepReservations(this.server.clock.now() - RESERVATION_SWEEP_MS).catch(() => undefined), RESERVATION_SWEEP_MS);
@@ -150,6 +160,8 @@ export class McSystem {
     const address = await this.http.listen({ host: c.http.host, port: c.http.port });
     // SIP face (STAGE3.md): opt-in, only when the configuration has a `sip` key.
     if (c.sip) this.sip = await SipFace.start({ config: c.sip, server: this.server, verifier: new CredentialVerifier(c.secret, c.domain), secret: c.secret, log: this.log });
+    // Once this system answers, so partners re-synchronising with it at the same time find it up.
+    this.recovery.start();
     this.log.info({ address }, 'MC system listening');
     return address;
   }
@@ -169,7 +181,14 @@ export class McSystem {
     return { status: store === 'up' && gms === 'up' && fabric !== 'down' ? 'ok' : 'degraded', system: this.config.name, store: `${this.server.store.kind}:${store}`, gms, fabric, partners };
   }
 
+  async resyncPartners(partner?: string) {
+    const domains = this.server.partners.domains();
+    if (partner !== undefined && !domains.includes(partner)) throw new MusterError('not-found', `no partner system ${partner} (partners: ${domains.join(', ') || 'none'})`, 'partner');
+    return Promise.all((partner === undefined ? domains : [partner]).map((d) => this.recovery.resync(d)));
+  }
+
   async stop(): Promise<void> {
+    this.recovery.stop();
     this.timers.forEach((t) => clearInterval(t));
     this.outbox.stop();
     await this.sip?.stop();

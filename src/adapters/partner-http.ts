@@ -4,7 +4,10 @@
 import type { GroupStatus } from '../domain/flows.ts';
 import { REFUSAL_REASONS } from '../domain/reasons.ts';
 import type { PartnerConfig } from '../config/config.ts';
-import type { PartnerRequest, PartnerServers } from '../ports/partner.ts';
+import type { PartnerRequest, PartnerServers, PartnerTrouble, ResyncPage, ResyncPageAnswer } from '../ports/partner.ts';
+import { compareResyncKeys, type ResyncKey } from '../domain/decisions/partner-resync.ts';
+import { MC_SERVICES } from '../domain/services.ts';
+import type { McUri } from '../domain/ids.ts';
 import { PartnerGate } from './partner-gate.ts';
 import type { Logger } from 'pino';
 
@@ -21,6 +24,7 @@ export class HttpPartnerServers implements PartnerServers {
   private seq = 0;
   private probing: Promise<Record<string, 'up' | 'down'>> | undefined;
   private lastHealth: Record<string, 'up' | 'down'> = {};
+  private readonly troubleListeners: ((domain: string, trouble: PartnerTrouble) => void)[] = [];
 
   constructor(
     private readonly ownDomain: string,
@@ -58,16 +62,62 @@ export class HttpPartnerServers implements PartnerServers {
     const out: Record<string, 'up' | 'down'> = {};
     await Promise.all(
       [...this.byDomain.values()].map(async (p) => {
-        try {
-          const res = await fetch(`${p.nextHop}/healthz`, { signal: AbortSignal.timeout(Math.min(p.timeoutMs, 2000)) });
-          await res.body?.cancel();
-          out[p.domain] = res.status < 500 || res.status === 503 ? 'up' : 'down';
-        } catch {
-          out[p.domain] = 'down';
-        }
+        out[p.domain] = (await this.probeOne(p)) ? 'up' : 'down';
       }),
     );
     return out;
+  }
+
+  /** Any answer of the partner's /healthz counts (503 is a partner up with a dependency down), a gateway failure does not. */
+  private async probeOne(p: PartnerConfig): Promise<boolean> {
+    try {
+      const res = await fetch(`${p.nextHop}/healthz`, { signal: AbortSignal.timeout(Math.min(p.timeoutMs, 2000)) });
+      await res.body?.cancel();
+      return res.status < 500 || res.status === 503;
+    } catch {
+      return false;
+    }
+  }
+
+  async reachable(domain: string): Promise<boolean> {
+    const p = this.byDomain.get(domain);
+    return p ? this.probeOne(p) : false;
+  }
+
+  inFlight(key: ResyncKey): boolean {
+    return this.latest.has(`${key.userId} ${key.service} ${key.groupId}`);
+  }
+
+  onTrouble(listener: (domain: string, trouble: PartnerTrouble) => void): void {
+    this.troubleListeners.push(listener);
+  }
+
+  private trouble(domain: string, what: PartnerTrouble): void {
+    for (const l of this.troubleListeners) l(domain, what);
+  }
+
+  /** One page of a re-synchronisation to the group host (README "Partner re-synchronisation"). */
+  async resync(page: ResyncPage): Promise<{ kind: 'answered'; answer: ResyncPageAnswer } | { kind: 'failed'; why: string }> {
+    const partner = this.byDomain.get(page.domain);
+    if (!partner) return { kind: 'failed', why: `no partner ${page.domain}` };
+    const wire = (k: ResyncKey) => ({ mcServiceId: k.userId, service: k.service, groupId: k.groupId });
+    const body = { host: page.domain, ...(page.after ? { after: wire(page.after) } : {}), ...(page.through ? { through: wire(page.through) } : {}), affiliations: page.affiliations.map(wire), ...(page.startUp ? { startUp: true } : {}) };
+    let res: Response;
+    let answer: unknown;
+    try {
+      res = await fetch(`${partner.nextHop}/federation/v1/affiliation-resyncs`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${await this.token(partner)}` },
+        body: JSON.stringify(body),
+        signal: AbortSignal.timeout(partner.timeoutMs),
+      });
+      answer = (await res.json()) as unknown;
+    } catch (e) {
+      return { kind: 'failed', why: (e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message };
+    }
+    if (res.status !== 200) return { kind: 'failed', why: `status ${res.status}: ${JSON.stringify(answer).slice(0, 200)}` };
+    const read = readResyncAnswer(answer, page);
+    return read ? { kind: 'answered', answer: read } : { kind: 'failed', why: `malformed answer: ${JSON.stringify(answer).slice(0, 200)}` };
   }
 
   private async send(path: Path, req: PartnerRequest, success: 'affiliated' | 'deaffiliated'): Promise<GroupStatus[]> {
@@ -80,6 +130,8 @@ export class HttpPartnerServers implements PartnerServers {
     if (outcome.kind !== 'unknown') this.forget(req, seq);
     if (outcome.kind === 'answered') return outcome.status;
     this.log.warn({ partner: partner.domain, path, why: outcome.why }, 'partner unreachable');
+    // Whatever it missed meanwhile is re-synchronised once it answers again.
+    this.trouble(partner.domain, 'unreachable');
     // The partner may have applied a request whose answer never arrived (slow past the timeout, garbled): the
     // primary stores nothing for it, so the partner must keep nothing either. Undo it, in the background.
     if (outcome.kind === 'unknown') this.undo(partner, path, req, seq);
@@ -129,6 +181,8 @@ export class HttpPartnerServers implements PartnerServers {
       }
       if (attempt >= UNDO_ATTEMPTS) {
         this.log.error({ partner: partner.domain, path: inverse, user: req.mcServiceId, groups: req.groupIds, why: outcome.why }, 'could not undo an unanswered partner request');
+        // The re-synchronisation removes it once the partner answers again.
+        this.trouble(partner.domain, 'undo-failed');
         return;
       }
       setTimeout(() => this.undo(partner, path, original, seq, attempt + 1), 500 * attempt).unref();
@@ -161,4 +215,41 @@ export class HttpPartnerServers implements PartnerServers {
     this.tokens.set(partner.domain, { token, until: Date.now() + 60_000 });
     return token;
   }
+}
+
+/**
+ * Accepts only a well-formed answer: key lists, a `through` inside the page's range, and `missing` keys that the page
+ * listed (a partner cannot make the primary ask for anything it did not hold).
+ */
+function readResyncAnswer(body: unknown, page: ResyncPage): ResyncPageAnswer | undefined {
+  const b = body as { through?: unknown; removed?: unknown; spared?: unknown; missing?: unknown; graceMs?: unknown } | null;
+  if (!b || typeof b !== 'object') return undefined;
+  const keys = (v: unknown): ResyncKey[] | undefined => {
+    if (!Array.isArray(v)) return undefined;
+    const out: ResyncKey[] = [];
+    for (const x of v as unknown[]) {
+      const k = readKey(x);
+      if (!k) return undefined;
+      out.push(k);
+    }
+    return out;
+  };
+  const removed = keys(b.removed);
+  const spared = keys(b.spared);
+  const missing = keys(b.missing);
+  const through = b.through === undefined || b.through === null ? undefined : readKey(b.through);
+  if (!removed || !spared || !missing || (b.through !== undefined && b.through !== null && !through)) return undefined;
+  if (typeof b.graceMs !== 'number' || !Number.isFinite(b.graceMs) || b.graceMs < 0) return undefined;
+  const listed = new Set(page.affiliations.map((k) => `${k.userId} ${k.service} ${k.groupId}`));
+  if (missing.some((k) => !listed.has(`${k.userId} ${k.service} ${k.groupId}`))) return undefined;
+  // Stopping short is allowed, going past the page is not, and a host that stops must have moved past `after`.
+  if (page.through && (!through || compareResyncKeys(through, page.through) > 0)) return undefined;
+  if (through && page.after && compareResyncKeys(through, page.after) <= 0) return undefined;
+  return { ...(through ? { through } : {}), removed, spared, missing, graceMs: b.graceMs };
+}
+
+function readKey(x: unknown): ResyncKey | undefined {
+  const k = x as { mcServiceId?: unknown; service?: unknown; groupId?: unknown } | null;
+  if (!k || typeof k.mcServiceId !== 'string' || typeof k.groupId !== 'string' || !(MC_SERVICES as readonly unknown[]).includes(k.service)) return undefined;
+  return { userId: k.mcServiceId as McUri, service: k.service as ResyncKey['service'], groupId: k.groupId as McUri };
 }

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { McUri } from '../../src/domain/ids.ts';
 import type { GroupStatus } from '../../src/domain/flows.ts';
-import { compareAsGroupHost, decideReask, decideReaskOutcome, resyncKeyOf, type ResyncKey } from '../../src/domain/decisions/partner-resync.ts';
+import { byUserAndService, compareAsGroupHost, compareResyncKeys, decideReask, decideReaskOutcome, resyncKeyOf, type ResyncKey } from '../../src/domain/decisions/partner-resync.ts';
 
 const k = (user: string, group: string, service: 'mcptt' | 'mcdata' = 'mcptt'): ResyncKey => ({ userId: `sip:${user}@police.example` as McUri, service, groupId: `sip:${group}@fire.example` as McUri });
 const NOW = 1_000_000;
@@ -59,4 +59,25 @@ void test('decideReaskOutcome: affiliated agrees, unreachable waits, any other r
     [{ groupId: g, status: 'deaffiliated' }, { outcome: 'retry-later' }],
   ];
   for (const [status, want] of rows) assert.deepEqual(decideReaskOutcome(status), want, JSON.stringify(status));
+});
+
+void test('compareResyncKeys: user, then service, then group, in code point order (as the stores sort UTF-8 bytes)', () => {
+  const rows: [ResyncKey, ResyncKey, number][] = [
+    [k('alice', 'engine'), k('alice', 'engine'), 0],
+    [k('alice', 'rescue'), k('bob', 'engine'), -1],
+    [k('alice', 'engine', 'mcptt'), k('alice', 'engine', 'mcdata'), 1],
+    [k('alice', 'engine'), k('alice', 'engines'), -1],
+    // U+FF5E sorts below U+1F600 as code points (and UTF-8 bytes), though not as UTF-16 code units.
+    [k('\uFF5E', 'engine'), k('\u{1F600}', 'engine'), -1],
+  ];
+  for (const [a, b, sign] of rows) assert.equal(Math.sign(compareResyncKeys(a, b)), sign, `${resyncKeyOf(a)} vs ${resyncKeyOf(b)}`);
+});
+
+void test('byUserAndService: one entry per user and service, groups in order', () => {
+  assert.deepEqual(byUserAndService([k('alice', 'engine'), k('bob', 'engine'), k('alice', 'rescue'), k('alice', 'engine', 'mcdata')]), [
+    { userId: 'sip:alice@police.example', service: 'mcptt', groupIds: ['sip:engine@fire.example', 'sip:rescue@fire.example'] },
+    { userId: 'sip:bob@police.example', service: 'mcptt', groupIds: ['sip:engine@fire.example'] },
+    { userId: 'sip:alice@police.example', service: 'mcdata', groupIds: ['sip:engine@fire.example'] },
+  ]);
+  assert.deepEqual(byUserAndService([]), []);
 });

@@ -70,3 +70,30 @@ export function decideReaskOutcome(status: GroupStatus): ReaskOutcome {
   if (status.status === 'rejected' && status.reason !== 'partner-unreachable') return { outcome: 'drop', reason: status.reason };
   return { outcome: 'retry-later' };
 }
+
+/** Key order as the stores sort (UTF-8 bytes, which is code point order): user, then service, then group. */
+export function compareResyncKeys(a: ResyncKey, b: ResyncKey): number {
+  return compareCodePoints(a.userId, b.userId) || compareCodePoints(a.service, b.service) || compareCodePoints(a.groupId, b.groupId);
+}
+
+function compareCodePoints(a: string, b: string): number {
+  const x = [...a];
+  const y = [...b];
+  for (let i = 0; i < Math.min(x.length, y.length); i++) {
+    const d = x[i]!.codePointAt(0)! - y[i]!.codePointAt(0)!;
+    if (d !== 0) return d;
+  }
+  return x.length - y.length;
+}
+
+/** Keys gathered per user and service, in first-seen order: one request per user and service, as the flows carry them. */
+export function byUserAndService(keys: readonly ResyncKey[]): { userId: McUri; service: McService; groupIds: McUri[] }[] {
+  const out = new Map<string, { userId: McUri; service: McService; groupIds: McUri[] }>();
+  for (const k of keys) {
+    const id = `${k.userId} ${k.service}`;
+    const entry = out.get(id) ?? { userId: k.userId, service: k.service, groupIds: [] };
+    entry.groupIds.push(k.groupId);
+    out.set(id, entry);
+  }
+  return [...out.values()];
+}

@@ -17,6 +17,7 @@ import type { GroupManagementServer } from '../../gms/group-management-server.ts
 import type { UserProfileCache } from '../../adapters/user-profile-cache.ts';
 import type { SystemConfig } from '../../config/config.ts';
 import type { PartnerGate } from '../../adapters/partner-gate.ts';
+import type { ResyncReport } from '../../procedures/resync-partner.ts';
 
 export interface HttpFaceDeps {
   config: SystemConfig;
@@ -26,6 +27,10 @@ export interface HttpFaceDeps {
   verifier: CredentialVerifier;
   partnerGate: PartnerGate;
   health(): Promise<{ status: 'ok' | 'degraded'; [k: string]: unknown }>;
+  /** Partner re-synchronisation on the operator's demand: with every partner, or the one named (an unknown one: 404). */
+  resyncPartners(partner?: string): Promise<ResyncReport[]>;
+  /** A partner's re-synchronisation says it has just started: this system re-synchronises with it too. */
+  partnerStarted(domain: string): void;
   log: FastifyBaseLogger;
 }
 

@@ -8,7 +8,6 @@ import { domainOf } from '../../domain/ids.ts';
 import type { RemoteChangeRight, UserProfile } from '../../domain/profile.ts';
 import { authenticate, type HttpFaceDeps } from './app.ts';
 import { auditRoutes } from './routes-audit.ts';
-import { sipAdminRoutes } from './routes-sip-admin.ts';
 
 const IdParam = Type.Object({ id: Type.String({ minLength: 1, maxLength: 256 }) });
 const N2 = Type.Integer({ minimum: 0, maximum: 10000 });
@@ -22,6 +21,8 @@ export const UserProfileSchema = Type.Object(
   },
   { additionalProperties: false },
 );
+
+const ResyncRequestSchema = Type.Object({ partner: Type.Optional(Type.String({ minLength: 1, maxLength: 253, description: "a partner system's domain; none: every partner" })) }, { additionalProperties: false });
 
 export async function adminRoutes(app: FastifyInstance, deps: HttpFaceDeps): Promise<void> {
   app.put<{ Params: { id: string }; Body: Static<typeof UserProfileSchema> }>(
@@ -56,6 +57,17 @@ export async function adminRoutes(app: FastifyInstance, deps: HttpFaceDeps): Pro
     return reply.code(204).send();
   });
 
+  app.post<{ Body: Static<typeof ResyncRequestSchema> }>(
+    '/partner-resyncs',
+    { schema: { summary: 'Re-synchronise with every partner system, or the one named: what was removed at the partner and asked again', body: ResyncRequestSchema } },
+    async (req) => {
+      await authenticate(req, deps, ['operator']);
+      const reports = await deps.resyncPartners(req.body.partner?.toLowerCase());
+      // Records as the federation flows name them (mcServiceId), one report per partner.
+      const wire = <K extends { userId: string }>({ userId, ...rest }: K) => ({ mcServiceId: userId, ...rest });
+      return { resyncs: reports.map((r) => ({ ...r, removed: r.removed.map(wire), spared: r.spared.map(wire), reasked: r.reasked.map(wire), skipped: r.skipped.map(wire) })) };
+    },
+  );
+
   await auditRoutes(app, deps);
-  await sipAdminRoutes(app, deps);
 }

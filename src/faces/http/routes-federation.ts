@@ -6,7 +6,13 @@ import { randomUUID } from 'node:crypto';
 import { AffiliationRequestSchema, ChangeRequestSchema, type AffiliationRequest, type ChangeRequestBody } from '../../domain/flows.ts';
 import { parseAffiliationRequest, parseChangeRequest } from '../../domain/parse-flows.ts';
 import { MusterError } from '../../domain/errors.ts';
-import type { McUri } from '../../domain/ids.ts';
+import { domainOf, type McUri } from '../../domain/ids.ts';
+import { MC_SERVICES } from '../../domain/services.ts';
+import { parseId } from '../../domain/parse-flows.ts';
+import { badInput } from '../../domain/errors.ts';
+import { compareResyncKeys, type ResyncKey } from '../../domain/decisions/partner-resync.ts';
+import { resyncAsGroupHost } from '../../procedures/resync-as-group-host.ts';
+import { RESYNC_PAGE } from '../../procedures/resync-partner.ts';
 import { hostOfPartnerRequest, requireUsersOfPartner } from '../../domain/decisions/partner-trust.ts';
 import { affiliateAsGroupHost, changeAsGroupHost, deaffiliateAsGroupHost } from '../../procedures/affiliate-as-group-host.ts';
 import type { HttpFaceDeps } from './app.ts';
@@ -17,6 +23,25 @@ import type { HttpFaceDeps } from './app.ts';
  */
 const FederationRequestSchema = Type.Object({ ...AffiliationRequestSchema.properties, undo: Type.Optional(Type.Boolean()) }, { additionalProperties: false });
 type FederationRequestBody = Static<typeof FederationRequestSchema>;
+
+/** One affiliation record in a re-synchronisation page (README "Partner re-synchronisation"). */
+const ResyncKeySchema = Type.Object(
+  { mcServiceId: Type.String({ minLength: 1, maxLength: 256 }), service: Type.Enum(MC_SERVICES), groupId: Type.String({ minLength: 1, maxLength: 256 }) },
+  { additionalProperties: false },
+);
+const ResyncPageSchema = Type.Object(
+  {
+    host: Type.String({ minLength: 1, maxLength: 253, description: 'the domain of the system hosting the groups (the addressee, or the next hop relays it)' }),
+    after: Type.Optional(ResyncKeySchema),
+    through: Type.Optional(ResyncKeySchema),
+    affiliations: Type.Array(ResyncKeySchema, { maxItems: RESYNC_PAGE }),
+    startUp: Type.Optional(Type.Boolean({ description: 'the primary has just started: the host re-synchronises the other way too' })),
+  },
+  { additionalProperties: false },
+);
+type ResyncPageBody = Static<typeof ResyncPageSchema>;
+type ResyncKeyBody = Static<typeof ResyncKeySchema>;
+const toWire = (k: ResyncKey): ResyncKeyBody => ({ mcServiceId: k.userId, service: k.service, groupId: k.groupId });
 
 export async function federationRoutes(app: FastifyInstance, deps: HttpFaceDeps): Promise<void> {
   const own = deps.config.domain;
@@ -86,6 +111,52 @@ export async function federationRoutes(app: FastifyInstance, deps: HttpFaceDeps)
     async (req, reply) => {
       const flow = await admit(req, reply, 'deaffiliations');
       return flow ? deaffiliateAsGroupHost(deps.server, flow, { undo: req.body.undo === true }) : reply;
+    },
+  );
+
+  /** A record of the page as a key: canonical IDs, a user of the calling partner (403), a group hosted here (400). */
+  function resyncKey(raw: ResyncKeyBody, field: string, origin: string): ResyncKey {
+    const userId = parseId(raw.mcServiceId, `${field}.mcServiceId`);
+    requireUsersOfPartner(origin, [{ id: userId, field: `${field}.mcServiceId` }]);
+    const groupId = parseId(raw.groupId, `${field}.groupId`);
+    if (domainOf(groupId) !== own) throw badInput(`${field}.groupId`, `${groupId} is not a group of ${own}`);
+    return { userId, service: raw.service, groupId };
+  }
+
+  app.post<{ Body: ResyncPageBody }>(
+    '/affiliation-resyncs',
+    { schema: { summary: "Partner re-synchronisation: one page of the primary's records of its users in groups hosted here", body: ResyncPageSchema } },
+    async (req, reply) => {
+      const host = req.body.host.toLowerCase();
+      if (host !== own) {
+        // As an intermediate signalling node: pass the page on unchanged; the host checks the credential.
+        const next = deps.config.partners.find((p) => p.domain === host);
+        if (!next) throw new MusterError('forbidden', `groups of ${host} are not hosted here and there is no route to them`, 'host');
+        await relay(req, reply, `${next.nextHop}/federation/v1/affiliation-resyncs`, next.timeoutMs);
+        return reply;
+      }
+      // Partner trust: the caller's own users only (a page naming another system's user is refused as a whole).
+      const origin = await admitPartner(req);
+      const after = req.body.after ? resyncKey(req.body.after, 'after', origin) : undefined;
+      const through = req.body.through ? resyncKey(req.body.through, 'through', origin) : undefined;
+      if (after && through && compareResyncKeys(after, through) >= 0) throw badInput('through', 'must sort after `after`');
+      const affiliations = req.body.affiliations.map((k, i) => {
+        const key = resyncKey(k, `affiliations[${i}]`, origin);
+        if ((after && compareResyncKeys(key, after) <= 0) || (through && compareResyncKeys(key, through) > 0)) throw badInput(`affiliations[${i}]`, 'outside the page (after, through]');
+        return key;
+      });
+      // The grace: how long this system lets the primary take over a request (its timeout for that partner).
+      const graceMs = deps.config.partners.find((p) => p.domain === origin)?.timeoutMs ?? 5000;
+      const answer = await resyncAsGroupHost(deps.server, { origin, ...(after ? { after } : {}), ...(through ? { through } : {}), affiliations, graceMs });
+      // After either side restarts the two re-synchronise (STAGE3.md): a partner that has just started gets ours too.
+      if (req.body.startUp === true) deps.partnerStarted(origin);
+      return {
+        ...(answer.through ? { through: toWire(answer.through) } : {}),
+        removed: answer.removed.map(toWire),
+        spared: answer.spared.map(toWire),
+        missing: answer.missing.map(toWire),
+        graceMs: answer.graceMs,
+      };
     },
   );
 

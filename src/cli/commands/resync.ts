@@ -1,0 +1,59 @@
+// `muster resync --system NAME [--partner DOMAIN]`: the operator's partner re-synchronisation (README "Partner
+// re-synchronisation"). Signs an operator credential from the configuration, asks the running system, and prints
+// per partner what was removed at the partner and what was asked again.
+import type { Command } from 'commander';
+import { loadConfig } from '../../config/config.ts';
+import { issueToken } from '../../faces/http/credentials.ts';
+import { OperatorClient, type PartnerResyncReport } from '../../client/muster-client.ts';
+import { EXIT, UsageError } from '../exit-codes.ts';
+import { printJson, printLines } from '../client-options.ts';
+import { DEFAULT_CONFIG } from './token.ts';
+
+interface ResyncOptionValues {
+  config: string;
+  system: string;
+  partner?: string;
+  server?: string;
+  timeout?: string;
+  json?: boolean;
+}
+
+export function registerResync(program: Command): void {
+  program
+    .command('resync')
+    .description('re-synchronise a running system with its partner systems now: print what was removed at each partner and what was asked again')
+    .option('--config <file>', 'configuration file (YAML or JSON)', DEFAULT_CONFIG)
+    .requiredOption('--system <name>', 'the system (its address and secret come from the configuration)')
+    .option('--partner <domain>', 'one partner system only (default: every partner)')
+    .option('--server <url>', "the system's address (default: its http host and port in the configuration)")
+    .option('--timeout <seconds>', 'seconds to wait for the reports (default 330)')
+    .option('--json', 'print the JSON answer on stdout')
+    .addHelpText('after', '\nExit 0 when every re-synchronisation completed, 3 when one did not (partner unreachable), 1 on error.')
+    .action(async (values: ResyncOptionValues) => {
+      const systems = loadConfig(values.config);
+      const system = systems.find((s) => s.name === values.system);
+      if (!system) throw new UsageError(`no system ${values.system} in ${values.config} (systems: ${systems.map((s) => s.name).join(', ')})`);
+      const seconds = values.timeout === undefined ? 330 : Number(values.timeout);
+      if (!Number.isFinite(seconds) || seconds <= 0) throw new UsageError(`--timeout ${values.timeout} is not a positive number of seconds`);
+      const host = system.http.host === '0.0.0.0' || system.http.host === '::' ? '127.0.0.1' : system.http.host;
+      const server = values.server ?? `http://${host.includes(':') ? `[${host}]` : host}:${system.http.port}`;
+      const token = await issueToken({ secret: system.secret, domain: system.domain, subject: 'operator', role: 'operator', ttlSeconds: 600 });
+      const client = new OperatorClient({ server, token, timeoutMs: Math.round(seconds * 1000) });
+      const { resyncs } = await client.resyncPartners(values.partner);
+      if (values.json) printJson({ resyncs });
+      else printLines(resyncs.flatMap(resyncLines));
+      if (resyncs.some((r) => !r.complete)) process.exitCode = EXIT.rejected;
+    });
+}
+
+/** `<partner>  complete|incomplete (why)`, then one line per record removed at the partner or asked again. */
+export function resyncLines(r: PartnerResyncReport): string[] {
+  const rec = (x: { mcServiceId: string; service: string; groupId: string }): string => `${x.mcServiceId}  ${x.groupId}  (${x.service})`;
+  return [
+    `${r.partner}  ${r.complete ? 'complete' : `incomplete (${r.error ?? 'unknown'})`}: ${r.removed.length} removed, ${r.reasked.length} asked again, ${r.spared.length} spared as recent`,
+    ...r.removed.map((x) => `  removed   ${rec(x)}`),
+    ...r.reasked.map((x) => `  re-asked  ${rec(x)}  ${x.outcome}${x.reason ? ` (${x.reason})` : ''}`),
+    ...r.spared.map((x) => `  spared    ${rec(x)}`),
+    ...r.skipped.map((x) => `  skipped   ${rec(x)}  ${x.why}`),
+  ];
+}
