@@ -13,6 +13,7 @@ import { registerToken } from './commands/token.ts';
 import { registerServe } from './commands/serve.ts';
 import { registerMigrate } from './commands/migrate.ts';
 import { registerExportImport } from './commands/export-import.ts';
+import { registerSip } from './commands/sip.ts';
 import { registerResync } from './commands/resync.ts';
 
 export function musterProgram(): Command {
@@ -29,6 +30,7 @@ export function musterProgram(): Command {
   registerServe(program);
   registerMigrate(program);
   registerExportImport(program);
+  registerSip(program);
   registerResync(program);
   return program;
 }

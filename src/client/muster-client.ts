@@ -135,6 +135,44 @@ export class MusterClient extends HttpClient {
   }
 }
 
+/** A page of the SIP face's live state: about one user, at most `limit`, after the previous page's `next`. */
+export interface SipListQuery {
+  user?: string;
+  limit?: number;
+  after?: string;
+}
+
+export interface SipSubscriptionEntry {
+  id: string;
+  instance: string;
+  watcher: string;
+  userId: string;
+  service: McService;
+  transport: 'udp' | 'tcp';
+  remote: string;
+  callId: string;
+  expiresAt: string;
+}
+
+export interface SipPublicationEntry {
+  userId: string;
+  service: McService;
+  etag: string;
+  expires: number;
+  expiresAt: string | null;
+  pId: string | null;
+  tupleId: string | null;
+}
+
+function sipQuery(q: SipListQuery): string {
+  const params = new URLSearchParams();
+  if (q.user !== undefined) params.set('user', q.user);
+  if (q.limit !== undefined) params.set('limit', String(q.limit));
+  if (q.after !== undefined) params.set('after', q.after);
+  const s = params.toString();
+  return s ? `?${s}` : '';
+}
+
 /** A user profile as the operator writes it (CONTRACT.md "Operator"). */
 export type UserProfileDocument = Wire<UserProfile>;
 /** A group document as the GMS takes it; the GMS keeps the revision. */
@@ -142,6 +180,14 @@ export type GroupDocument = Wire<Omit<GroupPolicy, 'revision'>> & { revision?: n
 
 /** The operator's client: user profiles (`/admin/v1`) and group documents (`/gms/v1`); needs an operator credential. */
 export class OperatorClient extends HttpClient {
+  /** Live SIP subscriptions of every instance (README "Operating it"), a page at a time. */
+  sipSubscriptions(q: SipListQuery = {}, opts?: RequestOptions): Promise<{ subscriptions: SipSubscriptionEntry[]; next: string | null }> {
+    return this.call('GET', `/admin/v1/sip/subscriptions${sipQuery(q)}`, undefined, opts);
+  }
+  /** Live SIP publications, a page at a time. */
+  sipPublications(q: SipListQuery = {}, opts?: RequestOptions): Promise<{ publications: SipPublicationEntry[]; next: string | null }> {
+    return this.call('GET', `/admin/v1/sip/publications${sipQuery(q)}`, undefined, opts);
+  }
   putUser(profile: UserProfileDocument, opts?: RequestOptions): Promise<UserProfileDocument> {
     return this.call('PUT', `/admin/v1/users/${seg(profile.id)}`, profile, opts);
   }

@@ -3,8 +3,9 @@
 // groups) and what came of it (per-group statuses or the error code). The one place that builds entries: routes
 // do not. The answer waits until its entry is stored (with SQLite it rides on the group commit's shared fsync), so
 // an acknowledged change is never missing from the log; a failed audit write is logged, never the user's failure.
-import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { AuditAction, NewAuditEntry, Store } from '../../ports/store.ts';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { AuditAction, NewAuditEntry } from '../../ports/store.ts';
+import { AuditRecorder } from '../../adapters/audit-recorder.ts';
 import { parseMcUri } from '../../domain/ids.ts';
 import type { Credential } from './credentials.ts';
 import type { HttpFaceDeps } from './app.ts';
@@ -23,38 +24,6 @@ const AUDITED: ReadonlyMap<string, AuditAction | 'change'> = new Map<string, Aud
   ['PUT /admin/v1/users/:id', 'profile-put'],
   ['DELETE /admin/v1/users/:id', 'profile-delete'],
 ]);
-
-/** Gathers the entries of one turn of the event loop into one appendAudit call (one statement, one commit). */
-export class AuditRecorder {
-  private pending: { entries: NewAuditEntry[]; done: () => void }[] = [];
-
-  constructor(
-    private readonly store: Store,
-    private readonly log: FastifyBaseLogger,
-  ) {}
-
-  /** Settles once the entries are stored, or once their failure is logged: it never rejects. */
-  record(entries: NewAuditEntry[]): Promise<void> {
-    if (entries.length === 0) return Promise.resolve();
-    return new Promise<void>((done) => {
-      this.pending.push({ entries, done });
-      if (this.pending.length === 1) setImmediate(() => void this.flush());
-    });
-  }
-
-  private async flush(): Promise<void> {
-    const batch = this.pending.splice(0);
-    const entries = batch.flatMap((b) => b.entries);
-    try {
-      await this.store.appendAudit(entries);
-    } catch (err) {
-      // The entries go to the log instead, so what was acknowledged is still on record somewhere.
-      this.log.error({ err, audit: entries }, 'audit write failed');
-    } finally {
-      for (const b of batch) b.done();
-    }
-  }
-}
 
 /** Adds the hook that records audited requests; register before the routes. */
 export function registerAudit(app: FastifyInstance, deps: HttpFaceDeps): void {

@@ -8,6 +8,7 @@ import { domainOf } from '../../domain/ids.ts';
 import type { RemoteChangeRight, UserProfile } from '../../domain/profile.ts';
 import { authenticate, type HttpFaceDeps } from './app.ts';
 import { auditRoutes } from './routes-audit.ts';
+import { sipAdminRoutes } from './routes-sip-admin.ts';
 
 const IdParam = Type.Object({ id: Type.String({ minLength: 1, maxLength: 256 }) });
 const N2 = Type.Integer({ minimum: 0, maximum: 10000 });
@@ -70,4 +71,5 @@ export async function adminRoutes(app: FastifyInstance, deps: HttpFaceDeps): Pro
   );
 
   await auditRoutes(app, deps);
+  await sipAdminRoutes(app, deps);
 }

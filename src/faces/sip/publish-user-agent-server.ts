@@ -64,7 +64,8 @@ export async function publishUas(ctx: SipFaceContext, req: IncomingRequest, flow
     // TS 24.379 §9.2.1.5: the user's own new set is also its answer to the negotiated changes it fulfils.
     if (sender === served && pidf) await acceptChangesByPublication(ctx.server, served, service, wanted);
     // While partner systems decide, watchers get a NOTIFY with those groups `affiliating` (TS 24.379 §9.2.2.2.5).
-    const progress = { reserved: (): void => ctx.notifyWatchers(served, service) };
+    // Their p-id is none: the publication may be stored already, but this NOTIFY does not answer its PUBLISH yet.
+    const progress = { reserved: (): void => ctx.notifyWatchers(served, service, null) };
     // The publication is written alongside the affiliation change (on SQLite in the same group commit, so the
     // PUBLISH costs no extra fsync); if the change fails, the publication before it is put back.
     const publication = expires === 0 ? (current ? ctx.publications.remove(served, service, current.etag).then(() => undefined) : Promise.resolve(undefined)) : ctx.publications.put(served, service, expires, { pId: pidf!.pId, tupleId: pidf!.clientId });

@@ -183,7 +183,7 @@ export class UserAgentCore implements TransportDelegate {
     });
   }
 
-  notifyWatchers(userId: McUri, service: McService, pId?: string): void {
+  notifyWatchers(userId: McUri, service: McService, pId?: string | null): void {
     this.pending.delete(`${service}|${userId}`);
     for (const sub of this.ctx.subscriptions.forUser(userId)) if (sub.service === service) void this.notifySubscription(sub, undefined, pId);
   }
@@ -201,7 +201,7 @@ export class UserAgentCore implements TransportDelegate {
   }
 
   /** Sends one NOTIFY with the user's status as the store has it now (looked up again after the await). */
-  async notifySubscription(sub: Subscription, end?: 'timeout', pId?: string): Promise<void> {
+  async notifySubscription(sub: Subscription, end?: 'timeout', pId?: string | null): Promise<void> {
     if (!end) {
       if (sub.state !== 'active') return;
       this.watch(sub.userId);
@@ -215,7 +215,7 @@ export class UserAgentCore implements TransportDelegate {
         service: sub.service,
         tupleId: pub?.tupleId ?? this.ctx.publications.tupleOf(sub.userId, sub.service) ?? `${sub.service}-status`,
         groups: records.map((r) => ({ groupId: r.groupId, state: r.state })),
-        pId: pId ?? pub?.pId ?? this.ctx.publications.pIdOf(sub.userId, sub.service),
+        pId: pId === null ? undefined : (pId ?? pub?.pId ?? this.ctx.publications.pIdOf(sub.userId, sub.service)),
       };
       const state = end ? { active: false as const, reason: end } : { active: true as const, expiresIn: Math.round((sub.expiresAt - this.ctx.server.clock.now()) / 1000) };
       const { request, branch } = buildNotify(sub, this.ctx.psi, this.localOf(sub.flow), state, doc);
