@@ -1,0 +1,121 @@
+// Partner re-synchronisation across pages, on two real systems (SQLite) in one process: the primary's procedure
+// talks to the group host's procedure through a stand-in partner port. More records than one page on both sides
+// (the host also stops short of a page once it has read its limit), lost records asked again, stale ones removed,
+// recent ones spared, and another system's users at the host left alone.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import type { McUri } from '../../src/domain/ids.ts';
+import { resolveConfig } from '../../src/config/config.ts';
+import { McSystem } from '../../src/system.ts';
+import type { Clock } from '../../src/ports/clock.ts';
+import type { PartnerServers } from '../../src/ports/partner.ts';
+import type { McServiceServer } from '../../src/procedures/context.ts';
+import { affiliateAsGroupHost, deaffiliateAsGroupHost } from '../../src/procedures/affiliate-as-group-host.ts';
+import { HOST_READ_LIMIT, resyncAsGroupHost } from '../../src/procedures/resync-as-group-host.ts';
+import { RESYNC_PAGE, resyncPartner } from '../../src/procedures/resync-partner.ts';
+import { resyncKeyOf } from '../../src/domain/decisions/partner-resync.ts';
+
+const P = 'police.example';
+const F = 'fire.example';
+const user = (n: number): McUri => `sip:u${String(n).padStart(4, '0')}@${P}` as McUri;
+const group = (n: number): McUri => `sip:g${n}@${F}` as McUri;
+const USERS = 600;
+/** Police holds only its first users' records; the rest at fire are left over. */
+const HELD = 150;
+const GROUPS = 3;
+const GRACE_MS = 5000;
+
+/** A settable clock for both systems: records are written "long ago", then the re-sync runs "now". */
+const clock: Clock & { t: number } = { t: 1_800_000_000_000, now: () => clock.t, after: () => () => undefined };
+
+function configOf(name: string, domain: string, partner: string, dir: string) {
+  const groups = domain === F ? Array.from({ length: GROUPS }, (_, i) => ({ id: group(i), services: ['mcptt'], members: Array.from({ length: USERS }, (_, u) => user(u)) })) : [];
+  return resolveConfig({
+    dataDir: dir,
+    systems: [{ name, domain, http: { port: 0 }, secret: `${name}-secret`, partners: [{ domain: partner, url: 'http://127.0.0.1:9', secret: 'shared' }], groups }],
+  })[0]!;
+}
+
+/** Writes records straight into a store (and the host's GMS), as an applied request, a crash or an old export leaves them. */
+async function put(server: McServiceServer, userId: McUri, groupIds: McUri[]): Promise<void> {
+  const tellGms = server.domain === F ? groupIds.map((groupId) => ({ groupId, status: 'affiliated' as const })) : [];
+  await server.store.changeAffiliations(userId, 'mcptt', () => ({ put: groupIds.map((groupId) => ({ groupId, state: 'affiliated' as const })), remove: [], tellGms, events: [], result: null }));
+}
+const policeMembers = async (fire: McSystem, g: McUri): Promise<string[]> => (await fire.gms.affiliatedMembers(g, 'mcptt')).map((m) => m.userId).filter((id) => id.endsWith(`@${P}`)).sort();
+
+void test('paged re-synchronisation: the host ends with exactly the primary\'s records of its users; other users untouched', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'muster-resync-'));
+  const silent = pino({ level: 'silent' });
+  const police = await McSystem.open(configOf('police', P, F, dir), { clock, log: silent });
+  const fire = await McSystem.open(configOf('fire', F, P, dir), { clock, log: silent });
+  try {
+    // Police holds users 0..149 in g0 and g1 (300 records: two pages); fire lost 7 of them, and holds 1,500 records
+    // police does not: g0 and g1 of users 150..599 and g2 of users 0..499 long ago, g2 of users 500..599 just now;
+    // plus an ambulance user's record in g2.
+    const lost = [3, 50, 51, 101, 102, 103, 149].map(user);
+    for (let u = 0; u < USERS; u++) {
+      if (u < HELD) await put(police.server, user(u), [group(0), group(1)]);
+      await put(fire.server, user(u), lost.includes(user(u)) ? [group(1)] : [group(0), group(1)]);
+      if (u < 500) await put(fire.server, user(u), [group(2)]);
+    }
+    const amy = `sip:amy@ambulance.example` as McUri;
+    await put(fire.server, amy, [group(2)]);
+    clock.t += 60_000;
+    for (let u = 500; u < 600; u++) await put(fire.server, user(u), [group(2)]);
+    clock.t += GRACE_MS - 1000; // those 100 are still within the grace
+
+    let pages = 0;
+    let stoppedShort = 0;
+    const partners: PartnerServers = {
+      domains: () => [F],
+      health: async () => ({ [F]: 'up' }),
+      reachable: async () => true,
+      inFlight: () => false,
+      onTrouble: () => undefined,
+      affiliate: async (req) => (await affiliateAsGroupHost(fire.server, req)).status,
+      deaffiliate: async (req) => (await deaffiliateAsGroupHost(fire.server, req)).status,
+      async resync(page) {
+        pages++;
+        assert.ok(page.affiliations.length <= RESYNC_PAGE);
+        const answer = await resyncAsGroupHost(fire.server, { origin: P, ...page, graceMs: GRACE_MS });
+        if (page.through && answer.through && resyncKeyOf(answer.through) !== resyncKeyOf(page.through)) stoppedShort++;
+        if (!page.through && answer.through) stoppedShort++;
+        return { kind: 'answered', answer };
+      },
+    };
+    const report = await resyncPartner({ ...police.server, partners }, F, { reason: 'test', deadline: clock.now() + 60_000 });
+
+    assert.equal(report.complete, true, report.error);
+    assert.ok(pages >= (HELD * 2) / RESYNC_PAGE + 1, `${pages} pages`);
+    assert.ok(stoppedShort > 0, `the host read more than ${HOST_READ_LIMIT} records in one page's range at least once`);
+    assert.equal(report.removed.length, (USERS - HELD) * 2 + 500);
+    assert.equal(report.spared.length, 100);
+    assert.deepEqual(report.reasked.map((r) => `${r.userId} ${r.outcome}`).sort(), lost.map((u) => `${u} agreed`).sort());
+
+    const atFire = await fire.server.store.affiliationsAcrossDomains({ userDomain: P, groupDomain: F, limit: 10_000 });
+    const atPolice = await police.server.store.affiliationsAcrossDomains({ userDomain: P, groupDomain: F, limit: 10_000 });
+    const spared = new Set(report.spared.map(resyncKeyOf));
+    assert.deepEqual(atFire.map(resyncKeyOf).filter((k) => !spared.has(k)), atPolice.map(resyncKeyOf));
+    // Fire's GMS learnt the removals (only the spared ones are left in g2) and the re-asked ones (back in g0).
+    assert.deepEqual(await policeMembers(fire, group(2)), Array.from({ length: 100 }, (_, i) => user(500 + i)));
+    assert.deepEqual(await policeMembers(fire, group(0)), Array.from({ length: HELD }, (_, i) => user(i)));
+    assert.deepEqual((await fire.server.store.affiliationsOfUser(amy)).map((r) => r.groupId), [group(2)], "ambulance's user untouched");
+
+    // Once the grace has passed, a second run removes what was spared and changes nothing else.
+    clock.t += GRACE_MS;
+    const again = await resyncPartner({ ...police.server, partners }, F, { reason: 'test', deadline: clock.now() + 60_000 });
+    assert.equal(again.complete, true);
+    assert.deepEqual([again.removed.length, again.spared.length, again.reasked.length], [100, 0, 0]);
+    const after = await fire.server.store.affiliationsAcrossDomains({ userDomain: P, groupDomain: F, limit: 10_000 });
+    assert.deepEqual(after.map(resyncKeyOf), atPolice.map(resyncKeyOf));
+    assert.deepEqual(await policeMembers(fire, group(2)), []);
+  } finally {
+    await police.stop();
+    await fire.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
