@@ -92,6 +92,8 @@ export const AUDIT_ACTIONS = [
   'federation-affiliation',
   'federation-de-affiliation',
   'federation-change',
+  'federation-resync',
+  'partner-resync',
   'gms-group-put',
   'gms-group-delete',
   'profile-put',

@@ -80,6 +80,17 @@ function deleteAtFire(who: string, groupId: string): void {
   }
 }
 
+type AuditEntry = { action: string; subject: string; role: string; onBehalfOf: string | null; groups: string[]; httpStatus: number; result: unknown };
+
+/** A system's audit entries of one action (docs/audit.md). */
+async function auditOf(domain: typeof P | typeof F, action: string): Promise<AuditEntry[]> {
+  const m = domain === P ? sys.police : sys.fire;
+  const r = await call('GET', `${m.url()}/admin/v1/audit?limit=1000`, await m.operatorToken(domain));
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  return (r.body as { entries: AuditEntry[] }).entries.filter((e) => e.action === action);
+}
+const fireAudit = (action: string): Promise<AuditEntry[]> => auditOf(F, action);
+
 async function until(what: string, check: () => Promise<boolean> | boolean, ms: number): Promise<void> {
   const end = Date.now() + ms;
   while (!(await check())) {
@@ -138,6 +149,8 @@ void describe('(a) the partner holds an affiliation the primary does not', () =>
     // Police keeps no reservation from the crash, and the re-synchronisation removes fire's record.
     await assertAgreement(sys, alice, [], SETTLE_MS);
     assert.deepEqual(fireRows(alice), {});
+    // On record at fire: police's server removed alice's engine there.
+    assert.ok((await fireAudit('federation-resync')).some((e) => e.subject === P && e.role === 'server' && e.onBehalfOf === alice && e.groups.join() === engine && e.httpStatus === 200));
     // A real affiliation afterwards is kept at both ends (the re-sync removed only what police did not hold).
     assert.deepEqual(statusMap(await affiliate(sys, alice, [engine])), { [engine]: 'affiliated' });
     await assertAgreement(sys, alice, [engine]);
@@ -196,6 +209,8 @@ void describe('(b) the partner loses a record the primary holds', () => {
     assert.ok(lines.includes(`  re-asked  ${dave}  ${rescue}  (mcptt)  dropped (not-member)`), r.stdout);
 
     assert.deepEqual(await primaryRecords(sys, dave), { [engine]: 'affiliated' });
+    const onRecord = (await auditOf(P, 'partner-resync')).find((e) => e.subject === 'operator' && JSON.stringify(e.result).includes(rescue));
+    assert.ok(onRecord, 'the operator\'s run is on record at police, naming what it dropped');
     await assertAgreement(sys, dave, [engine]);
     assert.ok(await statusEvents(dave, (d) => d.status.some((s) => s.groupId === rescue && s.status === 'rejected' && s.reason === 'not-member')), "dave's clients were told rescue is gone, and why");
 
@@ -209,7 +224,7 @@ void describe('(b) the partner loses a record the primary holds', () => {
   void test('the admin route refuses a non-operator and names an unknown partner', async () => {
     const asUser = await call('POST', `${sys.urls.police}/admin/v1/partner-resyncs`, await sys.police.token(alice), {});
     assert.equal(asUser.status, 403, JSON.stringify(asUser.body));
-    const unknown = (await call('POST', `${sys.urls.police}/admin/v1/partner-resyncs`, await sys.police.operatorToken(P), { partner: 'water.example' }));
+    const unknown: Answer = await call('POST', `${sys.urls.police}/admin/v1/partner-resyncs`, await sys.police.operatorToken(P), { partner: 'water.example' });
     assert.equal(unknown.status, 404, JSON.stringify(unknown.body));
     assert.equal(unknown.body.error?.field, 'partner');
   });
@@ -223,6 +238,7 @@ void describe('(c) a re-sync from one system cannot touch users of another', () 
     const named = await pageToFire(A, sys.secrets.fireAmbulance, { host: F, affiliations: [key] });
     assert.equal(named.status, 403, JSON.stringify(named.body));
     assert.equal(named.body.error?.field, 'affiliations[0].mcServiceId');
+    assert.ok((await fireAudit('federation-resync')).some((e) => e.subject === A && e.httpStatus === 403), 'the refused page is on record');
     const bound = await pageToFire(A, sys.secrets.fireAmbulance, { host: F, after: key, affiliations: [] });
     assert.equal(bound.status, 403, JSON.stringify(bound.body));
     // An empty page from ambulance: "ambulance's users hold nothing at fire", which says nothing about police's.

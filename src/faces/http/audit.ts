@@ -19,6 +19,8 @@ const AUDITED: ReadonlyMap<string, AuditAction | 'change'> = new Map<string, Aud
   ['POST /federation/v1/affiliations', 'federation-affiliation'],
   ['POST /federation/v1/deaffiliations', 'federation-de-affiliation'],
   ['POST /federation/v1/affiliation-changes', 'federation-change'],
+  ['POST /federation/v1/affiliation-resyncs', 'federation-resync'],
+  ['POST /admin/v1/partner-resyncs', 'partner-resync'],
   ['PUT /gms/v1/groups/:id', 'gms-group-put'],
   ['DELETE /gms/v1/groups/:id', 'gms-group-delete'],
   ['PUT /admin/v1/users/:id', 'profile-put'],
@@ -79,6 +81,31 @@ export function auditEntries(req: FastifyRequest, reply: FastifyReply, payload: 
           result: ok({ changeId: obj(answer)['id'] ?? null, mode: body['mode'] ?? null, affiliate, deaffiliate, outcome: mine?.['outcome'] ?? null, status: mine?.['status'] ?? null }),
         };
       });
+    }
+    case 'federation-resync': {
+      if (failed) return [{ ...base, action: kind, onBehalfOf: null, service: null, groups: [], result: answer }];
+      // One entry per user whose records this page removed here; a page that changed nothing leaves none.
+      const removed = (Array.isArray(obj(answer)['removed']) ? (obj(answer)['removed'] as unknown[]) : []).map(obj);
+      const byUser = new Map<string, { service: string | null; groups: string[] }>();
+      for (const r of removed) {
+        const key = `${str(r['mcServiceId']) ?? ''} ${str(r['service']) ?? ''}`;
+        const entry = byUser.get(key) ?? { service: str(r['service']) ?? null, groups: [] };
+        entry.groups.push(str(r['groupId']) ?? '');
+        byUser.set(key, entry);
+      }
+      return [...byUser].map(([key, e]) => ({ ...base, action: kind, onBehalfOf: key.split(' ')[0] ?? null, service: e.service, groups: e.groups, result: { removed: e.groups } }));
+    }
+    case 'partner-resync': {
+      // The operator's run: one entry, what it did per partner (records dropped here are named, the rest counted).
+      const resyncs = (Array.isArray(obj(answer)['resyncs']) ? (obj(answer)['resyncs'] as unknown[]) : []).map(obj);
+      const summary = resyncs.map((r) => ({
+        partner: r['partner'] ?? null,
+        complete: r['complete'] ?? null,
+        removed: Array.isArray(r['removed']) ? r['removed'].length : 0,
+        reasked: Array.isArray(r['reasked']) ? r['reasked'].length : 0,
+        dropped: (Array.isArray(r['reasked']) ? (r['reasked'] as unknown[]) : []).map(obj).filter((x) => x['outcome'] === 'dropped'),
+      }));
+      return [{ ...base, action: kind, onBehalfOf: null, service: null, groups: [], result: ok({ partner: body['partner'] ?? null, resyncs: summary }) }];
     }
     case 'change-answer': {
       const status = Array.isArray(obj(answer)['status']) ? (obj(answer)['status'] as unknown[]) : [];
