@@ -56,7 +56,7 @@ export class PartnerRecovery {
     this.waiting.clear();
   }
 
-  /** The operator's re-synchronisation: runs now (after the one running, if any) and resolves with its report. */
+  /** A re-synchronisation now, or after the one running (later asks while it waits share it); resolves with its report. */
   resync(domain: string, reason = 'operator'): Promise<ResyncReport> {
     const running = this.running.get(domain);
     if (!running) return this.run(domain, reason);
@@ -94,7 +94,8 @@ export class PartnerRecovery {
       return;
     }
     this.waiting.delete(domain);
-    const report = await (this.running.get(domain) ?? this.run(domain, entry.reason)).catch((err: unknown) => ({ complete: false, error: String(err), spared: [], graceMs: 0 }));
+    // A run already under way may have read its pages before the trouble: this one starts after it.
+    const report = await this.resync(domain, entry.reason).catch((err: unknown) => ({ complete: false, error: String(err), spared: [], graceMs: 0 }));
     if (!report.complete) {
       // The partner answered its /healthz but not the re-synchronisation: try again, less often each time.
       this.whenReachable(domain, entry.reason, entry.failures + 1);

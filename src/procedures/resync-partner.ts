@@ -10,8 +10,10 @@ import type { McServiceServer } from './context.ts';
 import { askPartners } from './ask-partners.ts';
 import { statusEvents } from './affiliate.ts';
 
-/** Records per page: with three URIs each, a page stays well under the 64 KiB body limit. */
+/** Records per page at most. */
 export const RESYNC_PAGE = 200;
+/** A page's records in JSON at most: under the 64 KiB body limit however long the IDs (up to 256 characters each). */
+export const RESYNC_PAGE_BYTES = 48 * 1024;
 
 export interface ResyncReport {
   partner: string;
@@ -41,8 +43,9 @@ export async function resyncPartner(server: McServiceServer, domain: string, opt
     if (server.clock.now() > opts.deadline) return { ...report, error: 'the re-synchronisation ran out of time' };
     // Step 1: a page of this system's records of its users in the partner's groups, in key order; reserved ones
     // too, so the partner keeps what a request still on its way asked for.
-    const rows = await server.store.affiliationsAcrossDomains({ userDomain: server.domain, groupDomain: domain, ...(after ? { after } : {}), limit: RESYNC_PAGE });
-    const through = rows.length === RESYNC_PAGE ? keyOf(rows.at(-1)!) : undefined;
+    const read = await server.store.affiliationsAcrossDomains({ userDomain: server.domain, groupDomain: domain, ...(after ? { after } : {}), limit: RESYNC_PAGE });
+    const rows = withinBytes(read);
+    const through = read.length === RESYNC_PAGE || rows.length < read.length ? keyOf(rows.at(-1)!) : undefined;
 
     // Step 2: the page to the group host, with this system's server credential; it compares, removes what this
     // system does not hold (store, GMS status update) and answers what it lost.
@@ -55,7 +58,7 @@ export async function resyncPartner(server: McServiceServer, domain: string, opt
     report.graceMs = sent.answer.graceMs;
 
     // Step 3: ask again for what the host lost.
-    await reask(server, domain, sent.answer.missing, report);
+    if (!(await reask(server, domain, sent.answer.missing, report, opts.deadline))) return { ...report, error: 'the re-synchronisation ran out of time' };
 
     // The next page starts where the host stopped comparing (it may stop short of this page's end).
     if (!sent.answer.through) return { ...report, complete: true };
@@ -63,9 +66,10 @@ export async function resyncPartner(server: McServiceServer, domain: string, opt
   }
 }
 
-/** Step 3 in detail: an ordinary affiliation request to the host for each record it lost (10.X.3.2 steps 3 and 8). */
-async function reask(server: McServiceServer, domain: string, missing: readonly ResyncKey[], report: ResyncReport): Promise<void> {
+/** Step 3 in detail: an ordinary affiliation request to the host for each record it lost (10.X.3.2 steps 3 and 8); false when out of time. */
+async function reask(server: McServiceServer, domain: string, missing: readonly ResyncKey[], report: ResyncReport, deadline: number): Promise<boolean> {
   for (const { userId, service, groupIds } of byUserAndService(missing)) {
+    if (server.clock.now() > deadline) return false;
     // Step 3a: ask only what this system still holds as affiliated with nothing on its way (the decision).
     const held = new Map((await server.store.affiliationsOfUser(userId, service)).map((r) => [r.groupId, r.state]));
     const ask: McUri[] = [];
@@ -86,6 +90,19 @@ async function reask(server: McServiceServer, domain: string, missing: readonly 
     }
     if (dropped.length > 0) await drop(server, userId, service, dropped);
   }
+  return true;
+}
+
+/** The first records whose keys fit RESYNC_PAGE_BYTES as JSON (at least one, so every page moves on). */
+function withinBytes(rows: readonly ResyncKey[]): ResyncKey[] {
+  let bytes = 0;
+  let n = 0;
+  for (const r of rows) {
+    bytes += Buffer.byteLength(JSON.stringify({ mcServiceId: r.userId, service: r.service, groupId: r.groupId })) + 1;
+    if (bytes > RESYNC_PAGE_BYTES && n > 0) break;
+    n++;
+  }
+  return rows.slice(0, n);
 }
 
 /** The primary's record of an affiliation its host refuses now goes, and the user's clients learn why. */

@@ -16,7 +16,7 @@ import type { PartnerServers } from '../../src/ports/partner.ts';
 import type { McServiceServer } from '../../src/procedures/context.ts';
 import { affiliateAsGroupHost, deaffiliateAsGroupHost } from '../../src/procedures/affiliate-as-group-host.ts';
 import { HOST_READ_LIMIT, resyncAsGroupHost } from '../../src/procedures/resync-as-group-host.ts';
-import { RESYNC_PAGE, resyncPartner } from '../../src/procedures/resync-partner.ts';
+import { RESYNC_PAGE, RESYNC_PAGE_BYTES, resyncPartner } from '../../src/procedures/resync-partner.ts';
 import { resyncKeyOf } from '../../src/domain/decisions/partner-resync.ts';
 
 const P = 'police.example';
@@ -113,6 +113,38 @@ void test('paged re-synchronisation: the host ends with exactly the primary\'s r
     const after = await fire.server.store.affiliationsAcrossDomains({ userDomain: P, groupDomain: F, limit: 10_000 });
     assert.deepEqual(after.map(resyncKeyOf), atPolice.map(resyncKeyOf));
     assert.deepEqual(await policeMembers(fire, group(2)), []);
+  } finally {
+    await police.stop();
+    await fire.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+void test('pages stay under the body limit with long IDs: cut by size, and every record still compared', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'muster-resync-'));
+  const silent = pino({ level: 'silent' });
+  const police = await McSystem.open(configOf('police', P, F, dir), { clock, log: silent });
+  const fire = await McSystem.open(configOf('fire', F, P, dir), { clock, log: silent });
+  try {
+    const long = (n: number): McUri => `sip:${'x'.repeat(220)}${String(n).padStart(4, '0')}@${P}` as McUri;
+    for (let u = 0; u < 300; u++) {
+      await put(police.server, long(u), [group(0)]);
+      await put(fire.server, long(u), [group(0)]);
+    }
+    const sizes: number[] = [];
+    const partners = {
+      domains: () => [F],
+      resync: async (page: Parameters<PartnerServers['resync']>[0]) => {
+        sizes.push(JSON.stringify(page.affiliations.map((k) => ({ mcServiceId: k.userId, service: k.service, groupId: k.groupId }))).length);
+        return { kind: 'answered' as const, answer: await resyncAsGroupHost(fire.server, { origin: P, ...page, graceMs: GRACE_MS }) };
+      },
+      inFlight: () => false,
+    } as unknown as PartnerServers; // only what resyncPartner calls
+    const report = await resyncPartner({ ...police.server, partners }, F, { reason: 'test', deadline: clock.now() + 60_000 });
+    assert.equal(report.complete, true, report.error);
+    assert.deepEqual([report.removed.length, report.reasked.length], [0, 0]);
+    assert.ok(sizes.length >= 2, `${sizes.length} pages for 300 long records`);
+    assert.ok(Math.max(...sizes) <= RESYNC_PAGE_BYTES, `largest page ${Math.max(...sizes)} bytes`);
   } finally {
     await police.stop();
     await fire.stop();
