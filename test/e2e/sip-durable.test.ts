@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { createSocket, type Socket } from 'node:dgram';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
 import { Muster, call, cli, freePort, secret } from '../support/harness.ts';
 import { sipp } from '../support/sipp.ts';
 import { parseMessage } from '../../src/faces/sip/parser.ts';
@@ -65,9 +66,9 @@ class UdpClient {
     return new UdpClient(socket, socket.address().port);
   }
 
-  send(lines: string[], body = ''): void {
+  send(lines: string[], body = '', port = sipPort): void {
     const text = `${lines.join('\r\n')}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
-    this.socket.send(Buffer.from(text), sipPort, '127.0.0.1');
+    this.socket.send(Buffer.from(text), port, '127.0.0.1');
   }
 
   /** The first queued (or next arriving) message that `match` accepts, within 10 s. */
@@ -179,6 +180,13 @@ void test('an operator lists a live SIP subscription over HTTP and with the CLI;
   assert.match(cliAsUser.stderr, /403/);
 });
 
+void test('the SIP lists are described in the OpenAPI document, with their query parameters', async () => {
+  const doc = (await call('GET', `${m.url()}/openapi.json`, undefined)).body as { paths: Record<string, { get?: { parameters?: { name: string }[] } }> };
+  for (const path of ['/admin/v1/sip/subscriptions', '/admin/v1/sip/publications']) {
+    assert.deepEqual((doc.paths[path]?.get?.parameters ?? []).map((p) => p.name).sort(), ['after', 'limit', 'user'], path);
+  }
+});
+
 void test('after a restart of the server process, a PUBLISH refresh with the old SIP-ETag gets 200, and a subscription made before gets the NOTIFY of an HTTP change; a TCP one is ended', async () => {
   const c = await UdpClient.open();
   try {
@@ -206,10 +214,20 @@ void test('after a restart of the server process, a PUBLISH refresh with the old
     c.send([...headers(c, 'PUBLISH', carol, 'durable-pub', 2, 'c-pub'), `SIP-If-Match: ${etag}`, 'Expires: 3600']);
     const refreshed = await c.response('PUBLISH');
     assert.equal(refreshed.status, 200, `${refreshed.status} ${refreshed.reason}`);
-    const etag2 = refreshed.headers.get('sip-etag');
+    let etag2 = refreshed.headers.get('sip-etag');
     assert.ok(etag2 && etag2 !== etag, 'a new entity-tag');
     c.send([...headers(c, 'PUBLISH', carol, 'durable-pub', 3, 'c-pub'), `SIP-If-Match: ${etag}`, 'Expires: 3600']);
     assert.equal((await c.response('PUBLISH')).status, 412, 'the replaced entity-tag is stale');
+
+    // Scaled (MUSTER_E2E_BACKEND=postgres): the other instance, which never saw the PUBLISH, refreshes it too.
+    const otherConfig = join(m.dir, 'config-1.json');
+    if (existsSync(otherConfig)) {
+      const port = (JSON.parse(readFileSync(otherConfig, 'utf8')) as { systems: { sip: { port: number } }[] }).systems[0]!.sip.port;
+      c.send([...headers(c, 'PUBLISH', carol, 'durable-pub', 4, 'c-pub'), `SIP-If-Match: ${etag2}`, 'Expires: 3600'], '', port);
+      const there = await c.response('PUBLISH');
+      assert.equal(there.status, 200, `${there.status} ${there.reason}`);
+      etag2 = there.headers.get('sip-etag');
+    }
 
     const pubs = await operatorGet(`/sip/publications?user=${encodeURIComponent(carol)}`);
     assert.equal(pubs.status, 200);
