@@ -136,7 +136,7 @@ export class McSystem {
       profiles: this.profiles,
       verifier: new CredentialVerifier(c.secret, c.domain),
       partnerGate: new PartnerGate(c.domain, c.partners),
-      health: () => this.health(),
+      health: (opts) => this.health(opts),
       resyncPartners: (partner) => this.resyncPartners(partner),
       partnerStarted: (domain) => this.recovery.partnerStarted(domain),
       log: this.log,
@@ -166,7 +166,7 @@ export class McSystem {
     return address;
   }
 
-  async health(): Promise<{ status: 'ok' | 'degraded'; system: string; store: string; gms: string; fabric: string; partners: Record<string, string> }> {
+  async health(opts: { partners: boolean } = { partners: true }): Promise<{ status: 'ok' | 'degraded'; system: string; store: string; gms: string; fabric: string; partners: Record<string, string> }> {
     let store = 'up';
     try {
       await this.server.store.pendingGmsUpdates(1);
@@ -176,7 +176,7 @@ export class McSystem {
       store = 'down';
     }
     const gms = await this.server.gms.health();
-    const partners = await this.server.partners.health();
+    const partners = opts.partners ? await this.server.partners.health() : {};
     const fabric = this.fabric ? await this.fabric.health() : 'none';
     return { status: store === 'up' && gms === 'up' && fabric !== 'down' ? 'ok' : 'degraded', system: this.config.name, store: `${this.server.store.kind}:${store}`, gms, fabric, partners };
   }

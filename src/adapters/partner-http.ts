@@ -68,10 +68,13 @@ export class HttpPartnerServers implements PartnerServers {
     return out;
   }
 
-  /** Any answer of the partner's /healthz counts (503 is a partner up with a dependency down), a gateway failure does not. */
+  /**
+   * Any answer of the partner's /healthz counts (503 is a partner up with a dependency down), a gateway failure does
+   * not. `partners=omit`: the partner answers for itself without probing its own partners, so probes do not cascade.
+   */
   private async probeOne(p: PartnerConfig): Promise<boolean> {
     try {
-      const res = await fetch(`${p.nextHop}/healthz`, { signal: AbortSignal.timeout(Math.min(p.timeoutMs, 2000)) });
+      const res = await fetch(`${p.nextHop}/healthz?partners=omit`, { signal: AbortSignal.timeout(Math.min(p.timeoutMs, 2000)) });
       await res.body?.cancel();
       return res.status < 500 || res.status === 503;
     } catch {
@@ -81,7 +84,11 @@ export class HttpPartnerServers implements PartnerServers {
 
   async reachable(domain: string): Promise<boolean> {
     const p = this.byDomain.get(domain);
-    return p ? this.probeOne(p) : false;
+    if (!p) return false;
+    const up = await this.probeOne(p);
+    // Fresher than the last full probe, which /healthz answers with while another probe is under way.
+    this.lastHealth = { ...this.lastHealth, [domain]: up ? 'up' : 'down' };
+    return up;
   }
 
   inFlight(key: ResyncKey): boolean {

@@ -20,7 +20,7 @@ import {
   patrol,
   primaryRecords,
   rescue,
-  startThreeSystems,
+  startWithRelayToFire,
   statusMap,
   triage,
   north,
@@ -35,17 +35,13 @@ let sys: ThreeSystems;
 let toFire: Relay;
 
 before(async () => {
-  sys = await startThreeSystems({
-    routes: async (urls) => {
-      toFire = await Relay.start(urls.fire);
-      return { toFire: { via: toFire.url, timeoutMs: TIMEOUT_MS }, toAmbulance: { timeoutMs: TIMEOUT_MS } };
-    },
-  });
+  const started = await startWithRelayToFire(TIMEOUT_MS);
+  sys = started;
+  toFire = started.toFire;
 });
 
 after(async () => {
   await sys?.stop();
-  await toFire?.stop();
 });
 
 const UNREACHABLE = 'rejected:partner-unreachable';

@@ -26,7 +26,7 @@ import {
   primaryRecords,
   rescue,
   sleep,
-  startThreeSystems,
+  startWithRelayToFire,
   statusMap,
   type ThreeSystems,
 } from '../support/partners.ts';
@@ -41,17 +41,13 @@ let sys: ThreeSystems;
 let toFire: Relay;
 
 before(async () => {
-  sys = await startThreeSystems({
-    routes: async (urls) => {
-      toFire = await Relay.start(urls.fire);
-      return { toFire: { via: toFire.url, timeoutMs: TIMEOUT_MS }, toAmbulance: { timeoutMs: TIMEOUT_MS } };
-    },
-  });
+  const started = await startWithRelayToFire(TIMEOUT_MS);
+  sys = started;
+  toFire = started.toFire;
 });
 
 after(async () => {
   await sys?.stop();
-  await toFire?.stop();
 });
 
 const fireDb = (): string => join(sys.fire.dir, 'fire.db');

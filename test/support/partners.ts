@@ -126,6 +126,24 @@ export async function startThreeSystems(opts: ThreeSystemsOptions = {}): Promise
   return { police: pm, fire: fm, ambulance: am, urls, secrets, stop: async () => void (await Promise.allSettled([pm.stop(), fm.stop(), am.stop()])) };
 }
 
+/** The three systems with police reaching fire through a Relay; `timeoutMs` to both partners; stop() stops the relay too. */
+export async function startWithRelayToFire(timeoutMs: number): Promise<ThreeSystems & { toFire: Relay }> {
+  let toFire: Relay | undefined;
+  try {
+    const sys = await startThreeSystems({
+      routes: async (urls) => {
+        toFire = await Relay.start(urls.fire);
+        return { toFire: { via: toFire.url, timeoutMs }, toAmbulance: { timeoutMs } };
+      },
+    });
+    const relay = toFire!;
+    return { ...sys, toFire: relay, stop: async () => void (await Promise.allSettled([sys.stop(), relay.stop()])) };
+  } catch (e) {
+    await toFire?.stop();
+    throw e;
+  }
+}
+
 export async function affiliate(sys: ThreeSystems, who: string, groupIds: string[], path = 'affiliations', service = 'mcptt') {
   const r = await call('POST', `${sys.urls.police}/mc/v1/${path}`, await sys.police.token(who), { mcServiceId: who, service, groupIds });
   assert.equal(r.status, 200, JSON.stringify(r.body));

@@ -45,14 +45,25 @@ async function put(server: McServiceServer, userId: McUri, groupIds: McUri[]): P
   const tellGms = server.domain === F ? groupIds.map((groupId) => ({ groupId, status: 'affiliated' as const })) : [];
   await server.store.changeAffiliations(userId, 'mcptt', () => ({ put: groupIds.map((groupId) => ({ groupId, state: 'affiliated' as const })), remove: [], tellGms, events: [], result: null }));
 }
-const policeMembers = async (fire: McSystem, g: McUri): Promise<string[]> => (await fire.gms.affiliatedMembers(g, 'mcptt')).map((m) => m.userId).filter((id) => id.endsWith(`@${P}`)).sort();
-
-void test('paged re-synchronisation: the host ends with exactly the primary\'s records of its users; other users untouched', async () => {
+/** Police and fire opened on fresh SQLite files (not listening: no re-synchronisation of their own), then closed. */
+async function withPolicePair(work: (police: McSystem, fire: McSystem) => Promise<void>): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'muster-resync-'));
   const silent = pino({ level: 'silent' });
   const police = await McSystem.open(configOf('police', P, F, dir), { clock, log: silent });
   const fire = await McSystem.open(configOf('fire', F, P, dir), { clock, log: silent });
   try {
+    await work(police, fire);
+  } finally {
+    await police.stop();
+    await fire.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const policeMembers = async (fire: McSystem, g: McUri): Promise<string[]> => (await fire.gms.affiliatedMembers(g, 'mcptt')).map((m) => m.userId).filter((id) => id.endsWith(`@${P}`)).sort();
+
+void test('paged re-synchronisation: the host ends with exactly the primary\'s records of its users; other users untouched', () =>
+  withPolicePair(async (police, fire) => {
     // Police holds users 0..149 in g0 and g1 (300 records: two pages); fire lost 7 of them, and holds 1,500 records
     // police does not: g0 and g1 of users 150..599 and g2 of users 0..499 long ago, g2 of users 500..599 just now;
     // plus an ambulance user's record in g2.
@@ -113,19 +124,10 @@ void test('paged re-synchronisation: the host ends with exactly the primary\'s r
     const after = await fire.server.store.affiliationsAcrossDomains({ userDomain: P, groupDomain: F, limit: 10_000 });
     assert.deepEqual(after.map(resyncKeyOf), atPolice.map(resyncKeyOf));
     assert.deepEqual(await policeMembers(fire, group(2)), []);
-  } finally {
-    await police.stop();
-    await fire.stop();
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  }));
 
-void test('pages stay under the body limit with long IDs: cut by size, and every record still compared', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'muster-resync-'));
-  const silent = pino({ level: 'silent' });
-  const police = await McSystem.open(configOf('police', P, F, dir), { clock, log: silent });
-  const fire = await McSystem.open(configOf('fire', F, P, dir), { clock, log: silent });
-  try {
+void test('pages stay under the body limit with long IDs: cut by size, and every record still compared', () =>
+  withPolicePair(async (police, fire) => {
     const long = (n: number): McUri => `sip:${'x'.repeat(220)}${String(n).padStart(4, '0')}@${P}` as McUri;
     for (let u = 0; u < 300; u++) {
       await put(police.server, long(u), [group(0)]);
@@ -145,9 +147,4 @@ void test('pages stay under the body limit with long IDs: cut by size, and every
     assert.deepEqual([report.removed.length, report.reasked.length], [0, 0]);
     assert.ok(sizes.length >= 2, `${sizes.length} pages for 300 long records`);
     assert.ok(Math.max(...sizes) <= RESYNC_PAGE_BYTES, `largest page ${Math.max(...sizes)} bytes`);
-  } finally {
-    await police.stop();
-    await fire.stop();
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  }));

@@ -2,6 +2,7 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
 import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
 import { MusterError } from '../../domain/errors.ts';
 import type { Credential, CredentialVerifier } from './credentials.ts';
 import { replyClientError, replyFrameworkError, toErrorReply } from './error-reply.ts';
@@ -26,7 +27,8 @@ export interface HttpFaceDeps {
   profiles: UserProfileCache;
   verifier: CredentialVerifier;
   partnerGate: PartnerGate;
-  health(): Promise<{ status: 'ok' | 'degraded'; [k: string]: unknown }>;
+  /** `partners: false`: this system's own dependencies only (what partners probe, so their probes do not cascade). */
+  health(opts?: { partners: boolean }): Promise<{ status: 'ok' | 'degraded'; [k: string]: unknown }>;
   /** Partner re-synchronisation on the operator's demand: with every partner, or the one named (an unknown one: 404). */
   resyncPartners(partner?: string): Promise<ResyncReport[]>;
   /** A partner's re-synchronisation says it has just started: this system re-synchronises with it too. */
@@ -77,10 +79,14 @@ export async function buildHttpFace(deps: HttpFaceDeps): Promise<FastifyInstance
     },
   });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
-  app.get('/healthz', { schema: { summary: 'Liveness and the state of each dependency', security: [] } }, async (_req, reply) => {
-    const h = await deps.health();
-    return reply.code(h.status === 'ok' ? 200 : 503).send(h);
-  });
+  app.get<{ Querystring: { partners?: 'omit' } }>(
+    '/healthz',
+    { schema: { summary: 'Liveness and the state of each dependency (partners=omit: without probing the partner systems)', security: [], querystring: Type.Object({ partners: Type.Optional(Type.Literal('omit')) }) } },
+    async (req, reply) => {
+      const h = await deps.health({ partners: req.query.partners !== 'omit' });
+      return reply.code(h.status === 'ok' ? 200 : 503).send(h);
+    },
+  );
 
   // Issue 7: one audit entry per state-changing request, stored before its answer leaves (audit.ts).
   registerAudit(app, deps);
