@@ -126,7 +126,7 @@ try {
   const runs: SipFigures[][] = [];
   for (let r = 0; r < RUNS; r++) {
     // Alternating the order, so neither server always runs on the warmer (or noisier) half of the run.
-    const pair = r % 2 === 0 ? [await publishLoad('kamailio presence (in memory)', kamailioSip, usersFile), await publishLoad('muster SIP face (SQLite, synchronous=FULL)', musterSip, usersFile)] : [await publishLoad('muster SIP face (SQLite, synchronous=FULL)', musterSip, usersFile), await publishLoad('kamailio presence (in memory)', kamailioSip, usersFile)].reverse();
+    const pair = r % 2 === 0 ? [await publishLoad('kamailio presence (in memory)', kamailioSip, usersFile), await publishLoad('muster SIP face (SQLite, WAL synced before each answer)', musterSip, usersFile)] : [await publishLoad('muster SIP face (SQLite, WAL synced before each answer)', musterSip, usersFile), await publishLoad('kamailio presence (in memory)', kamailioSip, usersFile)].reverse();
     runs.push(pair);
   }
   const rows = [0, 1].map((k) => ({
