@@ -141,6 +141,7 @@ const SIP_Q = {
   },
   removeSubscriptions: { name: 'muster-sip-remove-subscriptions', text: 'DELETE FROM sip_subscriptions WHERE id = ANY($1::text[]) AND owner = $2' },
   ownedBy: { name: 'muster-sip-owned-by', text: 'SELECT * FROM sip_subscriptions WHERE owner = $1' },
+  pruneSubscriptions: { name: 'muster-sip-prune-subscriptions', text: 'DELETE FROM sip_subscriptions WHERE expires_at < $1' },
 } as const;
 
 /** The highest value a BIGSERIAL column's sequence handed out (0 before the first nextval). */
@@ -422,6 +423,10 @@ export class PostgresStore implements Store {
 
   async sipSubscriptionsOwnedBy(owner: string): Promise<SipSubscriptionRecord[]> {
     return (await this.query({ ...SIP_Q.ownedBy, values: [owner] })).map(toSipSubscription);
+  }
+
+  async pruneSipSubscriptions(before: number): Promise<number> {
+    return (await this.run({ ...SIP_Q.pruneSubscriptions, values: [before] })).rowCount ?? 0;
   }
 
   async listSipSubscriptions(f: SipListFilter): Promise<SipSubscriptionRecord[]> {

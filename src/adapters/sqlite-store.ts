@@ -397,6 +397,10 @@ export class SqliteStore implements Store {
     return (this.sip.ownedBy.all(owner) as Row[]).map(toSipSubscription);
   }
 
+  async pruneSipSubscriptions(before: number): Promise<number> {
+    return this.write(() => this.sip.pruneSubscriptions.run(before).changes);
+  }
+
   async listSipSubscriptions(f: SipListFilter): Promise<SipSubscriptionRecord[]> {
     const sql = `SELECT * FROM sip_subscriptions WHERE expires_at > ?${f.userId !== undefined ? ' AND user_id = ?' : ''}${f.after !== undefined ? ' AND id > ?' : ''} ORDER BY id LIMIT ?`;
     const args = [f.now, ...(f.userId !== undefined ? [f.userId] : []), ...(f.after !== undefined ? [f.after] : []), f.limit];
@@ -424,6 +428,7 @@ function prepareSip(db: Database.Database) {
     ),
     removeSubscription: db.prepare('DELETE FROM sip_subscriptions WHERE id = ? AND owner = ?'),
     ownedBy: db.prepare('SELECT * FROM sip_subscriptions WHERE owner = ?'),
+    pruneSubscriptions: db.prepare('DELETE FROM sip_subscriptions WHERE expires_at < ?'),
   };
 }
 

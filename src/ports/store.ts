@@ -285,6 +285,8 @@ export interface Store {
   sipSubscriptionsOwnedBy(owner: string): Promise<SipSubscriptionRecord[]>;
   /** Live subscriptions of every instance for operators, ordered by id. */
   listSipSubscriptions(filter: SipListFilter): Promise<SipSubscriptionRecord[]>;
+  /** Removes subscriptions of any owner that expired before `before` (an instance that never came back); how many went. */
+  pruneSipSubscriptions(before: number): Promise<number>;
 
   /** Everything stored, read in one consistent snapshot. */
   dump(): Promise<StoreDump>;

@@ -762,6 +762,9 @@ function contract(backend: Backend): void {
       assert.deepEqual(await ids({ limit: 1, after: 's1' }), ['s2']);
       assert.equal(await store.removeSipSubscriptions(['s1', 's3'], 'host-a/127.0.0.1:5060'), 1, 'only its own');
       assert.deepEqual(await ids({ now: 0 }), ['s2', 's3']);
+      // Long expired, of an instance that never came back: pruned whoever owns it; a live one stays.
+      assert.equal(await second.pruneSipSubscriptions(101), 1);
+      assert.deepEqual(await ids({ now: 0 }), ['s2']);
     });
 
     void test('SIP publications listed live for operators, by user, paged by entity-tag', async () => {

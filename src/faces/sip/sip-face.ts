@@ -26,6 +26,8 @@ export type SipConfig = NonNullable<SystemConfig['sip']>;
 export const SUBSCRIPTION_EXPIRY_PAGE = 500;
 export const PUBLICATION_EXPIRY_PAGE = 200;
 const EXPIRY_TICK_MS = 1000;
+/** Rows this long past their expiry belong to an instance that did not come back (none ends them): pruned hourly. */
+const ORPHAN_GRACE_MS = 3600_000;
 
 /**
  * The name this instance owns subscriptions under: host name and SIP listening address, the same after a restart
@@ -94,8 +96,9 @@ export class SipFace {
       }),
     ];
     expiries.forEach((e) => e.start());
+    const orphans = hourly(server.clock, () => void server.store.pruneSipSubscriptions(server.clock.now() - ORPHAN_GRACE_MS).catch((err: unknown) => log.warn({ err }, 'SIP subscription pruning failed; retried in an hour')));
     log.info({ host: config.host, port: config.port, transports: config.transports, psi: config.psi, instance: subscriptions.owner, subscriptions: subscriptions.size }, 'SIP face listening');
-    return new SipFace(core, transports, subscriptions, expiries);
+    return new SipFace(core, transports, subscriptions, [...expiries, orphans]);
   }
 
   async stop(): Promise<void> {
@@ -123,4 +126,15 @@ async function restoreSubscriptions(core: UserAgentCore, subscriptions: Subscrip
   }
   if (dead.length > 0) await subscriptions.forget(dead);
   if (rows.length > 0) log.info({ resumed: rows.length - dead.length, ended: dead.length }, 'SIP subscriptions of this instance taken back after a restart (TCP ones ended: their connections are gone)');
+}
+
+/** Runs `job` now and every hour until stopped. */
+function hourly(clock: McServiceServer['clock'], job: () => void): { start(): void; stop(): void } {
+  let cancel = (): void => undefined;
+  const run = (): void => {
+    job();
+    cancel = clock.after(3600_000, run);
+  };
+  run();
+  return { start: () => undefined, stop: () => cancel() };
 }
