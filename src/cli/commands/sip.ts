@@ -1,7 +1,7 @@
 // `muster sip subscriptions|publications --system NAME`: the operator's list of the SIP face's live state (README
 // "Operating it"), from any instance: subscriptions with the instance that owns each, publications with their
 // SIP-ETag. An operator credential is signed from the configuration (or given with --token), and the running system asked.
-import { Option, type Command } from 'commander';
+import type { Command } from 'commander';
 import { loadConfig } from '../../config/config.ts';
 import { issueToken } from '../../faces/http/credentials.ts';
 import { OperatorClient, type SipListQuery, type SipPublicationEntry, type SipSubscriptionEntry } from '../../client/muster-client.ts';
@@ -27,7 +27,7 @@ export function registerSip(program: Command): void {
       .option('--config <file>', 'configuration file (YAML or JSON)', DEFAULT_CONFIG)
       .option('--system <name>', 'the system (its address and secret come from the configuration)')
       .option('--server <url>', "the system's address (default: its http host and port in the configuration)")
-      .addOption(new Option('--token <credential>', 'an operator credential instead of one signed from the configuration').env('MUSTER_TOKEN'))
+      .option('--token <credential>', 'an operator credential instead of one signed from the configuration (not read from MUSTER_TOKEN, which holds a user credential)')
       .option('--user <id>', 'only those about this MC service ID')
       .option('--limit <n>', 'at most this many (1-1000, default 100)')
       .option('--after <key>', 'the page after this key (printed as "more: --after KEY" when there is one)')
