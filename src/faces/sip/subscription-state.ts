@@ -172,7 +172,8 @@ export class Subscriptions {
    */
   takeExpired(now: number, limit: number): Subscription[] {
     const out: Subscription[] = [];
-    while (out.length < limit) {
+    // Stale entries (refreshed or ended subscriptions) count too: one page pops at most 20 × limit (a few ms).
+    for (let popped = 0; out.length < limit && popped < 20 * limit; popped++) {
       const head = this.expiry.peek();
       if (!head || head.at > now) break;
       this.expiry.pop();
