@@ -98,6 +98,8 @@ export const AUDIT_ACTIONS = [
   'gms-group-delete',
   'profile-put',
   'profile-delete',
+  'sip-publish',
+  'sip-change-negotiated',
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 

@@ -45,6 +45,11 @@ void test('PUBLISH affiliates to two groups: 200, then a NOTIFY with each group 
   const run = await sipp('affiliate-and-notify.xml', { port: sipPort }, { psi: PSI, user: alice });
   assert.equal(run.code, 0, run.output);
   assert.deepEqual(await groupsOf(alice), [G.north, G.patrol]);
+  // Issue 7: the change is in the audit log, as an HTTP one would be: who, for whom, what, and the per-group outcome.
+  const audit = await call('GET', `${m.url()}/admin/v1/audit?onBehalfOf=${encodeURIComponent(alice)}`, await m.operatorToken());
+  const [entry] = (audit.body as { entries: { subject: string; action: string; httpStatus: number; groups: string[]; result: { status: { groupId: string; status: string }[] } }[] }).entries;
+  assert.deepEqual(entry && [entry.subject, entry.action, entry.httpStatus, [...entry.groups].sort()], [alice, 'sip-publish', 200, [G.north, G.patrol]]);
+  assert.deepEqual(entry?.result.status.map((s) => s.status), ['affiliated', 'affiliated']);
 });
 
 void test('a PUBLISH naming a smaller set de-affiliates the groups left out', async () => {

@@ -41,4 +41,11 @@ void test('untrusted source: 401 without a credential, 403 for another user with
   const res = await call('GET', `${m.url()}/mc/v1/users/${encodeURIComponent(bob)}/affiliations`, await m.token(bob));
   assert.equal(res.status, 200);
   assert.deepEqual((res.body as { affiliations: unknown }).affiliations, []);
+  // The refused attempt is on record (who, for whom, what, the SIP status); the unauthenticated one is not (no one to name).
+  const audit = await call('GET', `${m.url()}/admin/v1/audit?onBehalfOf=${encodeURIComponent(bob)}`, await m.operatorToken());
+  const entries = (audit.body as { entries: { subject: string; action: string; httpStatus: number; errorCode: string | null; groups: string[] }[] }).entries;
+  assert.deepEqual(
+    entries.map((e) => [e.subject, e.action, e.httpStatus, e.errorCode]),
+    [[alice, 'sip-publish', 403, 'forbidden']],
+  );
 });

@@ -8,6 +8,7 @@ import type { McService } from '../../domain/services.ts';
 import { MusterError } from '../../domain/errors.ts';
 import { InvalidId, parseMcUri } from '../../domain/ids.ts';
 import type { Publications } from './publication-state.ts';
+import type { AuditRecorder } from '../../adapters/audit-recorder.ts';
 import type { Subscriptions } from './subscription-state.ts';
 import type { IncomingRequest } from './message.ts';
 import { SipRefusal } from './sip-refusal.ts';
@@ -24,6 +25,8 @@ export interface SipFaceContext {
   agent: string;
   publications: Publications;
   subscriptions: Subscriptions;
+  /** The audit log's writer (sip-audit.ts records through it). */
+  audit: AuditRecorder;
   /** Runs `fn` alone for this user: PUBLISHes of one user are applied one after the other. */
   exclusive<T>(userId: McUri, fn: () => Promise<T>): Promise<T>;
   /**

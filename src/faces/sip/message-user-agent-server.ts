@@ -17,6 +17,7 @@ import { senderOf } from './identity.ts';
 import { SipRefusal } from './sip-refusal.ts';
 import { requirePsi, type SipFaceContext } from './face-context.ts';
 import type { UasAnswer } from './publish-user-agent-server.ts';
+import { audited } from './sip-audit.ts';
 
 /** What an affiliation-command MESSAGE asks: whose affiliations, for which service, which groups. */
 export interface CommandMessage extends AffiliationCommand {
@@ -29,19 +30,21 @@ export async function messageUas(ctx: SipFaceContext, req: IncomingRequest, flow
   const sender = await senderOf(req, flow, ctx);
   const cmd = readCommandMessage(req);
 
-  // 10.X.5.1.2 step 2 (the right of user 1) is the domain's decision; refused before anything is stored.
-  const right = decideChangeRight(ctx.server.profiles.get(sender), cmd.target, ctx.server.domain);
-  if (!right.allowed) throw new MusterError('forbidden', `${sender} may not change the affiliations of ${cmd.target}`);
+  return audited(ctx, { sender, onBehalfOf: cmd.target, action: 'sip-change-negotiated', service: cmd.service, groups: [...cmd.affiliate, ...cmd.deaffiliate] }, async () => {
+    // 10.X.5.1.2 step 2 (the right of user 1) is the domain's decision; refused before anything is stored.
+    const right = decideChangeRight(ctx.server.profiles.get(sender), cmd.target, ctx.server.domain);
+    if (!right.allowed) throw new MusterError('forbidden', `${sender} may not change the affiliations of ${cmd.target}`);
 
-  const id = randomUUID();
-  const change: ChangeRequest = { mcServiceId: sender, service: cmd.service, mode: 'negotiated', targets: [cmd.target], affiliate: cmd.affiliate, deaffiliate: cmd.deaffiliate };
-  // The procedure waits for the target's answer or the timeout; the MESSAGE is answered now (RFC 3428 §7: 202,
-  // accepted for delivery), and user 1 follows the outcome by its SUBSCRIBE to the target's affiliation status.
-  void remoteChangeNegotiated(ctx.server, change, id).then(
-    (results) => ctx.server.log.info({ id, results }, 'negotiated affiliation change asked over SIP ended'),
-    (e: unknown) => ctx.server.log.error({ err: e, id }, 'negotiated affiliation change asked over SIP failed'),
-  );
-  return { status: 202, headers: [] };
+    const id = randomUUID();
+    const change: ChangeRequest = { mcServiceId: sender, service: cmd.service, mode: 'negotiated', targets: [cmd.target], affiliate: cmd.affiliate, deaffiliate: cmd.deaffiliate };
+    // The procedure waits for the target's answer or the timeout; the MESSAGE is answered now (RFC 3428 §7: 202,
+    // accepted for delivery), and user 1 follows the outcome by its SUBSCRIBE to the target's affiliation status.
+    void remoteChangeNegotiated(ctx.server, change, id).then(
+      (results) => ctx.server.log.info({ id, results }, 'negotiated affiliation change asked over SIP ended'),
+      (e: unknown) => ctx.server.log.error({ err: e, id }, 'negotiated affiliation change asked over SIP failed'),
+    );
+    return { status: 202, headers: [], result: { changeId: id, mode: 'negotiated', affiliate: cmd.affiliate, deaffiliate: cmd.deaffiliate } };
+  });
 }
 
 /** The MESSAGE body: multipart/mixed of one mcptt-info part (the target) and one affiliation-command part. */

@@ -17,6 +17,7 @@ import { refusalWarnings } from './warning.ts';
 import { SipRefusal } from './sip-refusal.ts';
 import { DEFAULT_PUBLISH_EXPIRES, type Publication } from './publication-state.ts';
 import { expiresOf, requirePresenceEvent, requirePsi, type SipFaceContext } from './face-context.ts';
+import { audited, type AuditedAnswer } from './sip-audit.ts';
 
 export interface UasAnswer {
   status: number;
@@ -43,43 +44,47 @@ export async function publishUas(ctx: SipFaceContext, req: IncomingRequest, flow
   else if (expires === 0) served = body?.requestUri ?? sender;
   else throw new MusterError('bad-request', 'an initial PUBLISH needs a PIDF body (RFC 3903 §4.1)');
 
-  // TS 23.280 10.X.5.1.1: acting for another user is a mandatory remote change and needs the right.
-  const right = decideChangeRight(ctx.server.profiles.get(sender), served, ctx.server.domain);
-  if (!right.allowed) throw new MusterError('forbidden', `${sender} may not change the affiliations of ${served}`);
+  // Issue 7: the request is on record from here, refused or not (sip-audit.ts); recorded while the user's lock is
+  // held, so the NOTIFY this PUBLISH causes still follows its 200.
+  return ctx.exclusive(served, () =>
+    audited(ctx, { sender, onBehalfOf: served, action: 'sip-publish', service, groups: expires === 0 ? [] : (pidf?.groups ?? []) }, async (): Promise<AuditedAnswer> => {
+      // TS 23.280 10.X.5.1.1: acting for another user is a mandatory remote change and needs the right.
+      const right = decideChangeRight(ctx.server.profiles.get(sender), served, ctx.server.domain);
+      if (!right.allowed) throw new MusterError('forbidden', `${sender} may not change the affiliations of ${served}`);
 
-  return ctx.exclusive(served, async () => {
-    // From the store: a publication made before a restart, or on another instance, is found too.
-    const current = await ctx.publications.get(served, service);
-    // RFC 3903 §6 step 4: an entity-tag we do not hold is answered 412.
-    if (ifMatch !== undefined && current?.etag !== ifMatch) throw new SipRefusal(412, `no publication with entity-tag ${ifMatch}`);
+      // From the store: a publication made before a restart, or on another instance, is found too.
+      const current = await ctx.publications.get(served, service);
+      // RFC 3903 §6 step 4: an entity-tag we do not hold is answered 412.
+      if (ifMatch !== undefined && current?.etag !== ifMatch) throw new SipRefusal(412, `no publication with entity-tag ${ifMatch}`);
 
-    if (!pidf && expires > 0) {
-      // Refresh: same set, new entity-tag and expiry; nothing changes, so no NOTIFY.
-      const pub = await ctx.publications.refresh(current!, expires);
-      if (!pub) throw new SipRefusal(412, `no publication with entity-tag ${ifMatch}`); // refreshed or removed elsewhere meanwhile
-      return { status: 200, headers: publicationHeaders(pub) };
-    }
+      if (!pidf && expires > 0) {
+        // Refresh: same set, new entity-tag and expiry; nothing changes, so no NOTIFY.
+        const pub = await ctx.publications.refresh(current!, expires);
+        if (!pub) throw new SipRefusal(412, `no publication with entity-tag ${ifMatch}`); // refreshed or removed elsewhere meanwhile
+        return { status: 200, headers: publicationHeaders(pub) };
+      }
 
-    const wanted = expires === 0 ? [] : pidf!.groups;
-    // TS 24.379 §9.2.1.5: the user's own new set is also its answer to the negotiated changes it fulfils.
-    if (sender === served && pidf) await acceptChangesByPublication(ctx.server, served, service, wanted);
-    // While partner systems decide, watchers get a NOTIFY with those groups `affiliating` (TS 24.379 §9.2.2.2.5).
-    // Their p-id is none: the publication may be stored already, but this NOTIFY does not answer its PUBLISH yet.
-    const progress = { reserved: (): void => ctx.notifyWatchers(served, service, null) };
-    // The publication is written alongside the affiliation change (on SQLite in the same group commit, so the
-    // PUBLISH costs no extra fsync); if the change fails, the publication before it is put back.
-    const publication = expires === 0 ? (current ? ctx.publications.remove(served, service, current.etag).then(() => undefined) : Promise.resolve(undefined)) : ctx.publications.put(served, service, expires, { pId: pidf!.pId, tupleId: pidf!.clientId });
-    const [applied, stored] = await Promise.allSettled([replaceAffiliationSet(ctx.server, served, service, wanted, right.groupAllowed, progress), publication]);
-    if (applied.status === 'rejected') {
-      if (stored.status === 'fulfilled') await undoPublication(ctx, served, service, current, stored.value?.etag ?? null);
-      throw applied.reason;
-    }
-    if (stored.status === 'rejected') throw stored.reason;
-    const status = applied.value;
-    const headers: HeaderList = stored.value ? publicationHeaders(stored.value) : [...(current ? [['SIP-ETag', current.etag] as [string, string]] : []), ['Expires', '0']];
-    const pId = pidf?.pId;
-    return { status: 200, headers: [...headers, ...refusalWarnings(ctx.agent, service, status)], after: () => ctx.notifyWatchers(served, service, pId) };
-  });
+      const wanted = expires === 0 ? [] : pidf!.groups;
+      // TS 24.379 §9.2.1.5: the user's own new set is also its answer to the negotiated changes it fulfils.
+      if (sender === served && pidf) await acceptChangesByPublication(ctx.server, served, service, wanted);
+      // While partner systems decide, watchers get a NOTIFY with those groups `affiliating` (TS 24.379 §9.2.2.2.5).
+      // Their p-id is none: the publication may be stored already, but this NOTIFY does not answer its PUBLISH yet.
+      const progress = { reserved: (): void => ctx.notifyWatchers(served, service, null) };
+      // The publication is written alongside the affiliation change (on SQLite in the same group commit, so the
+      // PUBLISH costs no extra fsync); if the change fails, the publication before it is put back.
+      const publication = expires === 0 ? (current ? ctx.publications.remove(served, service, current.etag).then(() => undefined) : Promise.resolve(undefined)) : ctx.publications.put(served, service, expires, { pId: pidf!.pId, tupleId: pidf!.clientId });
+      const [applied, stored] = await Promise.allSettled([replaceAffiliationSet(ctx.server, served, service, wanted, right.groupAllowed, progress), publication]);
+      if (applied.status === 'rejected') {
+        if (stored.status === 'fulfilled') await undoPublication(ctx, served, service, current, stored.value?.etag ?? null);
+        throw applied.reason;
+      }
+      if (stored.status === 'rejected') throw stored.reason;
+      const status = applied.value;
+      const headers: HeaderList = stored.value ? publicationHeaders(stored.value) : [...(current ? [['SIP-ETag', current.etag] as [string, string]] : []), ['Expires', '0']];
+      const pId = pidf?.pId;
+      return { status: 200, headers: [...headers, ...refusalWarnings(ctx.agent, service, status)], after: () => ctx.notifyWatchers(served, service, pId), result: { expires, status } };
+    }),
+  );
 }
 
 function publicationHeaders(pub: Publication): HeaderList {

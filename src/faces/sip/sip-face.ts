@@ -19,6 +19,7 @@ import { TcpTransport } from './tcp-transport.ts';
 import type { Flow, Transport } from './transport.ts';
 import type { LocalAddress } from './notify-user-agent-client.ts';
 import { DigestAuthenticator } from './digest.ts';
+import { AuditRecorder } from '../../adapters/audit-recorder.ts';
 
 export type SipConfig = NonNullable<SystemConfig['sip']>;
 
@@ -62,6 +63,7 @@ export class SipFace {
         agent: server.domain,
         publications,
         subscriptions,
+        audit: new AuditRecorder(server.store, log),
       },
       localOf,
       log.child({ face: 'sip' }),

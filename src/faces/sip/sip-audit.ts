@@ -1,0 +1,39 @@
+// The SIP face's part of the audit log (issue 7, docs/audit.md): every state-changing SIP request whose sender is
+// known gets one entry, like an HTTP request: who (the sender), on whose behalf (the served or target user), what
+// (PUBLISH set or affiliation command, service, groups) and what came of it (per-group statuses, or the refusal).
+// The SIP status takes the place of the HTTP status. The answer leaves only after its entry is stored.
+import { MusterError } from '../../domain/errors.ts';
+import type { McUri } from '../../domain/ids.ts';
+import type { McService } from '../../domain/services.ts';
+import type { AuditAction } from '../../ports/store.ts';
+import type { SipFaceContext } from './face-context.ts';
+import type { UasAnswer } from './publish-user-agent-server.ts';
+import { refusalOf } from './sip-refusal.ts';
+
+export interface AuditedSipRequest {
+  sender: McUri;
+  onBehalfOf: McUri;
+  action: Extract<AuditAction, `sip-${string}`>;
+  service: McService;
+  groups: readonly string[];
+}
+
+/** What a UAS answers, with what came of it for the audit log; `result` undefined: nothing changed, no entry. */
+export type AuditedAnswer = UasAnswer & { result?: unknown };
+
+/** Runs `run` and stores its audit entry (success or refusal) before the answer goes back to the core. */
+export async function audited(ctx: Pick<SipFaceContext, 'audit' | 'agent' | 'server'>, what: AuditedSipRequest, run: () => Promise<AuditedAnswer>): Promise<UasAnswer> {
+  const base = { subject: what.sender, role: 'user', onBehalfOf: what.onBehalfOf, action: what.action, service: what.service, groups: [...what.groups] };
+  let answer: AuditedAnswer;
+  try {
+    answer = await run();
+  } catch (e) {
+    const refusal = refusalOf(e, ctx.agent);
+    const errorCode = e instanceof MusterError ? e.code : `sip-${refusal.status}`;
+    await ctx.audit.record([{ ...base, at: ctx.server.clock.now(), httpStatus: refusal.status, errorCode, result: { error: { code: errorCode, message: e instanceof Error ? e.message : String(e) } } }]);
+    throw e;
+  }
+  const { result, ...uas } = answer;
+  if (result !== undefined) await ctx.audit.record([{ ...base, at: ctx.server.clock.now(), httpStatus: uas.status, errorCode: null, result }]);
+  return uas;
+}
