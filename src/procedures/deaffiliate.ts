@@ -3,7 +3,7 @@ import type { McUri } from '../domain/ids.ts';
 import type { AffiliationResponse, DeaffiliationRequest, GroupStatus } from '../domain/flows.ts';
 import { decideDeaffiliation, type DeaffiliationVerdict } from '../domain/decisions/deaffiliation.ts';
 import { homeOf, ownGroups, type McServiceServer } from './context.ts';
-import { askPartners } from './ask-partners.ts';
+import { askPartners, whileForwarding } from './ask-partners.ts';
 import { statusEvents } from './affiliate.ts';
 
 export async function deaffiliate(server: McServiceServer, req: DeaffiliationRequest): Promise<AffiliationResponse> {
@@ -29,8 +29,10 @@ export async function deaffiliate(server: McServiceServer, req: DeaffiliationReq
   // Step 4b: the GMS learns it from the outbox written with the removal.
   if (verdicts.some((v) => v.verdict === 'deaffiliate')) server.tellGmsSoon();
 
-  // 10.X.4.3 steps 3-7: partner groups are removed by their host first, then the primary drops its record.
-  const partnerStatus = await askPartnersAndStore(server, userId, service, verdicts);
+  // 10.X.4.3 steps 3-7: partner groups are removed by their host first, then the primary drops its record (marked
+  // as forwarding until then, so a re-synchronisation does not ask the host for them again meanwhile).
+  const forwarded = verdicts.flatMap((v) => (v.verdict === 'ask-partner' ? [v.groupId] : []));
+  const partnerStatus = await whileForwarding(server, userId, service, forwarded, () => askPartnersAndStore(server, userId, service, verdicts));
 
   // Step 4a (10.X.4.3 step 8): the de-affiliation response.
   return { mcServiceId: userId, service, groupIds, status: verdicts.map((v) => statusOf(v, partnerStatus)) };

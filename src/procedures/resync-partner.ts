@@ -7,7 +7,7 @@ import type { McService } from '../domain/services.ts';
 import type { RefusalReason } from '../domain/reasons.ts';
 import { byUserAndService, decideReask, decideReaskOutcome, type ResyncKey } from '../domain/decisions/partner-resync.ts';
 import type { McServiceServer } from './context.ts';
-import { askPartners } from './ask-partners.ts';
+import { askPartners, isForwarding } from './ask-partners.ts';
 import { statusEvents } from './affiliate.ts';
 
 /** Records per page at most. */
@@ -74,7 +74,8 @@ async function reask(server: McServiceServer, domain: string, missing: readonly 
     const held = new Map((await server.store.affiliationsOfUser(userId, service)).map((r) => [r.groupId, r.state]));
     const ask: McUri[] = [];
     for (const groupId of groupIds) {
-      const v = decideReask({ heldNow: held.get(groupId), inFlight: server.partners.inFlight({ userId, service, groupId }) });
+      const key = { userId, service, groupId };
+      const v = decideReask({ heldNow: held.get(groupId), inFlight: server.partners.inFlight(key) || isForwarding(server, key) });
       if (v.verdict === 'reask') ask.push(groupId);
       else report.skipped.push({ userId, service, groupId, why: v.why });
     }

@@ -17,6 +17,7 @@ import type { McServiceServer } from '../../src/procedures/context.ts';
 import { affiliateAsGroupHost, deaffiliateAsGroupHost } from '../../src/procedures/affiliate-as-group-host.ts';
 import { HOST_READ_LIMIT, resyncAsGroupHost } from '../../src/procedures/resync-as-group-host.ts';
 import { RESYNC_PAGE, RESYNC_PAGE_BYTES, resyncPartner } from '../../src/procedures/resync-partner.ts';
+import { deaffiliate } from '../../src/procedures/deaffiliate.ts';
 import { resyncKeyOf } from '../../src/domain/decisions/partner-resync.ts';
 
 const P = 'police.example';
@@ -147,4 +148,38 @@ void test('pages stay under the body limit with long IDs: cut by size, and every
     assert.deepEqual([report.removed.length, report.reasked.length], [0, 0]);
     assert.ok(sizes.length >= 2, `${sizes.length} pages for 300 long records`);
     assert.ok(Math.max(...sizes) <= RESYNC_PAGE_BYTES, `largest page ${Math.max(...sizes)} bytes`);
+  }));
+
+void test('a de-affiliation the host has applied but the primary has not stored yet is not asked for again', () =>
+  withPolicePair(async (police, fire) => {
+    await put(police.server, user(0), [group(0)]);
+    await put(fire.server, user(0), [group(0)]);
+    clock.t += 60_000;
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const partners = {
+      domains: () => [F],
+      inFlight: () => false,
+      // The host removes at once; the answer reaches the primary only later (another partner of the request is slow).
+      deaffiliate: async (req: Parameters<PartnerServers['deaffiliate']>[0]) => {
+        const status = (await deaffiliateAsGroupHost(fire.server, req)).status;
+        await held;
+        return status;
+      },
+      affiliate: async (req: Parameters<PartnerServers['affiliate']>[0]) => (await affiliateAsGroupHost(fire.server, req)).status,
+      resync: async (page: Parameters<PartnerServers['resync']>[0]) => ({ kind: 'answered' as const, answer: await resyncAsGroupHost(fire.server, { origin: P, ...page, graceMs: GRACE_MS }) }),
+    } as unknown as PartnerServers; // only what the procedures call
+    const server = { ...police.server, partners };
+    const leaving = deaffiliate(server, { mcServiceId: user(0), service: 'mcptt', groupIds: [group(0)] });
+    for (let i = 0; i < 100 && (await fire.server.store.affiliationsOfUser(user(0))).length > 0; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.deepEqual(await fire.server.store.affiliationsOfUser(user(0)), [], 'the host applied the de-affiliation');
+
+    const report = await resyncPartner(server, F, { reason: 'test', deadline: clock.now() + 60_000 });
+    assert.deepEqual(report.reasked, []);
+    assert.deepEqual(report.skipped, [{ userId: user(0), service: 'mcptt', groupId: group(0), why: 'in-flight' }]);
+
+    release();
+    assert.deepEqual((await leaving).status, [{ groupId: group(0), status: 'deaffiliated' }]);
+    assert.deepEqual(await police.server.store.affiliationsOfUser(user(0)), []);
+    assert.deepEqual(await fire.server.store.affiliationsOfUser(user(0)), [], 'both agree: not affiliated');
   }));
