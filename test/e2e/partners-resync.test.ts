@@ -223,6 +223,9 @@ void describe('(b) the partner loses a record the primary holds', () => {
     const unknown: Answer = await call('POST', `${sys.urls.police}/admin/v1/partner-resyncs`, await sys.police.operatorToken(P), { partner: 'water.example' });
     assert.equal(unknown.status, 404, JSON.stringify(unknown.body));
     assert.equal(unknown.body.error?.field, 'partner');
+    const noSystem = await cli(['resync', '--config', join(sys.police.dir, 'config.json'), '--system', 'nowhere']);
+    assert.equal(noSystem.code, 2, noSystem.stderr);
+    assert.match(noSystem.stderr, /^muster: no system nowhere in .* \(systems: police\)$/m);
   });
 });
 
