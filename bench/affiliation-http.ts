@@ -3,7 +3,8 @@
 // bare node:http server answering a JSON body of the same size in the same run (the machine's ceiling for Node).
 //   node --import tsx bench/affiliation-http.ts [--seconds 10] [--connections 64] [--users 10000]
 import { Muster, freePort } from '../test/support/harness.ts';
-import { affiliationRequests, arg, bareCeiling, benchConfig, groupCount, groupsOf, load, sampleAnswer, table, tokensOf, user, writeResults } from './workload.ts';
+import { pacedLoad } from './paced-load.ts';
+import { affiliationRequests, affiliationSequence, arg, bareCeiling, benchConfig, groupCount, groupsOf, load, sampleAnswer, table, tokensOf, user, writeResults } from './workload.ts';
 
 const SECONDS = arg('--seconds', 10);
 const CONNECTIONS = arg('--connections', 64);
@@ -18,12 +19,13 @@ try {
   const opts = { seconds: SECONDS, connections: CONNECTIONS };
   const bareFigures = await bareCeiling(sample, affiliationRequests(USERS, tokens), opts);
   const muster = await load(m.url(), affiliationRequests(USERS, tokens), opts);
-  const half = await load(m.url(), affiliationRequests(USERS, tokens), { ...opts, rate: Math.max(1, Math.round(muster.requestsPerSecond / 2)) });
+  // Half the measured rate, evenly spaced (open loop): what a p99 "at half that load" means.
+  const half = await pacedLoad(m.url(), affiliationSequence(USERS, tokens), { ...opts, rate: Math.max(1, Math.round(muster.requestsPerSecond / 2)) });
 
   const rows = [
     { what: 'bare node:http, same body size', ...bareFigures },
     { what: 'muster affiliation (SQLite, WAL synced before each answer, JWT, audit)', ...muster },
-    { what: 'muster at half that rate', ...half },
+    { what: 'muster at half that rate, evenly spaced (undici, open loop)', ...half },
   ];
   const ratio = muster.requestsPerSecond / bareFigures.requestsPerSecond;
   console.log(table(`\nHTTP affiliation, ${USERS} users, ${groups} groups, ${CONNECTIONS} connections, ${SECONDS} s each`, rows));

@@ -92,26 +92,38 @@ export interface Refusals {
   refused: number;
 }
 
+/** One request of the workload, whichever client sends it. */
+export interface WorkloadRequest {
+  path: string;
+  headers: Record<string, string>;
+  body: string;
+}
+
 /**
- * Requests that walk through the users in turn, each alternating affiliation and de-affiliation of 1-4 of the
- * groups `pick` gives; with `refusals`, answers that refuse a group are counted.
+ * The request sequence: it walks through the users in turn, each alternating affiliation and de-affiliation of
+ * 1-4 of the groups `pick` gives.
  */
-export function affiliationRequests(users: number, tokens: string[], opts: { pick?: (i: number, groups: number) => string[]; refusals?: Refusals } = {}): autocannon.Request[] {
+export function affiliationSequence(users: number, tokens: string[], pick: (i: number, groups: number) => string[] = groupsOf): () => WorkloadRequest {
   const groups = groupCount(users);
-  const pick = opts.pick ?? groupsOf;
   const affiliated = new Uint8Array(users);
   let next = 0;
+  return () => {
+    const i = next++ % users;
+    const op = affiliated[i] ? 'deaffiliations' : 'affiliations';
+    affiliated[i] = affiliated[i] ? 0 : 1;
+    const body = JSON.stringify({ mcServiceId: user(i), service: 'mcptt', groupIds: pick(i, groups).slice(0, 1 + (i % 4)) });
+    return { path: `/mc/v1/${op}`, headers: { 'content-type': 'application/json', authorization: `Bearer ${tokens[i]}` }, body };
+  };
+}
+
+/** The sequence for autocannon; with `refusals`, answers that refuse a group are counted. */
+export function affiliationRequests(users: number, tokens: string[], opts: { pick?: (i: number, groups: number) => string[]; refusals?: Refusals } = {}): autocannon.Request[] {
+  const nextRequest = affiliationSequence(users, tokens, opts.pick);
   const refusals = opts.refusals;
   return [
     {
       method: 'POST',
-      setupRequest: (req) => {
-        const i = next++ % users;
-        const op = affiliated[i] ? 'deaffiliations' : 'affiliations';
-        affiliated[i] = affiliated[i] ? 0 : 1;
-        const body = JSON.stringify({ mcServiceId: user(i), service: 'mcptt', groupIds: pick(i, groups).slice(0, 1 + (i % 4)) });
-        return { ...req, path: `/mc/v1/${op}`, headers: { 'content-type': 'application/json', authorization: `Bearer ${tokens[i]}` }, body };
-      },
+      setupRequest: (req) => ({ ...req, ...nextRequest() }),
       ...(refusals
         ? {
             onResponse: (_status: number, body: string) => {
