@@ -141,7 +141,11 @@ export class McSystem {
       partnerStarted: (domain) => this.recovery.partnerStarted(domain),
       log: this.log,
     });
-    const sweep = setInterval(() => void this.server.store.sweepReservations(this.server.clock.now() - RESERVATION_SWEEP_MS).catch(() => undefined), RESERVATION_SWEEP_MS);
+    // A swept reservation was a request whose answer nobody stored: what the partner applied for it goes at a re-sync.
+    const sweepOnce = async (): Promise<void> => {
+      if ((await this.server.store.sweepReservations(this.server.clock.now() - RESERVATION_SWEEP_MS)) > 0) this.recovery.everyPartner('reservations swept');
+    };
+    const sweep = setInterval(() => void sweepOnce().catch(() => undefined), RESERVATION_SWEEP_MS);
     // Negotiations asked by an instance that is gone still end on time (the conditional update makes it once).
     const expiry = setInterval(() => void expireChanges(this.server).catch(() => undefined), 1000);
     // Retention, hourly and once at start: events older than eventRetentionHours (unanswered change requests stay),

@@ -45,6 +45,11 @@ export class PartnerRecovery {
     for (const domain of this.server.partners.domains()) this.whenReachable(domain, START_UP);
   }
 
+  /** Every partner, once it answers (reservations a crash left were swept: their requests may have been applied). */
+  everyPartner(reason: string): void {
+    for (const domain of this.server.partners.domains()) this.whenReachable(domain, reason);
+  }
+
   /** A partner that has just started sent its re-synchronisation: re-synchronise the other way too. */
   partnerStarted(domain: string): void {
     if (this.server.partners.domains().includes(domain)) this.whenReachable(domain, 'partner restarted');
