@@ -14,6 +14,8 @@ import type { Logger } from 'pino';
 type Path = 'affiliations' | 'deaffiliations';
 type PostOutcome = { kind: 'answered'; status: GroupStatus[] } | { kind: 'refused' | 'unknown'; why: string };
 const UNDO_ATTEMPTS = 4;
+/** Times one re-synchronisation page is sent again after a 429 before the run gives up (and is tried later). */
+const RESYNC_RATE_LIMITED_ATTEMPTS = 20;
 const latestKey = (req: PartnerRequest, groupId: string): string => `${req.mcServiceId} ${req.service} ${groupId}`;
 
 export class HttpPartnerServers implements PartnerServers {
@@ -109,6 +111,16 @@ export class HttpPartnerServers implements PartnerServers {
     if (!partner) return { kind: 'failed', why: `no partner ${page.domain}` };
     const wire = (k: ResyncKey) => ({ mcServiceId: k.userId, service: k.service, groupId: k.groupId });
     const body = { host: page.domain, ...(page.after ? { after: wire(page.after) } : {}), ...(page.through ? { through: wire(page.through) } : {}), affiliations: page.affiliations.map(wire), ...(page.startUp ? { startUp: true } : {}) };
+    // A long re-synchronisation may outrun the partner's rate limit: wait as its 429 says and send the page again.
+    for (let attempt = 1; ; attempt++) {
+      const sent = await this.postPage(partner, body, page);
+      if (sent.kind !== 'rate-limited') return sent;
+      if (attempt >= RESYNC_RATE_LIMITED_ATTEMPTS) return { kind: 'failed', why: 'rate-limited by the partner' };
+      await new Promise((r) => setTimeout(r, Math.min(sent.retryAfterMs, 5000)));
+    }
+  }
+
+  private async postPage(partner: PartnerConfig, body: unknown, page: ResyncPage): Promise<{ kind: 'answered'; answer: ResyncPageAnswer } | { kind: 'failed'; why: string } | { kind: 'rate-limited'; retryAfterMs: number }> {
     let res: Response;
     let answer: unknown;
     try {
@@ -122,6 +134,7 @@ export class HttpPartnerServers implements PartnerServers {
     } catch (e) {
       return { kind: 'failed', why: (e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message };
     }
+    if (res.status === 429) return { kind: 'rate-limited', retryAfterMs: 1000 * (Number(res.headers.get('retry-after')) || 1) };
     if (res.status !== 200) return { kind: 'failed', why: `status ${res.status}: ${JSON.stringify(answer).slice(0, 200)}` };
     const read = readResyncAnswer(answer, page);
     return read ? { kind: 'answered', answer: read } : { kind: 'failed', why: `malformed answer: ${JSON.stringify(answer).slice(0, 200)}` };

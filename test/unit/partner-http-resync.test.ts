@@ -1,0 +1,71 @@
+// The partner adapter's side of a re-synchronisation page, against a stand-in partner on loopback: a 429 is waited
+// out as its Retry-After says and the page sent again; an answer that goes past the page, or reports missing a record
+// the page did not list, is refused as malformed (a partner cannot make the primary ask for anything it did not hold).
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import pino from 'pino';
+import type { McUri } from '../../src/domain/ids.ts';
+import { HttpPartnerServers } from '../../src/adapters/partner-http.ts';
+import type { ResyncPage } from '../../src/ports/partner.ts';
+
+const key = (u: string, g: string) => ({ userId: `sip:${u}@police.example` as McUri, service: 'mcptt' as const, groupId: `sip:${g}@fire.example` as McUri });
+const wire = (k: ReturnType<typeof key>) => ({ mcServiceId: k.userId, service: k.service, groupId: k.groupId });
+
+/** What the stand-in answers next: one queued answer per request. */
+let answers: { status: number; body: unknown; headers?: Record<string, string> }[] = [];
+const seen: { at: number; body: unknown }[] = [];
+let server: Server;
+let partners: HttpPartnerServers;
+
+before(async () => {
+  server = createServer((req, res) => {
+    let text = '';
+    req.on('data', (c: Buffer) => (text += c.toString()));
+    req.on('end', () => {
+      seen.push({ at: Date.now(), body: JSON.parse(text) as unknown });
+      const a = answers.shift() ?? { status: 500, body: { error: { code: 'internal', message: 'no answer queued' } } };
+      res.writeHead(a.status, { 'content-type': 'application/json', ...a.headers }).end(JSON.stringify(a.body));
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  partners = new HttpPartnerServers('police.example', [{ domain: 'fire.example', url, nextHop: url, secret: 'shared', timeoutMs: 2000 }], pino({ level: 'silent' }));
+});
+
+after(() => new Promise<void>((r) => server.close(() => r())));
+
+const page: ResyncPage = { domain: 'fire.example', through: key('bob', 'rescue'), affiliations: [key('alice', 'engine'), key('bob', 'rescue')] };
+const fine = { through: wire(key('bob', 'rescue')), removed: [], spared: [], missing: [wire(key('alice', 'engine'))], graceMs: 5000 };
+
+void test('a 429 is waited out (Retry-After) and the same page sent again', async () => {
+  seen.length = 0;
+  answers = [{ status: 429, body: { error: { code: 'rate-limited', message: 'slow down' } }, headers: { 'retry-after': '1' } }, { status: 200, body: fine }];
+  const r = await partners.resync(page);
+  assert.equal(r.kind, 'answered', JSON.stringify(r));
+  assert.deepEqual(r.kind === 'answered' ? r.answer.missing : [], [key('alice', 'engine')]);
+  assert.equal(seen.length, 2);
+  assert.deepEqual(seen[1]!.body, seen[0]!.body);
+  assert.ok(seen[1]!.at - seen[0]!.at >= 900, `sent again after ${seen[1]!.at - seen[0]!.at} ms`);
+  assert.deepEqual(seen[0]!.body, { host: 'fire.example', through: wire(key('bob', 'rescue')), affiliations: page.affiliations.map(wire) });
+});
+
+void test('answers that would mislead the primary are refused as malformed', async () => {
+  const bad: [string, unknown][] = [
+    ['missing names a record the page did not list', { ...fine, missing: [wire(key('carol', 'engine'))] }],
+    ['through past the page', { ...fine, through: wire(key('dave', 'engine')) }],
+    ['no through for a page that has one', { ...fine, through: undefined }],
+    ['no graceMs', { ...fine, graceMs: undefined }],
+    ['a record with an unknown service', { ...fine, removed: [{ ...wire(key('alice', 'engine')), service: 'mcfax' }] }],
+  ];
+  for (const [what, body] of bad) {
+    answers = [{ status: 200, body }];
+    const r = await partners.resync(page);
+    assert.equal(r.kind, 'failed', what);
+    assert.match(r.kind === 'failed' ? r.why : '', /^malformed answer/, what);
+  }
+  answers = [{ status: 403, body: { error: { code: 'forbidden', message: 'no' } } }];
+  const refused = await partners.resync(page);
+  assert.equal(refused.kind, 'failed');
+  assert.match(refused.kind === 'failed' ? refused.why : '', /^status 403/);
+});
