@@ -8,9 +8,10 @@ import pino from 'pino';
 import type { McUri } from '../../src/domain/ids.ts';
 import { HttpPartnerServers } from '../../src/adapters/partner-http.ts';
 import type { ResyncPage } from '../../src/ports/partner.ts';
+import type { ResyncKey } from '../../src/domain/decisions/partner-resync.ts';
 
 const key = (u: string, g: string) => ({ userId: `sip:${u}@police.example` as McUri, service: 'mcptt' as const, groupId: `sip:${g}@fire.example` as McUri });
-const wire = (k: ReturnType<typeof key>) => ({ mcServiceId: k.userId, service: k.service, groupId: k.groupId });
+const wire = (k: ResyncKey) => ({ mcServiceId: k.userId, service: k.service, groupId: k.groupId });
 
 /** What the stand-in answers next: one queued answer per request. */
 let answers: { status: number; body: unknown; headers?: Record<string, string> }[] = [];
