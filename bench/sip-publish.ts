@@ -4,6 +4,7 @@
 // users the Muster system knows. Muster trusts 127.0.0.1 (P-Asserted-Identity), so no credential is checked per
 // PUBLISH; Kamailio checks none either. Needs sipp, kamailio and its presence modules (see README).
 //   node --import tsx bench/sip-publish.ts [--seconds 10] [--limit 64] [--users 10000] [--runs 3] [--kamailio-workers 2]
+//   [--muster-only] (Muster alone, for profiling with MUSTER_SERVE_NODE_ARGS; no comparison)
 // (three runs of 10 s per server, medians: about 80 s in all)
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
@@ -18,6 +19,7 @@ const LIMIT = arg('--limit', 64);
 const USERS = arg('--users', 10_000);
 const RUNS = arg('--runs', 3);
 const KAMAILIO_WORKERS = arg('--kamailio-workers', 2);
+const MUSTER_ONLY = process.argv.includes('--muster-only');
 const COMMAND = `node --import tsx bench/sip-publish.ts --seconds ${SECONDS} --limit ${LIMIT} --users ${USERS} --runs ${RUNS} --kamailio-workers ${KAMAILIO_WORKERS}`;
 const PSI = 'sip:mc-server@bench.example';
 const KAMAILIO_TABLES = '/usr/share/kamailio/dbtext/kamailio';
@@ -122,6 +124,16 @@ const [musterSip, kamailioSip] = [await freePort(), await freePort()];
 const m = await Muster.start(benchConfig(USERS, await freePort(), { sip: { port: musterSip, trustedPeers: ['127.0.0.1'], transports: ['udp'] } }), undefined, 'sqlite');
 let kamailio: Awaited<ReturnType<typeof startKamailio>> | undefined;
 try {
+  if (MUSTER_ONLY) {
+    for (let r = 0; r < RUNS; r++) console.log(JSON.stringify(await publishLoad('muster SIP face', musterSip, usersFile)));
+  } else await compare();
+} finally {
+  if (kamailio) await stopProcess(kamailio.proc);
+  await m.stop();
+  rmSync(dir, { recursive: true, force: true });
+}
+
+async function compare(): Promise<void> {
   kamailio = await startKamailio(kamailioSip);
   const runs: SipFigures[][] = [];
   for (let r = 0; r < RUNS; r++) {
@@ -149,8 +161,4 @@ try {
   );
   console.log(`ratio muster / kamailio: ${(ratio * 100).toFixed(1)} %\ncommand: ${COMMAND}`);
   writeResults('sip-publish', { command: COMMAND, users: USERS, rows, runs, ratio });
-} finally {
-  if (kamailio) await stopProcess(kamailio.proc);
-  await m.stop();
-  rmSync(dir, { recursive: true, force: true });
 }

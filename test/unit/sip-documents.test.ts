@@ -30,12 +30,29 @@ const refused: [string, string][] = [
   ['bad group', pidf('<tuple id="a"><status><mcpttPI10:affiliation group="x y"/></status></tuple>')],
   ['too deep', pidf('<a>'.repeat(40) + '</a>'.repeat(40))],
   ['undeclared prefix', pidf('<tuple id="a"><status><zz:affiliation group="sip:a@b.c"/></status></tuple>')],
+  // Well-formedness, checked in the same pass that builds the tree (XML 1.0 §2.1, §3.1, §4.1, §2.8).
+  ['an undeclared entity reference', pidf('<tuple id="a"><status/></tuple><mcpttPI10:p-id>&nbsp;</mcpttPI10:p-id>')],
+  ['a bare &', pidf('<tuple id="a &amp b"><status/></tuple>')],
+  ['< in an attribute value', pidf('<tuple id="a<b"><status/></tuple>')],
+  ['a repeated attribute', pidf('<tuple id="a" id="b"><status/></tuple>')],
+  ['an unquoted attribute', pidf('<tuple id=a><status/></tuple>')],
+  ['text after the root', `${pidf('')}trailing`],
+  ['a second root', `${pidf('')}<presence/>`],
+  ['an unclosed root', pidf('').replace('</presence>', '')],
+  ['an XML declaration not at the start', ` <?xml version="1.0"?>${pidf('')}`],
+  ['a broken XML declaration', `<?xml version="1.0?>${pidf('')}`],
+  ['an unclosed comment', pidf('<!-- <tuple id="a"/>')],
 ];
 for (const [name, text] of refused) {
   void test(`refuses ${name} with bad-request`, () => {
     assert.throws(() => parsePidf(text, 'mcptt'), (e) => e instanceof MusterError && e.code === 'bad-request');
   });
 }
+
+void test('comments, processing instructions, CDATA, references and an XML declaration are read as XML 1.0 says', () => {
+  const text = `\ufeff<?xml version='1.0' encoding="UTF-8" ?><!-- c --><?pi data?>${pidf('<tuple id=" c&amp;1 "><!-- <tuple id="no"/> --><status><mcpttPI10:affiliation group="sip:&#x70;atrol@police.example"/></status></tuple><mcpttPI10:p-id> p<![CDATA[-&amp;]]>7 </mcpttPI10:p-id>')}\n<!-- after -->\n`;
+  assert.deepEqual(parsePidf(text, 'mcptt'), { entity: 'sip:alice@police.example', clientId: 'c&1', groups: ['sip:patrol@police.example'], pId: 'p-&amp;7' });
+});
 
 void test('MCVideo reads its own namespace, not MCPTT affiliation elements', () => {
   const text = `<presence xmlns="urn:ietf:params:xml:ns:pidf" xmlns:v="urn:3gpp:ns:mcvideoPresInfo:1.0" xmlns:p="urn:3gpp:ns:mcpttPresInfo:1.0" entity="sip:a@b.c"><tuple id="t"><status><v:affiliation group="sip:v@b.c"/><p:affiliation group="sip:p@b.c"/></status></tuple></presence>`;

@@ -34,7 +34,8 @@ export class SipHeaders {
 
   static canonicalName(raw: string): string {
     const lower = raw.toLowerCase();
-    return COMPACT_FORMS[lower] ?? lower;
+    // Compact forms are one letter; a longer name is never looked up (nor found among Object.prototype's names).
+    return lower.length === 1 ? (COMPACT_FORMS[lower] ?? lower) : lower;
   }
 
   add(name: string, value: string): void {

@@ -113,15 +113,21 @@ export function parseCSeq(raw: string): CSeq | undefined {
 
 /** The value of a header parameter (`;name=value`), unquoted; `true` for a bare flag; undefined when absent. */
 export function headerParam(value: string, name: string): string | true | undefined {
+  return headerParams(value).get(name.toLowerCase());
+}
+
+/** Every parameter of a header value by lower-case name (the first of a repeated one), as headerParam reads them. */
+export function headerParams(value: string): Map<string, string | true> {
+  const out = new Map<string, string | true>();
   // Parameters follow the last '>' of a name-addr, or the value itself when there is none.
   const gt = value.lastIndexOf('>');
-  const params = (gt >= 0 ? value.slice(gt + 1) : value).split(';').slice(1);
-  for (const p of params) {
+  const params = (gt >= 0 ? value.slice(gt + 1) : value).split(';');
+  for (let i = 1; i < params.length; i++) {
+    const p = params[i]!;
     const eq = p.indexOf('=');
     const key = (eq < 0 ? p : p.slice(0, eq)).trim().toLowerCase();
-    if (key !== name.toLowerCase()) continue;
-    if (eq < 0) return true;
-    return p.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1');
+    if (out.has(key)) continue;
+    out.set(key, eq < 0 ? true : p.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1'));
   }
-  return undefined;
+  return out;
 }

@@ -3,7 +3,7 @@
 // absorbed here and never reach the TU (DESIGN.md "Idempotency").
 import type { Clock } from '../../ports/clock.ts';
 import type { IncomingRequest, IncomingResponse } from './message.ts';
-import { parseVia, responseDestination } from './via.ts';
+import { parseVia, responseDestination, type TopVia } from './via.ts';
 import { NonInviteServerTransaction } from './non-invite-server-transaction.ts';
 import { NonInviteClientTransaction, type ClientTxResult } from './non-invite-client-transaction.ts';
 import type { Flow } from './transport.ts';
@@ -17,14 +17,18 @@ const MAGIC_COOKIE = 'z9hG4bK';
  */
 export const SERVER_TRANSACTION_LIMITS = { working: 50_000, kept: 200_000 };
 
-export function serverTransactionKey(req: IncomingRequest): string | undefined {
+export function serverTransactionKey(req: IncomingRequest, via: TopVia | undefined = topViaOf(req)): string | undefined {
   const top = req.headers.get('via');
-  const via = top ? parseVia(top) : undefined;
   if (!via) return undefined;
   const sentBy = `${via.host}:${via.port ?? ''}`;
   if (via.branch?.startsWith(MAGIC_COOKIE)) return `${via.branch}|${sentBy}|${req.method}`;
   // §17.2.3: RFC 2543 peers without the cookie: match on Request-URI, tags, Call-ID, CSeq and top Via.
   return `2543|${req.uri}|${tagOf(req.headers.get('from') ?? '') ?? ''}|${req.callId}|${req.cseq.seq}|${req.method}|${top}`;
+}
+
+function topViaOf(req: IncomingRequest): TopVia | undefined {
+  const top = req.headers.get('via');
+  return top ? parseVia(top) : undefined;
 }
 
 export type ServerMatch = { kind: 'new'; tx: NonInviteServerTransaction } | { kind: 'absorbed' } | { kind: 'unroutable' } | { kind: 'overloaded'; tx: NonInviteServerTransaction };
@@ -42,9 +46,9 @@ export class TransactionLayer {
 
   /** A request from the transport: a new transaction for the TU, or a retransmission absorbed here. */
   receiveRequest(req: IncomingRequest, flow: Flow): ServerMatch {
-    const key = serverTransactionKey(req);
-    const top = req.headers.get('via');
-    const via = top ? parseVia(top) : undefined;
+    // The top Via read once for the key and the response's destination (issue 6: it was parsed twice per request).
+    const via = topViaOf(req);
+    const key = serverTransactionKey(req, via);
     if (!key || !via) return { kind: 'unroutable' };
     const existing = this.server.get(key);
     if (existing) {

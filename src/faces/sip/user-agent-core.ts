@@ -32,6 +32,7 @@ export class UserAgentCore implements TransportDelegate {
   private readonly watching = new Map<McUri, () => void>();
   private flushScheduled = false;
   private stopped = false;
+  private builtContext: SipFaceContext | undefined;
 
   constructor(
     private readonly ctx: Omit<SipFaceContext, 'exclusive' | 'notifyWatchers'>,
@@ -42,9 +43,9 @@ export class UserAgentCore implements TransportDelegate {
     this.changes = new ChangeDelivery(ctx.server, ctx.psi, ctx.subscriptions, this.transactions, localOf, log);
   }
 
-  /** The face context the user agent servers see, with this core's per-user lock and NOTIFY seam. */
+  /** The face context the user agent servers see, with this core's per-user lock and NOTIFY seam (built once, not per request). */
   get context(): SipFaceContext {
-    return { ...this.ctx, exclusive: (u, fn) => this.exclusive(u, fn), notifyWatchers: (u, s, p) => this.notifyWatchers(u, s, p) };
+    return (this.builtContext ??= { ...this.ctx, exclusive: (u, fn) => this.exclusive(u, fn), notifyWatchers: (u, s, p) => this.notifyWatchers(u, s, p) });
   }
 
   onFramingError(why: string, flow: Flow): void {

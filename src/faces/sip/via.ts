@@ -1,5 +1,5 @@
 // RFC 3261 §20.42 (Via), §18.2.2 (where a server sends a response) and RFC 3581 (rport).
-import { headerParam } from './parser.ts';
+import { headerParams } from './parser.ts';
 
 export interface TopVia {
   transport: string;
@@ -16,15 +16,18 @@ const VIA = /^SIP\s*\/\s*2\.0\s*\/\s*([A-Za-z]+)\s+(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-
 export function parseVia(value: string): TopVia | undefined {
   const m = VIA.exec(value.trim());
   if (!m) return undefined;
-  const branch = headerParam(value, 'branch');
-  const received = headerParam(value, 'received');
+  // The parameters in one pass (issue 6's profile: three headerParam scans per Via, on every request).
+  const params = headerParams(value);
+  const branch = params.get('branch');
+  const received = params.get('received');
+  const host = m[2]!;
   return {
     transport: m[1]!.toUpperCase(),
-    host: m[2]!.replace(/^\[|\]$/g, ''),
+    host: host.startsWith('[') ? host.slice(1, -1) : host,
     port: m[3] ? Number(m[3]) : undefined,
     branch: typeof branch === 'string' ? branch : undefined,
     received: typeof received === 'string' ? received : undefined,
-    rport: headerParam(value, 'rport') !== undefined,
+    rport: params.has('rport'),
   };
 }
 
