@@ -1,7 +1,7 @@
 // Benchmark 1 (issue 6): HTTP affiliation throughput and latency of the real server (durable SQLite, credentials
 // verified on every request) for 10,000 users each affiliating to and de-affiliating from 1-4 groups, against a
 // bare node:http server answering a JSON body of the same size in the same run (the machine's ceiling for Node).
-//   node --import tsx bench/affiliation-http.ts [--seconds 10] [--connections 64] [--users 10000]
+//   node --import tsx bench/affiliation-http.ts [--seconds 10] [--connections 64] [--users 10000] [--warmup 5]
 import { Muster, freePort } from '../test/support/harness.ts';
 import { pacedLoad } from './paced-load.ts';
 import { affiliationRequests, affiliationSequence, arg, bareCeiling, benchConfig, groupCount, groupsOf, load, sampleAnswer, table, tokensOf, user, writeResults } from './workload.ts';

@@ -7,13 +7,21 @@ import type { GmsDump, GmsStore, GroupAffiliation } from '../ports/gms-store.ts'
 import { MusterError } from '../domain/errors.ts';
 import type { GmsStatusUpdate } from '../ports/store.ts';
 import { groupCommitOf } from './sqlite-group-commit.ts';
+import { statementsByRowCount } from './sqlite-store.ts';
 import { uriIntern } from './uri-intern.ts';
 import { type Row, toGmsAffiliationRecord, toGroupAffiliation } from './store-rows.ts';
 
 
 export class SqliteGmsStore implements GmsStore {
   private readonly q;
+  private readonly applyRows;
   constructor(private readonly db: Database.Database) {
+    this.applyRows = statementsByRowCount(
+      db,
+      (n) =>
+        `INSERT INTO gms_affiliations (group_id, service, user_id, status, source, seq, updated_at) VALUES ${Array(n).fill('(?, ?, ?, ?, ?, ?, ?)').join(', ')} ON CONFLICT (group_id, service, user_id) DO UPDATE SET status = excluded.status, source = excluded.source, seq = excluded.seq, updated_at = excluded.updated_at ` +
+        'WHERE NOT (gms_affiliations.source = excluded.source AND gms_affiliations.seq >= excluded.seq)',
+    );
     this.q = {
       get: db.prepare('SELECT document FROM gms_groups WHERE id = ?'),
       put: db.prepare('INSERT INTO gms_groups (id, document, revision) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET document = excluded.document, revision = excluded.revision'),
@@ -63,8 +71,12 @@ export class SqliteGmsStore implements GmsStore {
 
   /** The idempotent apply, for a caller already inside a transaction on this database. */
   applyWithinTransaction(source: string, updates: GmsStatusUpdate[], at: number): number {
+    // One statement for a request's updates (SQLite allows 32,766 parameters: 7 per row, chunks of 1,000 rows).
     let applied = 0;
-    for (const u of updates) applied += this.q.apply.run(u.groupId, u.service, u.userId, u.status, source, u.seq, at).changes;
+    for (let i = 0; i < updates.length; i += 1000) {
+      const chunk = updates.slice(i, i + 1000);
+      applied += this.applyRows(chunk.length).run(chunk.flatMap((u) => [u.groupId, u.service, u.userId, u.status, source, u.seq, at])).changes;
+    }
     return applied;
   }
 

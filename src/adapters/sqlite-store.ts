@@ -73,16 +73,23 @@ export class SqliteStore implements Store {
    */
   private colocatedGms?: { source: string; gms: SqliteGmsStore; seq: number };
 
+  /** Multi-row statements, prepared once per row count. */
+  private readonly rows;
+
   constructor(
     readonly db: Database.Database,
     private readonly now: () => number = Date.now,
   ) {
+    this.rows = {
+      put: statementsByRowCount(
+        db,
+        (n) =>
+          `INSERT INTO affiliations (user_id, service, group_id, state, updated_at) VALUES ${Array(n).fill('(?, ?, ?, ?, ?)').join(', ')} ON CONFLICT (user_id, service, group_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at`,
+      ),
+      remove: statementsByRowCount(db, (n) => `DELETE FROM affiliations WHERE user_id = ? AND service = ? AND group_id IN (${Array(n).fill('?').join(', ')})`),
+    };
     this.q = {
       held: db.prepare('SELECT group_id, state FROM affiliations WHERE user_id = ? AND service = ?'),
-      put: db.prepare(
-        'INSERT INTO affiliations (user_id, service, group_id, state, updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id, service, group_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at',
-      ),
-      remove: db.prepare('DELETE FROM affiliations WHERE user_id = ? AND service = ? AND group_id = ?'),
       outbox: db.prepare('INSERT INTO gms_outbox (user_id, service, group_id, status, created_at) VALUES (?, ?, ?, ?, ?)'),
       event: db.prepare('INSERT INTO events (user_id, type, data, created_at) VALUES (?, ?, ?, ?) RETURNING id'),
       ofUser: db.prepare('SELECT * FROM affiliations WHERE user_id = ? ORDER BY service, group_id'),
@@ -125,8 +132,9 @@ export class SqliteStore implements Store {
       const held = new Map((this.q.held.all(userId, service) as Row[]).map((r) => [r['group_id'] as McUri, r['state'] as HeldState]));
       const w = decide(held);
       const at = this.now();
-      for (const p of w.put) this.q.put.run(userId, service, p.groupId, p.state, at);
-      for (const g of w.remove) this.q.remove.run(userId, service, g);
+      // One statement for all of a request's rows, not one per group (statements are most of a write's cost).
+      if (w.put.length > 0) this.rows.put(w.put.length).run(w.put.flatMap((p) => [userId, service, p.groupId, p.state, at]));
+      if (w.remove.length > 0) this.rows.remove(w.remove.length).run(userId, service, ...w.remove);
       const gms = this.colocatedGms;
       if (gms && w.tellGms.length > 0) {
         gms.gms.applyWithinTransaction(gms.source, w.tellGms.map((u) => ({ seq: ++gms.seq, userId, service, groupId: u.groupId, status: u.status })), at);
@@ -435,6 +443,19 @@ function prepareSip(db: Database.Database) {
 
 
 
+
+/** A statement per row count, prepared on first use (a request names at most a bounded number of groups). */
+export function statementsByRowCount(db: Database.Database, sql: (rows: number) => string): (rows: number) => Database.Statement {
+  const prepared = new Map<number, Database.Statement>();
+  return (rows) => {
+    let s = prepared.get(rows);
+    if (!s) {
+      s = db.prepare(sql(rows));
+      prepared.set(rows, s);
+    }
+    return s;
+  };
+}
 
 function auditParams(e: NewAuditEntry & { id: number | null }): Record<string, unknown> {
   return {
