@@ -40,13 +40,18 @@ export async function subscribeUas(ctx: SipFaceContext, req: IncomingRequest, fl
     const sub = ctx.subscriptions.find(req.callId, fromTag, toTag);
     if (!sub) throw new SipRefusal(481, 'no such subscription');
     if (sub.watcher !== sender) throw new MusterError('forbidden', 'the subscription belongs to another user');
+    // RFC 6665 §4.1.2 / §8.2.1: a subscription is its dialog and its Event id; another id names none we hold here.
+    if (eventId !== sub.eventId) throw new SipRefusal(481, 'no such subscription (Event id differs)');
     // RFC 3261 §12.2.2: a lower CSeq inside a dialog is out of order.
     if (req.cseq.seq <= sub.remoteCSeq) throw new SipRefusal(500, 'CSeq out of order');
     sub.remoteCSeq = req.cseq.seq;
     if (expires === 0) {
       return { status: 200, headers: [['Expires', '0']], after: () => notify(sub, 'timeout') };
     }
-    await ctx.subscriptions.refresh(sub, clock.now() + expires * 1000, req.cseq.seq);
+    // RFC 6665 §4.1.2.2: SUBSCRIBE is a target refresh request (RFC 3261 §12.2.2): a new Contact and a new flow
+    // (a client that reconnected over TCP) are where the NOTIFYs go from now on.
+    const contact = req.headers.get('contact');
+    await ctx.subscriptions.refresh(sub, clock.now() + expires * 1000, req.cseq.seq, { remoteTarget: (contact && uriOf(contact)) || sub.remoteTarget, flow });
     return { status: 200, headers: [['Expires', String(expires)]], after: () => notify(sub) };
   }
 

@@ -128,8 +128,12 @@ export class Subscriptions {
   }
 
   /** RFC 6665 §4.2.1.2: a refresh inside the dialog; the new expiry is stored before the 200. */
-  async refresh(sub: Subscription, expiresAt: number, remoteCSeq: number): Promise<void> {
+  async refresh(sub: Subscription, expiresAt: number, remoteCSeq: number, target?: { remoteTarget: string; flow: Flow }): Promise<void> {
     this.transition(sub, 'refresh');
+    if (target) {
+      sub.remoteTarget = target.remoteTarget;
+      sub.flow = target.flow;
+    }
     sub.expiresAt = expiresAt;
     sub.remoteCSeq = remoteCSeq;
     sub.cseqMark = Math.max(sub.cseqMark, sub.localCSeq + 1 + CSEQ_BLOCK);

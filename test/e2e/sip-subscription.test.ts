@@ -1,0 +1,83 @@
+// SUBSCRIBE to affiliation status against a real server process, driven by sipp (RFC 6665 §4.1.2, §4.2; TS 24.379
+// §9.2.2.2.4): refresh inside the dialog, expiry with the final NOTIFY, unsubscribe, over UDP and TCP.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { Muster, call, freePort, secret } from '../support/harness.ts';
+import { sipp } from '../support/sipp.ts';
+
+const D = 'police.example';
+const PSI = `sip:mc-server@${D}`;
+const G = { patrol: `sip:patrol@${D}`, north: `sip:north@${D}` };
+const u = (n: string): string => `sip:${n}@${D}`;
+const [alice, bob, carol, dave] = ['alice', 'bob', 'carol', 'dave'].map(u) as [string, string, string, string];
+
+let m: Muster;
+let sipPort: number;
+
+before(async () => {
+  sipPort = await freePort();
+  const people = [alice, bob, carol, dave];
+  m = await Muster.start({
+    systems: [
+      {
+        name: 'police',
+        domain: D,
+        http: { port: await freePort() },
+        secret: secret(),
+        sip: { port: sipPort, trustedPeers: ['127.0.0.1'] },
+        users: people.map((id) => ({ id, services: ['mcptt'], n2: 3, groups: Object.values(G) })),
+        groups: Object.values(G).map((id) => ({ id, services: ['mcptt'], members: people })),
+      },
+    ],
+  });
+});
+
+after(async () => {
+  await m?.stop();
+});
+
+/** The live subscriptions to a user's status as the operator lists them (read from the store). */
+async function subscriptionsOf(user: string): Promise<unknown[]> {
+  const res = await call('GET', `${m.url()}/admin/v1/sip/subscriptions?user=${encodeURIComponent(user)}`, await m.operatorToken());
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  return (res.body as { subscriptions: unknown[] }).subscriptions;
+}
+
+/** When sipp received each NOTIFY (its -trace_msg separators carry a date and time before each message). */
+function notifyTimes(messages: string): { at: number; state: string }[] {
+  const out: { at: number; state: string }[] = [];
+  for (const chunk of messages.split(/^-{10,} /m)) {
+    const when = /^(\d{4}-\d{2}-\d{2})\s+(\d{2}:\d{2}:\d{2}\.\d{3})/.exec(chunk);
+    if (!when || !/message received[^\n]*\n\s*NOTIFY /.test(chunk)) continue;
+    // sipp writes local time; the difference between two of them is all the test uses.
+    out.push({ at: Date.parse(`${when[1]}T${when[2]}`), state: /Subscription-State: *(\S+)/.exec(chunk)?.[1] ?? '' });
+  }
+  return out;
+}
+
+for (const [transport, user, other] of [
+  ['u1', alice, bob],
+  ['t1', carol, dave],
+] as const) {
+  const over = transport === 'u1' ? 'UDP' : 'TCP';
+
+  void test(`${over}: SUBSCRIBE 600, refresh to 300 then 2 inside the dialog: each 200 grants it and its NOTIFY says so; at expiry a NOTIFY terminated;reason=timeout, then 481`, async () => {
+    const run = await sipp('subscribe-refresh-expire.xml', { port: sipPort }, { psi: PSI, user }, { transport });
+    assert.equal(run.code, 0, run.output);
+    const notifies = notifyTimes(run.messages);
+    assert.deepEqual(
+      notifies.map((n) => n.state.replace(/expires=\d+/, 'expires=N')),
+      ['active;expires=N', 'active;expires=N', 'active;expires=N', 'terminated;reason=timeout'],
+    );
+    // The final NOTIFY comes when the 2 s run out, not at once (expiry pages tick once a second).
+    const gap = notifies[3]!.at - notifies[2]!.at;
+    assert.ok(gap >= 1000 && gap <= 4500, `final NOTIFY ${gap} ms after the short refresh`);
+    assert.deepEqual(await subscriptionsOf(user), [], 'the expired subscription left the store');
+  });
+
+  void test(`${over}: unsubscribe (Expires: 0 inside the dialog): 200 Expires: 0, final NOTIFY terminated;reason=timeout, then 481`, async () => {
+    const run = await sipp('subscribe-unsubscribe.xml', { port: sipPort }, { psi: PSI, user: other }, { transport });
+    assert.equal(run.code, 0, run.output);
+    assert.deepEqual(await subscriptionsOf(other), [], 'the ended subscription left the store');
+  });
+}
