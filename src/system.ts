@@ -163,7 +163,7 @@ export class McSystem {
     this.timers.push(sweep, expiry, retention);
     const address = await this.http.listen({ host: c.http.host, port: c.http.port });
     // SIP face (STAGE3.md): opt-in, only when the configuration has a `sip` key.
-    if (c.sip) this.sip = await SipFace.start({ config: c.sip, server: this.server, verifier: new CredentialVerifier(c.secret, c.domain), secret: c.secret, log: this.log });
+    if (c.sip) this.sip = await SipFace.start({ config: c.sip, server: this.server, verifier: new CredentialVerifier(c.secret, c.domain), secret: c.secret, rateLimit: c.rateLimit, log: this.log });
     // Once this system answers, so partners re-synchronising with it at the same time find it up.
     this.recovery.start();
     this.log.info({ address }, 'MC system listening');

@@ -9,6 +9,7 @@ import { MusterError } from '../../domain/errors.ts';
 import { InvalidId, parseMcUri } from '../../domain/ids.ts';
 import type { Publications } from './publication-state.ts';
 import type { AuditRecorder } from '../../adapters/audit-recorder.ts';
+import type { TokenBuckets } from '../http/rate-limit.ts';
 import type { Subscriptions } from './subscription-state.ts';
 import type { IncomingRequest } from './message.ts';
 import { SipRefusal } from './sip-refusal.ts';
@@ -25,6 +26,8 @@ export interface SipFaceContext {
   agent: string;
   publications: Publications;
   subscriptions: Subscriptions;
+  /** Each sender's token bucket (the system's rateLimit), taken once identity is known (identity.ts). */
+  senderRate: TokenBuckets;
   /** The audit log's writer (sip-audit.ts records through it). */
   audit: AuditRecorder;
   /** Runs `fn` alone for this user: PUBLISHes of one user are applied one after the other. */

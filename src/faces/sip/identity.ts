@@ -10,9 +10,18 @@ import type { SipFaceContext } from './face-context.ts';
 import { SipRefusal } from './sip-refusal.ts';
 import { addressOfRecord, assertedUri, uriOf } from './name-addr.ts';
 
-type SenderChecks = Pick<SipFaceContext, 'trustedPeers' | 'verifier' | 'digest' | 'agent'>;
+type SenderChecks = Pick<SipFaceContext, 'trustedPeers' | 'verifier' | 'digest' | 'agent' | 'senderRate'>;
 
+/** The sender, identified, and admitted by its rate (issue 7: per sender, as per credential over HTTP). */
 export async function senderOf(req: IncomingRequest, flow: Flow, ctx: SenderChecks): Promise<McUri> {
+  const sender = await identify(req, flow, ctx);
+  const wait = ctx.senderRate.take(`user:${sender}`);
+  // RFC 3261 §21.5.4: 503 with Retry-After asks this client, not the others, to wait (SIP has no 429).
+  if (wait > 0) throw new SipRefusal(503, `too many requests from ${sender}; retry after ${wait} s`, [['Retry-After', String(wait)]]);
+  return sender;
+}
+
+async function identify(req: IncomingRequest, flow: Flow, ctx: SenderChecks): Promise<McUri> {
   const trusted = ctx.trustedPeers.includes(flow.remoteAddress) || ctx.trustedPeers.includes(flow.remoteAddress.replace(/^::ffff:/, ''));
   if (trusted && req.headers.has('p-asserted-identity')) {
     const uri = assertedUri(req.headers.all('p-asserted-identity'));

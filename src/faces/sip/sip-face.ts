@@ -20,6 +20,7 @@ import type { Flow, Transport } from './transport.ts';
 import type { LocalAddress } from './notify-user-agent-client.ts';
 import { DigestAuthenticator } from './digest.ts';
 import { AuditRecorder } from '../../adapters/audit-recorder.ts';
+import { TokenBuckets, type RateLimit } from '../http/rate-limit.ts';
 
 export type SipConfig = NonNullable<SystemConfig['sip']>;
 
@@ -46,7 +47,7 @@ export class SipFace {
     private readonly expiries: { start(): void; stop(): void }[],
   ) {}
 
-  static async start(opts: { config: SipConfig; server: McServiceServer; verifier: CredentialVerifier; secret: string; log: Logger }): Promise<SipFace> {
+  static async start(opts: { config: SipConfig; server: McServiceServer; verifier: CredentialVerifier; secret: string; rateLimit: RateLimit; log: Logger }): Promise<SipFace> {
     const { config, server, log } = opts;
     const transports: Transport[] = [];
     const locals = new Map<string, LocalAddress>();
@@ -64,6 +65,7 @@ export class SipFace {
         publications,
         subscriptions,
         audit: new AuditRecorder(server.store, log),
+        senderRate: new TokenBuckets(opts.rateLimit, () => server.clock.now()),
       },
       localOf,
       log.child({ face: 'sip' }),
