@@ -21,6 +21,10 @@ export class FabricNotifier implements Notifier {
   subscribe(userId: McUri, listener: (event: ClientEvent) => void): () => void {
     return this.local.subscribe(userId, listener);
   }
+  subscribeGroup(groupId: McUri, listener: (event: ClientEvent) => void): () => void {
+    // Events from other instances reach `local.publish` too (above), so the group channel sees every instance's changes.
+    return this.local.subscribeGroup(groupId, listener);
+  }
 }
 
 /** A negotiated change answered (or timed out) at one instance completes the request waiting at another. */

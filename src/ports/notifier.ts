@@ -5,4 +5,6 @@ import type { ClientEvent } from './store.ts';
 export interface Notifier {
   publish(events: ClientEvent[]): void;
   subscribe(userId: McUri, listener: (event: ClientEvent) => void): () => void;
+  /** The `affiliation-status` events of any user that touch this group (`groupsTouchedBy`): its members may have changed. */
+  subscribeGroup(groupId: McUri, listener: (event: ClientEvent) => void): () => void;
 }

@@ -49,6 +49,7 @@ function subscription(n: number, expiresAt: number): Subscription {
     flow,
     watcher: uri(`sip:u${n}@police.example`),
     userId: uri(`sip:u${n}@police.example`),
+    watches: 'user',
     service: 'mcptt',
     expiresAt,
     localCSeq: 0,
@@ -137,6 +138,21 @@ void test('a subscription read back after a restart goes on: same dialog, expiry
   assert.equal((await store.sipSubscriptionsOwnedBy(OWNER)).length, 1);
   await after.forget([back]);
   assert.equal((await store.sipSubscriptionsOwnedBy(OWNER)).length, 0);
+  await store.close();
+});
+
+void test('a refresh is a target refresh (RFC 6665 §4.1.2.2): the new Contact and flow (a TCP reconnect) take the NOTIFYs and are stored', async () => {
+  const clock = new FakeClock();
+  const store = new SqliteStore(openSqlite(':memory:'), clock.now);
+  const subs = new Subscriptions(store, OWNER);
+  const sub = subscription(1, clock.t + 600_000);
+  await subs.open(sub, { durable: true });
+  const reconnected: Flow = { transport: 'tcp', remoteAddress: '127.0.0.1', remotePort: 40001, send: () => undefined, open: () => true };
+  await subs.refresh(sub, clock.t + 300_000, 2, { remoteTarget: 'sip:u1@127.0.0.1:40001;transport=tcp', flow: reconnected });
+  assert.equal(sub.flow, reconnected);
+  assert.equal(sub.remoteTarget, 'sip:u1@127.0.0.1:40001;transport=tcp');
+  const [row] = await store.sipSubscriptionsOwnedBy(OWNER);
+  assert.deepEqual(row && [row.transport, row.remotePort, row.remoteTarget, row.expiresAt, row.remoteCSeq], ['tcp', 40001, 'sip:u1@127.0.0.1:40001;transport=tcp', clock.t + 300_000, 2]);
   await store.close();
 });
 

@@ -1,7 +1,7 @@
-// RFC 6665 §4.2.2 (notifier NOTIFY behaviour) and TS 24.379 §9.2.2.2.5: the NOTIFY carrying a user's
+// RFC 6665 §4.2.2 (notifier NOTIFY behaviour) and TS 24.379 §9.2.2.2.5: the NOTIFY carrying a user's (or a group's)
 // affiliation status, built here (pure); the transaction layer sends it.
-import type { AffiliationStatusDocument } from './pidf-render.ts';
-import { renderAffiliationStatus } from './pidf-render.ts';
+import type { AffiliationStatusDocument, GroupAffiliationDocument } from './pidf-render.ts';
+import { renderStatusDocument } from './pidf-render.ts';
 import { PIDF_TYPE } from './affiliation-document.ts';
 import { newBranch, type HeaderList, type OutgoingRequest } from './outgoing-message.ts';
 import type { Subscription } from './subscription-state.ts';
@@ -17,7 +17,7 @@ export function buildNotify(
   psi: string,
   local: LocalAddress,
   state: { active: true; expiresIn: number } | { active: false; reason: 'timeout' | 'deactivated' | 'noresource' },
-  doc: AffiliationStatusDocument,
+  doc: AffiliationStatusDocument | GroupAffiliationDocument,
 ): { request: OutgoingRequest; branch: string } {
   const branch = newBranch();
   const request: OutgoingRequest = {
@@ -29,7 +29,7 @@ export function buildNotify(
       ['Event', sub.eventId ? `presence;id=${sub.eventId}` : 'presence'],
       ['Subscription-State', state.active ? `active;expires=${Math.max(0, state.expiresIn)}` : `terminated;reason=${state.reason}`],
     ],
-    body: { contentType: PIDF_TYPE, bytes: Buffer.from(renderAffiliationStatus(doc), 'utf8') },
+    body: { contentType: PIDF_TYPE, bytes: Buffer.from(renderStatusDocument(doc), 'utf8') },
   };
   return { request, branch };
 }

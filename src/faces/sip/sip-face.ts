@@ -13,6 +13,7 @@ import { Publications } from './publication-state.ts';
 import { Subscriptions, subscriptionOf, type Subscription } from './subscription-state.ts';
 import { PagedExpiry } from './expiry-pages.ts';
 import { expirePublication } from './publish-user-agent-server.ts';
+import { isOwnGroup } from './subscribe-user-agent-server.ts';
 import type { Publication } from './publication-state.ts';
 import { UdpTransport } from './udp-transport.ts';
 import { TcpTransport } from './tcp-transport.ts';
@@ -123,9 +124,10 @@ async function restoreSubscriptions(core: UserAgentCore, subscriptions: Subscrip
   const dead: Subscription[] = [];
   for (const r of rows) {
     if (r.transport === 'udp' && udp) {
-      const sub = subscriptionOf(r, udp.flowTo(r.remoteAddress, r.remotePort));
+      // The row does not say what is watched: a group's URI has a policy, a user's a profile (isOwnGroup).
+      const sub = subscriptionOf(r, udp.flowTo(r.remoteAddress, r.remotePort), (await isOwnGroup({ server }, r.userId)) ? 'group' : 'user');
       subscriptions.hold(sub);
-      core.watch(sub.userId);
+      core.watch(sub.userId, sub.watches);
     } else dead.push(subscriptionOf(r, { transport: r.transport, remoteAddress: r.remoteAddress, remotePort: r.remotePort, send: () => undefined, open: () => false }));
   }
   if (dead.length > 0) await subscriptions.forget(dead);

@@ -1,8 +1,10 @@
 // TS 24.379 §9.2.2.2.4 (MC service server receives a SUBSCRIBE for affiliation status) over RFC 6665 §4.2.1
-// (notifier SUBSCRIBE behaviour): create, refresh or end a subscription; the NOTIFYs follow the 200.
+// (notifier SUBSCRIBE behaviour): create, refresh or end a subscription; the NOTIFYs follow the 200. The watched
+// entity (mcptt-request-uri) is a user, or a group of this system (its affiliated members).
 import { randomUUID } from 'node:crypto';
 import { MusterError } from '../../domain/errors.ts';
-import { mayView } from '../../domain/decisions/remote-change-right.ts';
+import { mayView, mayViewMembers } from '../../domain/decisions/remote-change-right.ts';
+import { domainOf, type McUri } from '../../domain/ids.ts';
 import type { IncomingRequest } from './message.ts';
 import type { Flow } from './transport.ts';
 import { readAffiliationBody, PIDF_TYPE } from './affiliation-document.ts';
@@ -59,8 +61,14 @@ export async function subscribeUas(ctx: SipFaceContext, req: IncomingRequest, fl
   const service = serviceOf(req);
   const body = req.body.length > 0 ? readAffiliationBody(req, service, { requirePidf: false }) : undefined;
   const target = body?.requestUri ?? sender;
-  // TS 24.379 §9.2.2.2.4: another user's status needs the same right as changing it.
-  if (!mayView(ctx.server.profiles.get(sender), sender, target, ctx.server.domain)) throw new MusterError('forbidden', `${sender} may not watch the affiliations of ${target}`);
+  const watches = target !== sender && (await isOwnGroup(ctx, target)) ? 'group' : 'user';
+  if (watches === 'group') {
+    // Issue 4: a group's affiliated members, for those who may read them over HTTP too (GET /mc/v1/groups/:id/members).
+    if (!mayViewMembers(ctx.server.profiles.get(sender), sender, ctx.server.gms.policyOf(target), target)) throw new MusterError('forbidden', `${sender} may not watch the members of ${target}`);
+  } else if (!mayView(ctx.server.profiles.get(sender), sender, target, ctx.server.domain)) {
+    // TS 24.379 §9.2.2.2.4: another user's status needs the same right as changing it.
+    throw new MusterError('forbidden', `${sender} may not watch the affiliations of ${target}`);
+  }
   const contact = req.headers.get('contact');
   const remoteTarget = contact ? uriOf(contact) : undefined;
   if (!remoteTarget) throw new MusterError('bad-request', 'SUBSCRIBE without a Contact (RFC 6665 §4.1.2.1)');
@@ -77,6 +85,7 @@ export async function subscribeUas(ctx: SipFaceContext, req: IncomingRequest, fl
     flow,
     watcher: sender,
     userId: target,
+    watches,
     service,
     expiresAt: clock.now() + expires * 1000,
     localCSeq: 0,
@@ -90,4 +99,11 @@ export async function subscribeUas(ctx: SipFaceContext, req: IncomingRequest, fl
     return { status: 200, toTag: sub.localTag, headers: [['Expires', '0'], ['Contact', `<${ctx.psi}>`]], after: () => notify(sub, 'timeout') };
   }
   return { status: 200, toTag: sub.localTag, headers: [['Expires', String(expires)], ['Contact', `<${ctx.psi}>`]], after: () => notify(sub) };
+}
+
+/** A group of this system (its policy known to the GMS), not a user: a user's URI has a profile, a group's a policy. */
+export async function isOwnGroup(ctx: Pick<SipFaceContext, 'server'>, uri: McUri): Promise<boolean> {
+  if (domainOf(uri) !== ctx.server.domain || ctx.server.profiles.get(uri)) return false;
+  await ctx.server.gms.ensurePolicies([uri]);
+  return ctx.server.gms.policyOf(uri) !== undefined;
 }

@@ -39,7 +39,10 @@ export interface Subscription {
   eventId: string | undefined;
   flow: Flow;
   watcher: McUri;
+  /** Whose affiliation status is watched: a user's, or (watches = group) a group's URI. */
   userId: McUri;
+  /** A user's own status (one tuple, its groups) or a group's members (one tuple per member). */
+  watches: 'user' | 'group';
   service: McService;
   expiresAt: number;
   /** The last CSeq of a request of ours in the dialog. */
@@ -230,7 +233,7 @@ export class Subscriptions {
 }
 
 /** A stored subscription as held in memory again, on the flow it names (after a restart). */
-export function subscriptionOf(r: SipSubscriptionRecord, flow: Flow): Subscription {
+export function subscriptionOf(r: SipSubscriptionRecord, flow: Flow, watches: Subscription['watches'] = 'user'): Subscription {
   return {
     id: r.id,
     state: 'active',
@@ -243,6 +246,7 @@ export function subscriptionOf(r: SipSubscriptionRecord, flow: Flow): Subscripti
     flow,
     watcher: r.watcher,
     userId: r.userId,
+    watches,
     service: r.service,
     expiresAt: r.expiresAt,
     // The stored mark was never used: the next request of ours takes it.

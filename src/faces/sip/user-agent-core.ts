@@ -16,6 +16,7 @@ import { refusalOf, reasonPhrase } from './sip-refusal.ts';
 import { publishUas, type UasAnswer } from './publish-user-agent-server.ts';
 import { subscribeUas, type SubscribeAnswer } from './subscribe-user-agent-server.ts';
 import { buildNotify, type LocalAddress } from './notify-user-agent-client.ts';
+import type { AffiliationStatusDocument, GroupAffiliationDocument } from './pidf-render.ts';
 import type { Subscription, SubscriptionEvent } from './subscription-state.ts';
 import type { SipFaceContext } from './face-context.ts';
 import { messageUas } from './message-user-agent-server.ts';
@@ -146,9 +147,18 @@ export class UserAgentCore implements TransportDelegate {
     return run;
   }
 
-  /** Keeps one notifier subscription per watched user, so changes from any face reach its SIP watchers. */
-  watch(userId: McUri): void {
+  /** Keeps one notifier subscription per watched user or group, so changes from any face reach its SIP watchers. */
+  watch(userId: McUri, watches: Subscription['watches'] = 'user'): void {
     if (this.watching.has(userId)) return;
+    if (watches === 'group') {
+      // Any member's status change that names the group: its watchers get the members again (coalesced like a user's).
+      const off = this.ctx.server.notifier.subscribeGroup(userId, (event: ClientEvent) => {
+        const service = (event.data as { service?: McService }).service;
+        if (service) this.markPending(userId, service);
+      });
+      this.watching.set(userId, off);
+      return;
+    }
     this.watching.set(
       userId,
       this.ctx.server.notifier.subscribe(userId, (event: ClientEvent) => {
@@ -205,19 +215,11 @@ export class UserAgentCore implements TransportDelegate {
   async notifySubscription(sub: Subscription, end?: 'timeout', pId?: string | null): Promise<void> {
     if (!end) {
       if (sub.state !== 'active') return;
-      this.watch(sub.userId);
+      this.watch(sub.userId, sub.watches);
     }
     try {
       await this.ctx.subscriptions.reserveCSeq(sub);
-      // The publication as stored: whichever instance took the PUBLISH, its tuple id and p-id are in the NOTIFY.
-      const [records, pub] = await Promise.all([this.ctx.server.store.affiliationsOfUser(sub.userId, sub.service), this.ctx.publications.get(sub.userId, sub.service)]);
-      const doc = {
-        entity: sub.userId,
-        service: sub.service,
-        tupleId: pub?.tupleId ?? this.ctx.publications.tupleOf(sub.userId, sub.service) ?? `${sub.service}-status`,
-        groups: records.map((r) => ({ groupId: r.groupId, state: r.state })),
-        pId: pId === null ? undefined : (pId ?? pub?.pId ?? this.ctx.publications.pIdOf(sub.userId, sub.service)),
-      };
+      const doc = sub.watches === 'group' ? await groupAffiliationOf(this.ctx.server.store, sub.userId, sub.service) : await this.userStatusOf(sub, pId);
       const state = end ? { active: false as const, reason: end } : { active: true as const, expiresIn: Math.round((sub.expiresAt - this.ctx.server.clock.now()) / 1000) };
       const { request, branch } = buildNotify(sub, this.ctx.psi, this.localOf(sub.flow), state, doc);
       this.transactions.sendRequest(branch, 'NOTIFY', serialize(request), sub.flow, (status) => {
@@ -235,6 +237,19 @@ export class UserAgentCore implements TransportDelegate {
     }
   }
 
+  /** A user's own status as the store has it, with the stored publication's tuple id and p-id. */
+  private async userStatusOf(sub: Subscription, pId: string | null | undefined): Promise<AffiliationStatusDocument> {
+    // The publication as stored: whichever instance took the PUBLISH, its tuple id and p-id are in the NOTIFY.
+    const [records, pub] = await Promise.all([this.ctx.server.store.affiliationsOfUser(sub.userId, sub.service), this.ctx.publications.get(sub.userId, sub.service)]);
+    return {
+      entity: sub.userId,
+      service: sub.service,
+      tupleId: pub?.tupleId ?? this.ctx.publications.tupleOf(sub.userId, sub.service) ?? `${sub.service}-status`,
+      groups: records.map((r) => ({ groupId: r.groupId, state: r.state })),
+      pId: pId === null ? undefined : (pId ?? pub?.pId ?? this.ctx.publications.pIdOf(sub.userId, sub.service)),
+    };
+  }
+
   /** Stops serving; the stored subscriptions and publications stay for the next start (only memory is let go). */
   stop(): void {
     this.stopped = true;
@@ -242,6 +257,12 @@ export class UserAgentCore implements TransportDelegate {
     for (const off of this.watching.values()) off();
     this.watching.clear();
   }
+}
+
+/** A group's affiliated members for one service, as the store has them now (what GET /mc/v1/groups/:id/members lists). */
+async function groupAffiliationOf(store: SipFaceContext['server']['store'], group: McUri, service: McService): Promise<GroupAffiliationDocument> {
+  const records = await store.affiliationsOfGroup(group, service);
+  return { group, service, members: records.filter((r) => r.state === 'affiliated').map((r) => ({ userId: r.userId, state: r.state })) };
 }
 
 /** A stable To tag per request (Call-ID + CSeq), so the response and its retransmissions agree. */
