@@ -256,3 +256,29 @@ void test('after a restart of the server process, a PUBLISH refresh with the old
     c.close();
   }
 });
+
+void test("after a restart, a UDP subscription to a group's members goes on: a member affiliating over HTTP is in its next NOTIFY", async () => {
+  const c = await UdpClient.open();
+  const info = `<?xml version="1.0" encoding="UTF-8"?><mcpttinfo xmlns="urn:3gpp:ns:mcpttInfo:1.0"><mcptt-Params><mcptt-request-uri type="Normal"><mcpttURI>${G.north}</mcpttURI></mcptt-request-uri></mcptt-Params></mcpttinfo>`;
+  const members = (n: IncomingRequest): string[] => [...n.body.toString().matchAll(/<contact>([^<]+)<\/contact>/g)].map((x) => x[1]!).sort();
+  try {
+    // Alice, a member of north, may read its members (mayViewMembers); the row names the group, not a user.
+    c.send([...headers(c, 'SUBSCRIBE', alice, 'durable-group', 1, 'a-grp'), 'Accept: application/pidf+xml', 'Expires: 600', 'Content-Type: application/vnd.3gpp.mcptt-info+xml'], info);
+    assert.equal((await c.response('SUBSCRIBE')).status, 200);
+    const first = await c.notify();
+    assert.match(first.body.toString(), new RegExp(`entity="${G.north}"`));
+    assert.ok(!members(first).includes(dave));
+
+    await m.kill();
+    await m.spawn();
+
+    const res = await call('POST', `${m.url()}/mc/v1/affiliations`, await m.token(dave), { mcServiceId: dave, service: 'mcptt', groupIds: [G.north] });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    const after = await c.notify();
+    assert.equal(after.callId, 'durable-group');
+    assert.match(after.body.toString(), new RegExp(`entity="${G.north}"`), 'still the group document after the restart');
+    assert.ok(members(after).includes(dave), after.body.toString());
+  } finally {
+    c.close();
+  }
+});
