@@ -33,6 +33,8 @@ interface SipFigures {
   calls: number;
   failedCalls: number;
   retransmissions: number;
+  /** CPU time the server's processes (all of Kamailio's, Muster's one with its threads) used per second of the run. */
+  serverCores: number;
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'muster-bench-sip-'));
@@ -51,11 +53,13 @@ function writeUsers(): string {
  * stops sipp, and reads its statistics (dumped every second) and the response time of each PUBLISH. sipp is stopped
  * rather than left to its -timeout: on quitting it waits for calls still open, which can take until their timers.
  */
-async function publishLoad(what: string, port: number, usersFile: string): Promise<SipFigures> {
+async function publishLoad(what: string, port: number, usersFile: string, serverPid: number): Promise<SipFigures> {
   const work = mkdtempSync(join(dir, 'sipp-'));
   const args = [`127.0.0.1:${port}`, '-sf', join(ROOT, 'bench/sipp/publish-load.xml'), '-inf', usersFile, '-key', 'psi', PSI, '-t', 'u1', '-i', '127.0.0.1', '-p', String(await freePort()),
     // As fast as the server answers, at most LIMIT calls outstanding (a closed loop, like autocannon's connections).
     '-r', '100000', '-l', String(LIMIT), '-nostdin', '-trace_stat', '-stf', 'stat.csv', '-fd', '1', '-trace_rtt', '-rtt_freq', '100'];
+  const cpuBefore = cpuSecondsOf(serverPid);
+  const wallBefore = performance.now();
   await new Promise<void>((resolve) => {
     const p = spawn('sipp', args, { cwd: work, stdio: 'ignore' });
     const stop = setTimeout(() => p.kill('SIGTERM'), (SECONDS + 1.5) * 1000);
@@ -66,6 +70,7 @@ async function publishLoad(what: string, port: number, usersFile: string): Promi
       resolve();
     });
   });
+  const serverCores = (cpuSecondsOf(serverPid) - cpuBefore) / ((performance.now() - wallBefore) / 1000);
   const rows = readFileSync(join(work, 'stat.csv'), 'utf8').trim().split('\n').map((l) => l.split(';'));
   const header = rows[0]!;
   const col = (row: string[], name: string): string => row[header.indexOf(name)] ?? '';
@@ -81,7 +86,32 @@ async function publishLoad(what: string, port: number, usersFile: string): Promi
   const rttFile = readdirSync(work).find((f) => f.endsWith('_rtt.csv'));
   const rtts = rttFile ? readFileSync(join(work, rttFile), 'utf8').trim().split('\n').slice(1).map((l) => Number(l.split(';')[1])).sort((a, b) => a - b) : [];
   const pct = (q: number): number => rtts[Math.min(rtts.length - 1, Math.floor(q * rtts.length))] ?? NaN;
-  return { what, publishPerSecond: (2 * calls) / seconds, p50: pct(0.5), p99: pct(0.99), calls, failedCalls: Number(col(last, 'FailedCall(C)')), retransmissions: Number(col(last, 'Retransmissions(C)')) };
+  return { what, publishPerSecond: (2 * calls) / seconds, p50: pct(0.5), p99: pct(0.99), calls, failedCalls: Number(col(last, 'FailedCall(C)')), retransmissions: Number(col(last, 'Retransmissions(C)')), serverCores };
+}
+
+/** User + system CPU seconds of a process and its descendants (Linux /proc; clock ticks of 1/100 s). */
+function cpuSecondsOf(root: number): number {
+  const stats = readdirSync('/proc')
+    .filter((d) => /^[0-9]+$/.test(d))
+    .flatMap((d) => {
+      try {
+        // Fields after the command name (which may hold spaces): state, ppid, ... utime (14th field), stime (15th).
+        const f = readFileSync(`/proc/${d}/stat`, 'utf8').split(') ')[1]!.split(' ');
+        return [{ pid: Number(d), ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) }];
+      } catch {
+        return []; // the process ended meanwhile
+      }
+    });
+  const tree = new Set([root]);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const p of stats) {
+      if (tree.has(p.pid) || !tree.has(p.ppid)) continue;
+      tree.add(p.pid);
+      grew = true;
+    }
+  }
+  return stats.filter((p) => tree.has(p.pid)).reduce((n, p) => n + p.ticks, 0) / 100;
 }
 
 /** Kamailio with presence + presence_xml on loopback UDP, in the foreground, its own runtime directory and tables. */
@@ -125,7 +155,7 @@ const m = await Muster.start(benchConfig(USERS, await freePort(), { sip: { port:
 let kamailio: Awaited<ReturnType<typeof startKamailio>> | undefined;
 try {
   if (MUSTER_ONLY) {
-    for (let r = 0; r < RUNS; r++) console.log(JSON.stringify(await publishLoad('muster SIP face', musterSip, usersFile)));
+    for (let r = 0; r < RUNS; r++) console.log(JSON.stringify(await publishLoad('muster SIP face', musterSip, usersFile, m.pids[0]!)));
   } else await compare();
 } finally {
   if (kamailio) await stopProcess(kamailio.proc);
@@ -138,7 +168,9 @@ async function compare(): Promise<void> {
   const runs: SipFigures[][] = [];
   for (let r = 0; r < RUNS; r++) {
     // Alternating the order, so neither server always runs on the warmer (or noisier) half of the run.
-    const pair = r % 2 === 0 ? [await publishLoad('kamailio presence (in memory)', kamailioSip, usersFile), await publishLoad('muster SIP face (SQLite, WAL synced before each answer)', musterSip, usersFile)] : [await publishLoad('muster SIP face (SQLite, WAL synced before each answer)', musterSip, usersFile), await publishLoad('kamailio presence (in memory)', kamailioSip, usersFile)].reverse();
+    const kam = (): Promise<SipFigures> => publishLoad('kamailio presence (in memory)', kamailioSip, usersFile, kamailio!.proc.pid!);
+    const mus = (): Promise<SipFigures> => publishLoad('muster SIP face (SQLite, WAL synced before each answer)', musterSip, usersFile, m.pids[0]!);
+    const pair = r % 2 === 0 ? [await kam(), await mus()] : [await mus(), await kam()].reverse();
     runs.push(pair);
   }
   const rows = [0, 1].map((k) => ({
@@ -149,14 +181,15 @@ async function compare(): Promise<void> {
     calls: median(runs.map((p) => p[k]!.calls)),
     failedCalls: Math.max(...runs.map((p) => p[k]!.failedCalls)),
     retransmissions: Math.max(...runs.map((p) => p[k]!.retransmissions)),
+    serverCores: median(runs.map((p) => p[k]!.serverCores)),
   }));
   const ratio = rows[1]!.publishPerSecond / rows[0]!.publishPerSecond;
   console.log(
     [
       `\nSIP PUBLISH affiliation, ${USERS} users, sipp over UDP, at most ${LIMIT} calls outstanding, ${SECONDS} s each${RUNS > 1 ? `, medians of ${RUNS} runs` : ''}`,
-      '| server | PUBLISH/s | p50 ms | p99 ms | calls | failed calls | retransmissions |',
-      '|---|---|---|---|---|---|---|',
-      ...rows.map((r) => `| ${r.what} | ${Math.round(r.publishPerSecond)} | ${r.p50} | ${r.p99} | ${r.calls} | ${r.failedCalls} | ${r.retransmissions} |`),
+      '| server | PUBLISH/s | p50 ms | p99 ms | calls | failed calls | retransmissions | server CPU (cores) |',
+      '|---|---|---|---|---|---|---|---|',
+      ...rows.map((r) => `| ${r.what} | ${Math.round(r.publishPerSecond)} | ${r.p50} | ${r.p99} | ${r.calls} | ${r.failedCalls} | ${r.retransmissions} | ${r.serverCores.toFixed(2)} |`),
     ].join('\n'),
   );
   console.log(`ratio muster / kamailio: ${(ratio * 100).toFixed(1)} %\ncommand: ${COMMAND}`);

@@ -175,6 +175,10 @@ export class PostgresStore implements Store {
       } else {
         for (const u of w.tellGms) await c.query({ ...Q.outbox, values: [userId, service, u.groupId, u.status, at] });
       }
+      if (w.audit?.length) {
+        const rows = w.audit.map(auditRow);
+        await c.query({ ...Q.audit, values: AUDIT_COLUMNS.map((_, k) => rows.map((r) => r[k])) });
+      }
       return { result: w.result, events: await insertEvents(c, w.events, at) };
     });
   }

@@ -141,6 +141,7 @@ export class SqliteStore implements Store {
       } else {
         for (const u of w.tellGms) this.q.outbox.run(userId, service, u.groupId, u.status, at);
       }
+      for (const e of w.audit ?? []) this.q.audit.run(auditParams({ ...e, id: null }));
       return { result: w.result, events: this.insertEvents(w.events, at) };
     });
   }

@@ -56,6 +56,8 @@ export interface AffiliationWrite<T> {
   tellGms: { groupId: McUri; status: 'affiliated' | 'deaffiliated' }[];
   /** Events for clients, appended to their event logs in the same transaction. */
   events: { userId: McUri; type: ClientEvent['type']; data: unknown }[];
+  /** Audit entries of the request this write completes, stored in the same transaction (its answer waits for one commit, not two). */
+  audit?: NewAuditEntry[];
   result: T;
 }
 

@@ -7,13 +7,21 @@ import { decideAffiliation, type AffiliationVerdict } from '../domain/decisions/
 import { unknownUserProfile } from '../domain/profile.ts';
 import { homeOf, ownGroups, type McServiceServer } from './context.ts';
 import { askPartners } from './ask-partners.ts';
+import type { NewAuditEntry } from '../ports/store.ts';
 
 /** What a face may show while partner systems decide (the SIP face NOTIFYs these groups as `affiliating`). */
 export interface AffiliationProgress {
   reserved(groupIds: McUri[]): void;
 }
 
-export async function affiliate(server: McServiceServer, req: AffiliationRequest, progress?: AffiliationProgress): Promise<AffiliationResponse> {
+/**
+ * The audit entries of the request, from its final response: stored in the transaction that completes the request
+ * (issue 6: the answer then waits for one commit and fsync, not a second one for the entry). Called inside the
+ * store's transaction, so it must not do I/O.
+ */
+export type AuditAlongside = (response: AffiliationResponse) => NewAuditEntry[];
+
+export async function affiliate(server: McServiceServer, req: AffiliationRequest, progress?: AffiliationProgress, alongside?: AuditAlongside): Promise<AffiliationResponse> {
   // Step 1: the MC service client's affiliation request (parsed and authorised by the face).
   const { mcServiceId: userId, service, groupIds } = req;
   const profile = server.profiles.get(userId) ?? unknownUserProfile(userId);
@@ -32,6 +40,8 @@ export async function affiliate(server: McServiceServer, req: AffiliationRequest
       remove: [],
       tellGms: affiliated.map((groupId) => ({ groupId, status: 'affiliated' as const })),
       events: statusEvents(userId, service, affiliated.map((groupId) => ({ groupId, status: 'affiliated' }))),
+      // No partner to ask: this transaction completes the request.
+      audit: alongside && !v.some((x) => x.verdict === 'ask-partner') ? alongside(responseOf(req, v, new Map())) : undefined,
       result: v,
     };
   });
@@ -43,14 +53,18 @@ export async function affiliate(server: McServiceServer, req: AffiliationRequest
   if (verdicts.some((v) => v.verdict === 'affiliate')) server.tellGmsSoon();
 
   // 10.X.3.2 steps 3-8: ask each partner system that hosts requested groups, all in parallel.
-  const partnerStatus = await askPartnersAndStore(server, userId, service, verdicts);
+  const partnerStatus = await askPartnersAndStore(server, userId, service, verdicts, alongside && ((answers) => alongside(responseOf(req, verdicts, answers))));
 
   // Step 5a (10.X.3.2 step 9): the affiliation response, one status per requested group in request order.
-  return { mcServiceId: userId, service, groupIds, status: verdicts.map((v) => statusOf(v, partnerStatus)) };
+  return responseOf(req, verdicts, partnerStatus);
+}
+
+function responseOf(req: AffiliationRequest, verdicts: AffiliationVerdict[], partnerStatus: Map<McUri, GroupStatus>): AffiliationResponse {
+  return { mcServiceId: req.mcServiceId, service: req.service, groupIds: req.groupIds, status: verdicts.map((v) => statusOf(v, partnerStatus)) };
 }
 
 /** 10.X.3.2 steps 3 and 8: forward to the group hosts, then keep only what they confirmed. */
-async function askPartnersAndStore(server: McServiceServer, userId: McUri, service: McService, verdicts: AffiliationVerdict[]): Promise<Map<McUri, GroupStatus>> {
+async function askPartnersAndStore(server: McServiceServer, userId: McUri, service: McService, verdicts: AffiliationVerdict[], alongside?: (answers: Map<McUri, GroupStatus>) => NewAuditEntry[]): Promise<Map<McUri, GroupStatus>> {
   const asked = verdicts.flatMap((v) => (v.verdict === 'ask-partner' ? [{ groupId: v.groupId, domain: v.domain }] : []));
   if (asked.length === 0) return new Map();
   // Step 3: every partner at once.
@@ -65,6 +79,7 @@ async function askPartnersAndStore(server: McServiceServer, userId: McUri, servi
       remove: refused,
       tellGms: [], // the partner tells its own GMS (10.X.3.2 step 7b)
       events: statusEvents(userId, service, newly.map((groupId) => ({ groupId, status: 'affiliated' }))),
+      audit: alongside?.(answers),
       result: undefined,
     };
   });

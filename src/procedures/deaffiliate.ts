@@ -4,9 +4,11 @@ import type { AffiliationResponse, DeaffiliationRequest, GroupStatus } from '../
 import { decideDeaffiliation, type DeaffiliationVerdict } from '../domain/decisions/deaffiliation.ts';
 import { homeOf, ownGroups, type McServiceServer } from './context.ts';
 import { askPartners, whileForwarding } from './ask-partners.ts';
-import { statusEvents } from './affiliate.ts';
+import { statusEvents, type AuditAlongside } from './affiliate.ts';
+import type { NewAuditEntry } from '../ports/store.ts';
 
-export async function deaffiliate(server: McServiceServer, req: DeaffiliationRequest): Promise<AffiliationResponse> {
+/** `alongside`: the request's audit entries, stored in the transaction that completes it (see AuditAlongside). */
+export async function deaffiliate(server: McServiceServer, req: DeaffiliationRequest, alongside?: AuditAlongside): Promise<AffiliationResponse> {
   // Step 1: the MC service client's de-affiliation request.
   const { mcServiceId: userId, service, groupIds } = req;
   // Pre-condition 1: the stored group policy (fetched now if the cache lost it).
@@ -22,6 +24,8 @@ export async function deaffiliate(server: McServiceServer, req: DeaffiliationReq
       // Own groups only: a record for a group of no reachable system has no GMS to tell.
       tellGms: removed.filter((g) => homeOf(server, g).home === 'own').map((groupId) => ({ groupId, status: 'deaffiliated' as const })),
       events: statusEvents(userId, service, removed.map((groupId) => ({ groupId, status: 'deaffiliated' }))),
+      // No partner to ask: this transaction completes the request.
+      audit: alongside && !v.some((x) => x.verdict === 'ask-partner') ? alongside(responseOf(req, v, new Map())) : undefined,
       result: v,
     };
   });
@@ -32,13 +36,17 @@ export async function deaffiliate(server: McServiceServer, req: DeaffiliationReq
   // 10.X.4.3 steps 3-7: partner groups are removed by their host first, then the primary drops its record (marked
   // as forwarding until then, so a re-synchronisation does not ask the host for them again meanwhile).
   const forwarded = verdicts.flatMap((v) => (v.verdict === 'ask-partner' ? [v.groupId] : []));
-  const partnerStatus = await whileForwarding(server, userId, service, forwarded, () => askPartnersAndStore(server, userId, service, verdicts));
+  const partnerStatus = await whileForwarding(server, userId, service, forwarded, () => askPartnersAndStore(server, userId, service, verdicts, alongside && ((answers) => alongside(responseOf(req, verdicts, answers)))));
 
   // Step 4a (10.X.4.3 step 8): the de-affiliation response.
-  return { mcServiceId: userId, service, groupIds, status: verdicts.map((v) => statusOf(v, partnerStatus)) };
+  return responseOf(req, verdicts, partnerStatus);
 }
 
-async function askPartnersAndStore(server: McServiceServer, userId: McUri, service: AffiliationResponse['service'], verdicts: DeaffiliationVerdict[]): Promise<Map<McUri, GroupStatus>> {
+function responseOf(req: DeaffiliationRequest, verdicts: DeaffiliationVerdict[], partnerStatus: Map<McUri, GroupStatus>): AffiliationResponse {
+  return { mcServiceId: req.mcServiceId, service: req.service, groupIds: req.groupIds, status: verdicts.map((v) => statusOf(v, partnerStatus)) };
+}
+
+async function askPartnersAndStore(server: McServiceServer, userId: McUri, service: AffiliationResponse['service'], verdicts: DeaffiliationVerdict[], alongside?: (answers: Map<McUri, GroupStatus>) => NewAuditEntry[]): Promise<Map<McUri, GroupStatus>> {
   const asked = verdicts.flatMap((v) => (v.verdict === 'ask-partner' ? [{ groupId: v.groupId, domain: v.domain }] : []));
   if (asked.length === 0) return new Map();
   // Step 3: every partner at once.
@@ -48,7 +56,7 @@ async function askPartnersAndStore(server: McServiceServer, userId: McUri, servi
   gone.forEach((g) => answers.set(g, { groupId: g, status: 'deaffiliated' }));
   const { events } = await server.store.changeAffiliations(userId, service, (held) => {
     const removed = gone.filter((g) => held.has(g));
-    return { put: [], remove: removed, tellGms: [], events: statusEvents(userId, service, removed.map((groupId) => ({ groupId, status: 'deaffiliated' }))), result: undefined };
+    return { put: [], remove: removed, tellGms: [], events: statusEvents(userId, service, removed.map((groupId) => ({ groupId, status: 'deaffiliated' }))), audit: alongside?.(answers), result: undefined };
   });
   server.notifier.publish(events);
   return answers;

@@ -8,12 +8,14 @@ import { publicationDelta } from '../domain/decisions/publication-set.ts';
 import type { McServiceServer } from './context.ts';
 import { applyAffiliationChange } from './apply-affiliation-change.ts';
 import type { AffiliationProgress } from './affiliate.ts';
+import type { NewAuditEntry } from '../ports/store.ts';
 
-export async function replaceAffiliationSet(server: McServiceServer, userId: McUri, service: McService, wanted: readonly McUri[], groupAllowed: (g: McUri) => boolean, progress?: AffiliationProgress): Promise<GroupStatus[]> {
+/** `alongside`: the audit entries of the set's outcome, stored with its last write (see applyAffiliationChange). */
+export async function replaceAffiliationSet(server: McServiceServer, userId: McUri, service: McService, wanted: readonly McUri[], groupAllowed: (g: McUri) => boolean, progress?: AffiliationProgress, alongside?: (status: GroupStatus[]) => NewAuditEntry[]): Promise<GroupStatus[]> {
   const records = await server.store.affiliationsOfUser(userId, service);
   const delta = publicationDelta(wanted, new Map(records.map((r) => [r.groupId, r.state])));
   // Groups outside a limited remote-change right are refused one by one, the rest proceed.
   const refused: GroupStatus[] = [...delta.affiliate, ...delta.deaffiliate].filter((g) => !groupAllowed(g)).map((groupId) => ({ groupId, status: 'rejected', reason: 'not-authorised' }));
-  const applied = await applyAffiliationChange(server, { target: userId, service, affiliate: delta.affiliate.filter(groupAllowed), deaffiliate: delta.deaffiliate.filter(groupAllowed) }, progress);
+  const applied = await applyAffiliationChange(server, { target: userId, service, affiliate: delta.affiliate.filter(groupAllowed), deaffiliate: delta.deaffiliate.filter(groupAllowed) }, progress, alongside && ((a) => alongside([...refused, ...a])));
   return [...refused, ...applied];
 }

@@ -12,6 +12,8 @@ import { publicationDelta } from '../../src/domain/decisions/publication-set.ts'
 import { resolveConfig } from '../../src/config/config.ts';
 import { McSystem } from '../../src/system.ts';
 import { replaceAffiliationSet } from '../../src/procedures/replace-affiliation-set.ts';
+import type { GroupStatus } from '../../src/domain/flows.ts';
+import type { NewAuditEntry } from '../../src/ports/store.ts';
 
 const g = (n: string): McUri => `sip:${n}@police.example` as McUri;
 
@@ -53,6 +55,56 @@ void test('replacing a full set (N2 = 2) with two other groups leaves the old on
       [`${g('c')}=affiliated`, `${g('d')}=affiliated`, `${g('a')}=deaffiliated`, `${g('b')}=deaffiliated`],
     );
     assert.deepEqual((await system.server.store.affiliationsOfUser(alice, 'mcptt')).map((r) => r.groupId).sort(), [g('c'), g('d')]);
+  } finally {
+    await system.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+void test('the audit entry of a set goes in the transaction of its last write, with the statuses it returns; a set that changes nothing writes none', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'muster-replace-audit-'));
+  const groups = ['a', 'b', 'c'].map(g);
+  const [config] = resolveConfig({
+    dataDir: dir,
+    systems: [
+      {
+        name: 'police',
+        domain: 'police.example',
+        http: { port: 0 },
+        secret: 'replace-test-secret',
+        users: [{ id: 'sip:alice@police.example', services: ['mcptt'], n2: 4, groups }],
+        groups: groups.map((id) => ({ id, services: ['mcptt'], members: ['sip:alice@police.example'] })),
+      },
+    ],
+  });
+  const system = await McSystem.open(config!, { log: pino({ level: 'silent' }) });
+  try {
+    const alice = 'sip:alice@police.example' as McUri;
+    const store = system.server.store;
+    // Which of the store's writes carried audit entries, in order.
+    const writes: boolean[] = [];
+    const original = store.changeAffiliations.bind(store);
+    store.changeAffiliations = (userId, service, decide) =>
+      original(userId, service, (held) => {
+        const w = decide(held);
+        writes.push((w.audit ?? []).length > 0);
+        return w;
+      });
+    const entry = (status: GroupStatus[]): NewAuditEntry[] => [{ at: 1, subject: alice, role: 'user', onBehalfOf: alice, action: 'sip-publish', service: 'mcptt', groups: [], httpStatus: 200, errorCode: null, result: { status } }];
+    await replaceAffiliationSet(system.server, alice, 'mcptt', [g('a')], () => true, undefined, entry);
+    writes.length = 0;
+    // A swap: de-affiliation of a, then affiliation of b and c; the entry rides on the second write only.
+    const swapped = await replaceAffiliationSet(system.server, alice, 'mcptt', [g('b'), g('c')], () => true, undefined, entry);
+    assert.deepEqual(writes, [false, true]);
+    const audit = await store.queryAudit({ limit: 10 });
+    assert.equal(audit.length, 2);
+    assert.deepEqual(audit[1]!.result, { status: swapped });
+    writes.length = 0;
+    // The same set again: nothing to write, so the caller stores its entry itself.
+    let called = false;
+    await replaceAffiliationSet(system.server, alice, 'mcptt', [g('b'), g('c')], () => true, undefined, (s) => ((called = true), entry(s)));
+    assert.deepEqual(writes, []);
+    assert.equal(called, false);
   } finally {
     await system.stop();
     rmSync(dir, { recursive: true, force: true });

@@ -293,6 +293,20 @@ function contract(backend: Backend): void {
       assert.deepEqual(await store.pendingGmsUpdates(10), []);
     });
 
+    void test('audit entries of a write are stored in its transaction, with its rows; a decide that throws stores none', async () => {
+      const { store } = await backend.fresh();
+      const entry: NewAuditEntry = { at: 1_700_000_000_000, subject: alice, role: 'user', onBehalfOf: alice, action: 'sip-publish', service: 'mcptt', groups: [g(1)], httpStatus: 200, errorCode: null, result: { expires: 3600, status: [{ groupId: g(1), status: 'affiliated' }] } };
+      await store.changeAffiliations(alice, 'mcptt', () => ({ put: [{ groupId: g(1), state: 'affiliated' }], remove: [], tellGms: [], events: [], audit: [entry], result: undefined }));
+      assert.deepEqual((await store.affiliationsOfUser(alice)).map((r) => r.groupId), [g(1)]);
+      assert.deepEqual((await store.queryAudit({ limit: 10 })).map(({ id: _id, ...e }) => e), [entry]);
+      await assert.rejects(
+        store.changeAffiliations(bob, 'mcptt', () => {
+          throw new MusterError('forbidden', 'no');
+        }),
+      );
+      assert.equal((await store.queryAudit({ limit: 10 })).length, 1);
+    });
+
     void test('concurrency: 100 writes for one user from two instances, each adding only if held.size < 5, store exactly 5', async () => {
       const { store, second } = await backend.fresh();
       const outcomes = await Promise.all(

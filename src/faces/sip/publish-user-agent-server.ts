@@ -3,6 +3,8 @@
 // what was left out and hands both to the affiliation and de-affiliation procedures. No rule is decided here.
 import type { McUri } from '../../domain/ids.ts';
 import type { McService } from '../../domain/services.ts';
+import type { GroupStatus } from '../../domain/flows.ts';
+import type { NewAuditEntry } from '../../ports/store.ts';
 import { MusterError } from '../../domain/errors.ts';
 import { decideChangeRight } from '../../domain/decisions/remote-change-right.ts';
 import { replaceAffiliationSet } from '../../procedures/replace-affiliation-set.ts';
@@ -47,7 +49,7 @@ export async function publishUas(ctx: SipFaceContext, req: IncomingRequest, flow
   // Issue 7: the request is on record from here, refused or not (sip-audit.ts); recorded while the user's lock is
   // held, so the NOTIFY this PUBLISH causes still follows its 200.
   return ctx.exclusive(served, () =>
-    audited(ctx, { sender, onBehalfOf: served, action: 'sip-publish', service, groups: expires === 0 ? [] : (pidf?.groups ?? []) }, async (): Promise<AuditedAnswer> => {
+    audited(ctx, { sender, onBehalfOf: served, action: 'sip-publish', service, groups: expires === 0 ? [] : (pidf?.groups ?? []) }, async (entryOf): Promise<AuditedAnswer> => {
       // TS 23.280 10.X.5.1.1: acting for another user is a mandatory remote change and needs the right.
       const right = decideChangeRight(ctx.server.profiles.get(sender), served, ctx.server.domain);
       if (!right.allowed) throw new MusterError('forbidden', `${sender} may not change the affiliations of ${served}`);
@@ -73,7 +75,10 @@ export async function publishUas(ctx: SipFaceContext, req: IncomingRequest, flow
       // The publication is written alongside the affiliation change (on SQLite in the same group commit, so the
       // PUBLISH costs no extra fsync); if the change fails, the publication before it is put back.
       const publication = expires === 0 ? (current ? ctx.publications.remove(served, service, current.etag).then(() => undefined) : Promise.resolve(undefined)) : ctx.publications.put(served, service, expires, { pId: pidf!.pId, tupleId: pidf!.clientId });
-      const [applied, stored] = await Promise.allSettled([replaceAffiliationSet(ctx.server, served, service, wanted, right.groupAllowed, progress), publication]);
+      // The audit entry goes in the transaction of the set's last write (issue 6): change, publication and entry then
+      // share one commit and fsync. A set that changes nothing writes nothing, and its entry is stored on its own.
+      const alongside = (status: GroupStatus[]): NewAuditEntry[] => entryOf(200, { expires, status });
+      const [applied, stored] = await Promise.allSettled([replaceAffiliationSet(ctx.server, served, service, wanted, right.groupAllowed, progress, alongside), publication]);
       if (applied.status === 'rejected') {
         if (stored.status === 'fulfilled') await undoPublication(ctx, served, service, current, stored.value?.etag ?? null);
         throw applied.reason;

@@ -5,7 +5,7 @@
 import { MusterError } from '../../domain/errors.ts';
 import type { McUri } from '../../domain/ids.ts';
 import type { McService } from '../../domain/services.ts';
-import type { AuditAction } from '../../ports/store.ts';
+import type { AuditAction, NewAuditEntry } from '../../ports/store.ts';
 import type { SipFaceContext } from './face-context.ts';
 import type { UasAnswer } from './publish-user-agent-server.ts';
 import { refusalOf } from './sip-refusal.ts';
@@ -21,19 +21,32 @@ export interface AuditedSipRequest {
 /** What a UAS answers, with what came of it for the audit log; `result` undefined: nothing changed, no entry. */
 export type AuditedAnswer = UasAnswer & { result?: unknown };
 
+/**
+ * The success entry of the request, for a procedure to store inside the transaction that completes the request
+ * (issue 6: one commit and fsync before the answer instead of two). No I/O: it runs inside that transaction.
+ */
+export type AuditEntryOf = (status: number, result: unknown) => NewAuditEntry[];
+
 /** Runs `run` and stores its audit entry (success or refusal) before the answer goes back to the core. */
-export async function audited(ctx: Pick<SipFaceContext, 'audit' | 'agent' | 'server'>, what: AuditedSipRequest, run: () => Promise<AuditedAnswer>): Promise<UasAnswer> {
+export async function audited(ctx: Pick<SipFaceContext, 'audit' | 'agent' | 'server'>, what: AuditedSipRequest, run: (entryOf: AuditEntryOf) => Promise<AuditedAnswer>): Promise<UasAnswer> {
   const base = { subject: what.sender, role: 'user', onBehalfOf: what.onBehalfOf, action: what.action, service: what.service, groups: [...what.groups] };
+  let storedAlongside = false;
+  const entryOf: AuditEntryOf = (status, result) => {
+    storedAlongside = true;
+    return [{ ...base, at: ctx.server.clock.now(), httpStatus: status, errorCode: null, result }];
+  };
   let answer: AuditedAnswer;
   try {
-    answer = await run();
+    answer = await run(entryOf);
   } catch (e) {
+    // Also when the change was stored with its entry and a later step failed: the refusal the client got is on record too.
     const refusal = refusalOf(e, ctx.agent);
     const errorCode = e instanceof MusterError ? e.code : `sip-${refusal.status}`;
     await ctx.audit.record([{ ...base, at: ctx.server.clock.now(), httpStatus: refusal.status, errorCode, result: { error: { code: errorCode, message: e instanceof Error ? e.message : String(e) } } }]);
     throw e;
   }
   const { result, ...uas } = answer;
-  if (result !== undefined) await ctx.audit.record([{ ...base, at: ctx.server.clock.now(), httpStatus: uas.status, errorCode: null, result }]);
+  // An entry stored with the request's last write is durable already (that write resolved after its fsync).
+  if (result !== undefined && !storedAlongside) await ctx.audit.record([{ ...base, at: ctx.server.clock.now(), httpStatus: uas.status, errorCode: null, result }]);
   return uas;
 }
