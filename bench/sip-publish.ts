@@ -35,6 +35,8 @@ interface SipFigures {
   retransmissions: number;
   /** CPU time the server's processes (all of Kamailio's, Muster's one with its threads) used per second of the run. */
   serverCores: number;
+  /** The same for sipp, the load generator (on the same cores): near 1, sipp's one thread bounds the rate. */
+  sippCores: number;
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'muster-bench-sip-'));
@@ -60,9 +62,13 @@ async function publishLoad(what: string, port: number, usersFile: string, server
     '-r', '100000', '-l', String(LIMIT), '-nostdin', '-trace_stat', '-stf', 'stat.csv', '-fd', '1', '-trace_rtt', '-rtt_freq', '100'];
   const cpuBefore = cpuSecondsOf(serverPid);
   const wallBefore = performance.now();
+  let sippCores = NaN;
   await new Promise<void>((resolve) => {
     const p = spawn('sipp', args, { cwd: work, stdio: 'ignore' });
-    const stop = setTimeout(() => p.kill('SIGTERM'), (SECONDS + 1.5) * 1000);
+    const stop = setTimeout(() => {
+      sippCores = cpuSecondsOf(p.pid!) / ((performance.now() - wallBefore) / 1000);
+      p.kill('SIGTERM');
+    }, (SECONDS + 1.5) * 1000);
     const kill = setTimeout(() => p.kill('SIGKILL'), (SECONDS + 10) * 1000);
     p.on('exit', () => {
       clearTimeout(stop);
@@ -86,7 +92,7 @@ async function publishLoad(what: string, port: number, usersFile: string, server
   const rttFile = readdirSync(work).find((f) => f.endsWith('_rtt.csv'));
   const rtts = rttFile ? readFileSync(join(work, rttFile), 'utf8').trim().split('\n').slice(1).map((l) => Number(l.split(';')[1])).sort((a, b) => a - b) : [];
   const pct = (q: number): number => rtts[Math.min(rtts.length - 1, Math.floor(q * rtts.length))] ?? NaN;
-  return { what, publishPerSecond: (2 * calls) / seconds, p50: pct(0.5), p99: pct(0.99), calls, failedCalls: Number(col(last, 'FailedCall(C)')), retransmissions: Number(col(last, 'Retransmissions(C)')), serverCores };
+  return { what, publishPerSecond: (2 * calls) / seconds, p50: pct(0.5), p99: pct(0.99), calls, failedCalls: Number(col(last, 'FailedCall(C)')), retransmissions: Number(col(last, 'Retransmissions(C)')), serverCores, sippCores };
 }
 
 /** User + system CPU seconds of a process and its descendants (Linux /proc; clock ticks of 1/100 s). */
@@ -182,14 +188,15 @@ async function compare(): Promise<void> {
     failedCalls: Math.max(...runs.map((p) => p[k]!.failedCalls)),
     retransmissions: Math.max(...runs.map((p) => p[k]!.retransmissions)),
     serverCores: median(runs.map((p) => p[k]!.serverCores)),
+    sippCores: median(runs.map((p) => p[k]!.sippCores)),
   }));
   const ratio = rows[1]!.publishPerSecond / rows[0]!.publishPerSecond;
   console.log(
     [
       `\nSIP PUBLISH affiliation, ${USERS} users, sipp over UDP, at most ${LIMIT} calls outstanding, ${SECONDS} s each${RUNS > 1 ? `, medians of ${RUNS} runs` : ''}`,
-      '| server | PUBLISH/s | p50 ms | p99 ms | calls | failed calls | retransmissions | server CPU (cores) |',
-      '|---|---|---|---|---|---|---|---|',
-      ...rows.map((r) => `| ${r.what} | ${Math.round(r.publishPerSecond)} | ${r.p50} | ${r.p99} | ${r.calls} | ${r.failedCalls} | ${r.retransmissions} | ${r.serverCores.toFixed(2)} |`),
+      '| server | PUBLISH/s | p50 ms | p99 ms | calls | failed calls | retransmissions | server CPU (cores) | sipp CPU (cores) |',
+      '|---|---|---|---|---|---|---|---|---|',
+      ...rows.map((r) => `| ${r.what} | ${Math.round(r.publishPerSecond)} | ${r.p50} | ${r.p99} | ${r.calls} | ${r.failedCalls} | ${r.retransmissions} | ${r.serverCores.toFixed(2)} | ${r.sippCores.toFixed(2)} |`),
     ].join('\n'),
   );
   console.log(`ratio muster / kamailio: ${(ratio * 100).toFixed(1)} %\ncommand: ${COMMAND}`);
