@@ -39,6 +39,8 @@ export interface HttpFaceDeps {
 declare module 'fastify' {
   interface FastifyRequest {
     credential?: Credential;
+    /** Set once the request's audit entry was stored with its change (audit.ts skips it then). */
+    auditStored: boolean;
   }
 }
 
@@ -61,6 +63,7 @@ export async function buildHttpFace(deps: HttpFaceDeps): Promise<FastifyInstance
   });
   app.setValidatorCompiler(TypeBoxValidatorCompiler);
   app.decorateRequest('credential', undefined);
+  app.decorateRequest('auditStored', false);
   app.setErrorHandler((err, _req, reply) => {
     const { status, body } = toErrorReply(err);
     if (status >= 500) deps.log.error({ err }, 'request failed');

@@ -6,6 +6,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AuditAction, NewAuditEntry } from '../../ports/store.ts';
 import { AuditRecorder } from '../../adapters/audit-recorder.ts';
+import type { AuditAlongside } from '../../procedures/affiliate.ts';
 import { parseMcUri } from '../../domain/ids.ts';
 import type { Credential } from './credentials.ts';
 import type { HttpFaceDeps } from './app.ts';
@@ -31,6 +32,7 @@ const AUDITED: ReadonlyMap<string, AuditAction | 'change'> = new Map<string, Aud
 export function registerAudit(app: FastifyInstance, deps: HttpFaceDeps): void {
   const recorder = new AuditRecorder(deps.server.store, deps.log);
   app.addHook('onSend', async (req, reply, payload) => {
+    if (req.auditStored) return payload; // stored in the change's own transaction (auditAlongside)
     try {
       const entries = auditEntries(req, reply, payload, deps.server.clock.now());
       await recorder.record(entries);
@@ -121,6 +123,19 @@ export function auditEntries(req: FastifyRequest, reply: FastifyReply, payload: 
     default:
       return [];
   }
+}
+
+/**
+ * The entry of an affiliation or de-affiliation request, built from its final response inside the transaction that
+ * completes it (issue 6): the answer then waits for one commit and fsync instead of a second one for the entry. The
+ * same entry auditEntries would build from the answer; the route marks the request `auditStored` once it succeeded.
+ */
+export function auditAlongside(req: FastifyRequest, action: 'affiliation' | 'de-affiliation', at: () => number): AuditAlongside {
+  const cred = req.credential!;
+  const body = obj(req.body);
+  return (response) => [
+    { at: at(), subject: cred.subject, role: cred.role, httpStatus: 200, errorCode: null, action, onBehalfOf: response.mcServiceId, service: response.service, groups: strs(body['groupIds']), result: { status: response.status } },
+  ];
 }
 
 /** The answer as sent: JSON text for every audited route (undefined for an empty 204). */

@@ -23,6 +23,7 @@ import { answerChange, remoteChangeNegotiated } from '../../procedures/remote-ch
 import { homeOf } from '../../procedures/context.ts';
 import { authenticate, type HttpFaceDeps } from './app.ts';
 import { streamEvents } from './event-stream.ts';
+import { auditAlongside } from './audit.ts';
 
 const ServiceQuery = Type.Object({ service: Type.Optional(Type.Enum(MC_SERVICES)) }, { additionalProperties: false });
 const IdParam = Type.Object({ id: Type.String({ minLength: 1, maxLength: 256 }) });
@@ -44,7 +45,9 @@ export async function mcRoutes(app: FastifyInstance, deps: HttpFaceDeps): Promis
       const cred = await authenticate(req, deps, ['user']);
       const flow = parseAffiliationRequest(req.body);
       requireSelf(cred.subject, flow.mcServiceId);
-      return affiliate(server, flow);
+      const response = await affiliate(server, flow, undefined, auditAlongside(req, 'affiliation', () => server.clock.now()));
+      req.auditStored = true;
+      return response;
     },
   );
 
@@ -55,7 +58,9 @@ export async function mcRoutes(app: FastifyInstance, deps: HttpFaceDeps): Promis
       const cred = await authenticate(req, deps, ['user']);
       const flow = parseAffiliationRequest(req.body);
       requireSelf(cred.subject, flow.mcServiceId);
-      return deaffiliate(server, flow);
+      const response = await deaffiliate(server, flow, auditAlongside(req, 'de-affiliation', () => server.clock.now()));
+      req.auditStored = true;
+      return response;
     },
   );
 
