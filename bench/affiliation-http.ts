@@ -24,7 +24,7 @@ try {
   if (WARMUP > 0) await load(m.url(), affiliationRequests(USERS, tokens), { ...opts, seconds: WARMUP });
   const muster = await load(m.url(), affiliationRequests(USERS, tokens), opts);
   // Half the measured rate, evenly spaced (open loop): what a p99 "at half that load" means.
-  const half = await pacedLoad(m.url(), affiliationSequence(USERS, tokens), { ...opts, rate: Math.max(1, Math.round(muster.requestsPerSecond / 2)) });
+  const half = await pacedLoad(m.url(), affiliationSequence(USERS, tokens), { ...opts, rate: Math.max(1, Math.round(muster.requestsPerSecond / 2)), settleSeconds: 3 });
 
   const rows = [
     { what: 'bare node:http, same body size', ...bareFigures },
