@@ -101,7 +101,14 @@ export class SqliteGroupCommit {
   private sync(): void {
     const answers = this.awaitingSync.splice(0);
     const failures = this.failuresAwaitingSync.splice(0);
-    const fd = this.wal();
+    let fd: number | undefined;
+    try {
+      fd = this.wal();
+    } catch (e) {
+      // The WAL cannot be opened (gone, no permission): nothing is known durable, so no writer hears "done".
+      const error = new MusterError('unavailable', `store unavailable: ${(e as { code?: string }).code ?? (e as Error).message}`);
+      return failures.forEach((f) => f(error));
+    }
     if (fd === undefined) return answers.forEach((answer) => answer());
     const batch = { answers, failures };
     this.inFlight = batch;

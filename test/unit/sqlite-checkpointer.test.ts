@@ -2,12 +2,13 @@
 // and the group commit answers only after its fdatasync (src/adapters/sqlite-group-commit.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openSqlite } from '../../src/adapters/sqlite-store.ts';
 import { groupCommitOf } from '../../src/adapters/sqlite-group-commit.ts';
 import { checkpointInWorker, stopCheckpointing } from '../../src/adapters/sqlite-checkpointer.ts';
+import { MusterError } from '../../src/domain/errors.ts';
 
 async function writeRows(file: string, withWorker: boolean): Promise<{ before: number; after: number; rows: number }> {
   const db = openSqlite(file);
@@ -57,6 +58,23 @@ void test('a group-commit write is answered after its commit, and a failed write
     assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled']);
     assert.equal((db.prepare('SELECT count(*) AS n FROM t').get() as { n: number }).n, 2);
     groupCommitOf(db).flush();
+    db.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+void test('a write whose WAL cannot be synced is refused as unavailable, never answered as done', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'muster-gc-'));
+  try {
+    const db = openSqlite(join(dir, 'd.db'));
+    db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)');
+    // The WAL's directory entry goes (as on a disk taken away): SQLite keeps its open file, the sync cannot open one.
+    unlinkSync(join(dir, 'd.db-wal'));
+    await assert.rejects(
+      groupCommitOf(db).write(() => db.prepare('INSERT INTO t (v) VALUES (?)').run('x')),
+      (e) => e instanceof MusterError && e.code === 'unavailable',
+    );
     db.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });
