@@ -35,16 +35,11 @@ after(async () => {
   await m?.stop();
 });
 
-async function groupsOf(user: string): Promise<string[]> {
-  const res = await call('GET', `${m.url()}/mc/v1/users/${encodeURIComponent(user)}/affiliations?service=mcptt`, await m.token(user));
-  assert.equal(res.status, 200, JSON.stringify(res.body));
-  return ((res.body as { affiliations: unknown }).affiliations as { groupId: string; state: string }[]).filter((a) => a.state === 'affiliated').map((a) => a.groupId).sort();
-}
 
 void test('PUBLISH affiliates to two groups: 200, then a NOTIFY with each group affiliated; visible over HTTP', async () => {
   const run = await sipp('affiliate-and-notify.xml', { port: sipPort }, { psi: PSI, user: alice });
   assert.equal(run.code, 0, run.output);
-  assert.deepEqual(await groupsOf(alice), [G.north, G.patrol]);
+  assert.deepEqual(await m.affiliatedGroups(alice), [G.north, G.patrol]);
   // Issue 7: the change is in the audit log, as an HTTP one would be: who, for whom, what, and the per-group outcome.
   const audit = await call('GET', `${m.url()}/admin/v1/audit?onBehalfOf=${encodeURIComponent(alice)}`, await m.operatorToken());
   const [entry] = (audit.body as { entries: { subject: string; action: string; httpStatus: number; groups: string[]; result: { status: { groupId: string; status: string }[] } }[] }).entries;
@@ -55,13 +50,13 @@ void test('PUBLISH affiliates to two groups: 200, then a NOTIFY with each group 
 void test('a PUBLISH naming a smaller set de-affiliates the groups left out', async () => {
   const run = await sipp('deaffiliate-smaller-set.xml', { port: sipPort }, { psi: PSI, user: alice });
   assert.equal(run.code, 0, run.output);
-  assert.deepEqual(await groupsOf(alice), [G.patrol]);
+  assert.deepEqual(await m.affiliatedGroups(alice), [G.patrol]);
 });
 
 void test('the same over TCP', async () => {
   const run = await sipp('affiliate-and-notify.xml', { port: sipPort }, { psi: PSI, user: frank }, { transport: 't1' });
   assert.equal(run.code, 0, run.output);
-  assert.deepEqual(await groupsOf(frank), [G.north, G.patrol]);
+  assert.deepEqual(await m.affiliatedGroups(frank), [G.north, G.patrol]);
 });
 
 void test('a retransmitted PUBLISH (same branch) gets the same answer and has no second effect', async () => {
@@ -69,13 +64,13 @@ void test('a retransmitted PUBLISH (same branch) gets the same answer and has no
   const localPort = await freePort();
   const first = await sipp('publish-once.xml', { port: sipPort }, keys, { cidStr: 'muster-retx-%u', localPort });
   assert.equal(first.code, 0, first.output);
-  assert.deepEqual(await groupsOf(bob), [G.south]);
+  assert.deepEqual(await m.affiliatedGroups(bob), [G.south]);
   // Meanwhile the user leaves the group over HTTP; the retransmission must not put it back.
   const left = await call('POST', `${m.url()}/mc/v1/deaffiliations`, await m.token(bob), { mcServiceId: bob, service: 'mcptt', groupIds: [G.south] });
   assert.equal(left.status, 200);
   const second = await sipp('publish-once.xml', { port: sipPort }, keys, { cidStr: 'muster-retx-%u', localPort });
   assert.equal(second.code, 0, second.output);
-  assert.deepEqual(await groupsOf(bob), []);
+  assert.deepEqual(await m.affiliatedGroups(bob), []);
   const etag = (s: string): string | undefined => /SIP-ETag: *(\S+)/.exec(s)?.[1];
   assert.ok(etag(first.messages));
   assert.equal(etag(second.messages), etag(first.messages), 'the retransmission is answered with the first response');
@@ -84,7 +79,7 @@ void test('a retransmitted PUBLISH (same branch) gets the same answer and has no
 void test('malformed SIP and XML (bad Content-Length, DOCTYPE, not well-formed, bad group URI) get 400 and store nothing', async () => {
   const run = await sipp('malformed.xml', { port: sipPort }, { psi: PSI, user: erin });
   assert.equal(run.code, 0, run.output);
-  assert.deepEqual(await groupsOf(erin), []);
+  assert.deepEqual(await m.affiliatedGroups(erin), []);
 });
 
 void test('an affiliation made over HTTP reaches a SIP subscriber as a NOTIFY', async () => {

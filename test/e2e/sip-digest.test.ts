@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { Muster, call, cli, freePort, secret } from '../support/harness.ts';
+import { Muster, cli, freePort, secret } from '../support/harness.ts';
 import { sipp } from '../support/sipp.ts';
 
 const D = 'police.example';
@@ -46,11 +46,6 @@ async function sipPassword(user: string): Promise<string> {
   return r.stdout.trim();
 }
 
-async function groupsOf(user: string): Promise<string[]> {
-  const res = await call('GET', `${m.url()}/mc/v1/users/${encodeURIComponent(user)}/affiliations?service=mcptt`, await m.token(user));
-  assert.equal(res.status, 200, JSON.stringify(res.body));
-  return ((res.body as { affiliations: unknown }).affiliations as { groupId: string }[]).map((a) => a.groupId);
-}
 
 /** The status lines of the answers sipp received, in order. */
 function answers(messages: string): string[] {
@@ -68,7 +63,7 @@ void test('401 with Digest challenges, then 200 with the password the CLI prints
   assert.deepEqual(run.statuses, ['401', '200']);
   assert.match(run.messages, /WWW-Authenticate: Digest realm="police\.example", nonce="[^"]+", algorithm=SHA-256, qop="auth"/);
   assert.match(run.messages, /Authorization: Digest username="sip:alice@police\.example"/);
-  assert.deepEqual(await groupsOf(alice), [patrol]);
+  assert.deepEqual(await m.affiliatedGroups(alice), [patrol]);
 });
 
 void test('a wrong password is refused with 401 again, and nothing is stored', async () => {
@@ -76,18 +71,18 @@ void test('a wrong password is refused with 401 again, and nothing is stored', a
   assert.equal(run.code, 0, run.output);
   assert.deepEqual(run.statuses, ['401', '401']);
   assert.match(run.messages, /401 Unauthorized \(Digest response does not match/);
-  assert.deepEqual(await groupsOf(bob), []);
+  assert.deepEqual(await m.affiliatedGroups(bob), []);
 });
 
 void test("another user's password does not pass as bob", async () => {
   const run = await publish(bob, bob, await sipPassword(alice));
   assert.deepEqual(run.statuses, ['401', '401']);
-  assert.deepEqual(await groupsOf(bob), []);
+  assert.deepEqual(await m.affiliatedGroups(bob), []);
 });
 
 void test('digest identity binds: alice, authenticated, may not publish for bob without the remote-change right (403)', async () => {
   const run = await publish(alice, bob, await sipPassword(alice));
   assert.equal(run.code, 0, run.output);
   assert.deepEqual(run.statuses, ['401', '403']);
-  assert.deepEqual(await groupsOf(bob), []);
+  assert.deepEqual(await m.affiliatedGroups(bob), []);
 });

@@ -42,11 +42,6 @@ after(async () => {
   await m?.stop();
 });
 
-async function groupsOf(user: string): Promise<string[]> {
-  const res = await call('GET', `${m.url()}/mc/v1/users/${encodeURIComponent(user)}/affiliations?service=mcptt`, await m.token(user));
-  assert.equal(res.status, 200, JSON.stringify(res.body));
-  return ((res.body as { affiliations: unknown }).affiliations as { groupId: string; state: string }[]).filter((a) => a.state === 'affiliated').map((a) => a.groupId).sort();
-}
 
 /** A user's event stream over HTTP (the SDK's SSE reader), collected until close(); waits are bounded. */
 async function eventsOf(user: string): Promise<{ events: McEvent[]; next: (match: (e: McEvent) => boolean, ms?: number) => Promise<McEvent>; close: () => void }> {
@@ -89,7 +84,7 @@ void test('(a) a dispatcher MESSAGE asks a negotiated change; the subscribed tar
   const event = await sse.next(changeEvent('negotiated', bob));
   sse.close();
   assert.deepEqual({ actor: (event.data as { actor: string }).actor, affiliate: (event.data as { affiliate: string[] }).affiliate }, { actor: dispatch, affiliate: [G.south] });
-  assert.deepEqual(await groupsOf(bob), [G.south]);
+  assert.deepEqual(await m.affiliatedGroups(bob), [G.south]);
   const again = await call('POST', `${m.url()}/mc/v1/affiliation-changes/${(event.data as { id: string }).id}/answer`, await m.token(bob), { accept: false });
   assert.equal(again.status, 409, JSON.stringify(again.body));
   assert.match(JSON.stringify(again.body), /already accepted/);
@@ -103,7 +98,7 @@ void test('(b, c) a MESSAGE without the right is 403, malformed commands are 400
   await settle(300);
   sse.close();
   assert.deepEqual(sse.events.filter((e) => e.type === 'affiliation-change'), []);
-  assert.deepEqual(await groupsOf(erin), []);
+  assert.deepEqual(await m.affiliatedGroups(erin), []);
 });
 
 void test('(d) a mandatory change over HTTP reaches the SIP-subscribed target as a MESSAGE and a NOTIFY; the MESSAGE 200 acknowledges it', async () => {
@@ -124,7 +119,7 @@ void test('(d) a mandatory change over HTTP reaches the SIP-subscribed target as
     await settle(100);
   }
   assert.deepEqual(waiting, []);
-  assert.deepEqual(await groupsOf(erin), [G.patrol]);
+  assert.deepEqual(await m.affiliatedGroups(erin), [G.patrol]);
 });
 
 void test('a negotiated change asked over HTTP while the target is offline reaches it as a MESSAGE when it subscribes; its PUBLISH answers the HTTP request', async () => {
@@ -135,7 +130,7 @@ void test('a negotiated change asked over HTTP while the target is offline reach
   const res = await pending;
   assert.equal(res.status, 200, JSON.stringify(res.body));
   assert.deepEqual(resultOf(res), { target: frank, outcome: 'applied', status: [{ groupId: G.south, status: 'affiliated' }] });
-  assert.deepEqual(await groupsOf(frank), [G.south]);
+  assert.deepEqual(await m.affiliatedGroups(frank), [G.south]);
 });
 
 void test('over TCP the MESSAGE goes back over the target client\'s own connection, and its PUBLISH on it accepts', async () => {
@@ -146,7 +141,7 @@ void test('over TCP the MESSAGE goes back over the target client\'s own connecti
   const run = await target;
   assert.equal(run.code, 0, run.output);
   assert.match(run.messages, /TCP message received \[\d+\] bytes :\s+MESSAGE sip:sipp@127\.0\.0\.1:\d+;transport=TCP SIP\/2\.0/);
-  assert.deepEqual(await groupsOf(hank), [G.south]);
+  assert.deepEqual(await m.affiliatedGroups(hank), [G.south]);
 });
 
 void test('a 603 Decline to the MESSAGE refuses a negotiated change: the HTTP request ends rejected-by-user, nothing applied', async () => {
@@ -157,5 +152,5 @@ void test('a 603 Decline to the MESSAGE refuses a negotiated change: the HTTP re
   assert.equal(resultOf(res).outcome, 'rejected-by-user');
   const run = await target;
   assert.equal(run.code, 0, run.output);
-  assert.deepEqual(await groupsOf(gina), []);
+  assert.deepEqual(await m.affiliatedGroups(gina), []);
 });

@@ -190,6 +190,13 @@ export class Muster {
     return issueToken({ secret: s.secret, domain: s.domain, subject: userId, role: 'user', ...opts });
   }
 
+  /** The groups `userId` is affiliated to (not reserved), sorted, as the user reads them over HTTP. */
+  async affiliatedGroups(userId: string, service = 'mcptt'): Promise<string[]> {
+    const res = await call('GET', `${this.url(this.system(userId.split('@')[1]!).name)}/mc/v1/users/${encodeURIComponent(userId)}/affiliations?service=${service}`, await this.token(userId));
+    if (res.status !== 200) throw new Error(`affiliations of ${userId}: ${res.status} ${JSON.stringify(res.body)}`);
+    return ((res.body as { affiliations: { groupId: string; state: string }[] }).affiliations ?? []).filter((a) => a.state === 'affiliated').map((a) => a.groupId).sort();
+  }
+
   async operatorToken(domain = this.config.systems[0]!.domain): Promise<string> {
     const s = this.system(domain);
     return issueToken({ secret: s.secret, domain: s.domain, subject: 'operator', role: 'operator' });
