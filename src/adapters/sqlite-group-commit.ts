@@ -16,14 +16,26 @@ interface PendingWrite {
   reject: (e: unknown) => void;
 }
 
+/**
+ * How many fdatasyncs of the WAL may run at once. A commit's sync starts as soon as it is committed instead of
+ * waiting for the one under way, so an answer waits for one sync, not for up to two (the p99 at half load, issue 6);
+ * the cap keeps libuv's pool (4 threads, shared with crypto and DNS) from filling with syncs.
+ */
+const MAX_SYNCS_IN_FLIGHT = 2;
+
+interface SyncBatch {
+  answers: (() => void)[];
+  failures: ((e: unknown) => void)[];
+}
+
 export class SqliteGroupCommit {
   private readonly pending: PendingWrite[] = [];
-  /** Answers of committed transactions that wait for the next fdatasync to start. */
-  private awaitingSync: (() => void)[] = [];
-  private failuresAwaitingSync: ((e: unknown) => void)[] = [];
-  /** The answers of the fdatasync under way, if one is. */
-  private inFlight: { answers: (() => void)[]; failures: ((e: unknown) => void)[] } | undefined;
+  /** Answers of committed transactions that wait for a sync to start (all MAX_SYNCS_IN_FLIGHT are under way). */
+  private awaiting: SyncBatch = { answers: [], failures: [] };
+  /** The fdatasyncs under way, oldest first; each batch's transactions were committed before its sync started. */
+  private inFlight: SyncBatch[] = [];
   private walFd: number | undefined;
+  private holds = 0;
   /** The store-unavailable error of the last write, until a later one commits: a store that reads but cannot write. */
   lastFault: MusterError | undefined;
 
@@ -32,8 +44,23 @@ export class SqliteGroupCommit {
   write<T>(work: () => T): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       this.pending.push({ work, resolve: resolve as (v: unknown) => void, reject });
-      if (this.pending.length === 1) setImmediate(() => this.commit());
+      if (this.pending.length === 1 && this.holds === 0) setImmediate(() => this.commit());
     });
+  }
+
+  /**
+   * Holds commits (writes queue up, nothing is lost) until the returned function is called: the checkpointer's
+   * window for the WAL's last frames to be copied, so the next commit starts the WAL again (sqlite-checkpointer.ts).
+   */
+  hold(): () => void {
+    this.holds += 1;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.holds -= 1;
+      if (this.holds === 0 && this.pending.length > 0) setImmediate(() => this.commit());
+    };
   }
 
   /** Makes what was committed outside the group commit (a restore) durable too. */
@@ -43,20 +70,21 @@ export class SqliteGroupCommit {
 
   /** Commits and syncs what waits now, synchronously (on close, so nothing accepted is left behind). */
   flush(): void {
-    if (this.pending.length > 0 && this.db.open) this.commit();
-    if (this.awaitingSync.length > 0 || this.inFlight) {
+    if (this.pending.length > 0 && this.db.open) this.commit(true);
+    const batches = [...this.inFlight.splice(0), this.awaiting]; // their callbacks, when they come, find them answered
+    this.awaiting = { answers: [], failures: [] };
+    if (batches.some((b) => b.answers.length > 0)) {
       const fd = this.wal();
       if (fd !== undefined) fdatasyncSync(fd);
-      const answers = [...(this.inFlight?.answers ?? []), ...this.awaitingSync.splice(0)];
-      this.inFlight = undefined; // its callback, when it comes, finds itself answered already
-      this.failuresAwaitingSync = [];
-      answers.forEach((answer) => answer());
+      batches.forEach((b) => b.answers.forEach((answer) => answer()));
     }
     if (this.walFd !== undefined) closeSync(this.walFd);
     this.walFd = undefined;
   }
 
-  private commit(): void {
+  /** `whatever`: on close, held or not. */
+  private commit(whatever = false): void {
+    if (this.holds > 0 && !whatever) return; // hold()'s release commits what waits
     const batch = this.pending.splice(0);
     if (batch.length === 0) return;
     let values: unknown[];
@@ -93,36 +121,37 @@ export class SqliteGroupCommit {
 
   /** Runs `answer` once an fdatasync that started after this call has finished. */
   private afterSync(answer: () => void, fail: (e: unknown) => void): void {
-    this.awaitingSync.push(answer);
-    this.failuresAwaitingSync.push(fail);
-    if (!this.inFlight) this.sync();
+    this.awaiting.answers.push(answer);
+    this.awaiting.failures.push(fail);
+    if (this.inFlight.length < MAX_SYNCS_IN_FLIGHT) this.sync();
   }
 
   private sync(): void {
-    const answers = this.awaitingSync.splice(0);
-    const failures = this.failuresAwaitingSync.splice(0);
+    const batch = this.awaiting;
+    this.awaiting = { answers: [], failures: [] };
     let fd: number | undefined;
     try {
       fd = this.wal();
     } catch (e) {
       // The WAL cannot be opened (gone, no permission): nothing is known durable, so no writer hears "done".
       const error = new MusterError('unavailable', `store unavailable: ${(e as { code?: string }).code ?? (e as Error).message}`);
-      return failures.forEach((f) => f(error));
+      return batch.failures.forEach((f) => f(error));
     }
-    if (fd === undefined) return answers.forEach((answer) => answer());
-    const batch = { answers, failures };
-    this.inFlight = batch;
+    if (fd === undefined) return batch.answers.forEach((answer) => answer());
+    this.inFlight.push(batch);
     fdatasync(fd, (err) => {
-      if (this.inFlight !== batch) return;
-      this.inFlight = undefined;
+      const at = this.inFlight.indexOf(batch);
+      if (at < 0) return; // answered already (flush, or a later sync that finished first)
       if (err) {
         // Committed but not known to be on disk: the writers hear "unavailable", never a false "done".
+        this.inFlight.splice(at, 1);
         const error = new MusterError('unavailable', `store unavailable: ${err.code ?? err.message}`);
-        failures.forEach((f) => f(error));
+        batch.failures.forEach((f) => f(error));
       } else {
-        answers.forEach((answer) => answer());
+        // Every batch that started its sync before this one was committed before this sync began: durable too.
+        this.inFlight.splice(0, at + 1).forEach((done) => done.answers.forEach((answer) => answer()));
       }
-      if (this.awaitingSync.length > 0) this.sync();
+      if (this.awaiting.answers.length > 0 && this.inFlight.length < MAX_SYNCS_IN_FLIGHT) this.sync();
     });
   }
 

@@ -80,3 +80,56 @@ void test('a write whose WAL cannot be synced is refused as unavailable, never a
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+void test('a hold stops commits until it is released; the writes that waited then commit, none lost', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'muster-gc-'));
+  try {
+    const db = openSqlite(join(dir, 'e.db'));
+    db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)');
+    const insert = db.prepare('INSERT INTO t (v) VALUES (?)');
+    const count = (): number => (db.prepare('SELECT count(*) AS n FROM t').get() as { n: number }).n;
+    const release = groupCommitOf(db).hold();
+    let settled = 0;
+    const writes = ['a', 'b', 'c'].map((v) => groupCommitOf(db).write(() => insert.run(v)).then(() => settled++));
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+    assert.equal(count(), 0, 'nothing committed while held');
+    assert.equal(settled, 0, 'no writer answered while held');
+    release();
+    await Promise.all(writes);
+    assert.equal(count(), 3);
+    groupCommitOf(db).flush();
+    db.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+void test('under a writer that never pauses, the WAL is started again instead of growing without end', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'muster-ckpt-'));
+  try {
+    const file = join(dir, 'f.db');
+    const db = openSqlite(file);
+    db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)');
+    const restartBytes = 1024 * 1024;
+    checkpointInWorker(db, undefined, { restartBytes, everyMs: 5 });
+    const insert = db.prepare('INSERT INTO t (v) VALUES (?)');
+    // About 24 MB of rows, one group commit after another with no quiet moment for a checkpoint to catch up in.
+    let largestWal = 0;
+    const rounds = 600;
+    for (let i = 0; i < rounds; i++) {
+      await Promise.all(Array.from({ length: 10 }, (_, j) => groupCommitOf(db).write(() => insert.run(`${i}-${j} ${'x'.repeat(4000)}`))));
+      largestWal = Math.max(largestWal, statSync(`${file}-wal`).size);
+    }
+    const written = rounds * 10 * 4000;
+    assert.ok(written > 20 * restartBytes, 'the writer wrote many WALs worth');
+    assert.ok(largestWal < 8 * restartBytes, `the WAL stayed short: at most ${largestWal} bytes for ${written} bytes written`);
+    await stopCheckpointing(db);
+    groupCommitOf(db).flush();
+    db.close();
+    const again = openSqlite(file);
+    assert.equal((again.prepare('SELECT count(*) AS n FROM t').get() as { n: number }).n, rounds * 10, 'every acknowledged row is there after reopening');
+    again.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
