@@ -2,16 +2,21 @@
 // sipp load in the same run. Each sipp call is one user's affiliation PUBLISH (1-4 groups) then the removal of that
 // publication (de-affiliation), so every PUBLISH changes state; users come from an injection file of the 10,000
 // users the Muster system knows. Muster trusts 127.0.0.1 (P-Asserted-Identity), so no credential is checked per
-// PUBLISH; Kamailio checks none either. Needs sipp, kamailio and its presence modules (see README).
+// PUBLISH; Kamailio checks none either. Kamailio runs twice: presence state in memory only (publ_cache 2), and written
+// through to a fresh PostgreSQL database at each PUBLISH (publ_cache 1, db_postgres) as a durable deployment does;
+// the database is created on 127.0.0.1:5432 for the run and dropped after. Needs sipp, kamailio, its presence and
+// postgres modules, and the machine's PostgreSQL (see README).
 //   node --import tsx bench/sip-publish.ts [--seconds 10] [--limit 64] [--users 10000] [--runs 3] [--kamailio-workers 2]
 //   [--muster-only] (Muster alone, for profiling with MUSTER_SERVE_NODE_ARGS; no comparison)
-// (three runs of 10 s per server, medians: about 80 s in all)
+// (three runs of 10 s per server, medians: about 2 min in all)
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pg from 'pg';
 import { Muster, ROOT, freePort, stopProcess } from '../test/support/harness.ts';
+import { createTestDatabase, dropTestDatabases } from '../test/support/postgres.ts';
 import { arg, benchConfig, groupCount, groupsOf, user, writeResults } from './workload.ts';
 
 const SECONDS = arg('--seconds', 10);
@@ -23,6 +28,8 @@ const MUSTER_ONLY = process.argv.includes('--muster-only');
 const COMMAND = `node --import tsx bench/sip-publish.ts --seconds ${SECONDS} --limit ${LIMIT} --users ${USERS} --runs ${RUNS} --kamailio-workers ${KAMAILIO_WORKERS}`;
 const PSI = 'sip:mc-server@bench.example';
 const KAMAILIO_TABLES = '/usr/share/kamailio/dbtext/kamailio';
+/** The schema kamailio-postgres-modules ships: the version table, then presence's tables (presentity among them). */
+const KAMAILIO_PG_SCHEMA = ['standard-create.sql', 'presence-create.sql'].map((f) => join('/usr/share/kamailio/postgres', f));
 
 interface SipFigures {
   what: string;
@@ -33,7 +40,10 @@ interface SipFigures {
   calls: number;
   failedCalls: number;
   retransmissions: number;
-  /** CPU time the server's processes (all of Kamailio's, Muster's one with its threads) used per second of the run. */
+  /**
+   * CPU time the server's processes (all of Kamailio's, and for the written-through one its PostgreSQL backends;
+   * Muster's one with its threads) used per second of the run.
+   */
   serverCores: number;
   /** The same for sipp, the load generator (on the same cores): near 1, sipp's one thread bounds the rate. */
   sippCores: number;
@@ -55,12 +65,12 @@ function writeUsers(): string {
  * stops sipp, and reads its statistics (dumped every second) and the response time of each PUBLISH. sipp is stopped
  * rather than left to its -timeout: on quitting it waits for calls still open, which can take until their timers.
  */
-async function publishLoad(what: string, port: number, usersFile: string, serverPid: number): Promise<SipFigures> {
+async function publishLoad(what: string, port: number, usersFile: string, serverPids: number[]): Promise<SipFigures> {
   const work = mkdtempSync(join(dir, 'sipp-'));
   const args = [`127.0.0.1:${port}`, '-sf', join(ROOT, 'bench/sipp/publish-load.xml'), '-inf', usersFile, '-key', 'psi', PSI, '-t', 'u1', '-i', '127.0.0.1', '-p', String(await freePort()),
     // As fast as the server answers, at most LIMIT calls outstanding (a closed loop, like autocannon's connections).
     '-r', '100000', '-l', String(LIMIT), '-nostdin', '-trace_stat', '-stf', 'stat.csv', '-fd', '1', '-trace_rtt', '-rtt_freq', '100'];
-  const cpuBefore = cpuSecondsOf(serverPid);
+  const cpuBefore = cpuSecondsOf(...serverPids);
   const wallBefore = performance.now();
   let sippCores = NaN;
   await new Promise<void>((resolve) => {
@@ -76,7 +86,7 @@ async function publishLoad(what: string, port: number, usersFile: string, server
       resolve();
     });
   });
-  const serverCores = (cpuSecondsOf(serverPid) - cpuBefore) / ((performance.now() - wallBefore) / 1000);
+  const serverCores = (cpuSecondsOf(...serverPids) - cpuBefore) / ((performance.now() - wallBefore) / 1000);
   const rows = readFileSync(join(work, 'stat.csv'), 'utf8').trim().split('\n').map((l) => l.split(';'));
   const header = rows[0]!;
   const col = (row: string[], name: string): string => row[header.indexOf(name)] ?? '';
@@ -95,8 +105,8 @@ async function publishLoad(what: string, port: number, usersFile: string, server
   return { what, publishPerSecond: (2 * calls) / seconds, p50: pct(0.5), p99: pct(0.99), calls, failedCalls: Number(col(last, 'FailedCall(C)')), retransmissions: Number(col(last, 'Retransmissions(C)')), serverCores, sippCores };
 }
 
-/** User + system CPU seconds of a process and its descendants (Linux /proc; clock ticks of 1/100 s). */
-function cpuSecondsOf(root: number): number {
+/** User + system CPU seconds of processes and their descendants (Linux /proc; clock ticks of 1/100 s). */
+function cpuSecondsOf(...roots: number[]): number {
   const stats = readdirSync('/proc')
     .filter((d) => /^[0-9]+$/.test(d))
     .flatMap((d) => {
@@ -108,7 +118,7 @@ function cpuSecondsOf(root: number): number {
         return []; // the process ended meanwhile
       }
     });
-  const tree = new Set([root]);
+  const tree = new Set(roots);
   for (let grew = true; grew; ) {
     grew = false;
     for (const p of stats) {
@@ -120,18 +130,71 @@ function cpuSecondsOf(root: number): number {
   return stats.filter((p) => tree.has(p.pid)).reduce((n, p) => n + p.ticks, 0) / 100;
 }
 
-/** Kamailio with presence + presence_xml on loopback UDP, in the foreground, its own runtime directory and tables. */
-async function startKamailio(port: number): Promise<{ proc: ChildProcess; output: () => string }> {
+/**
+ * Kamailio with presence + presence_xml on loopback UDP, in the foreground, its own runtime directory; its tables
+ * either db_text files (presence state in memory) or the PostgreSQL database at postgresUrl (written through).
+ */
+async function startKamailio(port: number, postgresUrl?: string): Promise<{ proc: ChildProcess; output: () => string }> {
   const run = mkdtempSync(join(dir, 'kamailio-'));
-  const db = join(run, 'db');
-  mkdirSync(db);
-  for (const table of ['version', 'presentity', 'active_watchers', 'watchers', 'xcap']) copyFileSync(join(KAMAILIO_TABLES, table), join(db, table));
+  let database: string[];
+  if (postgresUrl) database = ['-A', 'WITH_POSTGRES', '-A', `DBURL="${postgresUrl}"`];
+  else {
+    const db = join(run, 'db');
+    mkdirSync(db);
+    for (const table of ['version', 'presentity', 'active_watchers', 'watchers', 'xcap']) copyFileSync(join(KAMAILIO_TABLES, table), join(db, table));
+    database = ['-A', `DBURL="text://${db}"`];
+  }
   // Shared memory 1 GiB: each transaction lives on for tm's wait timer (5 s), a few KiB each at thousands per second.
-  const proc = spawn('kamailio', ['-f', join(ROOT, 'bench/kamailio/kamailio.cfg'), '-DD', '-E', '-l', `udp:127.0.0.1:${port}`, '-Y', run, '-P', join(run, 'kamailio.pid'), '-n', String(KAMAILIO_WORKERS), '-m', '1024', '-M', '16', '-A', `DBURL="text://${db}"`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const proc = spawn('kamailio', ['-f', join(ROOT, 'bench/kamailio/kamailio.cfg'), '-DD', '-E', '-l', `udp:127.0.0.1:${port}`, '-Y', run, '-P', join(run, 'kamailio.pid'), '-n', String(KAMAILIO_WORKERS), '-m', '1024', '-M', '16', ...database], { stdio: ['ignore', 'ignore', 'pipe'] });
   let output = '';
   proc.stderr.on('data', (c: Buffer) => (output += c.toString()));
   await untilAnswers(port, () => output);
   return { proc, output: () => output };
+}
+
+/** Loads Kamailio's presence schema into the written-through Kamailio's fresh database. */
+async function loadKamailioSchema(url: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    for (const file of KAMAILIO_PG_SCHEMA) await client.query(readFileSync(file, 'utf8'));
+  } finally {
+    await client.end();
+  }
+}
+
+/** The PostgreSQL backends serving Kamailio's connections to its database (children of the postmaster, not of Kamailio). */
+async function backendPids(url: string): Promise<number[]> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const backends = await client.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()');
+    return backends.rows.map((r) => r.pid);
+  } finally {
+    await client.end();
+  }
+}
+
+/**
+ * What the written-through Kamailio left in PostgreSQL: presentity rows now, and the rows inserted and deleted
+ * in all (PostgreSQL's statistics, complete once Kamailio's connections have closed).
+ */
+async function presentityCounts(url: string): Promise<{ rows: number; inserted: number; deleted: number }> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    // A backend reports its statistics as it ends: wait (at most 5 s) until Kamailio's have ended.
+    for (let i = 0; i < 50; i++) {
+      const others = await client.query<{ n: string }>('SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()');
+      if (Number(others.rows[0]?.n) === 0) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const rows = await client.query<{ n: string }>('SELECT count(*) AS n FROM presentity');
+    const stats = await client.query<{ ins: string; del: string }>("SELECT n_tup_ins AS ins, n_tup_del AS del FROM pg_stat_user_tables WHERE relname = 'presentity'");
+    return { rows: Number(rows.rows[0]?.n), inserted: Number(stats.rows[0]?.ins), deleted: Number(stats.rows[0]?.del) };
+  } finally {
+    await client.end();
+  }
 }
 
 /** Waits (at most 10 s) until a SIP server on 127.0.0.1:port answers an OPTIONS. */
@@ -156,30 +219,47 @@ async function untilAnswers(port: number, output: () => string): Promise<void> {
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 const usersFile = writeUsers();
-const [musterSip, kamailioSip] = [await freePort(), await freePort()];
+const [musterSip, kamailioSip, kamailioPgSip] = [await freePort(), await freePort(), await freePort()];
 const m = await Muster.start(benchConfig(USERS, await freePort(), { sip: { port: musterSip, trustedPeers: ['127.0.0.1'], transports: ['udp'] } }), undefined, 'sqlite');
 let kamailio: Awaited<ReturnType<typeof startKamailio>> | undefined;
+let kamailioPg: Awaited<ReturnType<typeof startKamailio>> | undefined;
+let kamailioDb: { name: string; url: string } | undefined;
 try {
   if (MUSTER_ONLY) {
-    for (let r = 0; r < RUNS; r++) console.log(JSON.stringify(await publishLoad('muster SIP face', musterSip, usersFile, m.pids[0]!)));
+    for (let r = 0; r < RUNS; r++) console.log(JSON.stringify(await publishLoad('muster SIP face', musterSip, usersFile, [m.pids[0]!])));
   } else await compare();
 } finally {
   if (kamailio) await stopProcess(kamailio.proc);
+  if (kamailioPg) await stopProcess(kamailioPg.proc);
+  // A database left behind is worth a message, not skipping the rest of the clean-up.
+  if (kamailioDb) await dropTestDatabases([kamailioDb.name]).catch((e: unknown) => console.error(`could not drop ${kamailioDb!.name}:`, e));
   await m.stop();
   rmSync(dir, { recursive: true, force: true });
 }
 
 async function compare(): Promise<void> {
   kamailio = await startKamailio(kamailioSip);
+  kamailioDb = await createTestDatabase(`muster_bench_kamailio_${process.pid}`);
+  await loadKamailioSchema(kamailioDb.url);
+  kamailioPg = await startKamailio(kamailioPgSip, kamailioDb.url);
+  // Each run's figures in this order, whatever order the servers ran in.
+  const servers: (() => Promise<SipFigures>)[] = [
+    () => publishLoad('kamailio presence (in memory)', kamailioSip, usersFile, [kamailio!.proc.pid!]),
+    async () => publishLoad('kamailio presence (PostgreSQL, written through at each PUBLISH)', kamailioPgSip, usersFile, [kamailioPg!.proc.pid!, ...(await backendPids(kamailioDb!.url))]),
+    () => publishLoad('muster SIP face (SQLite, WAL synced before each answer)', musterSip, usersFile, [m.pids[0]!]),
+  ];
   const runs: SipFigures[][] = [];
   for (let r = 0; r < RUNS; r++) {
-    // Alternating the order, so neither server always runs on the warmer (or noisier) half of the run.
-    const kam = (): Promise<SipFigures> => publishLoad('kamailio presence (in memory)', kamailioSip, usersFile, kamailio!.proc.pid!);
-    const mus = (): Promise<SipFigures> => publishLoad('muster SIP face (SQLite, WAL synced before each answer)', musterSip, usersFile, m.pids[0]!);
-    const pair = r % 2 === 0 ? [await kam(), await mus()] : [await mus(), await kam()].reverse();
-    runs.push(pair);
+    // Alternating the order, so no server always runs on the warmer (or noisier) part of the run.
+    const order = r % 2 === 0 ? [0, 1, 2] : [2, 1, 0];
+    const figures: SipFigures[] = [];
+    for (const k of order) figures[k] = await servers[k]!();
+    runs.push(figures);
   }
-  const rows = [0, 1].map((k) => ({
+  // Kamailio's connections closed first, so PostgreSQL's statistics hold all of its writes.
+  await stopProcess(kamailioPg.proc);
+  const presentity = await presentityCounts(kamailioDb.url);
+  const rows = [0, 1, 2].map((k) => ({
     what: runs[0]![k]!.what,
     publishPerSecond: median(runs.map((p) => p[k]!.publishPerSecond)),
     p50: median(runs.map((p) => p[k]!.p50)),
@@ -190,7 +270,8 @@ async function compare(): Promise<void> {
     serverCores: median(runs.map((p) => p[k]!.serverCores)),
     sippCores: median(runs.map((p) => p[k]!.sippCores)),
   }));
-  const ratio = rows[1]!.publishPerSecond / rows[0]!.publishPerSecond;
+  const ratio = rows[2]!.publishPerSecond / rows[0]!.publishPerSecond;
+  const ratioPostgres = rows[2]!.publishPerSecond / rows[1]!.publishPerSecond;
   console.log(
     [
       `\nSIP PUBLISH affiliation, ${USERS} users, sipp over UDP, at most ${LIMIT} calls outstanding, ${SECONDS} s each${RUNS > 1 ? `, medians of ${RUNS} runs` : ''}`,
@@ -199,6 +280,13 @@ async function compare(): Promise<void> {
       ...rows.map((r) => `| ${r.what} | ${Math.round(r.publishPerSecond)} | ${r.p50} | ${r.p99} | ${r.calls} | ${r.failedCalls} | ${r.retransmissions} | ${r.serverCores.toFixed(2)} | ${r.sippCores.toFixed(2)} |`),
     ].join('\n'),
   );
-  console.log(`ratio muster / kamailio: ${(ratio * 100).toFixed(1)} %\ncommand: ${COMMAND}`);
-  writeResults('sip-publish', { command: COMMAND, users: USERS, rows, runs, ratio });
+  console.log(
+    [
+      `ratio muster / kamailio in memory: ${(ratio * 100).toFixed(1)} %`,
+      `ratio muster / kamailio PostgreSQL: ${(ratioPostgres * 100).toFixed(1)} %`,
+      `kamailio PostgreSQL presentity: ${presentity.inserted} rows inserted, ${presentity.deleted} deleted, ${presentity.rows} left at the end`,
+      `command: ${COMMAND}`,
+    ].join('\n'),
+  );
+  writeResults('sip-publish', { command: COMMAND, users: USERS, rows, runs, ratio, ratioPostgres, kamailioPostgresPresentity: presentity });
 }
