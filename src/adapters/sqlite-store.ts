@@ -270,7 +270,11 @@ export class SqliteStore implements Store {
       args.push(v);
     };
     add('subject = ?', filter.subject);
-    add('on_behalf_of = ?', filter.onBehalfOf);
+    // Written so each half matches an index: entries for someone else, and the subject's own (migration 5).
+    if (filter.onBehalfOf !== undefined) {
+      where.push('((on_behalf_of = ? AND on_behalf_of IS NOT subject) OR (subject = ? AND on_behalf_of = ?))');
+      args.push(filter.onBehalfOf, filter.onBehalfOf, filter.onBehalfOf);
+    }
     add('at >= ?', filter.since);
     add('at < ?', filter.until);
     add('id > ?', filter.afterId);

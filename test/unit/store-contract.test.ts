@@ -591,6 +591,7 @@ function contract(backend: Backend): void {
       const ats = async (f: Omit<Parameters<Store['queryAudit']>[0], 'limit'> & { limit?: number }): Promise<number[]> => (await store.queryAudit({ limit: 100, ...f })).map((e) => e.at);
       assert.deepEqual(await ats({ subject: alice }), [1000, 1001, 1003]);
       assert.deepEqual(await ats({ onBehalfOf: bob }), [1002, 1003]);
+      assert.deepEqual(await ats({ onBehalfOf: alice }), [1000, 1001], "entries on the subject's own behalf are found too (SQLite keeps them out of the on-behalf-of index)");
       assert.deepEqual(await ats({ subject: alice, onBehalfOf: bob }), [1003]);
       assert.deepEqual(await ats({ since: 1001, until: 1003 }), [1001, 1002]);
       assert.deepEqual(await ats({ since: 1004 }), [1004]);
