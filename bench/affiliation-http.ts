@@ -4,7 +4,7 @@
 //   node --import tsx bench/affiliation-http.ts [--seconds 10] [--connections 64] [--users 10000] [--warmup 5]
 import { Muster, freePort } from '../test/support/harness.ts';
 import { pacedLoad } from './paced-load.ts';
-import { affiliationRequests, affiliationSequence, arg, bareCeiling, benchConfig, groupCount, groupsOf, load, sampleAnswer, table, tokensOf, user, writeResults } from './workload.ts';
+import { affiliationRequests, affiliationSequence, arg, bareCeiling, benchConfig, groupCount, groupsOf, load, sampleAnswer, table, tokensOf, user, withServerCpu, writeResults } from './workload.ts';
 
 const SECONDS = arg('--seconds', 10);
 const CONNECTIONS = arg('--connections', 64);
@@ -22,7 +22,7 @@ try {
   // Warm-up, not measured: the JIT, and each user's first request, whose credential is verified in full (later ones
   // hit the verified-credential cache, as a client's do for the life of its credential).
   if (WARMUP > 0) await load(m.url(), affiliationRequests(USERS, tokens), { ...opts, seconds: WARMUP });
-  const muster = await load(m.url(), affiliationRequests(USERS, tokens), opts);
+  const muster = await withServerCpu(m.pids, SECONDS, () => load(m.url(), affiliationRequests(USERS, tokens), opts));
   // Half the measured rate, evenly spaced (open loop): what a p99 "at half that load" means.
   const half = await pacedLoad(m.url(), affiliationSequence(USERS, tokens), { ...opts, rate: Math.max(1, Math.round(muster.requestsPerSecond / 2)), settleSeconds: 3 });
 

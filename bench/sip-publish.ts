@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { Muster, ROOT, freePort, stopProcess } from '../test/support/harness.ts';
 import { createTestDatabase, dropTestDatabases } from '../test/support/postgres.ts';
-import { arg, benchConfig, groupCount, groupsOf, user, writeResults } from './workload.ts';
+import { arg, benchConfig, cpuSecondsOf, groupCount, groupsOf, user, writeResults } from './workload.ts';
 
 const SECONDS = arg('--seconds', 10);
 const LIMIT = arg('--limit', 64);
@@ -105,30 +105,6 @@ async function publishLoad(what: string, port: number, usersFile: string, server
   return { what, publishPerSecond: (2 * calls) / seconds, p50: pct(0.5), p99: pct(0.99), calls, failedCalls: Number(col(last, 'FailedCall(C)')), retransmissions: Number(col(last, 'Retransmissions(C)')), serverCores, sippCores };
 }
 
-/** User + system CPU seconds of processes and their descendants (Linux /proc; clock ticks of 1/100 s). */
-function cpuSecondsOf(...roots: number[]): number {
-  const stats = readdirSync('/proc')
-    .filter((d) => /^[0-9]+$/.test(d))
-    .flatMap((d) => {
-      try {
-        // Fields after the command name (which may hold spaces): state, ppid, ... utime (14th field), stime (15th).
-        const f = readFileSync(`/proc/${d}/stat`, 'utf8').split(') ')[1]!.split(' ');
-        return [{ pid: Number(d), ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) }];
-      } catch {
-        return []; // the process ended meanwhile
-      }
-    });
-  const tree = new Set(roots);
-  for (let grew = true; grew; ) {
-    grew = false;
-    for (const p of stats) {
-      if (tree.has(p.pid) || !tree.has(p.ppid)) continue;
-      tree.add(p.pid);
-      grew = true;
-    }
-  }
-  return stats.filter((p) => tree.has(p.pid)).reduce((n, p) => n + p.ticks, 0) / 100;
-}
 
 /**
  * Kamailio with presence + presence_xml on loopback UDP, in the foreground, its own runtime directory; its tables

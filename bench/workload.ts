@@ -2,7 +2,7 @@
 // each request affiliating to or de-affiliating from 1-4 of them in turn, with the user's own credential; and what
 // every benchmark shares: the bare node:http ceiling, answer sampling, results files.
 import { createServer } from 'node:http';
-import { writeFileSync, mkdirSync } from 'node:fs';
+import { writeFileSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import autocannon from 'autocannon';
 import type { Muster, RawConfig, RawSystem } from '../test/support/harness.ts';
 import { freePort, secret } from '../test/support/harness.ts';
@@ -181,13 +181,22 @@ export async function load(url: string, requests: autocannon.Request[], opts: { 
   return { requestsPerSecond: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors + r.timeouts, non2xx: r.non2xx };
 }
 
-export function table(title: string, rows: ({ what: string } & Figures)[]): string {
+export function table(title: string, rows: ({ what: string; cpuMicrosPerRequest?: number } & Figures)[]): string {
+  // Server CPU per request is steadier than req/s on a shared 2-core machine: what an optimisation saved shows there.
+  const cpu = rows.some((r) => r.cpuMicrosPerRequest !== undefined);
   return [
     title,
-    '| run | req/s | p50 ms | p99 ms | errors | non-2xx |',
-    '|---|---|---|---|---|---|',
-    ...rows.map((r) => `| ${r.what} | ${Math.round(r.requestsPerSecond)} | ${r.p50} | ${r.p99} | ${r.errors} | ${r.non2xx} |`),
+    `| run | req/s | p50 ms | p99 ms | errors | non-2xx |${cpu ? ' server CPU µs/request |' : ''}`,
+    `|---|---|---|---|---|---|${cpu ? '---|' : ''}`,
+    ...rows.map((r) => `| ${r.what} | ${Math.round(r.requestsPerSecond)} | ${r.p50} | ${r.p99} | ${r.errors} | ${r.non2xx} |${cpu ? ` ${r.cpuMicrosPerRequest === undefined ? '-' : Math.round(r.cpuMicrosPerRequest)} |` : ''}`),
   ].join('\n');
+}
+
+/** Runs a load of `seconds` and adds the CPU the server processes (threads and children too) spent per request. */
+export async function withServerCpu(pids: number[], seconds: number, measure: () => Promise<Figures>): Promise<Figures & { cpuMicrosPerRequest: number }> {
+  const before = cpuSecondsOf(...pids);
+  const figures = await measure();
+  return { ...figures, cpuMicrosPerRequest: ((cpuSecondsOf(...pids) - before) / (figures.requestsPerSecond * seconds)) * 1e6 };
 }
 
 /** Writes bench/results/<name>.json: the command that made the figures, when, and the figures. */
@@ -199,4 +208,29 @@ export function writeResults(name: string, results: { command: string } & Record
 export function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(name);
   return i >= 0 ? Number(process.argv[i + 1]) : fallback;
+}
+
+/** User + system CPU seconds of processes and their descendants (Linux /proc; clock ticks of 1/100 s). */
+export function cpuSecondsOf(...roots: number[]): number {
+  const stats = readdirSync('/proc')
+    .filter((d) => /^[0-9]+$/.test(d))
+    .flatMap((d) => {
+      try {
+        // Fields after the command name (which may hold spaces): state, ppid, ... utime (14th field), stime (15th).
+        const f = readFileSync(`/proc/${d}/stat`, 'utf8').split(') ')[1]!.split(' ');
+        return [{ pid: Number(d), ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) }];
+      } catch {
+        return []; // the process ended meanwhile
+      }
+    });
+  const tree = new Set(roots);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const p of stats) {
+      if (tree.has(p.pid) || !tree.has(p.ppid)) continue;
+      tree.add(p.pid);
+      grew = true;
+    }
+  }
+  return stats.filter((p) => tree.has(p.pid)).reduce((n, p) => n + p.ticks, 0) / 100;
 }
