@@ -346,8 +346,9 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
-    groupCommitOf(this.db).flush();
+    // The checkpointer first: its last-frames checkpoint may hold commits, and relies on none being made meanwhile.
     await stopCheckpointing(this.db);
+    groupCommitOf(this.db).flush();
     if (this.db.open) this.db.close();
   }
 

@@ -133,3 +133,25 @@ void test('under a writer that never pauses, the WAL is started again instead of
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+void test('writes held when the store closes are committed and synced by the close, not lost', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'muster-gc-'));
+  try {
+    const file = join(dir, 'g.db');
+    const db = openSqlite(file);
+    db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)');
+    checkpointInWorker(db);
+    const insert = db.prepare('INSERT INTO t (v) VALUES (?)');
+    groupCommitOf(db).hold(); // never released: the close must commit what waits anyway
+    const writes = ['a', 'b'].map((v) => groupCommitOf(db).write(() => insert.run(v)));
+    await stopCheckpointing(db);
+    groupCommitOf(db).flush();
+    await Promise.all(writes);
+    db.close();
+    const again = openSqlite(file);
+    assert.equal((again.prepare('SELECT count(*) AS n FROM t').get() as { n: number }).n, 2);
+    again.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
