@@ -17,6 +17,7 @@ import { Worker } from 'node:worker_threads';
 import { createRequire } from 'node:module';
 import type Database from 'better-sqlite3';
 import { groupCommitOf } from './sqlite-group-commit.ts';
+import { checkpointFailures, walRestartHoldSeconds } from './metrics.ts';
 
 const CHECKPOINT_EVERY_MS = 200;
 /** A WAL longer than this is started again at the next chance. */
@@ -101,11 +102,19 @@ export function checkpointInWorker(
     worker.unref();
   };
   worker.on('message', (m: WorkerMessage) => {
-    if (m.type === 'error') return onError(m.message);
+    if (m.type === 'error') {
+      checkpointFailures.inc();
+      return onError(m.message);
+    }
     if (m.type === 'release') return letGo();
     if (m.type !== 'hold' || release) return;
     // Between two commits (they run synchronously here): from now on none starts until the worker lets go.
-    release = groupCommitOf(db).hold();
+    const held = groupCommitOf(db).hold();
+    const timer = walRestartHoldSeconds.startTimer();
+    release = () => {
+      timer();
+      held();
+    };
     worker.ref(); // held writes wait for its answer, so the process must too
     worker.postMessage('held');
   });

@@ -9,6 +9,7 @@
 import { closeSync, fdatasync, fdatasyncSync, openSync } from 'node:fs';
 import type Database from 'better-sqlite3';
 import { MusterError } from '../domain/errors.ts';
+import { commitWrites, walSyncSeconds } from './metrics.ts';
 
 interface PendingWrite {
   work: () => unknown;
@@ -113,6 +114,7 @@ export class SqliteGroupCommit {
       );
     }
     this.lastFault = undefined;
+    commitWrites.observe(batch.length);
     this.afterSync(
       () => batch.forEach((item, i) => item.resolve(values[i])),
       (err) => batch.forEach((item) => item.reject(err)),
@@ -139,7 +141,9 @@ export class SqliteGroupCommit {
     }
     if (fd === undefined) return batch.answers.forEach((answer) => answer());
     this.inFlight.push(batch);
+    const timer = walSyncSeconds.startTimer();
     fdatasync(fd, (err) => {
+      timer();
       const at = this.inFlight.indexOf(batch);
       if (at < 0) return; // answered already (flush, or a later sync that finished first)
       if (err) {

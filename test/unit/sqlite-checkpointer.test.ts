@@ -9,6 +9,9 @@ import { openSqlite } from '../../src/adapters/sqlite-store.ts';
 import { groupCommitOf } from '../../src/adapters/sqlite-group-commit.ts';
 import { checkpointInWorker, stopCheckpointing } from '../../src/adapters/sqlite-checkpointer.ts';
 import { MusterError } from '../../src/domain/errors.ts';
+import { walRestartHoldSeconds } from '../../src/adapters/metrics.ts';
+
+const holdsSoFar = async (): Promise<number> => (await walRestartHoldSeconds.get()).values.find((v) => v.metricName === 'muster_sqlite_wal_restart_hold_seconds_count')?.value ?? 0;
 
 async function writeRows(file: string, withWorker: boolean): Promise<{ before: number; after: number; rows: number }> {
   const db = openSqlite(file);
@@ -112,6 +115,7 @@ void test('under a writer that never pauses, the WAL is started again instead of
     db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)');
     const restartBytes = 1024 * 1024;
     checkpointInWorker(db, undefined, { restartBytes, everyMs: 5 });
+    const holdsBefore = await holdsSoFar();
     const insert = db.prepare('INSERT INTO t (v) VALUES (?)');
     // About 24 MB of rows, one group commit after another with no quiet moment for a checkpoint to catch up in.
     let largestWal = 0;
@@ -123,6 +127,7 @@ void test('under a writer that never pauses, the WAL is started again instead of
     const written = rounds * 10 * 4000;
     assert.ok(written > 20 * restartBytes, 'the writer wrote many WALs worth');
     assert.ok(largestWal < 8 * restartBytes, `the WAL stayed short: at most ${largestWal} bytes for ${written} bytes written`);
+    assert.ok((await holdsSoFar()) > holdsBefore, 'the holds that restarted it show in the metrics');
     await stopCheckpointing(db);
     groupCommitOf(db).flush();
     db.close();

@@ -19,6 +19,7 @@ import type { UserProfileCache } from '../../adapters/user-profile-cache.ts';
 import type { SystemConfig } from '../../config/config.ts';
 import type { PartnerGate } from '../../adapters/partner-gate.ts';
 import type { ResyncReport } from '../../procedures/resync-partner.ts';
+import { observeRequest } from '../../adapters/metrics.ts';
 
 export interface HttpFaceDeps {
   config: SystemConfig;
@@ -70,6 +71,11 @@ export async function buildHttpFace(deps: HttpFaceDeps): Promise<FastifyInstance
     return reply.code(status).send(body);
   });
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: { code: 'not-found', message: `no route ${req.method} ${req.url.split('?')[0]}` } }));
+  // Request durations for /admin/v1/metrics, by route pattern (never the raw URL: IDs would make a label per user).
+  app.addHook('onResponse', (req, reply, done) => {
+    observeRequest(deps.config.name, req.method, req.routeOptions.url ?? 'none', reply.statusCode, reply.elapsedTime / 1000);
+    done();
+  });
   // Issue 7, before any body is read: shed load first (cheapest), then the caller's rate once it is authenticated.
   shedLoad(app, deps.config.maxInFlight);
   limitRatePerCredential(app, deps.config.rateLimit, callerSubject(deps.verifier, deps.partnerGate));

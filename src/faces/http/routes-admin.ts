@@ -9,6 +9,7 @@ import type { RemoteChangeRight, UserProfile } from '../../domain/profile.ts';
 import { authenticate, type HttpFaceDeps } from './app.ts';
 import { auditRoutes } from './routes-audit.ts';
 import { sipAdminRoutes } from './routes-sip-admin.ts';
+import { metricsRegistry } from '../../adapters/metrics.ts';
 
 const IdParam = Type.Object({ id: Type.String({ minLength: 1, maxLength: 256 }) });
 const N2 = Type.Integer({ minimum: 0, maximum: 10000 });
@@ -69,6 +70,11 @@ export async function adminRoutes(app: FastifyInstance, deps: HttpFaceDeps): Pro
       return { resyncs: reports.map((r) => ({ ...r, removed: r.removed.map(wire), spared: r.spared.map(wire), reasked: r.reasked.map(wire), skipped: r.skipped.map(wire) })) };
     },
   );
+
+  app.get('/metrics', { schema: { summary: 'Prometheus metrics of this process: request durations, SQLite WAL syncs, commit batches and WAL restarts, event-loop delay, GC, memory' } }, async (req, reply) => {
+    await authenticate(req, deps, ['operator']);
+    return reply.type(metricsRegistry.contentType).send(await metricsRegistry.metrics());
+  });
 
   await auditRoutes(app, deps);
   await sipAdminRoutes(app, deps);
