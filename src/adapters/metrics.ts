@@ -57,3 +57,26 @@ export function observeRequest(system: string, method: string, route: string, st
   }
   child.observe(seconds);
 }
+
+const sipRequestSeconds = new Histogram({
+  name: 'muster_sip_request_duration_seconds',
+  help: 'SIP requests from their arrival to their final answer, by method and status class',
+  labelNames: ['method', 'status'] as const,
+  buckets: SECONDS,
+  registers: [metricsRegistry],
+});
+
+/** The methods Muster serves, each its own label; any other (a sender's invention) counts as `other`. */
+const SIP_METHODS = new Set(['PUBLISH', 'SUBSCRIBE', 'MESSAGE', 'OPTIONS', 'NOTIFY']);
+const sipChildren = new Map<string, ReturnType<typeof sipRequestSeconds.labels>>();
+
+export function observeSipRequest(method: string, status: number, seconds: number): void {
+  const key = `${SIP_METHODS.has(method) ? method : 'other'} ${Math.floor(status / 100)}xx`;
+  let child = sipChildren.get(key);
+  if (!child) {
+    const [m, c] = key.split(' ') as [string, string];
+    child = sipRequestSeconds.labels(m, c);
+    sipChildren.set(key, child);
+  }
+  child.observe(seconds);
+}

@@ -2,6 +2,7 @@
 // by route pattern, the SQLite group commit's WAL syncs and batch sizes, and Node's own; operator credential only.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createSocket } from 'node:dgram';
 import { Muster, call, freePort, secret } from '../support/harness.ts';
 
 const D = 'police.example';
@@ -9,6 +10,7 @@ const u = (name: string): string => `sip:${name}@${D}`;
 
 let m: Muster;
 let base: string;
+let sipPort: number;
 
 before(async () => {
   m = await Muster.start({
@@ -17,6 +19,7 @@ before(async () => {
         name: 'police',
         domain: D,
         http: { host: '127.0.0.1', port: await freePort() },
+        sip: { port: (sipPort = await freePort()), transports: ['udp'], trustedPeers: ['127.0.0.1'] },
         secret: secret(),
         users: [{ id: u('alice'), services: ['mcptt'], n2: 2, groups: [u('patrol')] }],
         groups: [{ id: u('patrol'), services: ['mcptt'], members: [u('alice')] }],
@@ -61,4 +64,28 @@ void test('after two affiliation requests, the operator sees them, the WAL syncs
 void test('metrics need an operator credential: none is 401, a user is 403', async () => {
   assert.equal((await call('GET', `${base}/admin/v1/metrics`, undefined)).status, 401);
   assert.equal((await call('GET', `${base}/admin/v1/metrics`, await m.token(u('alice')))).status, 403);
+});
+
+void test('a SIP request shows under its method and status class; an unknown method under other', async () => {
+  const socket = createSocket('udp4');
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  try {
+    const local = socket.address().port;
+    for (const [i, method] of ['OPTIONS', 'FROBNICATE'].entries()) {
+      const answered = new Promise<string>((resolve) => socket.once('message', (b) => resolve(b.toString())));
+      socket.send(
+        `${method} sip:mc-server@${D} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:${local};branch=z9hG4bK-metrics-${i}\r\nFrom: <${u('alice')}>;tag=m${i}\r\nTo: <sip:mc-server@${D}>\r\nCall-ID: metrics-${i}\r\nCSeq: 1 ${method}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n`,
+        sipPort,
+        '127.0.0.1',
+      );
+      const answer = await Promise.race([answered, new Promise<string>((_, reject) => setTimeout(() => reject(new Error('no SIP answer in 5 s')), 5000))]);
+      assert.match(answer, method === 'OPTIONS' ? /^SIP\/2\.0 200/ : /^SIP\/2\.0 405/);
+    }
+  } finally {
+    socket.close();
+  }
+  const text = (await call('GET', `${base}/admin/v1/metrics`, await m.operatorToken())).body as string;
+  assert.equal(sample(text, 'muster_sip_request_duration_seconds_count', { method: 'OPTIONS', status: '2xx' }), 1);
+  assert.equal(sample(text, 'muster_sip_request_duration_seconds_count', { method: 'other', status: '4xx' }), 1);
+  assert.ok(!text.includes('FROBNICATE'), "a sender's method never becomes a label");
 });

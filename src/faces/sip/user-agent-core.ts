@@ -22,6 +22,7 @@ import type { SipFaceContext } from './face-context.ts';
 import { messageUas } from './message-user-agent-server.ts';
 import { ChangeDelivery } from './change-delivery.ts';
 import { AFFILIATION_COMMAND_TYPE } from './affiliation-command.ts';
+import { observeSipRequest } from '../../adapters/metrics.ts';
 
 const ALLOW = 'PUBLISH, SUBSCRIBE, MESSAGE, OPTIONS';
 
@@ -75,8 +76,10 @@ export class UserAgentCore implements TransportDelegate {
       return;
     }
     const tx = match.tx;
+    const arrived = performance.now();
     void this.handle(msg, flow).then(({ answer, reason }) => {
       const toTag = (answer as SubscribeAnswer).toTag ?? tagFor(msg);
+      observeSipRequest(msg.method, answer.status, (performance.now() - arrived) / 1000);
       try {
         tx.respond(answer.status, serialize(responseTo(msg, answer.status, { toTag, headers: answer.headers, ...(reason ? { reason } : {}) })));
       } catch (e) {
