@@ -14,9 +14,8 @@ import { createSocket } from 'node:dgram';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
 import { Muster, ROOT, freePort, stopProcess } from '../test/support/harness.ts';
-import { createTestDatabase, dropTestDatabases } from '../test/support/postgres.ts';
+import { createTestDatabase, dropTestDatabases, withClient } from '../test/support/postgres.ts';
 import { arg, benchConfig, cpuSecondsOf, groupCount, groupsOf, user, writeResults } from './workload.ts';
 
 const SECONDS = arg('--seconds', 10);
@@ -130,25 +129,15 @@ async function startKamailio(port: number, postgresUrl?: string): Promise<{ proc
 
 /** Loads Kamailio's presence schema into the written-through Kamailio's fresh database. */
 async function loadKamailioSchema(url: string): Promise<void> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
+  await withClient(url, async (client) => {
     for (const file of KAMAILIO_PG_SCHEMA) await client.query(readFileSync(file, 'utf8'));
-  } finally {
-    await client.end();
-  }
+  });
 }
 
 /** The PostgreSQL backends serving Kamailio's connections to its database (children of the postmaster, not of Kamailio). */
 async function backendPids(url: string): Promise<number[]> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    const backends = await client.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()');
-    return backends.rows.map((r) => r.pid);
-  } finally {
-    await client.end();
-  }
+  const backends = await withClient(url, (client) => client.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()'));
+  return backends.rows.map((r) => r.pid);
 }
 
 /**
@@ -156,9 +145,7 @@ async function backendPids(url: string): Promise<number[]> {
  * in all (PostgreSQL's statistics, complete once Kamailio's connections have closed).
  */
 async function presentityCounts(url: string): Promise<{ rows: number; inserted: number; deleted: number }> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
+  return withClient(url, async (client) => {
     // A backend reports its statistics as it ends: wait (at most 5 s) until Kamailio's have ended.
     for (let i = 0; i < 50; i++) {
       const others = await client.query<{ n: string }>('SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()');
@@ -168,9 +155,7 @@ async function presentityCounts(url: string): Promise<{ rows: number; inserted: 
     const rows = await client.query<{ n: string }>('SELECT count(*) AS n FROM presentity');
     const stats = await client.query<{ ins: string; del: string }>("SELECT n_tup_ins AS ins, n_tup_del AS del FROM pg_stat_user_tables WHERE relname = 'presentity'");
     return { rows: Number(rows.rows[0]?.n), inserted: Number(stats.rows[0]?.ins), deleted: Number(stats.rows[0]?.del) };
-  } finally {
-    await client.end();
-  }
+  });
 }
 
 /** Waits (at most 10 s) until a SIP server on 127.0.0.1:port answers an OPTIONS. */

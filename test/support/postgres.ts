@@ -9,9 +9,9 @@ export const PG_REQUIRED =
   (process.env['CI'] ? ' in CI' : ' (it runs on every machine here)') +
   '; start it with: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start';
 
-/** Connects to the server's `postgres` database, or fails with how to start PostgreSQL. */
-export async function adminClient(): Promise<pg.Client> {
-  const admin = new pg.Client({ connectionString: PG_ADMIN_URL, connectionTimeoutMillis: 3000 });
+/** Connects to a database of the machine's server (by default `postgres`), or fails with how to start PostgreSQL. */
+export async function adminClient(url = PG_ADMIN_URL): Promise<pg.Client> {
+  const admin = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3000 });
   try {
     await admin.connect();
   } catch (e) {
@@ -21,24 +21,26 @@ export async function adminClient(): Promise<pg.Client> {
   return admin;
 }
 
+/** Runs `work` on a connection to `url` and closes it, whatever `work` does. */
+export async function withClient<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = await adminClient(url);
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}
+
 /** A new empty database; its name and the URL to reach it. */
 export async function createTestDatabase(prefix = 'muster_test'): Promise<{ name: string; url: string }> {
   const name = `${prefix}_${randomBytes(6).toString('hex')}`;
-  const admin = await adminClient();
-  try {
-    await admin.query(`CREATE DATABASE ${name}`);
-  } finally {
-    await admin.end();
-  }
+  await withClient(PG_ADMIN_URL, (admin) => admin.query(`CREATE DATABASE ${name}`));
   return { name, url: `postgres://postgres@127.0.0.1:5432/${name}` };
 }
 
 export async function dropTestDatabases(names: readonly string[]): Promise<void> {
   if (names.length === 0) return;
-  const admin = await adminClient();
-  try {
+  await withClient(PG_ADMIN_URL, async (admin) => {
     for (const name of names) await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-  } finally {
-    await admin.end();
-  }
+  });
 }
