@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openSqlite } from '../../src/adapters/sqlite-store.ts';
+import type Database from 'better-sqlite3';
+import { openSqlite, SqliteStore } from '../../src/adapters/sqlite-store.ts';
 import { groupCommitOf } from '../../src/adapters/sqlite-group-commit.ts';
 import { checkpointInWorker, stopCheckpointing } from '../../src/adapters/sqlite-checkpointer.ts';
 import { MusterError } from '../../src/domain/errors.ts';
@@ -13,110 +14,108 @@ import { walRestartHoldSeconds } from '../../src/adapters/metrics.ts';
 
 const holdsSoFar = async (): Promise<number> => (await walRestartHoldSeconds.get()).values.find((v) => v.metricName === 'muster_sqlite_wal_restart_hold_seconds_count')?.value ?? 0;
 
-async function writeRows(file: string, withWorker: boolean): Promise<{ before: number; after: number; rows: number }> {
-  const db = openSqlite(file);
-  db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)');
-  if (withWorker) checkpointInWorker(db);
-  else db.pragma('wal_autocheckpoint = 0');
-  const before = statSync(file).size;
-  const insert = db.prepare('INSERT INTO t (v) VALUES (?)');
-  // 40 group commits of 100 rows each, all acknowledged.
-  for (let i = 0; i < 40; i++) await Promise.all(Array.from({ length: 100 }, (_, j) => groupCommitOf(db).write(() => insert.run(`row ${i}-${j} ${'x'.repeat(200)}`))));
-  const deadline = Date.now() + 5000;
-  while (withWorker && statSync(file).size <= before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-  const after = statSync(file).size;
-  await stopCheckpointing(db);
-  groupCommitOf(db).flush();
-  db.close();
+/** A store file with one table `t` of text rows, in a directory of its own removed afterwards. */
+interface Table {
+  file: string;
+  db: Database.Database;
+  insert: Database.Statement<[string | null]>;
+}
+
+async function withTable(work: (t: Table) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'muster-ckpt-'));
+  try {
+    const file = join(dir, 'store.db');
+    const db = openSqlite(file);
+    db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)');
+    await work({ file, db, insert: db.prepare<[string | null]>('INSERT INTO t (v) VALUES (?)') });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const rowsIn = (db: Database.Database): number => (db.prepare('SELECT count(*) AS n FROM t').get() as { n: number }).n;
+
+/** The rows a fresh connection finds: what was made durable, not what one connection's memory holds. */
+function rowsAfterReopening(file: string): number {
   const again = openSqlite(file);
-  const rows = (again.prepare('SELECT count(*) AS n FROM t').get() as { n: number }).n;
-  again.close();
-  return { before, after, rows };
+  try {
+    return rowsIn(again);
+  } finally {
+    again.close();
+  }
+}
+
+async function writeRows(withWorker: boolean): Promise<{ before: number; after: number; rows: number }> {
+  let result = { before: 0, after: 0, rows: 0 };
+  await withTable(async ({ file, db, insert }) => {
+    if (withWorker) checkpointInWorker(db);
+    else db.pragma('wal_autocheckpoint = 0');
+    const before = statSync(file).size;
+    // 40 group commits of 100 rows each, all acknowledged.
+    for (let i = 0; i < 40; i++) await Promise.all(Array.from({ length: 100 }, (_, j) => groupCommitOf(db).write(() => insert.run(`row ${i}-${j} ${'x'.repeat(200)}`))));
+    const deadline = Date.now() + 5000;
+    while (withWorker && statSync(file).size <= before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    const after = statSync(file).size;
+    await stopCheckpointing(db);
+    groupCommitOf(db).flush();
+    db.close();
+    result = { before, after, rows: rowsAfterReopening(file) };
+  });
+  return result;
 }
 
 void test('the worker copies the WAL into the database file while the writer never checkpoints', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'muster-ckpt-'));
-  try {
-    const without = await writeRows(join(dir, 'a.db'), false);
-    assert.equal(without.after, without.before, 'with neither automatic checkpoints nor the worker, the database file does not grow');
-    const withWorker = await writeRows(join(dir, 'b.db'), true);
-    assert.ok(withWorker.after > withWorker.before, `the worker checkpointed: ${withWorker.before} -> ${withWorker.after} bytes`);
-    assert.equal(withWorker.rows, 4000, 'every acknowledged row is there after reopening');
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  const without = await writeRows(false);
+  assert.equal(without.after, without.before, 'with neither automatic checkpoints nor the worker, the database file does not grow');
+  const withWorker = await writeRows(true);
+  assert.ok(withWorker.after > withWorker.before, `the worker checkpointed: ${withWorker.before} -> ${withWorker.after} bytes`);
+  assert.equal(withWorker.rows, 4000, 'every acknowledged row is there after reopening');
 });
 
-void test('a group-commit write is answered after its commit, and a failed write alone is refused', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'muster-gc-'));
-  try {
-    const db = openSqlite(join(dir, 'c.db'));
-    db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)');
-    const insert = db.prepare('INSERT INTO t (v) VALUES (?)');
+void test('a group-commit write is answered after its commit, and a failed write alone is refused', () =>
+  withTable(async ({ db, insert }) => {
     const results = await Promise.allSettled([
       groupCommitOf(db).write(() => insert.run('a')),
-      groupCommitOf(db).write(() => insert.run(null)),
+      groupCommitOf(db).write(() => insert.run(null)), // v is NOT NULL: this one fails
       groupCommitOf(db).write(() => insert.run('c')),
     ]);
     assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled']);
-    assert.equal((db.prepare('SELECT count(*) AS n FROM t').get() as { n: number }).n, 2);
+    assert.equal(rowsIn(db), 2);
     groupCommitOf(db).flush();
     db.close();
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  }));
 
-void test('a write whose WAL cannot be synced is refused as unavailable, never answered as done', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'muster-gc-'));
-  try {
-    const db = openSqlite(join(dir, 'd.db'));
-    db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)');
+void test('a write whose WAL cannot be synced is refused as unavailable, never answered as done', () =>
+  withTable(async ({ file, db, insert }) => {
     // The WAL's directory entry goes (as on a disk taken away): SQLite keeps its open file, the sync cannot open one.
-    unlinkSync(join(dir, 'd.db-wal'));
+    unlinkSync(`${file}-wal`);
     await assert.rejects(
-      groupCommitOf(db).write(() => db.prepare('INSERT INTO t (v) VALUES (?)').run('x')),
+      groupCommitOf(db).write(() => insert.run('x')),
       (e) => e instanceof MusterError && e.code === 'unavailable',
     );
     db.close();
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  }));
 
-void test('a hold stops commits until it is released; the writes that waited then commit, none lost', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'muster-gc-'));
-  try {
-    const db = openSqlite(join(dir, 'e.db'));
-    db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)');
-    const insert = db.prepare('INSERT INTO t (v) VALUES (?)');
-    const count = (): number => (db.prepare('SELECT count(*) AS n FROM t').get() as { n: number }).n;
+void test('a hold stops commits until it is released; the writes that waited then commit, none lost', () =>
+  withTable(async ({ db, insert }) => {
     const release = groupCommitOf(db).hold();
     let settled = 0;
     const writes = ['a', 'b', 'c'].map((v) => groupCommitOf(db).write(() => insert.run(v)).then(() => settled++));
     for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
-    assert.equal(count(), 0, 'nothing committed while held');
+    assert.equal(rowsIn(db), 0, 'nothing committed while held');
     assert.equal(settled, 0, 'no writer answered while held');
     release();
     await Promise.all(writes);
-    assert.equal(count(), 3);
+    assert.equal(rowsIn(db), 3);
     groupCommitOf(db).flush();
     db.close();
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  }));
 
-void test('under a writer that never pauses, the WAL is started again instead of growing without end', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'muster-ckpt-'));
-  try {
-    const file = join(dir, 'f.db');
-    const db = openSqlite(file);
-    db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)');
+void test('under a writer that never pauses, the WAL is started again instead of growing without end', () =>
+  withTable(async ({ file, db, insert }) => {
     const restartBytes = 1024 * 1024;
     checkpointInWorker(db, undefined, { restartBytes, everyMs: 5 });
     const holdsBefore = await holdsSoFar();
-    const insert = db.prepare('INSERT INTO t (v) VALUES (?)');
     // About 24 MB of rows, one group commit after another with no quiet moment for a checkpoint to catch up in.
     let largestWal = 0;
     const rounds = 600;
@@ -131,32 +130,16 @@ void test('under a writer that never pauses, the WAL is started again instead of
     await stopCheckpointing(db);
     groupCommitOf(db).flush();
     db.close();
-    const again = openSqlite(file);
-    assert.equal((again.prepare('SELECT count(*) AS n FROM t').get() as { n: number }).n, rounds * 10, 'every acknowledged row is there after reopening');
-    again.close();
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+    assert.equal(rowsAfterReopening(file), rounds * 10, 'every acknowledged row is there after reopening');
+  }));
 
-void test('writes held when the store closes are committed and synced by the close, not lost', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'muster-gc-'));
-  try {
-    const file = join(dir, 'g.db');
-    const db = openSqlite(file);
-    db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)');
+void test('writes held when the store closes are committed and synced by the close, not lost', () =>
+  withTable(async ({ file, db, insert }) => {
+    const store = new SqliteStore(db);
     checkpointInWorker(db);
-    const insert = db.prepare('INSERT INTO t (v) VALUES (?)');
     groupCommitOf(db).hold(); // never released: the close must commit what waits anyway
     const writes = ['a', 'b'].map((v) => groupCommitOf(db).write(() => insert.run(v)));
-    await stopCheckpointing(db);
-    groupCommitOf(db).flush();
+    await store.close();
     await Promise.all(writes);
-    db.close();
-    const again = openSqlite(file);
-    assert.equal((again.prepare('SELECT count(*) AS n FROM t').get() as { n: number }).n, 2);
-    again.close();
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+    assert.equal(rowsAfterReopening(file), 2);
+  }));
