@@ -16,6 +16,32 @@ import type { GroupStatus } from '../../src/domain/flows.ts';
 import type { NewAuditEntry } from '../../src/ports/store.ts';
 
 const g = (n: string): McUri => `sip:${n}@police.example` as McUri;
+const alice = 'sip:alice@police.example' as McUri;
+
+/** A real system on SQLite in a directory of its own: alice, with N2 = `n2`, may join each of `groups`. */
+async function withSystem(n2: number, groups: McUri[], work: (system: McSystem) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'muster-replace-'));
+  const [config] = resolveConfig({
+    dataDir: dir,
+    systems: [
+      {
+        name: 'police',
+        domain: 'police.example',
+        http: { port: 0 },
+        secret: 'replace-test-secret',
+        users: [{ id: alice, services: ['mcptt'], n2, groups }],
+        groups: groups.map((id) => ({ id, services: ['mcptt'], members: [alice] })),
+      },
+    ],
+  });
+  const system = await McSystem.open(config!, { log: pino({ level: 'silent' }) });
+  try {
+    await work(system);
+  } finally {
+    await system.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
 
 void test('publicationDelta: additions, omissions of affiliated groups; reservations are not withdrawn by omission', () => {
   const held = new Map<McUri, HeldState>([
@@ -28,25 +54,8 @@ void test('publicationDelta: additions, omissions of affiliated groups; reservat
   assert.deepEqual(publicationDelta([g('a'), g('b')], held), { affiliate: [], deaffiliate: [] });
 });
 
-void test('replacing a full set (N2 = 2) with two other groups leaves the old ones first, so the new ones join', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'muster-replace-'));
-  const groups = ['a', 'b', 'c', 'd'].map(g);
-  const [config] = resolveConfig({
-    dataDir: dir,
-    systems: [
-      {
-        name: 'police',
-        domain: 'police.example',
-        http: { port: 0 },
-        secret: 'replace-test-secret',
-        users: [{ id: 'sip:alice@police.example', services: ['mcptt'], n2: 2, groups }],
-        groups: groups.map((id) => ({ id, services: ['mcptt'], members: ['sip:alice@police.example'] })),
-      },
-    ],
-  });
-  const system = await McSystem.open(config!, { log: pino({ level: 'silent' }) });
-  try {
-    const alice = 'sip:alice@police.example' as McUri;
+void test('replacing a full set (N2 = 2) with two other groups leaves the old ones first, so the new ones join', () =>
+  withSystem(2, ['a', 'b', 'c', 'd'].map(g), async (system) => {
     const first = await replaceAffiliationSet(system.server, alice, 'mcptt', [g('a'), g('b')], () => true);
     assert.deepEqual(first.map((s) => s.status), ['affiliated', 'affiliated']);
     const swapped = await replaceAffiliationSet(system.server, alice, 'mcptt', [g('c'), g('d')], () => true);
@@ -55,31 +64,10 @@ void test('replacing a full set (N2 = 2) with two other groups leaves the old on
       [`${g('c')}=affiliated`, `${g('d')}=affiliated`, `${g('a')}=deaffiliated`, `${g('b')}=deaffiliated`],
     );
     assert.deepEqual((await system.server.store.affiliationsOfUser(alice, 'mcptt')).map((r) => r.groupId).sort(), [g('c'), g('d')]);
-  } finally {
-    await system.stop();
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  }));
 
-void test('the audit entry of a set goes in the transaction of its last write, with the statuses it returns; a set that changes nothing writes none', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'muster-replace-audit-'));
-  const groups = ['a', 'b', 'c'].map(g);
-  const [config] = resolveConfig({
-    dataDir: dir,
-    systems: [
-      {
-        name: 'police',
-        domain: 'police.example',
-        http: { port: 0 },
-        secret: 'replace-test-secret',
-        users: [{ id: 'sip:alice@police.example', services: ['mcptt'], n2: 4, groups }],
-        groups: groups.map((id) => ({ id, services: ['mcptt'], members: ['sip:alice@police.example'] })),
-      },
-    ],
-  });
-  const system = await McSystem.open(config!, { log: pino({ level: 'silent' }) });
-  try {
-    const alice = 'sip:alice@police.example' as McUri;
+void test('the audit entry of a set goes in the transaction of its last write, with the statuses it returns; a set that changes nothing writes none', () =>
+  withSystem(4, ['a', 'b', 'c'].map(g), async (system) => {
     const store = system.server.store;
     // Which of the store's writes carried audit entries, in order.
     const writes: boolean[] = [];
@@ -105,8 +93,4 @@ void test('the audit entry of a set goes in the transaction of its last write, w
     await replaceAffiliationSet(system.server, alice, 'mcptt', [g('b'), g('c')], () => true, undefined, (s) => ((called = true), entry(s)));
     assert.deepEqual(writes, []);
     assert.equal(called, false);
-  } finally {
-    await system.stop();
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  }));
