@@ -110,7 +110,9 @@ export class McSystem {
       clock,
       changeOutcomes,
       negotiationTimeoutMs: config.negotiationTimeoutMs,
-      tellGmsSoon: () => outbox.kick(),
+      // A GMS in this process is told inside the affiliation's own transaction (openStores), so nothing new reaches
+      // the outbox: no empty read of it after every affiliation (0.6 % of bench 1's main thread).
+      tellGmsSoon: config.gms ? () => outbox.kick() : () => undefined,
       log,
     };
     const system = new McSystem(config, server, gms, profiles, outbox, async () => {

@@ -26,7 +26,7 @@ import { MusterError } from '../domain/errors.ts';
 import { migratePostgres } from './postgres-migrations.ts';
 import { insertColumns, inTransaction, newPool, toStoreError } from './postgres-pool.ts';
 import { PostgresGmsStore } from './postgres-gms-store.ts';
-import { type Row, toAffiliationRecord, toAuditEntry, toChangeRecord, toClientEvent } from './store-rows.ts';
+import { AUDIT_COLUMNS, type Row, auditRow, toAffiliationRecord, toAuditEntry, toChangeRecord, toClientEvent } from './store-rows.ts';
 import type { SipListFilter, SipPublicationRecord, SipSubscriptionRecord } from '../ports/store.ts';
 import { SIP_PUBLICATION_COLUMNS, SIP_SUBSCRIPTION_COLUMNS, sipPublicationValues, sipSubscriptionValues, toSipPublication, toSipSubscription } from './sip-rows.ts';
 
@@ -488,11 +488,6 @@ async function raiseSequence(c: pg.PoolClient, table: string, column: string, to
 
 
 
-const AUDIT_COLUMNS = ['at', 'subject', 'role', 'on_behalf_of', 'action', 'service', 'groups', 'http_status', 'error_code', 'result'] as const;
 const AUDIT_TYPES = ['bigint', 'text', 'text', 'text', 'text', 'text', 'text', 'int', 'text', 'text'];
 
-/** An entry's values in AUDIT_COLUMNS order. */
-function auditRow(e: NewAuditEntry): unknown[] {
-  return [e.at, e.subject, e.role, e.onBehalfOf, e.action, e.service, JSON.stringify(e.groups), e.httpStatus, e.errorCode, JSON.stringify(e.result ?? null)];
-}
 

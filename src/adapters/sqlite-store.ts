@@ -28,7 +28,7 @@ import { groupCommitOf } from './sqlite-group-commit.ts';
 import { stopCheckpointing } from './sqlite-checkpointer.ts';
 import { uriIntern } from './uri-intern.ts';
 import type { SqliteGmsStore } from './sqlite-gms-store.ts';
-import { type Row, toAffiliationRecord, toAuditEntry, toChangeRecord, toClientEvent } from './store-rows.ts';
+import { AUDIT_COLUMNS, type Row, auditRow, toAffiliationRecord, toAuditEntry, toChangeRecord, toClientEvent } from './store-rows.ts';
 import type { SipListFilter, SipPublicationRecord, SipSubscriptionRecord } from '../ports/store.ts';
 import { SIP_PUBLICATION_COLUMNS, SIP_SUBSCRIPTION_COLUMNS, sipPublicationValues, sipSubscriptionValues, toSipPublication, toSipSubscription } from './sip-rows.ts';
 
@@ -91,7 +91,7 @@ export class SqliteStore implements Store {
     this.q = {
       held: db.prepare('SELECT group_id, state FROM affiliations WHERE user_id = ? AND service = ?'),
       outbox: db.prepare('INSERT INTO gms_outbox (user_id, service, group_id, status, created_at) VALUES (?, ?, ?, ?, ?)'),
-      event: db.prepare('INSERT INTO events (user_id, type, data, created_at) VALUES (?, ?, ?, ?) RETURNING id'),
+      event: db.prepare('INSERT INTO events (user_id, type, data, created_at) VALUES (?, ?, ?, ?)'),
       ofUser: db.prepare('SELECT * FROM affiliations WHERE user_id = ? ORDER BY service, group_id'),
       ofUserService: db.prepare('SELECT * FROM affiliations WHERE user_id = ? AND service = ? ORDER BY group_id'),
       ofGroup: db.prepare('SELECT * FROM affiliations WHERE group_id = ? ORDER BY service, user_id'),
@@ -121,9 +121,7 @@ export class SqliteStore implements Store {
       changesInState: db.prepare('SELECT * FROM change_requests WHERE state = ? ORDER BY created_at'),
       changesOfTargetInState: db.prepare('SELECT * FROM change_requests WHERE state = ? AND target = ? ORDER BY created_at'),
       pruneAudit: db.prepare('DELETE FROM audit_log WHERE at < ?'),
-      audit: db.prepare(
-        'INSERT INTO audit_log (id, at, subject, role, on_behalf_of, action, service, groups, http_status, error_code, result) VALUES (@id, @at, @subject, @role, @onBehalfOf, @action, @service, @groups, @httpStatus, @errorCode, @result)',
-      ),
+      audit: db.prepare(`INSERT INTO audit_log (id, ${AUDIT_COLUMNS.join(', ')}) VALUES (${['id', ...AUDIT_COLUMNS].map(() => '?').join(', ')})`),
     };
   }
 
@@ -141,7 +139,7 @@ export class SqliteStore implements Store {
       } else {
         for (const u of w.tellGms) this.q.outbox.run(userId, service, u.groupId, u.status, at);
       }
-      for (const e of w.audit ?? []) this.q.audit.run(auditParams({ ...e, id: null }));
+      for (const e of w.audit ?? []) this.q.audit.run(null, ...auditRow(e));
       return { result: w.result, events: this.insertEvents(w.events, at) };
     });
   }
@@ -254,7 +252,7 @@ export class SqliteStore implements Store {
 
   async appendAudit(entries: NewAuditEntry[]): Promise<void> {
     // Through the group commit: an entry shares the transaction (and the fsync) of the writes around it.
-    if (entries.length > 0) await this.write(() => entries.forEach((e) => this.q.audit.run(auditParams({ ...e, id: null }))));
+    if (entries.length > 0) await this.write(() => entries.forEach((e) => this.q.audit.run(null, ...auditRow(e))));
   }
 
   async pruneAudit(before: number): Promise<number> {
@@ -325,7 +323,7 @@ export class SqliteStore implements Store {
         this.q.createChange.run({ ...r, affiliate: JSON.stringify(r.affiliate), deaffiliate: JSON.stringify(r.deaffiliate), result: JSON.stringify(r.result) });
       }
       const audit = dump.audit ?? [];
-      for (const a of audit) this.q.audit.run(auditParams(a));
+      for (const a of audit) this.q.audit.run(a.id, ...auditRow(a));
       // The next seq and id are above every imported one and every one the source ever handed out.
       this.raiseSequence('audit_log', highest(0, audit, (a) => a.id));
       this.raiseSequence('gms_outbox', highest(dump.sequences.outbox, dump.outbox, (o) => o.seq));
@@ -354,7 +352,8 @@ export class SqliteStore implements Store {
 
   private insertEvents(events: { userId: McUri; type: ClientEvent['type']; data: unknown }[], at: number): ClientEvent[] {
     return events.map((e) => {
-      const { id } = this.q.event.get(e.userId, e.type, JSON.stringify(e.data), at) as { id: number };
+      // run() and the rowid, not RETURNING: no row object to build (the id is the rowid: INTEGER PRIMARY KEY).
+      const id = Number(this.q.event.run(e.userId, e.type, JSON.stringify(e.data), at).lastInsertRowid);
       return { id, userId: e.userId, type: e.type, data: e.data, at };
     });
   }
@@ -463,19 +462,4 @@ export function statementsByRowCount(db: Database.Database, sql: (rows: number) 
   };
 }
 
-function auditParams(e: NewAuditEntry & { id: number | null }): Record<string, unknown> {
-  return {
-    id: e.id,
-    at: e.at,
-    subject: e.subject,
-    role: e.role,
-    onBehalfOf: e.onBehalfOf,
-    action: e.action,
-    service: e.service,
-    groups: JSON.stringify(e.groups),
-    httpStatus: e.httpStatus,
-    errorCode: e.errorCode,
-    result: JSON.stringify(e.result ?? null),
-  };
-}
 

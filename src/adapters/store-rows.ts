@@ -3,7 +3,7 @@
 import type { McUri } from '../domain/ids.ts';
 import type { McService } from '../domain/services.ts';
 import type { HeldState } from '../domain/decisions/group-home.ts';
-import type { AffiliationRecord, AuditAction, AuditEntry, ChangeRecord, ChangeState, ClientEvent } from '../ports/store.ts';
+import type { AffiliationRecord, AuditAction, AuditEntry, ChangeRecord, ChangeState, ClientEvent, NewAuditEntry } from '../ports/store.ts';
 import type { GmsAffiliationRecord, GroupAffiliation } from '../ports/gms-store.ts';
 
 export type Row = Record<string, unknown>;
@@ -12,6 +12,13 @@ const json = (v: unknown): unknown => JSON.parse(v as string) as unknown;
 
 export function toAffiliationRecord(r: Row): AffiliationRecord {
   return { userId: r['user_id'] as McUri, groupId: r['group_id'] as McUri, service: r['service'] as McService, state: r['state'] as HeldState, updatedAt: Number(r['updated_at']) };
+}
+
+/** The audit log's columns after its id, and an entry's values in their order (positional: cheaper to bind than names). */
+export const AUDIT_COLUMNS = ['at', 'subject', 'role', 'on_behalf_of', 'action', 'service', 'groups', 'http_status', 'error_code', 'result'] as const;
+
+export function auditRow(e: NewAuditEntry): unknown[] {
+  return [e.at, e.subject, e.role, e.onBehalfOf, e.action, e.service, JSON.stringify(e.groups), e.httpStatus, e.errorCode, JSON.stringify(e.result ?? null)];
 }
 
 export function toClientEvent(r: Row): ClientEvent {

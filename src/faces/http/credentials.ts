@@ -42,15 +42,16 @@ export class CredentialVerifier {
 
   async verify(authorization: string | undefined): Promise<Credential> {
     if (!authorization) throw new MusterError('unauthenticated', 'missing Authorization: Bearer credential');
+    // Keyed by the whole header: a header verified before needs no parsing either (the pattern was 0.7 % of bench 1).
+    const cached = this.cache.get(authorization);
+    if (cached) {
+      if (cached.expiresAt > this.now()) return cached;
+      this.cache.delete(authorization);
+      throw new MusterError('unauthenticated', 'credential expired');
+    }
     const m = /^Bearer\s+([A-Za-z0-9_.-]{10,4096})$/.exec(authorization);
     if (!m) throw new MusterError('unauthenticated', 'Authorization must be "Bearer <credential>"');
     const token = m[1]!;
-    const cached = this.cache.get(token);
-    if (cached) {
-      if (cached.expiresAt > this.now()) return cached;
-      this.cache.delete(token);
-      throw new MusterError('unauthenticated', 'credential expired');
-    }
     let payload;
     try {
       ({ payload } = await jwtVerify(token, await this.key, { audience: audienceOf(this.domain), issuer: audienceOf(this.domain), algorithms: ['HS256'], currentDate: new Date(this.now()) }));
@@ -65,7 +66,7 @@ export class CredentialVerifier {
     const subject = role === 'user' ? parseMcUri(payload.sub) : payload.sub;
     const cred: Credential = { subject, role, expiresAt: payload.exp * 1000 };
     if (this.cache.size >= this.cacheSize) this.cache.delete(this.cache.keys().next().value!);
-    this.cache.set(token, cred);
+    this.cache.set(authorization, cred);
     return cred;
   }
 }
