@@ -100,11 +100,12 @@ export class McSystem {
     const outbox = new GmsOutboxSender(store, gmsPort, log);
     // A GMS elsewhere that answers again gets the waiting updates at once, not after the sender's back-off.
     if (gmsPort instanceof HttpGroupManagement) gmsPort.onReconnect(() => outbox.kick());
+    const partners = new HttpPartnerServers(config.domain, config.partners, log);
     const server: McServiceServer = {
       domain: config.domain,
       store,
       gms: gmsPort,
-      partners: new HttpPartnerServers(config.domain, config.partners, log),
+      partners,
       profiles,
       notifier,
       clock,
@@ -117,6 +118,7 @@ export class McSystem {
     };
     const system = new McSystem(config, server, gms, profiles, outbox, async () => {
       gmsPort.close();
+      await partners.close();
       await fabric?.close();
       await stores.close();
     }, log, fabric);

@@ -10,6 +10,7 @@ import { MC_SERVICES } from '../domain/services.ts';
 import type { McUri } from '../domain/ids.ts';
 import { PartnerGate } from './partner-gate.ts';
 import type { Logger } from 'pino';
+import { Pool } from 'undici';
 
 type Path = 'affiliations' | 'deaffiliations';
 type PostOutcome = { kind: 'answered'; status: GroupStatus[] } | { kind: 'refused' | 'unknown'; why: string };
@@ -17,6 +18,12 @@ const UNDO_ATTEMPTS = 4;
 /** Times one re-synchronisation page is sent again after a 429 before the run gives up (and is tried later). */
 const RESYNC_RATE_LIMITED_ATTEMPTS = 20;
 const latestKey = (req: PartnerRequest, groupId: string): string => `${req.mcServiceId} ${req.service} ${groupId}`;
+
+/** A partner's answer: its status, Retry-After, and its body as JSON (or why that could not be read). */
+type Exchange = { status: number; retryAfter: string | undefined } & ({ body: unknown } | { bodyError: string });
+
+/** A transport failure's code (ECONNREFUSED, UND_ERR_HEADERS_TIMEOUT, ...), else its message. */
+const failureOf = (e: unknown): string => (e as { code?: string }).code ?? (e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message;
 
 export class HttpPartnerServers implements PartnerServers {
   private readonly byDomain: Map<string, PartnerConfig>;
@@ -27,6 +34,12 @@ export class HttpPartnerServers implements PartnerServers {
   private probing: Promise<Record<string, 'up' | 'down'>> | undefined;
   private lastHealth: Record<string, 'up' | 'down'> = {};
   private readonly troubleListeners: ((domain: string, trouble: PartnerTrouble) => void)[] = [];
+  /**
+   * One connection pool per partner (to its next hop), through undici's request API: fetch's WHATWG streams,
+   * AbortSignal and Response were 26 % of the primary's main thread in bench 2's profile (issue 6). Connecting,
+   * waiting for the answer's head and for each piece of its body are each bounded by the partner's timeout.
+   */
+  private readonly pools = new Map<string, Pool>();
 
   constructor(
     private readonly ownDomain: string,
@@ -75,10 +88,11 @@ export class HttpPartnerServers implements PartnerServers {
    * not. `partners=omit`: the partner answers for itself without probing its own partners, so probes do not cascade.
    */
   private async probeOne(p: PartnerConfig): Promise<boolean> {
+    const timeout = Math.min(p.timeoutMs, 2000);
     try {
-      const res = await fetch(`${p.nextHop}/healthz?partners=omit`, { signal: AbortSignal.timeout(Math.min(p.timeoutMs, 2000)) });
-      await res.body?.cancel();
-      return res.status < 500 || res.status === 503;
+      const res = await this.poolOf(p).request({ method: 'GET', path: this.pathAt(p, '/healthz?partners=omit'), headersTimeout: timeout, bodyTimeout: timeout });
+      await res.body.dump();
+      return res.statusCode < 500 || res.statusCode === 503;
     } catch {
       return false;
     }
@@ -121,20 +135,15 @@ export class HttpPartnerServers implements PartnerServers {
   }
 
   private async postPage(partner: PartnerConfig, body: unknown, page: ResyncPage): Promise<{ kind: 'answered'; answer: ResyncPageAnswer } | { kind: 'failed'; why: string } | { kind: 'rate-limited'; retryAfterMs: number }> {
-    let res: Response;
-    let answer: unknown;
+    let res: Exchange;
     try {
-      res = await fetch(`${partner.nextHop}/federation/v1/affiliation-resyncs`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${await this.token(partner)}` },
-        body: JSON.stringify(body),
-        signal: AbortSignal.timeout(partner.timeoutMs),
-      });
-      answer = (await res.json()) as unknown;
+      res = await this.postJson(partner, 'affiliation-resyncs', body);
     } catch (e) {
-      return { kind: 'failed', why: (e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message };
+      return { kind: 'failed', why: failureOf(e) };
     }
-    if (res.status === 429) return { kind: 'rate-limited', retryAfterMs: 1000 * (Number(res.headers.get('retry-after')) || 1) };
+    if (!('body' in res)) return { kind: 'failed', why: res.bodyError };
+    const answer = res.body;
+    if (res.status === 429) return { kind: 'rate-limited', retryAfterMs: 1000 * (Number(res.retryAfter) || 1) };
     if (res.status !== 200) return { kind: 'failed', why: `status ${res.status}: ${JSON.stringify(answer).slice(0, 200)}` };
     const read = readResyncAnswer(answer, page);
     return read ? { kind: 'answered', answer: read } : { kind: 'failed', why: `malformed answer: ${JSON.stringify(answer).slice(0, 200)}` };
@@ -163,24 +172,15 @@ export class HttpPartnerServers implements PartnerServers {
    * (not reachable, or a 4xx refusal); `unknown`: it may have applied the request (timeout, 5xx, garbled answer).
    */
   private async post(partner: PartnerConfig, path: Path, req: PartnerRequest, success: 'affiliated' | 'deaffiliated', undo = false): Promise<PostOutcome> {
-    let res: Response;
+    let res: Exchange;
     try {
-      res = await fetch(`${partner.nextHop}/federation/v1/${path}`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${await this.token(partner)}` },
-        body: JSON.stringify({ mcServiceId: req.mcServiceId, service: req.service, groupIds: req.groupIds, ...(undo && path === 'deaffiliations' ? { undo: true } : {}) }),
-        signal: AbortSignal.timeout(partner.timeoutMs),
-      });
+      res = await this.postJson(partner, path, { mcServiceId: req.mcServiceId, service: req.service, groupIds: req.groupIds, ...(undo && path === 'deaffiliations' ? { undo: true } : {}) });
     } catch (e) {
-      const code = (e as { cause?: { code?: string } }).cause?.code;
-      return { kind: code === 'ECONNREFUSED' ? 'refused' : 'unknown', why: code ?? (e as Error).message };
+      const why = failureOf(e);
+      return { kind: why === 'ECONNREFUSED' ? 'refused' : 'unknown', why };
     }
-    let body: unknown;
-    try {
-      body = (await res.json()) as unknown;
-    } catch (e) {
-      return { kind: res.status >= 400 && res.status < 500 ? 'refused' : 'unknown', why: `status ${res.status}, body not JSON: ${(e as Error).message}` };
-    }
+    if (!('body' in res)) return { kind: res.status >= 400 && res.status < 500 ? 'refused' : 'unknown', why: `status ${res.status}, body not JSON: ${res.bodyError}` };
+    const body = res.body;
     if (res.status !== 200) return { kind: res.status >= 400 && res.status < 500 ? 'refused' : 'unknown', why: `status ${res.status}: ${JSON.stringify(body).slice(0, 200)}` };
     const status = this.readStatus(body, req, success);
     return status ? { kind: 'answered', status } : { kind: 'unknown', why: `malformed answer: ${JSON.stringify(body).slice(0, 200)}` };
@@ -226,6 +226,42 @@ export class HttpPartnerServers implements PartnerServers {
       else return undefined;
     }
     return out;
+  }
+
+  /** POSTs JSON to the partner's /federation/v1/<path>; throws on a transport failure (no answer at all). */
+  private async postJson(partner: PartnerConfig, path: string, body: unknown): Promise<Exchange> {
+    const res = await this.poolOf(partner).request({
+      method: 'POST',
+      path: this.pathAt(partner, `/federation/v1/${path}`),
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${await this.token(partner)}` },
+      body: JSON.stringify(body),
+    });
+    const head = { status: res.statusCode, retryAfter: [res.headers['retry-after']].flat()[0] };
+    try {
+      return { ...head, body: await res.body.json() };
+    } catch (e) {
+      return { ...head, bodyError: failureOf(e) };
+    }
+  }
+
+  private poolOf(p: PartnerConfig): Pool {
+    let pool = this.pools.get(p.domain);
+    if (!pool) {
+      pool = new Pool(new URL(p.nextHop).origin, { connect: { timeout: p.timeoutMs }, headersTimeout: p.timeoutMs, bodyTimeout: p.timeoutMs });
+      this.pools.set(p.domain, pool);
+    }
+    return pool;
+  }
+
+  /** The request path at the partner's next hop, under the path prefix the next hop's URL may have. */
+  private pathAt(p: PartnerConfig, path: string): string {
+    return `${new URL(p.nextHop).pathname.replace(/\/$/, '')}${path}`;
+  }
+
+  /** Closes the connections to the partners (on stop). */
+  async close(): Promise<void> {
+    await Promise.all([...this.pools.values()].map((pool) => pool.close()));
+    this.pools.clear();
   }
 
   private async token(partner: PartnerConfig): Promise<string> {
