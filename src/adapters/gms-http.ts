@@ -12,6 +12,8 @@ import type { GroupManagement } from '../ports/group-management.ts';
 import type { GmsStatusUpdate } from '../ports/store.ts';
 import type { GmsConfig } from '../config/config.ts';
 import { uriIntern } from './uri-intern.ts';
+import { PeerHttp, jsonOf } from './peer-http.ts';
+import type { Dispatcher } from 'undici';
 
 /** After a request the GMS did not answer, it counts as down this long: uncached groups are refused at once. */
 const DOWN_HOLD_MS = 1000;
@@ -41,6 +43,7 @@ export class HttpGroupManagement implements GroupManagement {
 
   private readonly now: () => number;
   private readonly subscriptionIdleMs: number;
+  private readonly peer: PeerHttp;
 
   constructor(
     private readonly config: GmsConfig,
@@ -49,6 +52,7 @@ export class HttpGroupManagement implements GroupManagement {
   ) {
     this.now = opts.now ?? Date.now;
     this.subscriptionIdleMs = opts.subscriptionIdleMs ?? SUBSCRIPTION_IDLE_MS;
+    this.peer = new PeerHttp(config.url, config.timeoutMs);
   }
 
   /** Opens the policy subscription; it reconnects by itself until close(). */
@@ -73,8 +77,9 @@ export class HttpGroupManagement implements GroupManagement {
     for (let i = 0; i < updates.length; i += UPDATES_PER_POST) {
       const chunk = updates.slice(i, i + UPDATES_PER_POST).map(({ seq, userId, groupId, service, status }) => ({ seq, userId, groupId, service, status }));
       const res = await this.request('POST', '/gms/v1/affiliation-status', { updates: chunk });
-      const body = (await res.json().catch(() => undefined)) as { applied?: unknown } | undefined;
-      if (res.status !== 200 || typeof body?.applied !== 'number') throw new Error(`GMS answered ${res.status} to status updates: ${JSON.stringify(body).slice(0, 200)}`);
+      const read = await jsonOf(res);
+      const body = 'body' in read ? (read.body as { applied?: unknown } | null) : undefined;
+      if (res.statusCode !== 200 || typeof body?.applied !== 'number') throw new Error(`GMS answered ${res.statusCode} to status updates: ${JSON.stringify(body).slice(0, 200)}`);
     }
   }
 
@@ -99,13 +104,15 @@ export class HttpGroupManagement implements GroupManagement {
   close(): void {
     this.stopped = true;
     this.stream?.abort();
+    // Not waiting for a status update under way: the outbox keeps it until the GMS confirms one.
+    void this.peer.destroy();
   }
 
   private async probe(): Promise<'up' | 'down'> {
     try {
-      const res = await fetch(`${this.config.url}/healthz`, { signal: AbortSignal.timeout(Math.min(this.config.timeoutMs, PROBE_MS)) });
-      await res.body?.cancel();
-      return res.status < 500 || res.status === 503 ? 'up' : 'down';
+      const res = await this.peer.request('GET', '/healthz', { timeoutMs: Math.min(this.config.timeoutMs, PROBE_MS) });
+      await res.body.dump();
+      return res.statusCode < 500 || res.statusCode === 503 ? 'up' : 'down';
     } catch {
       return 'down';
     }
@@ -141,12 +148,13 @@ export class HttpGroupManagement implements GroupManagement {
   /** The group document, undefined when the GMS has no such group; throws when the GMS gave no usable answer. */
   private async getGroup(groupId: McUri): Promise<GroupPolicy | undefined> {
     const res = await this.request('GET', `/gms/v1/groups/${encodeURIComponent(groupId)}`);
-    if (res.status === 404) {
-      await res.body?.cancel();
+    if (res.statusCode === 404) {
+      await res.body.dump();
       return undefined;
     }
-    const body = (await res.json().catch(() => undefined)) as unknown;
-    if (res.status !== 200) throw new Error(`GMS answered ${res.status}: ${JSON.stringify(body).slice(0, 200)}`);
+    const read = await jsonOf(res);
+    const body = 'body' in read ? read.body : undefined;
+    if (res.statusCode !== 200) throw new Error(`GMS answered ${res.statusCode}: ${JSON.stringify(body).slice(0, 200)}`);
     const policy = readPolicy(body);
     if (!policy || policy.id !== groupId) throw new Error(`GMS answered a malformed group document for ${groupId}`);
     return policy;
@@ -176,10 +184,13 @@ export class HttpGroupManagement implements GroupManagement {
       // The bound covers the wait for the answer's headers; the stream itself lives as long as the GMS keeps it.
       const connectTimer = setTimeout(() => ac.abort(), this.config.timeoutMs);
       try {
-        const res = await fetch(`${this.config.url}/gms/v1/policy/events`, { headers: { authorization: `Bearer ${this.config.credential}`, accept: 'text/event-stream' }, signal: ac.signal });
+        const res = await this.peer.request('GET', '/gms/v1/policy/events', { headers: { authorization: `Bearer ${this.config.credential}`, accept: 'text/event-stream' }, stream: { signal: ac.signal } });
         clearTimeout(connectTimer);
-        this.noteCredential(res.status);
-        if (res.status !== 200 || !res.body) throw new Error(`GMS answered ${res.status} to the policy subscription`);
+        this.noteCredential(res.statusCode);
+        if (res.statusCode !== 200) {
+          await res.body.dump();
+          throw new Error(`GMS answered ${res.statusCode} to the policy subscription`);
+        }
         delay = RECONNECT_MIN_MS;
         warned = false;
         this.log.info({ gms: this.config.url }, 'subscribed to GMS policy changes');
@@ -202,19 +213,17 @@ export class HttpGroupManagement implements GroupManagement {
     }
   }
 
-  private async follow(body: ReadableStream<Uint8Array>, ac: AbortController): Promise<void> {
+  private async follow(body: Dispatcher.ResponseData['body'], ac: AbortController): Promise<void> {
     const parser = createParser({ onEvent: (m) => this.onEvent(m) });
-    const reader = body.getReader();
     const decoder = new TextDecoder();
     let idle = setTimeout(() => ac.abort(), this.subscriptionIdleMs);
     try {
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) throw new Error('the GMS ended the policy subscription');
+      for await (const chunk of body) {
         clearTimeout(idle);
         idle = setTimeout(() => ac.abort(), this.subscriptionIdleMs);
-        parser.feed(decoder.decode(value, { stream: true }));
+        parser.feed(decoder.decode(chunk as Buffer, { stream: true }));
       }
+      throw new Error('the GMS ended the policy subscription');
     } finally {
       clearTimeout(idle);
     }
@@ -250,14 +259,12 @@ export class HttpGroupManagement implements GroupManagement {
     }
   }
 
-  private async request(method: 'GET' | 'POST', path: string, body?: unknown): Promise<Response> {
-    const res = await fetch(`${this.config.url}${path}`, {
-      method,
+  private async request(method: 'GET' | 'POST', path: string, body?: unknown): Promise<Dispatcher.ResponseData> {
+    const res = await this.peer.request(method, path, {
       headers: { authorization: `Bearer ${this.config.credential}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-      signal: AbortSignal.timeout(this.config.timeoutMs),
     });
-    this.noteCredential(res.status);
+    this.noteCredential(res.statusCode);
     return res;
   }
 

@@ -10,7 +10,7 @@ import { MC_SERVICES } from '../domain/services.ts';
 import type { McUri } from '../domain/ids.ts';
 import { PartnerGate } from './partner-gate.ts';
 import type { Logger } from 'pino';
-import { Pool } from 'undici';
+import { PeerHttp, failureOf, jsonOf } from './peer-http.ts';
 
 type Path = 'affiliations' | 'deaffiliations';
 type PostOutcome = { kind: 'answered'; status: GroupStatus[] } | { kind: 'refused' | 'unknown'; why: string };
@@ -22,9 +22,6 @@ const latestKey = (req: PartnerRequest, groupId: string): string => `${req.mcSer
 /** A partner's answer: its status, Retry-After, and its body as JSON (or why that could not be read). */
 type Exchange = { status: number; retryAfter: string | undefined } & ({ body: unknown } | { bodyError: string });
 
-/** A transport failure's code (ECONNREFUSED, UND_ERR_HEADERS_TIMEOUT, ...), else its message. */
-const failureOf = (e: unknown): string => (e as { code?: string }).code ?? (e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message;
-
 export class HttpPartnerServers implements PartnerServers {
   private readonly byDomain: Map<string, PartnerConfig>;
   private readonly tokens = new Map<string, { token: string; until: number }>();
@@ -34,12 +31,8 @@ export class HttpPartnerServers implements PartnerServers {
   private probing: Promise<Record<string, 'up' | 'down'>> | undefined;
   private lastHealth: Record<string, 'up' | 'down'> = {};
   private readonly troubleListeners: ((domain: string, trouble: PartnerTrouble) => void)[] = [];
-  /**
-   * One connection pool per partner (to its next hop), through undici's request API: fetch's WHATWG streams,
-   * AbortSignal and Response were 26 % of the primary's main thread in bench 2's profile (issue 6). Connecting,
-   * waiting for the answer's head and for each piece of its body are each bounded by the partner's timeout.
-   */
-  private readonly pools = new Map<string, Pool>();
+  /** The connections to each partner (to its next hop), by domain. */
+  private readonly peers = new Map<string, PeerHttp>();
 
   constructor(
     private readonly ownDomain: string,
@@ -90,7 +83,7 @@ export class HttpPartnerServers implements PartnerServers {
   private async probeOne(p: PartnerConfig): Promise<boolean> {
     const timeout = Math.min(p.timeoutMs, 2000);
     try {
-      const res = await this.poolOf(p).request({ method: 'GET', path: this.pathAt(p, '/healthz?partners=omit'), headersTimeout: timeout, bodyTimeout: timeout });
+      const res = await this.peerOf(p).request('GET', '/healthz?partners=omit', { timeoutMs: timeout });
       await res.body.dump();
       return res.statusCode < 500 || res.statusCode === 503;
     } catch {
@@ -230,38 +223,26 @@ export class HttpPartnerServers implements PartnerServers {
 
   /** POSTs JSON to the partner's /federation/v1/<path>; throws on a transport failure (no answer at all). */
   private async postJson(partner: PartnerConfig, path: string, body: unknown): Promise<Exchange> {
-    const res = await this.poolOf(partner).request({
-      method: 'POST',
-      path: this.pathAt(partner, `/federation/v1/${path}`),
+    const res = await this.peerOf(partner).request('POST', `/federation/v1/${path}`, {
       headers: { 'content-type': 'application/json', authorization: `Bearer ${await this.token(partner)}` },
       body: JSON.stringify(body),
     });
-    const head = { status: res.statusCode, retryAfter: [res.headers['retry-after']].flat()[0] };
-    try {
-      return { ...head, body: await res.body.json() };
-    } catch (e) {
-      return { ...head, bodyError: failureOf(e) };
-    }
+    return { status: res.statusCode, retryAfter: [res.headers['retry-after']].flat()[0], ...(await jsonOf(res)) };
   }
 
-  private poolOf(p: PartnerConfig): Pool {
-    let pool = this.pools.get(p.domain);
-    if (!pool) {
-      pool = new Pool(new URL(p.nextHop).origin, { connect: { timeout: p.timeoutMs }, headersTimeout: p.timeoutMs, bodyTimeout: p.timeoutMs });
-      this.pools.set(p.domain, pool);
+  private peerOf(p: PartnerConfig): PeerHttp {
+    let peer = this.peers.get(p.domain);
+    if (!peer) {
+      peer = new PeerHttp(p.nextHop, p.timeoutMs);
+      this.peers.set(p.domain, peer);
     }
-    return pool;
-  }
-
-  /** The request path at the partner's next hop, under the path prefix the next hop's URL may have. */
-  private pathAt(p: PartnerConfig, path: string): string {
-    return `${new URL(p.nextHop).pathname.replace(/\/$/, '')}${path}`;
+    return peer;
   }
 
   /** Closes the connections to the partners (on stop). */
   async close(): Promise<void> {
-    await Promise.all([...this.pools.values()].map((pool) => pool.close()));
-    this.pools.clear();
+    await Promise.all([...this.peers.values()].map((peer) => peer.close()));
+    this.peers.clear();
   }
 
   private async token(partner: PartnerConfig): Promise<string> {

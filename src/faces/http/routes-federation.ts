@@ -16,6 +16,7 @@ import { RESYNC_PAGE } from '../../procedures/resync-partner.ts';
 import { hostOfPartnerRequest, requireUsersOfPartner } from '../../domain/decisions/partner-trust.ts';
 import { affiliateAsGroupHost, changeAsGroupHost, deaffiliateAsGroupHost } from '../../procedures/affiliate-as-group-host.ts';
 import type { HttpFaceDeps } from './app.ts';
+import { PeerHttp, failureOf } from '../../adapters/peer-http.ts';
 
 /**
  * The client flow's body, plus `undo` on a de-affiliation: the primary withdraws an affiliation it asked for but
@@ -55,7 +56,7 @@ export async function federationRoutes(app: FastifyInstance, deps: HttpFaceDeps)
     if (host === own) return 'here';
     const next = deps.config.partners.find((p) => p.domain === host);
     if (!next) throw new MusterError('forbidden', `groups of ${host} are not hosted here and there is no route to them`, field);
-    await relay(req, reply, `${next.nextHop}/federation/v1/${path}`, next.timeoutMs);
+    await relay(req, reply, next, `/federation/v1/${path}`);
     return 'relayed';
   }
 
@@ -74,26 +75,33 @@ export async function federationRoutes(app: FastifyInstance, deps: HttpFaceDeps)
     return origin;
   }
 
+  /** The connections to each next hop this node relays to, by partner domain; closed with the face. */
+  const nextHops = new Map<string, PeerHttp>();
+  app.addHook('onClose', async () => {
+    await Promise.all([...nextHops.values()].map((peer) => peer.close()));
+  });
+
   /** Passes the request on unchanged (originator and credential intact) and the next hop's answer back. */
-  async function relay(req: FastifyRequest, reply: FastifyReply, url: string, timeoutMs: number): Promise<void> {
-    let res: Response;
+  async function relay(req: FastifyRequest, reply: FastifyReply, next: { domain: string; nextHop: string; timeoutMs: number }, path: string): Promise<void> {
+    let peer = nextHops.get(next.domain);
+    if (!peer) {
+      peer = new PeerHttp(next.nextHop, next.timeoutMs);
+      nextHops.set(next.domain, peer);
+    }
+    const where = `${next.nextHop}${path}`;
+    let res;
     try {
-      res = await fetch(url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: req.headers.authorization ?? '' },
-        body: JSON.stringify(req.body),
-        signal: AbortSignal.timeout(timeoutMs),
-      });
+      res = await peer.request('POST', path, { headers: { 'content-type': 'application/json', authorization: req.headers.authorization ?? '' }, body: JSON.stringify(req.body) });
     } catch (e) {
-      throw new MusterError('unavailable', `next hop ${url} unreachable: ${(e as Error).message}`);
+      throw new MusterError('unavailable', `next hop ${where} unreachable: ${failureOf(e)}`);
     }
     let text: string;
     try {
-      text = await res.text();
+      text = await res.body.text();
     } catch (e) {
-      throw new MusterError('unavailable', `next hop ${url} broke off its answer: ${(e as Error).message}`);
+      throw new MusterError('unavailable', `next hop ${where} broke off its answer: ${failureOf(e)}`);
     }
-    await reply.code(res.status).type('application/json').send(text);
+    await reply.code(res.statusCode).type('application/json').send(text);
   }
 
   app.post<{ Body: FederationRequestBody }>(
@@ -132,7 +140,7 @@ export async function federationRoutes(app: FastifyInstance, deps: HttpFaceDeps)
         // As an intermediate signalling node: pass the page on unchanged; the host checks the credential.
         const next = deps.config.partners.find((p) => p.domain === host);
         if (!next) throw new MusterError('forbidden', `groups of ${host} are not hosted here and there is no route to them`, 'host');
-        await relay(req, reply, `${next.nextHop}/federation/v1/affiliation-resyncs`, next.timeoutMs);
+        await relay(req, reply, next, '/federation/v1/affiliation-resyncs');
         return reply;
       }
       // Partner trust: the caller's own users only (a page naming another system's user is refused as a whole).

@@ -1,0 +1,62 @@
+// Server-to-server HTTP (partner systems and the next hops towards them, a GMS elsewhere): undici's request API over
+// one connection pool per peer. fetch's WHATWG streams, AbortSignal and Response were 26 % of a primary's main thread
+// in bench 2's profile (issue 6). Connecting, waiting for the answer's head and for each piece of its body are each
+// bounded by the peer's timeout.
+import { Pool, type Dispatcher } from 'undici';
+
+export interface PeerRequest {
+  headers?: Record<string, string>;
+  body?: string;
+  /** A tighter bound than the peer's for this request (a health probe). */
+  timeoutMs?: number;
+  /** A stream that lives as long as the peer keeps it: only the wait for its head is bounded; `signal` ends it. */
+  stream?: { signal: AbortSignal };
+}
+
+export class PeerHttp {
+  private readonly pool: Pool;
+  /** The path the peer's URL may carry (a next hop under a prefix), put before every request's path. */
+  private readonly prefix: string;
+
+  constructor(base: string, timeoutMs: number) {
+    const url = new URL(base);
+    this.prefix = url.pathname.replace(/\/$/, '');
+    this.pool = new Pool(url.origin, { connect: { timeout: timeoutMs }, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+  }
+
+  /** Throws on a transport failure (no answer at all); `failureOf` names it. */
+  request(method: 'GET' | 'POST', path: string, opts: PeerRequest = {}): Promise<Dispatcher.ResponseData> {
+    return this.pool.request({
+      method,
+      path: this.prefix + path,
+      ...(opts.headers ? { headers: opts.headers } : {}),
+      ...(opts.body !== undefined ? { body: opts.body } : {}),
+      ...(opts.timeoutMs !== undefined ? { headersTimeout: opts.timeoutMs, bodyTimeout: opts.timeoutMs } : {}),
+      ...(opts.stream ? { bodyTimeout: 0, signal: opts.stream.signal } : {}),
+    });
+  }
+
+  /** Waits for the requests under way, then closes the connections. */
+  close(): Promise<void> {
+    return this.pool.close();
+  }
+
+  /** Ends every request and connection at once (a stop that must not wait for a stream). */
+  destroy(): Promise<void> {
+    return this.pool.destroy();
+  }
+}
+
+/** The JSON body of an answer, or why it could not be read (broken off, not JSON). */
+export async function jsonOf(res: Dispatcher.ResponseData): Promise<{ body: unknown } | { bodyError: string }> {
+  try {
+    return { body: await res.body.json() };
+  } catch (e) {
+    return { bodyError: failureOf(e) };
+  }
+}
+
+/** A transport failure's code (ECONNREFUSED, UND_ERR_HEADERS_TIMEOUT, ...), else its message. */
+export function failureOf(e: unknown): string {
+  return (e as { code?: string }).code ?? (e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message;
+}
