@@ -89,12 +89,9 @@ export async function federationRoutes(app: FastifyInstance, deps: HttpFaceDeps)
       nextHops.set(next.domain, peer);
     }
     const where = `${next.nextHop}${path}`;
-    let res;
-    try {
-      res = await peer.request('POST', path, { headers: { 'content-type': 'application/json', authorization: req.headers.authorization ?? '' }, body: JSON.stringify(req.body) });
-    } catch (e) {
+    const res = await peer.request('POST', path, { headers: { 'content-type': 'application/json', authorization: req.headers.authorization ?? '' }, body: JSON.stringify(req.body) }).catch((e: unknown) => {
       throw new MusterError('unavailable', `next hop ${where} unreachable: ${failureOf(e)}`);
-    }
+    });
     let text: string;
     try {
       text = await res.body.text();
