@@ -9,6 +9,7 @@ import { MusterError } from '../domain/errors.ts';
 import type { GmsStatusUpdate } from '../ports/store.ts';
 import { insertColumns, inTransaction, toStoreError } from './postgres-pool.ts';
 import { type Row, toGmsAffiliationRecord, toGroupAffiliation } from './store-rows.ts';
+import { uriIntern } from './uri-intern.ts';
 
 
 const Q = {
@@ -41,7 +42,7 @@ export class PostgresGmsStore implements GmsStore {
   constructor(readonly pool: pg.Pool) {}
 
   async allGroups(): Promise<GroupPolicy[]> {
-    return (await this.query({ ...Q.all, values: [] })).map(toGroup);
+    return (await this.query({ ...Q.all, values: [] })).map((r) => uriIntern.group(toGroup(r)));
   }
 
   async getGroup(id: McUri): Promise<GroupPolicy | undefined> {

@@ -24,6 +24,7 @@ import {
 } from '../ports/store.ts';
 import { MusterError } from '../domain/errors.ts';
 import { migratePostgres } from './postgres-migrations.ts';
+import { uriIntern } from './uri-intern.ts';
 import { insertColumns, inTransaction, newPool, toStoreError } from './postgres-pool.ts';
 import { PostgresGmsStore } from './postgres-gms-store.ts';
 import { AUDIT_COLUMNS, type Row, auditRow, toAffiliationRecord, toAuditEntry, toChangeRecord, toClientEvent } from './store-rows.ts';
@@ -250,7 +251,7 @@ export class PostgresStore implements Store {
   }
 
   async allProfiles(): Promise<UserProfile[]> {
-    return (await this.query({ ...Q.profiles, values: [] })).map((r) => JSON.parse(r['profile'] as string) as UserProfile);
+    return (await this.query({ ...Q.profiles, values: [] })).map((r) => uriIntern.profile(JSON.parse(r['profile'] as string) as UserProfile));
   }
 
   async createChanges(records: ChangeRecord[], events: NewEvent[]): Promise<ClientEvent[]> {

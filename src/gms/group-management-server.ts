@@ -6,7 +6,6 @@ import type { McService } from '../domain/services.ts';
 import type { GroupPolicy } from '../domain/group-policy.ts';
 import type { GmsStatusUpdate } from '../ports/store.ts';
 import type { GmsStore, GroupAffiliation } from '../ports/gms-store.ts';
-import { uriIntern } from '../adapters/uri-intern.ts';
 
 export type { GroupAffiliation };
 
@@ -26,7 +25,7 @@ export class GroupManagementServer {
 
   static async open(store: GmsStore, now: () => number = Date.now): Promise<GroupManagementServer> {
     const gms = new GroupManagementServer(store, now);
-    for (const g of await store.allGroups()) gms.groups.set(g.id, uriIntern.group(g));
+    for (const g of await store.allGroups()) gms.groups.set(g.id, g); // interned by the store as it read them
     return gms;
   }
 

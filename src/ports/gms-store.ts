@@ -27,6 +27,7 @@ export interface GmsDump {
 }
 
 export interface GmsStore {
+  /** Every group document, its ID strings shared with every other mention of them (uriIntern), as a cache keeps them. */
   allGroups(): Promise<GroupPolicy[]>;
   getGroup(id: McUri): Promise<GroupPolicy | undefined>;
   /** Stores the document with the next revision (one more than the stored one) and returns it. */

@@ -250,6 +250,7 @@ export interface Store {
 
   putProfile(profile: UserProfile): Promise<void>;
   deleteProfile(id: McUri): Promise<boolean>;
+  /** Every profile, its ID strings shared with every other mention of them (uriIntern), as a cache keeps them. */
   allProfiles(): Promise<UserProfile[]>;
 
   /** Stores change requests and the events that tell their targets, in one transaction (step 7a / step 3). */
