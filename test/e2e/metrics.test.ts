@@ -2,8 +2,8 @@
 // by route pattern, the SQLite group commit's WAL syncs and batch sizes, and Node's own; operator credential only.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createSocket } from 'node:dgram';
 import { Muster, call, freePort, secret } from '../support/harness.ts';
+import { UdpClient } from '../support/sip-udp.ts';
 
 const D = 'police.example';
 const u = (name: string): string => `sip:${name}@${D}`;
@@ -67,22 +67,14 @@ void test('metrics need an operator credential: none is 401, a user is 403', asy
 });
 
 void test('a SIP request shows under its method and status class; an unknown method under other', async () => {
-  const socket = createSocket('udp4');
-  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  const c = await UdpClient.open(sipPort);
   try {
-    const local = socket.address().port;
     for (const [i, method] of ['OPTIONS', 'FROBNICATE'].entries()) {
-      const answered = new Promise<string>((resolve) => socket.once('message', (b) => resolve(b.toString())));
-      socket.send(
-        `${method} sip:mc-server@${D} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:${local};branch=z9hG4bK-metrics-${i}\r\nFrom: <${u('alice')}>;tag=m${i}\r\nTo: <sip:mc-server@${D}>\r\nCall-ID: metrics-${i}\r\nCSeq: 1 ${method}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n`,
-        sipPort,
-        '127.0.0.1',
-      );
-      const answer = await Promise.race([answered, new Promise<string>((_, reject) => setTimeout(() => reject(new Error('no SIP answer in 5 s')), 5000))]);
-      assert.match(answer, method === 'OPTIONS' ? /^SIP\/2\.0 200/ : /^SIP\/2\.0 405/);
+      c.send([`${method} sip:mc-server@${D} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${c.port};branch=z9hG4bK-metrics-${i}`, `From: <${u('alice')}>;tag=m${i}`, `To: <sip:mc-server@${D}>`, `Call-ID: metrics-${i}`, `CSeq: 1 ${method}`, 'Max-Forwards: 70']);
+      assert.equal((await c.response(method)).status, method === 'OPTIONS' ? 200 : 405);
     }
   } finally {
-    socket.close();
+    c.close();
   }
   const text = (await call('GET', `${base}/admin/v1/metrics`, await m.operatorToken())).body as string;
   assert.equal(sample(text, 'muster_sip_request_duration_seconds_count', { method: 'OPTIONS', status: '2xx' }), 1);

@@ -5,15 +5,13 @@
 // restart, which sipp cannot keep state across) a small UDP client reading with the face's own parser.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createSocket, type Socket } from 'node:dgram';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { existsSync, readFileSync } from 'node:fs';
 import { Muster, call, cli, freePort, secret } from '../support/harness.ts';
 import { sipp } from '../support/sipp.ts';
-import { parseMessage } from '../../src/faces/sip/parser.ts';
-import { responseTo, serialize } from '../../src/faces/sip/outgoing-message.ts';
-import type { IncomingMessage, IncomingRequest, IncomingResponse } from '../../src/faces/sip/message.ts';
+import { UdpClient } from '../support/sip-udp.ts';
+import type { IncomingRequest } from '../../src/faces/sip/message.ts';
 import type { SipPublicationEntry, SipSubscriptionEntry } from '../../src/client/muster-client.ts';
 
 const D = 'police.example';
@@ -45,65 +43,6 @@ before(async () => {
 after(async () => {
   await m?.stop();
 });
-
-/** A UDP SIP client on its own port that outlives server restarts; every message it gets is parsed and queued. */
-class UdpClient {
-  private readonly queue: IncomingMessage[] = [];
-  private waiter: (() => void) | undefined;
-  private constructor(
-    private readonly socket: Socket,
-    readonly port: number,
-  ) {
-    socket.on('message', (bytes) => {
-      this.queue.push(parseMessage(bytes));
-      this.waiter?.();
-    });
-  }
-
-  static async open(): Promise<UdpClient> {
-    const socket = createSocket('udp4');
-    await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
-    return new UdpClient(socket, socket.address().port);
-  }
-
-  send(lines: string[], body = '', port = sipPort): void {
-    const text = `${lines.join('\r\n')}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
-    this.socket.send(Buffer.from(text), port, '127.0.0.1');
-  }
-
-  /** The first queued (or next arriving) message that `match` accepts, within 10 s. */
-  async next<T extends IncomingMessage>(match: (msg: IncomingMessage) => msg is T, what: string): Promise<T> {
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      const i = this.queue.findIndex(match);
-      if (i >= 0) return this.queue.splice(i, 1)[0] as T;
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`no ${what} within 10 s`);
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, left);
-        this.waiter = () => {
-          clearTimeout(t);
-          resolve();
-        };
-      });
-    }
-  }
-
-  response(method: string): Promise<IncomingResponse> {
-    return this.next((msg): msg is IncomingResponse => msg.kind === 'response' && msg.cseq.method === method, `response to ${method}`);
-  }
-
-  /** The next NOTIFY, answered 200 as a client does. */
-  async notify(): Promise<IncomingRequest> {
-    const n = await this.next((msg): msg is IncomingRequest => msg.kind === 'request' && msg.method === 'NOTIFY', 'NOTIFY');
-    this.socket.send(serialize(responseTo(n, 200)), sipPort, '127.0.0.1');
-    return n;
-  }
-
-  close(): void {
-    this.socket.close();
-  }
-}
 
 const branch = (): string => `z9hG4bK-${randomBytes(6).toString('hex')}`;
 
@@ -188,7 +127,7 @@ void test('the SIP lists are described in the OpenAPI document, with their query
 });
 
 void test('after a restart of the server process, a PUBLISH refresh with the old SIP-ETag gets 200, and a subscription made before gets the NOTIFY of an HTTP change; a TCP one is ended', async () => {
-  const c = await UdpClient.open();
+  const c = await UdpClient.open(sipPort);
   try {
     // Before: carol subscribes to her status (UDP) and publishes {patrol}.
     c.send([...headers(c, 'SUBSCRIBE', carol, 'durable-sub', 1, 'c-sub'), 'Accept: application/pidf+xml', 'Expires: 600']);
@@ -258,7 +197,7 @@ void test('after a restart of the server process, a PUBLISH refresh with the old
 });
 
 void test("after a restart, a UDP subscription to a group's members goes on: a member affiliating over HTTP is in its next NOTIFY", async () => {
-  const c = await UdpClient.open();
+  const c = await UdpClient.open(sipPort);
   const info = `<?xml version="1.0" encoding="UTF-8"?><mcpttinfo xmlns="urn:3gpp:ns:mcpttInfo:1.0"><mcptt-Params><mcptt-request-uri type="Normal"><mcpttURI>${G.north}</mcpttURI></mcptt-request-uri></mcptt-Params></mcpttinfo>`;
   const members = (n: IncomingRequest): string[] => [...n.body.toString().matchAll(/<contact>([^<]+)<\/contact>/g)].map((x) => x[1]!).sort();
   try {
