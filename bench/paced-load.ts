@@ -4,7 +4,7 @@
 // autocannon's own rate limit sends each connection's quota for a second back to back at the start of the second,
 // which is a burst at full load for part of every second, not a steady half load.
 import { Pool } from 'undici';
-import type { Figures, WorkloadRequest } from './workload.ts';
+import { percentile, type Figures, type WorkloadRequest } from './workload.ts';
 
 /** Requests more than this late (the server cannot keep up) end the run early: it is then not a steady load. */
 const MAX_BACKLOG = 5000;
@@ -48,6 +48,6 @@ export async function pacedLoad(url: string, nextRequest: () => WorkloadRequest,
   const elapsed = (performance.now() - start) / 1000 - (opts.settleSeconds ?? 0);
   await pool.close();
   latencies.sort((a, b) => a - b);
-  const at = (q: number): number => Math.round((latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN) * 10) / 10;
+  const at = (q: number): number => Math.round(percentile(latencies, q) * 10) / 10;
   return { requestsPerSecond: latencies.length / elapsed, p50: at(0.5), p99: at(0.99), errors, non2xx, late: total - sent };
 }

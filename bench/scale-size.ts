@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openSqlite } from '../src/adapters/sqlite-store.ts';
 import { Muster, freePort, secret } from '../test/support/harness.ts';
-import { arg, writeResults } from './workload.ts';
+import { arg, percentile, writeResults } from './workload.ts';
 
 const LARGE = arg('--users', 1_000_000);
 const REQUESTS = arg('--requests', 300);
@@ -84,7 +84,7 @@ async function measure(users: number): Promise<{ users: number; groups: number; 
         }
       }
       times.sort((a, b) => a - b);
-      const q = (p: number): number => Math.round(times[Math.min(times.length - 1, Math.floor(p * times.length))]! * 100) / 100;
+      const q = (p: number): number => Math.round(percentile(times, p) * 100) / 100;
       return { users, groups, buildS: Math.round(buildS), startS: Math.round(startS * 10) / 10, peakRssMiB: rssMiB(m.pids[0]!), p50: q(0.5), p99: q(0.99) };
     } finally {
       await m.stop({ keepFiles: true });

@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Muster, ROOT, freePort, stopProcess } from '../test/support/harness.ts';
 import { createTestDatabase, dropTestDatabases, withClient } from '../test/support/postgres.ts';
-import { arg, benchConfig, cpuSecondsOf, groupCount, groupsOf, user, writeResults } from './workload.ts';
+import { arg, benchConfig, cpuSecondsOf, groupCount, groupsOf, median, percentile, user, writeResults } from './workload.ts';
 
 const SECONDS = arg('--seconds', 10);
 const LIMIT = arg('--limit', 64);
@@ -100,8 +100,7 @@ async function publishLoad(what: string, port: number, usersFile: string, server
   // Response time of every PUBLISH (rtd 1: the affiliation, rtd 2: the removal), whole milliseconds.
   const rttFile = readdirSync(work).find((f) => f.endsWith('_rtt.csv'));
   const rtts = rttFile ? readFileSync(join(work, rttFile), 'utf8').trim().split('\n').slice(1).map((l) => Number(l.split(';')[1])).sort((a, b) => a - b) : [];
-  const pct = (q: number): number => rtts[Math.min(rtts.length - 1, Math.floor(q * rtts.length))] ?? NaN;
-  return { what, publishPerSecond: (2 * calls) / seconds, p50: pct(0.5), p99: pct(0.99), calls, failedCalls: Number(col(last, 'FailedCall(C)')), retransmissions: Number(col(last, 'Retransmissions(C)')), serverCores, sippCores };
+  return { what, publishPerSecond: (2 * calls) / seconds, p50: percentile(rtts, 0.5), p99: percentile(rtts, 0.99), calls, failedCalls: Number(col(last, 'FailedCall(C)')), retransmissions: Number(col(last, 'Retransmissions(C)')), serverCores, sippCores };
 }
 
 
@@ -177,7 +176,6 @@ async function untilAnswers(port: number, output: () => string): Promise<void> {
   }
 }
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 const usersFile = writeUsers();
 const [musterSip, kamailioSip, kamailioPgSip] = [await freePort(), await freePort(), await freePort()];

@@ -12,7 +12,7 @@ import { openSqlite, SqliteStore } from '../src/adapters/sqlite-store.ts';
 import { SqliteGmsStore } from '../src/adapters/sqlite-gms-store.ts';
 import type { McUri } from '../src/domain/ids.ts';
 import type { AffiliationWrite } from '../src/ports/store.ts';
-import { arg, groupCount, groupsOf, user, writeResults } from './workload.ts';
+import { arg, groupCount, groupsOf, median, user, writeResults } from './workload.ts';
 
 const USERS = arg('--users', 10_000);
 const ROUNDS = arg('--rounds', 3);
@@ -85,7 +85,6 @@ async function measure(without?: Part): Promise<{ microsPerChange: number; frame
 
 const runs = VARIANTS.map(() => [] as Awaited<ReturnType<typeof measure>>[]);
 for (let k = 0; k < REPEATS; k++) for (const [i, v] of VARIANTS.entries()) runs[i]!.push(await measure(v.without));
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const rows = VARIANTS.map((v, i) => ({
   what: v.what,
   microsPerChange: median(runs[i]!.map((r) => r.microsPerChange)),

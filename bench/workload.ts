@@ -215,6 +215,12 @@ export function writeResults(name: string, results: { command: string } & Record
   writeFileSync(new URL(`results/${name}.json`, import.meta.url), JSON.stringify({ ...results, at: new Date().toISOString() }, null, 2));
 }
 
+/** The value at quantile `q` (0-1) of ascending `sorted`: NaN when there is none. */
+export const percentile = (sorted: number[], q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
+
+/** The middle value (the upper one of an even count): what the benchmarks quote of several runs. */
+export const median = (xs: number[]): number => percentile([...xs].sort((a, b) => a - b), 0.5);
+
 export function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(name);
   return i >= 0 ? Number(process.argv[i + 1]) : fallback;
