@@ -3,6 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer as createHttpServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { createSocket } from 'node:dgram';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -12,16 +13,35 @@ import { createTestDatabase, dropTestDatabases } from './postgres.ts';
 export const ROOT = new URL('../..', import.meta.url).pathname;
 export const CLI = join(ROOT, 'src/cli/muster.ts');
 
-/** A free TCP port on 127.0.0.1 (asked of the OS, then released for the server to take). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/** Ports handed to servers come from below Linux's ephemeral range (32768-60999): an outgoing connection of any
+ *  test could otherwise take a port between its probe here and the server's bind (EADDRINUSE at start-up). */
+const PORT_POOL = { low: 20000, high: 32767 };
+
+/** Whether `port` can be bound on 127.0.0.1 for both TCP and UDP right now (the SIP face listens on both). */
+async function bindable(port: number): Promise<boolean> {
+  const tcp = await new Promise<boolean>((resolve) => {
     const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
   });
+  if (!tcp) return false;
+  return new Promise<boolean>((resolve) => {
+    const u = createSocket('udp4');
+    u.once('error', () => {
+      u.close();
+      resolve(false);
+    });
+    u.bind(port, '127.0.0.1', () => u.close(() => resolve(true)));
+  });
+}
+
+/** A free port on 127.0.0.1, picked at random from PORT_POOL and probed, then released for the server to take. */
+export async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = PORT_POOL.low + Math.floor(Math.random() * (PORT_POOL.high - PORT_POOL.low + 1));
+    if (await bindable(port)) return port;
+  }
+  throw new Error(`no free port in ${PORT_POOL.low}-${PORT_POOL.high} after 200 tries`);
 }
 
 export const secret = (): string => randomBytes(24).toString('base64url');

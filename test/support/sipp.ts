@@ -32,8 +32,10 @@ export async function sipp(scenario: string, target: { port: number }, keys: Rec
     ...(opts.auth ? ['-au', opts.auth.username, '-ap', opts.auth.password, '-auth_uri', opts.auth.uri.replace(/^sip:/, '')] : []),
     ...Object.entries(keys).flatMap(([k, v]) => ['-key', k, v]),
   ];
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
     const p = spawn('sipp', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    // No sipp on this machine (.ci/run installs it): a clear failure, not an uncaught error and a hang.
+    p.once('error', (e) => reject(new Error(`sipp could not be started (${(e as { code?: string }).code ?? e.message}); install Debian's sip-tester`)));
     let output = '';
     p.stdout.on('data', (c: Buffer) => (output += c.toString()));
     p.stderr.on('data', (c: Buffer) => (output += c.toString()));
