@@ -7,6 +7,7 @@ import type { PartnerConfig } from '../config/config.ts';
 import type { PartnerRequest, PartnerServers, PartnerTrouble, ResyncPage, ResyncPageAnswer } from '../ports/partner.ts';
 import { compareResyncKeys, type ResyncKey } from '../domain/decisions/partner-resync.ts';
 import { MC_SERVICES } from '../domain/services.ts';
+import { MusterError } from '../domain/errors.ts';
 import type { McUri } from '../domain/ids.ts';
 import { PartnerGate } from './partner-gate.ts';
 import type { Logger } from 'pino';
@@ -33,6 +34,9 @@ export class HttpPartnerServers implements PartnerServers {
   private readonly troubleListeners: ((domain: string, trouble: PartnerTrouble) => void)[] = [];
   /** The connections to each partner (to its next hop), by domain. */
   private readonly peers = new Map<string, PeerHttp>();
+  /** Undo retries waiting for their moment; dropped on close (the re-synchronisation at the next start settles them). */
+  private readonly undoRetries = new Set<NodeJS.Timeout>();
+  private closed = false;
 
   constructor(
     private readonly ownDomain: string,
@@ -165,6 +169,8 @@ export class HttpPartnerServers implements PartnerServers {
    * (not reachable, or a 4xx refusal); `unknown`: it may have applied the request (timeout, 5xx, garbled answer).
    */
   private async post(partner: PartnerConfig, path: Path, req: PartnerRequest, success: 'affiliated' | 'deaffiliated', undo = false): Promise<PostOutcome> {
+    // Stopping: nothing is sent, so nothing can have been applied.
+    if (this.closed) return { kind: 'refused', why: 'stopping' };
     let res: Exchange;
     try {
       res = await this.postJson(partner, path, { mcServiceId: req.mcServiceId, service: req.service, groupIds: req.groupIds, ...(undo && path === 'deaffiliations' ? { undo: true } : {}) });
@@ -184,7 +190,7 @@ export class HttpPartnerServers implements PartnerServers {
     const inverse: Path = path === 'affiliations' ? 'deaffiliations' : 'affiliations';
     // A later request for a group (the user tried again) decides that group; the undo must not overtake it.
     const groupIds = original.groupIds.filter((g) => this.latest.get(latestKey(original, g)) === seq);
-    if (groupIds.length === 0) return;
+    if (groupIds.length === 0 || this.closed) return;
     const req = { ...original, groupIds };
     void this.post(partner, inverse, req, inverse === 'affiliations' ? 'affiliated' : 'deaffiliated', true).then((outcome) => {
       if (outcome.kind !== 'unknown' || attempt >= UNDO_ATTEMPTS) this.forget(req, seq);
@@ -198,7 +204,11 @@ export class HttpPartnerServers implements PartnerServers {
         this.trouble(partner.domain, 'undo-failed');
         return;
       }
-      setTimeout(() => this.undo(partner, path, original, seq, attempt + 1), 500 * attempt).unref();
+      const retry = setTimeout(() => {
+        this.undoRetries.delete(retry);
+        this.undo(partner, path, original, seq, attempt + 1);
+      }, 500 * attempt).unref();
+      this.undoRetries.add(retry);
     });
   }
 
@@ -231,6 +241,8 @@ export class HttpPartnerServers implements PartnerServers {
   }
 
   private peerOf(p: PartnerConfig): PeerHttp {
+    // After close, no new pool: one would hold its connections open past the stop.
+    if (this.closed) throw new MusterError('unavailable', `stopping: no more requests to partner ${p.domain}`);
     let peer = this.peers.get(p.domain);
     if (!peer) {
       peer = new PeerHttp(p.nextHop, p.timeoutMs);
@@ -241,6 +253,9 @@ export class HttpPartnerServers implements PartnerServers {
 
   /** Closes the connections to the partners (on stop). */
   async close(): Promise<void> {
+    this.closed = true;
+    this.undoRetries.forEach(clearTimeout);
+    this.undoRetries.clear();
     await Promise.all([...this.peers.values()].map((peer) => peer.close()));
     this.peers.clear();
   }
