@@ -96,6 +96,7 @@ export const AUDIT_ACTIONS = [
   'federation-change',
   'federation-resync',
   'partner-resync',
+  'resync-drop',
   'gms-group-put',
   'gms-group-delete',
   'profile-put',

@@ -89,7 +89,7 @@ async function reask(server: McServiceServer, domain: string, missing: readonly 
       if (o.outcome === 'drop') dropped.push({ groupId, reason: o.reason });
       report.reasked.push({ userId, service, groupId, outcome: o.outcome === 'drop' ? 'dropped' : o.outcome, ...(o.outcome === 'drop' ? { reason: o.reason } : {}) });
     }
-    if (dropped.length > 0) await drop(server, userId, service, dropped);
+    if (dropped.length > 0) await drop(server, report, userId, service, dropped);
   }
   return true;
 }
@@ -106,8 +106,11 @@ function withinBytes(rows: readonly ResyncKey[]): ResyncKey[] {
   return rows.slice(0, n);
 }
 
-/** The primary's record of an affiliation its host refuses now goes, and the user's clients learn why. */
-async function drop(server: McServiceServer, userId: McUri, service: McService, dropped: { groupId: McUri; reason: RefusalReason }[]): Promise<void> {
+/**
+ * The primary's record of an affiliation its host refuses now goes, and the user's clients learn why. No request
+ * asked for it, so this system is the audit entry's subject (docs/audit.md `resync-drop`), stored with the change.
+ */
+async function drop(server: McServiceServer, run: ResyncReport, userId: McUri, service: McService, dropped: { groupId: McUri; reason: RefusalReason }[]): Promise<void> {
   const { events } = await server.store.changeAffiliations(userId, service, (held) => {
     const gone = dropped.filter((d) => held.get(d.groupId) === 'affiliated');
     return {
@@ -115,6 +118,10 @@ async function drop(server: McServiceServer, userId: McUri, service: McService, 
       remove: gone.map((d) => d.groupId),
       tellGms: [], // the host tells its own GMS
       events: statusEvents(userId, service, gone.map((d) => ({ groupId: d.groupId, status: 'rejected', reason: d.reason }))),
+      audit:
+        gone.length === 0
+          ? []
+          : [{ at: server.clock.now(), subject: server.domain, role: 'server', onBehalfOf: userId, action: 'resync-drop', service, groups: gone.map((d) => d.groupId), httpStatus: 200, errorCode: null, result: { partner: run.partner, why: run.reason, dropped: gone } }],
       result: undefined,
     };
   });

@@ -76,7 +76,7 @@ function deleteAtFire(who: string, groupId: string): void {
   }
 }
 
-type AuditEntry = { action: string; subject: string; role: string; onBehalfOf: string | null; groups: string[]; httpStatus: number; result: unknown };
+type AuditEntry = { action: string; subject: string; role: string; onBehalfOf: string | null; service: string | null; groups: string[]; httpStatus: number; result: unknown };
 
 /** A system's audit entries of one action (docs/audit.md). */
 async function auditOf(domain: typeof P | typeof F, action: string): Promise<AuditEntry[]> {
@@ -207,6 +207,12 @@ void describe('(b) the partner loses a record the primary holds', () => {
     assert.deepEqual(await primaryRecords(sys, dave), { [engine]: 'affiliated' });
     const onRecord = (await auditOf(P, 'partner-resync')).find((e) => e.subject === 'operator' && JSON.stringify(e.result).includes(rescue));
     assert.ok(onRecord, 'the operator\'s run is on record at police, naming what it dropped');
+    // The drop itself, on dave's record: by police (no request asked for it), in the transaction that dropped it.
+    const drops = (await auditOf(P, 'resync-drop')).filter((e) => e.onBehalfOf === dave);
+    assert.deepEqual(
+      drops.map((e) => [e.subject, e.role, e.service, e.groups, e.result]),
+      [[P, 'server', 'mcptt', [rescue], { partner: F, why: 'operator', dropped: [{ groupId: rescue, reason: 'not-member' }] }]],
+    );
     await assertAgreement(sys, dave, [engine]);
     assert.ok(await statusEvents(dave, (d) => d.status.some((s) => s.groupId === rescue && s.status === 'rejected' && s.reason === 'not-member')), "dave's clients were told rescue is gone, and why");
 
