@@ -11,17 +11,19 @@ export async function affiliateAsGroupHost(server: McServiceServer, req: Affilia
   // Steps 4a/4b: the group policy from the cache, or subscribed from the GMS.
   await server.gms.ensurePolicies(groupIds);
   // Step 5: policy checks only (the primary checked subscription and N2); step 6: store.
-  const { result: verdicts } = await server.store.changeAffiliations(userId, service, (held) => {
+  const { result: verdicts, events } = await server.store.changeAffiliations(userId, service, (held) => {
     const v = decideAffiliation({ service, userId, profile: undefined, requested: groupIds, held, homeOf: (g) => homeOf(server, g) });
     const affiliated = v.filter((x) => x.verdict === 'affiliate').map((x) => x.groupId);
     return {
       put: affiliated.map((groupId) => ({ groupId, state: 'affiliated' as const })),
       remove: [],
       tellGms: affiliated.map((groupId) => ({ groupId, status: 'affiliated' as const })),
-      events: [],
+      // The user's clients are the primary's; the event is for this system's watchers of the groups (SIP face).
+      events: statusEvents(userId, service, affiliated.map((groupId) => ({ groupId, status: 'affiliated' }))),
       result: v,
     };
   });
+  server.notifier.publish(events);
   // Step 7b: the GMS update leaves through the outbox; step 7a is the answer below.
   if (verdicts.some((v) => v.verdict === 'affiliate')) server.tellGmsSoon();
   const status = verdicts.map((v): GroupStatus =>
@@ -42,7 +44,7 @@ export async function deaffiliateAsGroupHost(server: McServiceServer, req: Affil
       put: [],
       remove: removed,
       tellGms: removed.map((groupId) => ({ groupId, status: 'deaffiliated' as const })),
-      events: statusEvents(userId, service, []),
+      events: statusEvents(userId, service, removed.map((groupId) => ({ groupId, status: 'deaffiliated' }))),
       result: v,
     };
   });

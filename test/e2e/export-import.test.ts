@@ -191,7 +191,8 @@ function writeConfig(name: string, cfg: RawConfig): string {
 }
 
 void describe('muster export / import: SQLite to PostgreSQL', () => {
-  void test('affiliations, GMS lists, event replay and open changes move without loss; ids and seqs continue', { timeout: 60_000 }, async () => {
+  // Bounded against a hang, with room for a loaded machine: it runs about 30 s alone and took 40 s in CI (two files at once).
+  void test('affiliations, GMS lists, event replay and open changes move without loss; ids and seqs continue', { timeout: 180_000 }, async () => {
     const port = await freePort();
     const sqliteConfig = config(`sqlite:${join(work, 'police.db')}`, port);
     const sqliteDir = mkdtempSync(join(work, 'sqlite-'));
