@@ -28,6 +28,7 @@ import { PartnerRecovery } from './procedures/partner-recovery.ts';
 import { MusterError } from './domain/errors.ts';
 import { systemClock, type Clock } from './ports/clock.ts';
 import { buildHttpFace } from './faces/http/app.ts';
+import { TokenBuckets } from './faces/http/rate-limit.ts';
 import { CredentialVerifier } from './faces/http/credentials.ts';
 import { SipFace } from './faces/sip/sip-face.ts';
 
@@ -133,6 +134,8 @@ export class McSystem {
 
   async listen(): Promise<string> {
     const c = this.config;
+    // One budget per caller for both faces: a user sending over SIP and HTTP at once gets the rate once, not twice.
+    const rate = new TokenBuckets(c.rateLimit, () => this.server.clock.now());
     this.http = await buildHttpFace({
       config: c,
       server: this.server,
@@ -140,6 +143,7 @@ export class McSystem {
       profiles: this.profiles,
       verifier: new CredentialVerifier(c.secret, c.domain),
       partnerGate: new PartnerGate(c.domain, c.partners),
+      rate,
       health: (opts) => this.health(opts),
       resyncPartners: (partner) => this.resyncPartners(partner),
       partnerStarted: (domain) => this.recovery.partnerStarted(domain),
@@ -167,7 +171,7 @@ export class McSystem {
     this.timers.push(sweep, expiry, retention);
     const address = await this.http.listen({ host: c.http.host, port: c.http.port });
     // SIP face (STAGE3.md): opt-in, only when the configuration has a `sip` key.
-    if (c.sip) this.sip = await SipFace.start({ config: c.sip, server: this.server, verifier: new CredentialVerifier(c.secret, c.domain), secret: c.secret, rateLimit: c.rateLimit, log: this.log });
+    if (c.sip) this.sip = await SipFace.start({ config: c.sip, server: this.server, verifier: new CredentialVerifier(c.secret, c.domain), secret: c.secret, rate, log: this.log });
     // Once this system answers, so partners re-synchronising with it at the same time find it up.
     this.recovery.start();
     this.log.info({ address }, 'MC system listening');

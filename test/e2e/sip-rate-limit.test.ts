@@ -1,5 +1,5 @@
 // Issue 7, rate per sender on the SIP face: a sender over its rate gets 503 with Retry-After (RFC 3261 §21.5.4) and
-// nothing of the refused request is applied; another sender keeps its own budget.
+// nothing of the refused request is applied; the budget is the user's over both faces; another sender keeps its own.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Muster, call, freePort, secret } from '../support/harness.ts';
@@ -36,10 +36,13 @@ after(async () => {
   await m?.stop();
 });
 
-void test("a sender's third PUBLISH in a row gets 503 with Retry-After; another sender is not held back", async () => {
+void test("a sender's third PUBLISH in a row gets 503 with Retry-After, and its HTTP requests 429; another sender is not held back", async () => {
   const first = await sipp('publish-rate-limited.xml', { port: sipPort }, { psi: PSI, user: alice });
   assert.equal(first.code, 0, first.output);
   assert.match(first.messages, /SIP\/2\.0 503 [^\r\n]*\r?\n(?:[^\r\n]+\r?\n)*Retry-After: (?:[1-9][0-9]*)/);
+  // One budget for both faces: alice spent hers over SIP, so her HTTP request is refused too (a read: not audited).
+  const overHttp = await call('GET', `${m.url()}/mc/v1/users/${encodeURIComponent(alice)}/affiliations`, await m.token(alice));
+  assert.equal(overHttp.status, 429, JSON.stringify(overHttp.body));
   // bob's budget is his own: his first two PUBLISHes are answered 200 although alice is over hers.
   const second = await sipp('publish-rate-limited.xml', { port: sipPort }, { psi: PSI, user: bob });
   assert.equal(second.code, 0, second.output);

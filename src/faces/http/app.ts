@@ -12,7 +12,7 @@ import { gmsRoutes } from './routes-gms.ts';
 import { adminRoutes } from './routes-admin.ts';
 import { federationRoutes } from './routes-federation.ts';
 import { shedLoad } from './load-shedding.ts';
-import { callerSubject, limitRatePerCredential } from './rate-limit.ts';
+import { callerSubject, limitRatePerCredential, type TokenBuckets } from './rate-limit.ts';
 import type { McServiceServer } from '../../procedures/context.ts';
 import type { GroupManagementServer } from '../../gms/group-management-server.ts';
 import type { UserProfileCache } from '../../adapters/user-profile-cache.ts';
@@ -28,6 +28,8 @@ export interface HttpFaceDeps {
   profiles: UserProfileCache;
   verifier: CredentialVerifier;
   partnerGate: PartnerGate;
+  /** Each caller's token bucket (the system's rateLimit), shared with the SIP face. */
+  rate: TokenBuckets;
   /** `partners: false`: this system's own dependencies only (what partners probe, so their probes do not cascade). */
   health(opts?: { partners: boolean }): Promise<{ status: 'ok' | 'degraded'; [k: string]: unknown }>;
   /** Partner re-synchronisation on the operator's demand: with every partner, or the one named (an unknown one: 404). */
@@ -78,7 +80,7 @@ export async function buildHttpFace(deps: HttpFaceDeps): Promise<FastifyInstance
   });
   // Issue 7, before any body is read: shed load first (cheapest), then the caller's rate once it is authenticated.
   shedLoad(app, deps.config.maxInFlight);
-  limitRatePerCredential(app, deps.config.rateLimit, callerSubject(deps.verifier, deps.partnerGate));
+  limitRatePerCredential(app, deps.rate, callerSubject(deps.verifier, deps.partnerGate));
 
   await app.register(swagger, {
     openapi: {

@@ -24,7 +24,7 @@ export class TokenBuckets {
   private lastSweep: number;
 
   constructor(
-    private readonly limit: RateLimit,
+    readonly limit: RateLimit,
     private readonly now: () => number = Date.now,
     private readonly maxKeys = 100_000,
   ) {
@@ -67,9 +67,10 @@ export class TokenBuckets {
 /**
  * Registers the check on every route: `subjectOf` authenticates the caller (undefined when it cannot: the route
  * then answers 401 itself). A request is one token whatever it does; an event stream is one token when opened.
+ * `buckets` are the system's, shared with the SIP face: a user has one budget whichever face it uses.
  */
-export function limitRatePerCredential(app: FastifyInstance, limit: RateLimit, subjectOf: (req: FastifyRequest) => Promise<string | undefined>, now: () => number = Date.now): TokenBuckets {
-  const buckets = new TokenBuckets(limit, now);
+export function limitRatePerCredential(app: FastifyInstance, buckets: TokenBuckets, subjectOf: (req: FastifyRequest) => Promise<string | undefined>): void {
+  const { limit } = buckets;
   app.addHook('onRequest', async (req, reply) => {
     if (req.routeOptions.url === '/healthz') return;
     const subject = await subjectOf(req);
@@ -79,7 +80,6 @@ export function limitRatePerCredential(app: FastifyInstance, limit: RateLimit, s
     const { status, body } = toErrorReply(new MusterError('rate-limited', `more than ${limit.perSecond} requests a second (burst ${limit.burst}) for this credential; retry after ${wait} s`));
     return reply.code(status).header('retry-after', String(wait)).send(body);
   });
-  return buckets;
 }
 
 /**

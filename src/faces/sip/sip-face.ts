@@ -21,7 +21,7 @@ import type { Flow, Transport } from './transport.ts';
 import type { LocalAddress } from './notify-user-agent-client.ts';
 import { DigestAuthenticator } from './digest.ts';
 import { AuditRecorder } from '../../adapters/audit-recorder.ts';
-import { TokenBuckets, type RateLimit } from '../http/rate-limit.ts';
+import type { TokenBuckets } from '../http/rate-limit.ts';
 
 export type SipConfig = NonNullable<SystemConfig['sip']>;
 
@@ -48,7 +48,7 @@ export class SipFace {
     private readonly expiries: { start(): void; stop(): void }[],
   ) {}
 
-  static async start(opts: { config: SipConfig; server: McServiceServer; verifier: CredentialVerifier; secret: string; rateLimit: RateLimit; log: Logger }): Promise<SipFace> {
+  static async start(opts: { config: SipConfig; server: McServiceServer; verifier: CredentialVerifier; secret: string; rate: TokenBuckets; log: Logger }): Promise<SipFace> {
     const { config, server, log } = opts;
     const transports: Transport[] = [];
     const locals = new Map<string, LocalAddress>();
@@ -66,7 +66,7 @@ export class SipFace {
         publications,
         subscriptions,
         audit: new AuditRecorder(server.store, log),
-        senderRate: new TokenBuckets(opts.rateLimit, () => server.clock.now()),
+        senderRate: opts.rate,
       },
       localOf,
       log.child({ face: 'sip' }),
