@@ -29,7 +29,7 @@ import { insertColumns, inTransaction, newPool, toStoreError } from './postgres-
 import { PostgresGmsStore } from './postgres-gms-store.ts';
 import { AUDIT_COLUMNS, type Row, auditRow, toAffiliationRecord, toAuditEntry, toChangeRecord, toClientEvent } from './store-rows.ts';
 import type { SipListFilter, SipPublicationRecord, SipSubscriptionRecord } from '../ports/store.ts';
-import { SIP_PUBLICATION_COLUMNS, SIP_SUBSCRIPTION_COLUMNS, sipPublicationValues, sipSubscriptionValues, toSipPublication, toSipSubscription } from './sip-rows.ts';
+import { SIP_PUBLICATION_COLUMNS, SIP_PUBLICATION_TYPES, SIP_SUBSCRIPTION_COLUMNS, SIP_SUBSCRIPTION_TYPES, sipPublicationValues, sipSubscriptionValues, toSipPublication, toSipSubscription } from './sip-rows.ts';
 
 type NewEvent = { userId: McUri; type: ClientEvent['type']; data: unknown };
 
@@ -328,6 +328,7 @@ export class PostgresStore implements Store {
         profiles: (await all('SELECT profile FROM user_profiles ORDER BY id')).map((r) => JSON.parse(r['profile'] as string) as UserProfile),
         changes: (await all('SELECT * FROM change_requests ORDER BY created_at, id, target')).map(toChangeRecord),
         audit: (await all('SELECT * FROM audit_log ORDER BY id')).map(toAuditEntry),
+        sip: { publications: (await all('SELECT * FROM sip_publications ORDER BY etag')).map(toSipPublication), subscriptions: (await all('SELECT * FROM sip_subscriptions ORDER BY id')).map(toSipSubscription) },
         sequences: { outbox: await sequenceHigh(c, 'gms_outbox', 'seq'), events: await sequenceHigh(c, 'events', 'id') },
       };
     });
@@ -336,9 +337,9 @@ export class PostgresStore implements Store {
   async restore(dump: StoreDump): Promise<void> {
     await this.tx(async (c) => {
       // Writers wait until the import committed, and a second import sees this one's rows.
-      await c.query('LOCK TABLE affiliations, gms_outbox, events, user_profiles, change_requests, audit_log IN SHARE ROW EXCLUSIVE MODE');
+      await c.query('LOCK TABLE affiliations, gms_outbox, events, user_profiles, change_requests, audit_log, sip_publications, sip_subscriptions IN SHARE ROW EXCLUSIVE MODE');
       const { rows } = await c.query<{ used: boolean }>(
-        'SELECT EXISTS (SELECT 1 FROM affiliations) OR EXISTS (SELECT 1 FROM gms_outbox) OR EXISTS (SELECT 1 FROM events) OR EXISTS (SELECT 1 FROM user_profiles) OR EXISTS (SELECT 1 FROM change_requests) OR EXISTS (SELECT 1 FROM audit_log) AS used',
+        'SELECT EXISTS (SELECT 1 FROM affiliations) OR EXISTS (SELECT 1 FROM gms_outbox) OR EXISTS (SELECT 1 FROM events) OR EXISTS (SELECT 1 FROM user_profiles) OR EXISTS (SELECT 1 FROM change_requests) OR EXISTS (SELECT 1 FROM audit_log) OR EXISTS (SELECT 1 FROM sip_publications) OR EXISTS (SELECT 1 FROM sip_subscriptions) AS used',
       );
       if (rows[0]?.used) throw new MusterError('conflict', 'the target store is not empty: import only into a new store');
       const a = dump.affiliations;
@@ -371,6 +372,10 @@ export class PostgresStore implements Store {
       );
       const au = dump.audit ?? [];
       await insertColumns(c, `audit_log (id, ${AUDIT_COLUMNS.join(', ')})`, ['bigint', ...AUDIT_TYPES], au.length, (i) => [au[i]!.id, ...auditRow(au[i]!)]);
+      const pubs = dump.sip?.publications ?? [];
+      await insertColumns(c, `sip_publications (${SIP_PUBLICATION_COLUMNS.join(', ')})`, [...SIP_PUBLICATION_TYPES], pubs.length, (i) => sipPublicationValues(pubs[i]!));
+      const subs = dump.sip?.subscriptions ?? [];
+      await insertColumns(c, `sip_subscriptions (${SIP_SUBSCRIPTION_COLUMNS.join(', ')})`, [...SIP_SUBSCRIPTION_TYPES], subs.length, (i) => sipSubscriptionValues(subs[i]!));
       // The next seq and id are above every imported one and every one the source ever handed out.
       await raiseSequence(c, 'audit_log', 'id', highest(0, au, (r) => r.id));
       await raiseSequence(c, 'gms_outbox', 'seq', highest(dump.sequences.outbox, o, (r) => r.seq));

@@ -7,6 +7,9 @@ import type { Row } from './store-rows.ts';
 
 export const SIP_PUBLICATION_COLUMNS = ['user_id', 'service', 'etag', 'expires', 'expires_at', 'p_id', 'tuple_id'] as const;
 
+/** PostgreSQL's types of SIP_PUBLICATION_COLUMNS, for a restore's column arrays (postgres-store.ts). */
+export const SIP_PUBLICATION_TYPES = ['text', 'text', 'text', 'bigint', 'bigint', 'text', 'text'] as const;
+
 export const SIP_SUBSCRIPTION_COLUMNS = [
   'id',
   'owner',
@@ -26,6 +29,9 @@ export const SIP_SUBSCRIPTION_COLUMNS = [
   'local_cseq',
   'remote_cseq',
 ] as const;
+
+/** PostgreSQL's types of SIP_SUBSCRIPTION_COLUMNS. */
+export const SIP_SUBSCRIPTION_TYPES = ['text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'integer', 'text', 'text', 'text', 'bigint', 'bigint', 'bigint'] as const;
 
 /** A publication's values in SIP_PUBLICATION_COLUMNS order. */
 export function sipPublicationValues(p: SipPublicationRecord): (string | number | null)[] {

@@ -298,6 +298,7 @@ export class SqliteStore implements Store {
         profiles: all('SELECT profile FROM user_profiles ORDER BY id').map((r) => JSON.parse(r['profile'] as string) as UserProfile),
         changes: all('SELECT * FROM change_requests ORDER BY created_at, id, target').map(toChangeRecord),
         audit: all('SELECT * FROM audit_log ORDER BY id').map(toAuditEntry),
+        sip: { publications: all('SELECT * FROM sip_publications ORDER BY etag').map(toSipPublication), subscriptions: all('SELECT * FROM sip_subscriptions ORDER BY id').map(toSipSubscription) },
         // Status updates told to a colocated GMS directly took sequence numbers too: the next store continues above them.
         sequences: { outbox: Math.max(this.sequence('gms_outbox'), this.colocatedGms?.seq ?? 0), events: this.sequence('events') },
       };
@@ -308,7 +309,7 @@ export class SqliteStore implements Store {
     await this.write(() => {
       const used = this.db
         .prepare(
-          'SELECT EXISTS (SELECT 1 FROM affiliations) OR EXISTS (SELECT 1 FROM gms_outbox) OR EXISTS (SELECT 1 FROM events) OR EXISTS (SELECT 1 FROM user_profiles) OR EXISTS (SELECT 1 FROM change_requests) OR EXISTS (SELECT 1 FROM audit_log) AS used',
+          'SELECT EXISTS (SELECT 1 FROM affiliations) OR EXISTS (SELECT 1 FROM gms_outbox) OR EXISTS (SELECT 1 FROM events) OR EXISTS (SELECT 1 FROM user_profiles) OR EXISTS (SELECT 1 FROM change_requests) OR EXISTS (SELECT 1 FROM audit_log) OR EXISTS (SELECT 1 FROM sip_publications) OR EXISTS (SELECT 1 FROM sip_subscriptions) AS used',
         )
         .get() as { used: number };
       if (used.used) throw new MusterError('conflict', 'the target store is not empty: import only into a new store');
@@ -324,6 +325,8 @@ export class SqliteStore implements Store {
       }
       const audit = dump.audit ?? [];
       for (const a of audit) this.q.audit.run(a.id, ...auditRow(a));
+      for (const p of dump.sip?.publications ?? []) this.sip.putPublication.run(...sipPublicationValues(p));
+      for (const sub of dump.sip?.subscriptions ?? []) this.sip.putSubscription.run(...sipSubscriptionValues(sub));
       // The next seq and id are above every imported one and every one the source ever handed out.
       this.raiseSequence('audit_log', highest(0, audit, (a) => a.id));
       this.raiseSequence('gms_outbox', highest(dump.sequences.outbox, dump.outbox, (o) => o.seq));

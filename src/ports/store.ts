@@ -162,6 +162,11 @@ export interface StoreDump {
   /** Every audit entry, with its id. Dumps written before the audit log existed lack it: restore treats that as []. */
   audit?: AuditEntry[];
   /**
+   * The SIP face's publications and subscriptions, expired ones too (the next prune removes them), so a SIP client's
+   * SIP-ETag and subscription dialog survive a move. Dumps written before this lack it: restore treats that as none.
+   */
+  sip?: { publications: SipPublicationRecord[]; subscriptions: SipSubscriptionRecord[] };
+  /**
    * The highest outbox seq and event id ever handed out (0: none). May be above every row: confirmed outbox rows
    * are deleted, yet the GMS remembers their seqs, so a restored store must never hand one out again.
    */

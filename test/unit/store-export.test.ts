@@ -152,6 +152,33 @@ async function populate({ store, gms, clock }: Opened): Promise<void> {
   await store.createChanges([change({ id: 'c-late', target: bob, createdAt: 1_700_000_002_000 })], []);
   assert.equal(await store.transitionChange('c-late', bob, ['asked'], 'timed-out'), true);
   await store.appendEvents([{ userId: dispatch, type: 'affiliation-status', data: { note: 'ünïcødé ✓', nested: { a: [1, 2.5, null, true] } } }]);
+  // The SIP face's state: a publication that never expires and one that does, a subscription over UDP and one over TCP.
+  assert.equal(await store.putSipPublication({ userId: alice, service: 'mcptt', etag: 'etag-a', expires: 4294967295, expiresAt: null, pId: null, tupleId: null }), 'stored');
+  assert.equal(await store.putSipPublication({ userId: bob, service: 'mcptt', etag: 'etag-b', expires: 3600, expiresAt: 1_700_003_600_000, pId: 'sip:bob@police.example', tupleId: 't1' }), 'stored');
+  for (const [id, transport] of [['sub-1', 'udp'], ['sub-2', 'tcp']] as const) {
+    assert.equal(
+      await store.putSipSubscription({
+        id,
+        owner: 'host-1 udp 127.0.0.1:5060',
+        callId: `call-${id}`,
+        localTag: 'lt',
+        remoteTag: 'rt',
+        remoteFrom: `<${dispatch}>;tag=rt`,
+        remoteTarget: 'sip:dispatch@127.0.0.1:5070',
+        eventId: transport === 'udp' ? null : 'e1',
+        transport,
+        remoteAddress: '127.0.0.1',
+        remotePort: 5070,
+        watcher: dispatch,
+        userId: alice,
+        service: 'mcptt',
+        expiresAt: 1_700_003_600_000,
+        localCSeq: 3,
+        remoteCSeq: 7,
+      }),
+      true,
+    );
+  }
 
   await gms.putGroup(group(g(1)));
   await gms.putGroup(group(g(1), { displayName: 'Patrol 2' }));
@@ -190,6 +217,8 @@ function checkPopulated(d: { store: StoreDump; gms: GmsDump }): void {
   assert.deepEqual(d.store.sequences, { outbox: 5, events: 9 });
   assert.deepEqual(d.store.events.map((e) => e.id), [1, 2, 3, 4, 5, 6, 7, 8, 9]);
   assert.deepEqual(d.store.profiles.map((p) => p.id), [alice, bob, dispatch]);
+  assert.deepEqual(d.store.sip?.publications.map((p) => [p.etag, p.userId, p.expiresAt]), [['etag-a', alice, null], ['etag-b', bob, 1_700_003_600_000]]);
+  assert.deepEqual(d.store.sip?.subscriptions.map((x) => [x.id, x.transport, x.eventId, x.localCSeq, x.remoteCSeq]), [['sub-1', 'udp', null, 3, 7], ['sub-2', 'tcp', 'e1', 3, 7]]);
   assert.deepEqual(
     d.store.changes.map((c) => [c.id, c.target, c.state]),
     [
@@ -252,6 +281,8 @@ async function roundTrip(from: Opened, to: Opened): Promise<void> {
   assert.deepEqual(await to.store.eventsAfter(bob, 2, 100), await from.store.eventsAfter(bob, 2, 100));
   assert.deepEqual(await to.gms.allGroups().then((x) => x.sort((a, b) => a.id.localeCompare(b.id))), await from.gms.allGroups().then((x) => x.sort((a, b) => a.id.localeCompare(b.id))));
   assert.deepEqual(await to.gms.allAffiliations(), await from.gms.allAffiliations());
+  assert.deepEqual(await to.store.getSipPublication(bob, 'mcptt', 1_700_000_000_000), await from.store.getSipPublication(bob, 'mcptt', 1_700_000_000_000));
+  assert.deepEqual(await to.store.sipSubscriptionsOwnedBy('host-1 udp 127.0.0.1:5060'), await from.store.sipSubscriptionsOwnedBy('host-1 udp 127.0.0.1:5060'));
   await checkContinuity(to);
 }
 
@@ -269,7 +300,7 @@ void describe('store export: dump and restore', () => {
   void test('an empty store dumps as empty, restores into either backend, and starts its sequences at 1', async () => {
     for (const open of [freshSqlite, freshPostgres]) {
       const empty = await snapshot(freshSqlite());
-      assert.deepEqual(empty, { store: { affiliations: [], outbox: [], events: [], profiles: [], changes: [], audit: [], sequences: { outbox: 0, events: 0 } }, gms: { groups: [], affiliations: [] } });
+      assert.deepEqual(empty, { store: { affiliations: [], outbox: [], events: [], profiles: [], changes: [], audit: [], sip: { publications: [], subscriptions: [] }, sequences: { outbox: 0, events: 0 } }, gms: { groups: [], affiliations: [] } });
       const to = await open();
       await to.store.restore(empty.store);
       await to.gms.restore(empty.gms);

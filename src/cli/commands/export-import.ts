@@ -33,7 +33,7 @@ interface SystemOptionValues {
 export function registerExportImport(program: Command): void {
   program
     .command('export')
-    .description("write one system's whole store (affiliations, pending GMS updates, events, profiles, change requests, GMS groups and lists) as one JSON document")
+    .description("write one system's whole store (affiliations, pending GMS updates, events, profiles, change requests, audit log, SIP publications and subscriptions, GMS groups and lists) as one JSON document")
     .option('--config <file>', 'configuration file (YAML or JSON)', DEFAULT_CONFIG)
     .option('--system <name>', 'the system (needed when the configuration has several)')
     .option('--out <file>', 'write to this file instead of stdout')
@@ -120,7 +120,8 @@ export async function importSystem(config: SystemConfig, doc: ExportDocument): P
     const s = doc.store;
     return (
       `${config.name} (${store.kind}): imported ${s.affiliations.length} affiliations, ${s.outbox.length} pending GMS updates, ${s.events.length} events, ` +
-      `${s.profiles.length} user profiles, ${s.changes.length} change requests, ${s.audit?.length ?? 0} audit entries, ${doc.gms.groups.length} groups, ${doc.gms.affiliations.length} GMS affiliation rows ` +
+      `${s.profiles.length} user profiles, ${s.changes.length} change requests, ${s.audit?.length ?? 0} audit entries, ` +
+      `${s.sip?.publications.length ?? 0} SIP publications, ${s.sip?.subscriptions.length ?? 0} SIP subscriptions, ${doc.gms.groups.length} groups, ${doc.gms.affiliations.length} GMS affiliation rows ` +
       `(next event id above ${s.sequences.events}, next GMS update seq above ${s.sequences.outbox})`
     );
   } finally {
@@ -202,6 +203,44 @@ const DocumentSchema = Type.Object(
               },
               strict,
             ),
+          ),
+        ),
+        // Missing in documents written before SIP state was exported: imported as none.
+        sip: Type.Optional(
+          Type.Object(
+            {
+              publications: Type.Array(
+                Type.Object(
+                  { userId: Str, service: Service, etag: Str, expires: Int, expiresAt: Type.Union([Int, Type.Null()]), pId: Type.Union([Type.String(), Type.Null()]), tupleId: Type.Union([Type.String(), Type.Null()]) },
+                  strict,
+                ),
+              ),
+              subscriptions: Type.Array(
+                Type.Object(
+                  {
+                    id: Str,
+                    owner: Str,
+                    callId: Str,
+                    localTag: Str,
+                    remoteTag: Str,
+                    remoteFrom: Str,
+                    remoteTarget: Str,
+                    eventId: Type.Union([Type.String(), Type.Null()]),
+                    transport: Type.Union([Type.Literal('udp'), Type.Literal('tcp')]),
+                    remoteAddress: Str,
+                    remotePort: Type.Integer({ minimum: 1, maximum: 65535 }),
+                    watcher: Str,
+                    userId: Str,
+                    service: Service,
+                    expiresAt: Int,
+                    localCSeq: Int,
+                    remoteCSeq: Int,
+                  },
+                  strict,
+                ),
+              ),
+            },
+            strict,
           ),
         ),
         sequences: Type.Object({ outbox: Int, events: Int }, strict),
