@@ -59,6 +59,11 @@ function writeUsers(): string {
   return file;
 }
 
+
+/** The load generator of the run under way, if any: an interrupted run stops it too. */
+let runningSipp: ReturnType<typeof spawn> | undefined;
+/** Set once the clean-up has begun (the run ended or was interrupted). */
+let cleaning: Promise<void> | undefined;
 /**
  * Runs the PUBLISH load against 127.0.0.1:port for a first second (ramp-up, not counted) and SECONDS more, then
  * stops sipp, and reads its statistics (dumped every second) and the response time of each PUBLISH. sipp is stopped
@@ -73,7 +78,10 @@ async function publishLoad(what: string, port: number, usersFile: string, server
   const wallBefore = performance.now();
   let sippCores = NaN;
   await new Promise<void>((resolve) => {
+    // Interrupted meanwhile: no new load generator that nothing would stop.
+    if (cleaning) return resolve();
     const p = spawn('sipp', args, { cwd: work, stdio: 'ignore' });
+    runningSipp = p;
     const stop = setTimeout(() => {
       sippCores = cpuSecondsOf(p.pid!) / ((performance.now() - wallBefore) / 1000);
       p.kill('SIGTERM');
@@ -82,6 +90,7 @@ async function publishLoad(what: string, port: number, usersFile: string, server
     p.on('exit', () => {
       clearTimeout(stop);
       clearTimeout(kill);
+      runningSipp = undefined;
       resolve();
     });
   });
@@ -183,17 +192,27 @@ const m = await Muster.start(benchConfig(USERS, await freePort(), { sip: { port:
 let kamailio: Awaited<ReturnType<typeof startKamailio>> | undefined;
 let kamailioPg: Awaited<ReturnType<typeof startKamailio>> | undefined;
 let kamailioDb: { name: string; url: string } | undefined;
+/** Once, whether the run ends or is interrupted: the servers stopped, Kamailio's database dropped, the files gone. */
+function cleanUp(): Promise<void> {
+  cleaning ??= (async () => {
+    runningSipp?.kill('SIGKILL');
+    if (kamailio) await stopProcess(kamailio.proc);
+    if (kamailioPg) await stopProcess(kamailioPg.proc);
+    // A database left behind is worth a message, not skipping the rest of the clean-up.
+    if (kamailioDb) await dropTestDatabases([kamailioDb.name]).catch((e: unknown) => console.error(`could not drop ${kamailioDb!.name}:`, e));
+    await m.stop();
+    rmSync(dir, { recursive: true, force: true });
+  })();
+  return cleaning;
+}
+// Ctrl-C in the middle of a run: clean up as at its end, then exit as interrupted.
+process.once('SIGINT', () => void cleanUp().finally(() => process.exit(130)));
 try {
   if (MUSTER_ONLY) {
     for (let r = 0; r < RUNS; r++) console.log(JSON.stringify(await publishLoad('muster SIP face', musterSip, usersFile, [m.pids[0]!])));
   } else await compare();
 } finally {
-  if (kamailio) await stopProcess(kamailio.proc);
-  if (kamailioPg) await stopProcess(kamailioPg.proc);
-  // A database left behind is worth a message, not skipping the rest of the clean-up.
-  if (kamailioDb) await dropTestDatabases([kamailioDb.name]).catch((e: unknown) => console.error(`could not drop ${kamailioDb!.name}:`, e));
-  await m.stop();
-  rmSync(dir, { recursive: true, force: true });
+  await cleanUp();
 }
 
 async function compare(): Promise<void> {
