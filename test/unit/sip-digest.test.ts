@@ -1,5 +1,6 @@
 // Server-side digest (RFC 7616 with qop=auth, MD5 and SHA-256): the RFC's own example, derived passwords, signed
-// nonces that expire (stale=true), nc replay refused, wrong password, wrong realm/uri, and the parameter parser.
+// nonces that expire (stale=true), nc replay refused (also on another instance), wrong password, wrong realm/uri,
+// and the parameter parser.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DigestAuthenticator, digestResponse, parseDigestParams, sipDigestPassword, type DigestAlgorithm } from '../../src/faces/sip/digest.ts';
@@ -81,6 +82,24 @@ void test('a replayed nc with the same nonce is refused; a higher nc passes', ()
   assert.match(!replay.ok ? replay.why : '', /nc 00000001 was already used/);
   assert.equal(auth.verify(authorization({ algorithm: 'SHA-256', nonce, nc: '00000002' }), 'PUBLISH', PSI).ok, true);
   assert.equal(auth.verify(authorization({ algorithm: 'SHA-256', nonce, nc: '00000002' }), 'PUBLISH', PSI).ok, false);
+});
+
+void test("another instance's nonce (same secret) is stale there, so a replay on another instance or after a restart gets nowhere", () => {
+  const clock = { t: 1_700_000_000_000 };
+  const open = (): DigestAuthenticator => new DigestAuthenticator({ secret: SECRET, realm: REALM, now: () => clock.t, nonceLifetimeMs: 60_000 });
+  const [one, two] = [open(), open()];
+  const nonce = nonceOf(one, 'SHA-256');
+  const header = authorization({ algorithm: 'SHA-256', nonce });
+  assert.equal(one.verify(header, 'PUBLISH', PSI).ok, true);
+  // The same Authorization replayed to the other instance, which never saw its nc: stale, not accepted.
+  assert.deepEqual(two.verify(header, 'PUBLISH', PSI), { ok: false, stale: true, why: 'Digest nonce of another instance (or from before a restart)' });
+  // A wrong digest on a foreign nonce is plainly wrong, not stale (stale says only "your password was right").
+  const wrong = two.verify(authorization({ algorithm: 'SHA-256', nonce, password: 'wrong' }), 'PUBLISH', PSI);
+  assert.deepEqual(wrong.ok ? 'accepted' : wrong.stale, false);
+  // The client authenticates again with the other instance's own nonce, which passes there.
+  assert.equal(two.verify(authorization({ algorithm: 'SHA-256', nonce: nonceOf(two, 'SHA-256') }), 'PUBLISH', PSI).ok, true);
+  // A restarted instance is a new epoch: what the old process issued is stale.
+  assert.equal(open().verify(authorization({ algorithm: 'SHA-256', nonce, nc: '00000002' }), 'PUBLISH', PSI).ok, false);
 });
 
 void test('an expired nonce with a right digest is stale (re-challenge with stale=true)', () => {

@@ -1,9 +1,11 @@
 // Digest authentication, server side (RFC 3261 §22.4, RFC 7616 §3.3-3.4 with qop=auth, RFC 8760 for SHA-256 in
 // SIP). No well-kept Node library verifies digest as a server, so it is written here with node:crypto.
 // Passwords are derived from the system secret (sipDigestPassword): no password store, and a new secret (credential
-// rotation) revokes SIP passwords and bearer credentials alike. Nonces are signed and carry their issue time, so any
-// instance holding the secret accepts them until they expire; the nonce count (nc) is remembered per nonce to refuse a
-// replayed Authorization.
+// rotation) revokes SIP passwords and bearer credentials alike. Nonces are signed and carry their issue time and the
+// issuing process's epoch (random at start): the nonce count (nc) is remembered per nonce, in that process, to refuse
+// a replayed Authorization, so only that process accepts its nonces. Another instance, or this one after a restart
+// (which forgot the counts), answers a right digest on a foreign nonce as stale, and the client authenticates again
+// with a nonce of its own: a replay on another instance gets nowhere.
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { HeaderList } from './outgoing-message.ts';
 
@@ -72,6 +74,8 @@ export class DigestAuthenticator {
   private readonly algorithms: readonly DigestAlgorithm[];
   /** nonce -> [highest nc accepted, issue time]; insertion order is roughly issue order, so expiry prunes from the front. */
   private readonly seen = new Map<string, [number, number]>();
+  /** This authenticator's (process's) mark in its nonces: the counts of no other nonces are known here. */
+  private readonly epoch = randomBytes(6).toString('base64url');
 
   constructor(private readonly opts: DigestOptions) {
     // A key of its own, so nonces are not MACs under the key that derives passwords.
@@ -81,9 +85,9 @@ export class DigestAuthenticator {
     this.algorithms = opts.algorithms ?? DIGEST_ALGORITHMS;
   }
 
-  /** A fresh nonce: issue time (base36), 9 random bytes, and a MAC over both. */
+  /** A fresh nonce: issue time (base36), 9 random bytes, this process's epoch, and a MAC over the three. */
   nonce(): string {
-    const body = `${this.opts.now().toString(36)}.${randomBytes(9).toString('base64url')}`;
+    const body = `${this.opts.now().toString(36)}.${randomBytes(9).toString('base64url')}.${this.epoch}`;
     return `${body}.${this.mac(body)}`;
   }
 
@@ -110,14 +114,16 @@ export class DigestAuthenticator {
     if (p.get('qop') !== 'auth' || !cnonce || !nc || !/^[0-9a-fA-F]{8}$/.test(nc)) return fail('Digest needs qop=auth with cnonce and an 8-hex-digit nc');
     // RFC 3261 §22.4 / RFC 7616 §3.4.6: the digest-uri is the Request-URI of this request.
     if (p.get('uri') !== requestUri) return fail('Digest uri is not the Request-URI');
-    const issuedAt = this.issueTime(nonce);
-    if (issuedAt === undefined) return fail('Digest nonce was not issued here');
+    const issued = this.issued(nonce);
+    if (issued === undefined) return fail('Digest nonce was not issued here');
+    const issuedAt = issued.at;
 
     const expected = digestResponse({ algorithm, username, realm: this.opts.realm, password: sipDigestPassword(this.opts.secret, username), method, uri: p.get('uri')!, nonce, nc, cnonce });
     const right = response.length === expected.length && timingSafeEqual(Buffer.from(response), Buffer.from(expected));
     if (!right) return fail('Digest response does not match the password of ' + username);
-    // RFC 7616 §3.3: stale=true only when the digest was right but the nonce is too old.
+    // RFC 7616 §3.3: stale=true only when the digest was right but the nonce is too old, or (here) not this process's.
     if (this.opts.now() - issuedAt > this.lifetimeMs) return { ok: false, stale: true, why: 'Digest nonce expired' };
+    if (issued.epoch !== this.epoch) return { ok: false, stale: true, why: 'Digest nonce of another instance (or from before a restart)' };
 
     const count = parseInt(nc, 16);
     const last = this.seen.get(nonce);
@@ -136,15 +142,16 @@ export class DigestAuthenticator {
     }
   }
 
-  private issueTime(nonce: string): number | undefined {
+  /** A nonce signed with this secret: its issue time and epoch; undefined when it is not one. */
+  private issued(nonce: string): { at: number; epoch: string } | undefined {
     const parts = nonce.split('.');
-    if (parts.length !== 3) return undefined;
-    const body = `${parts[0]}.${parts[1]}`;
-    const mac = Buffer.from(parts[2]!);
+    if (parts.length !== 4) return undefined;
+    const body = parts.slice(0, 3).join('.');
+    const mac = Buffer.from(parts[3]!);
     const want = Buffer.from(this.mac(body));
     if (mac.length !== want.length || !timingSafeEqual(mac, want)) return undefined;
     const at = parseInt(parts[0]!, 36);
-    return Number.isFinite(at) ? at : undefined;
+    return Number.isFinite(at) ? { at, epoch: parts[2]! } : undefined;
   }
 
   private mac(body: string): string {
