@@ -73,7 +73,9 @@ async function publishLoad(what: string, port: number, usersFile: string, server
   const work = mkdtempSync(join(dir, 'sipp-'));
   const args = [`127.0.0.1:${port}`, '-sf', join(ROOT, 'bench/sipp/publish-load.xml'), '-inf', usersFile, '-key', 'psi', PSI, '-t', 'u1', '-i', '127.0.0.1', '-p', String(await freePort()),
     // As fast as the server answers, at most LIMIT calls outstanding (a closed loop, like autocannon's connections).
-    '-r', '100000', '-l', String(LIMIT), '-nostdin', '-trace_stat', '-stf', 'stat.csv', '-fd', '1', '-trace_rtt', '-rtt_freq', '100'];
+    '-r', '100000', '-l', String(LIMIT), '-nostdin', '-trace_stat', '-stf', 'stat.csv', '-fd', '1', '-trace_rtt', '-rtt_freq', '100',
+    // Why calls failed: sipp writes each unexpected message there (nothing when none fails).
+    '-trace_err', '-error_file', 'errors.log'];
   const cpuBefore = cpuSecondsOf(...serverPids);
   const wallBefore = performance.now();
   let sippCores = NaN;
@@ -109,7 +111,26 @@ async function publishLoad(what: string, port: number, usersFile: string, server
   // Response time of every PUBLISH (rtd 1: the affiliation, rtd 2: the removal), whole milliseconds.
   const rttFile = readdirSync(work).find((f) => f.endsWith('_rtt.csv'));
   const rtts = rttFile ? readFileSync(join(work, rttFile), 'utf8').trim().split('\n').slice(1).map((l) => Number(l.split(';')[1])).sort((a, b) => a - b) : [];
-  return { what, publishPerSecond: (2 * calls) / seconds, p50: percentile(rtts, 0.5), p99: percentile(rtts, 0.99), calls, failedCalls: Number(col(last, 'FailedCall(C)')), retransmissions: Number(col(last, 'Retransmissions(C)')), serverCores, sippCores };
+  const failedCalls = Number(col(last, 'FailedCall(C)'));
+  if (failedCalls > 0) console.error(`${what}: ${failedCalls} failed calls; their answers, counted by status line: ${failureSummary(join(work, 'errors.log'))}`);
+  return { what, publishPerSecond: (2 * calls) / seconds, p50: percentile(rtts, 0.5), p99: percentile(rtts, 0.99), calls, failedCalls, retransmissions: Number(col(last, 'Retransmissions(C)')), serverCores, sippCores };
+}
+
+/** sipp's error file, counted by what was expected and what came instead (e.g. 200 at index 3, got a 500). */
+function failureSummary(file: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return 'no error file';
+  }
+  const counts = new Map<string, number>();
+  // The received message's first line runs to the end of the line (a reason phrase may hold an apostrophe).
+  for (const m of text.matchAll(/while expecting '([^']*)' \(index ([0-9]+)\), received '([^\r\n]*)/g)) {
+    const key = `expected ${m[1]} at index ${m[2]}, got "${m[3]!.replace(/'$/, '').trim()}"`;
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  return counts.size === 0 ? `none recognised in ${text.length} bytes` : [...counts].sort((a, b) => b[1] - a[1]).slice(0, 5).map(([line, n]) => `${n}× ${line}`).join('; ');
 }
 
 
