@@ -7,11 +7,10 @@ import type { PartnerConfig } from '../config/config.ts';
 import type { PartnerRequest, PartnerServers, PartnerTrouble, ResyncPage, ResyncPageAnswer } from '../ports/partner.ts';
 import { compareResyncKeys, type ResyncKey } from '../domain/decisions/partner-resync.ts';
 import { MC_SERVICES } from '../domain/services.ts';
-import { MusterError } from '../domain/errors.ts';
 import type { McUri } from '../domain/ids.ts';
 import { PartnerGate } from './partner-gate.ts';
 import type { Logger } from 'pino';
-import { PeerHttp, failureOf, jsonOf } from './peer-http.ts';
+import { PartnerPeers, failureOf, jsonOf } from './peer-http.ts';
 
 type Path = 'affiliations' | 'deaffiliations';
 type PostOutcome = { kind: 'answered'; status: GroupStatus[] } | { kind: 'refused' | 'unknown'; why: string };
@@ -32,8 +31,8 @@ export class HttpPartnerServers implements PartnerServers {
   private probing: Promise<Record<string, 'up' | 'down'>> | undefined;
   private lastHealth: Record<string, 'up' | 'down'> = {};
   private readonly troubleListeners: ((domain: string, trouble: PartnerTrouble) => void)[] = [];
-  /** The connections to each partner (to its next hop), by domain. */
-  private readonly peers = new Map<string, PeerHttp>();
+  /** The connections to each partner (to its next hop). */
+  private readonly peers = new PartnerPeers();
   /** Undo retries waiting for their moment; dropped on close (the re-synchronisation at the next start settles them). */
   private readonly undoRetries = new Set<NodeJS.Timeout>();
   private closed = false;
@@ -87,7 +86,7 @@ export class HttpPartnerServers implements PartnerServers {
   private async probeOne(p: PartnerConfig): Promise<boolean> {
     const timeout = Math.min(p.timeoutMs, 2000);
     try {
-      const res = await this.peerOf(p).request('GET', '/healthz?partners=omit', { timeoutMs: timeout });
+      const res = await this.peers.of(p).request('GET', '/healthz?partners=omit', { timeoutMs: timeout });
       await res.body.dump();
       return res.statusCode < 500 || res.statusCode === 503;
     } catch {
@@ -233,22 +232,11 @@ export class HttpPartnerServers implements PartnerServers {
 
   /** POSTs JSON to the partner's /federation/v1/<path>; throws on a transport failure (no answer at all). */
   private async postJson(partner: PartnerConfig, path: string, body: unknown): Promise<Exchange> {
-    const res = await this.peerOf(partner).request('POST', `/federation/v1/${path}`, {
+    const res = await this.peers.of(partner).request('POST', `/federation/v1/${path}`, {
       headers: { 'content-type': 'application/json', authorization: `Bearer ${await this.token(partner)}` },
       body: JSON.stringify(body),
     });
     return { status: res.statusCode, retryAfter: [res.headers['retry-after']].flat()[0], ...(await jsonOf(res)) };
-  }
-
-  private peerOf(p: PartnerConfig): PeerHttp {
-    // After close, no new pool: one would hold its connections open past the stop.
-    if (this.closed) throw new MusterError('unavailable', `stopping: no more requests to partner ${p.domain}`);
-    let peer = this.peers.get(p.domain);
-    if (!peer) {
-      peer = new PeerHttp(p.nextHop, p.timeoutMs);
-      this.peers.set(p.domain, peer);
-    }
-    return peer;
   }
 
   /** Closes the connections to the partners (on stop). */
@@ -256,8 +244,7 @@ export class HttpPartnerServers implements PartnerServers {
     this.closed = true;
     this.undoRetries.forEach(clearTimeout);
     this.undoRetries.clear();
-    await Promise.all([...this.peers.values()].map((peer) => peer.close()));
-    this.peers.clear();
+    await this.peers.close();
   }
 
   private async token(partner: PartnerConfig): Promise<string> {

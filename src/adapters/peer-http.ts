@@ -3,6 +3,7 @@
 // in bench 2's profile (issue 6). Connecting, waiting for the answer's head and for each piece of its body are each
 // bounded by the peer's timeout.
 import { Pool, type Dispatcher } from 'undici';
+import { MusterError } from '../domain/errors.ts';
 
 export interface PeerRequest {
   headers?: Record<string, string>;
@@ -44,6 +45,32 @@ export class PeerHttp {
   /** Ends every request and connection at once (a stop that must not wait for a stream). */
   destroy(): Promise<void> {
     return this.pool.destroy();
+  }
+}
+
+/**
+ * One PeerHttp per partner domain (towards its next hop), made on first use: for the partner adapter and for an
+ * intermediate node's relay. After close() none is made again, so no connection outlives the stop.
+ */
+export class PartnerPeers {
+  private readonly peers = new Map<string, PeerHttp>();
+  private closed = false;
+
+  of(partner: { domain: string; nextHop: string; timeoutMs: number }): PeerHttp {
+    if (this.closed) throw new MusterError('unavailable', `stopping: no more requests to partner ${partner.domain}`);
+    let peer = this.peers.get(partner.domain);
+    if (!peer) {
+      peer = new PeerHttp(partner.nextHop, partner.timeoutMs);
+      this.peers.set(partner.domain, peer);
+    }
+    return peer;
+  }
+
+  /** Waits for the requests under way, then closes every connection. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all([...this.peers.values()].map((peer) => peer.close()));
+    this.peers.clear();
   }
 }
 

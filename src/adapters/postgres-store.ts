@@ -27,7 +27,7 @@ import { migratePostgres } from './postgres-migrations.ts';
 import { uriIntern } from './uri-intern.ts';
 import { insertColumns, inTransaction, newPool, toStoreError } from './postgres-pool.ts';
 import { PostgresGmsStore } from './postgres-gms-store.ts';
-import { AUDIT_COLUMNS, type Row, auditRow, toAffiliationRecord, toAuditEntry, toChangeRecord, toClientEvent } from './store-rows.ts';
+import { AUDIT_COLUMNS, DUMPED_TABLES, STORE_USED_SQL, type Row, auditRow, toAffiliationRecord, toAuditEntry, toChangeRecord, toClientEvent } from './store-rows.ts';
 import type { SipListFilter, SipPublicationRecord, SipSubscriptionRecord } from '../ports/store.ts';
 import { SIP_PUBLICATION_COLUMNS, SIP_PUBLICATION_TYPES, SIP_SUBSCRIPTION_COLUMNS, SIP_SUBSCRIPTION_TYPES, sipPublicationValues, sipSubscriptionValues, toSipPublication, toSipSubscription } from './sip-rows.ts';
 
@@ -337,10 +337,8 @@ export class PostgresStore implements Store {
   async restore(dump: StoreDump): Promise<void> {
     await this.tx(async (c) => {
       // Writers wait until the import committed, and a second import sees this one's rows.
-      await c.query('LOCK TABLE affiliations, gms_outbox, events, user_profiles, change_requests, audit_log, sip_publications, sip_subscriptions IN SHARE ROW EXCLUSIVE MODE');
-      const { rows } = await c.query<{ used: boolean }>(
-        'SELECT EXISTS (SELECT 1 FROM affiliations) OR EXISTS (SELECT 1 FROM gms_outbox) OR EXISTS (SELECT 1 FROM events) OR EXISTS (SELECT 1 FROM user_profiles) OR EXISTS (SELECT 1 FROM change_requests) OR EXISTS (SELECT 1 FROM audit_log) OR EXISTS (SELECT 1 FROM sip_publications) OR EXISTS (SELECT 1 FROM sip_subscriptions) AS used',
-      );
+      await c.query(`LOCK TABLE ${DUMPED_TABLES.join(', ')} IN SHARE ROW EXCLUSIVE MODE`);
+      const { rows } = await c.query<{ used: boolean }>(STORE_USED_SQL);
       if (rows[0]?.used) throw new MusterError('conflict', 'the target store is not empty: import only into a new store');
       const a = dump.affiliations;
       await insertColumns(c, 'affiliations (user_id, service, group_id, state, updated_at)', ['text', 'text', 'text', 'text', 'bigint'], a.length, (i) => {

@@ -28,7 +28,7 @@ import { groupCommitOf } from './sqlite-group-commit.ts';
 import { stopCheckpointing } from './sqlite-checkpointer.ts';
 import { uriIntern } from './uri-intern.ts';
 import type { SqliteGmsStore } from './sqlite-gms-store.ts';
-import { AUDIT_COLUMNS, type Row, auditRow, toAffiliationRecord, toAuditEntry, toChangeRecord, toClientEvent } from './store-rows.ts';
+import { AUDIT_COLUMNS, STORE_USED_SQL, type Row, auditRow, toAffiliationRecord, toAuditEntry, toChangeRecord, toClientEvent } from './store-rows.ts';
 import type { SipListFilter, SipPublicationRecord, SipSubscriptionRecord } from '../ports/store.ts';
 import { SIP_PUBLICATION_COLUMNS, SIP_SUBSCRIPTION_COLUMNS, sipPublicationValues, sipSubscriptionValues, toSipPublication, toSipSubscription } from './sip-rows.ts';
 
@@ -307,11 +307,7 @@ export class SqliteStore implements Store {
 
   async restore(dump: StoreDump): Promise<void> {
     await this.write(() => {
-      const used = this.db
-        .prepare(
-          'SELECT EXISTS (SELECT 1 FROM affiliations) OR EXISTS (SELECT 1 FROM gms_outbox) OR EXISTS (SELECT 1 FROM events) OR EXISTS (SELECT 1 FROM user_profiles) OR EXISTS (SELECT 1 FROM change_requests) OR EXISTS (SELECT 1 FROM audit_log) OR EXISTS (SELECT 1 FROM sip_publications) OR EXISTS (SELECT 1 FROM sip_subscriptions) AS used',
-        )
-        .get() as { used: number };
+      const used = this.db.prepare(STORE_USED_SQL).get() as { used: number };
       if (used.used) throw new MusterError('conflict', 'the target store is not empty: import only into a new store');
       const aff = this.db.prepare('INSERT INTO affiliations (user_id, service, group_id, state, updated_at) VALUES (?, ?, ?, ?, ?)');
       for (const a of dump.affiliations) aff.run(a.userId, a.service, a.groupId, a.state, a.updatedAt);

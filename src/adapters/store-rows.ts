@@ -14,6 +14,12 @@ export function toAffiliationRecord(r: Row): AffiliationRecord {
   return { userId: r['user_id'] as McUri, groupId: r['group_id'] as McUri, service: r['service'] as McService, state: r['state'] as HeldState, updatedAt: Number(r['updated_at']) };
 }
 
+/** The MC service server's tables a dump holds: a restore goes only into a store where all of them are empty. */
+export const DUMPED_TABLES = ['affiliations', 'gms_outbox', 'events', 'user_profiles', 'change_requests', 'audit_log', 'sip_publications', 'sip_subscriptions'] as const;
+
+/** One row, `used`: whether any of DUMPED_TABLES has a row (the same SQL on SQLite and PostgreSQL). */
+export const STORE_USED_SQL = `SELECT ${DUMPED_TABLES.map((t) => `EXISTS (SELECT 1 FROM ${t})`).join(' OR ')} AS used`;
+
 /** The audit log's columns after its id, and an entry's values in their order (positional: cheaper to bind than names). */
 export const AUDIT_COLUMNS = ['at', 'subject', 'role', 'on_behalf_of', 'action', 'service', 'groups', 'http_status', 'error_code', 'result'] as const;
 

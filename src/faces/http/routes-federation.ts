@@ -16,7 +16,7 @@ import { RESYNC_PAGE } from '../../procedures/resync-partner.ts';
 import { hostOfPartnerRequest, requireUsersOfPartner } from '../../domain/decisions/partner-trust.ts';
 import { affiliateAsGroupHost, changeAsGroupHost, deaffiliateAsGroupHost } from '../../procedures/affiliate-as-group-host.ts';
 import type { HttpFaceDeps } from './app.ts';
-import { PeerHttp, failureOf } from '../../adapters/peer-http.ts';
+import { PartnerPeers, failureOf } from '../../adapters/peer-http.ts';
 
 /**
  * The client flow's body, plus `undo` on a de-affiliation: the primary withdraws an affiliation it asked for but
@@ -75,21 +75,14 @@ export async function federationRoutes(app: FastifyInstance, deps: HttpFaceDeps)
     return origin;
   }
 
-  /** The connections to each next hop this node relays to, by partner domain; closed with the face. */
-  const nextHops = new Map<string, PeerHttp>();
-  app.addHook('onClose', async () => {
-    await Promise.all([...nextHops.values()].map((peer) => peer.close()));
-  });
+  /** The connections to each next hop this node relays to; closed with the face. */
+  const nextHops = new PartnerPeers();
+  app.addHook('onClose', () => nextHops.close());
 
   /** Passes the request on unchanged (originator and credential intact) and the next hop's answer back. */
   async function relay(req: FastifyRequest, reply: FastifyReply, next: { domain: string; nextHop: string; timeoutMs: number }, path: string): Promise<void> {
-    let peer = nextHops.get(next.domain);
-    if (!peer) {
-      peer = new PeerHttp(next.nextHop, next.timeoutMs);
-      nextHops.set(next.domain, peer);
-    }
     const where = `${next.nextHop}${path}`;
-    const res = await peer.request('POST', path, { headers: { 'content-type': 'application/json', authorization: req.headers.authorization ?? '' }, body: JSON.stringify(req.body) }).catch((e: unknown) => {
+    const res = await nextHops.of(next).request('POST', path, { headers: { 'content-type': 'application/json', authorization: req.headers.authorization ?? '' }, body: JSON.stringify(req.body) }).catch((e: unknown) => {
       throw new MusterError('unavailable', `next hop ${where} unreachable: ${failureOf(e)}`);
     });
     let text: string;
