@@ -22,7 +22,6 @@ function buildStore(file: string, users: number): number {
   const subscribed = (i: number): string[] => Array.from({ length: 6 }, (_, k) => group((i * 7 + k * 13) % groups));
   const putProfile = db.prepare('INSERT INTO user_profiles (id, profile) VALUES (?, ?)');
   const putAff = db.prepare("INSERT INTO affiliations (user_id, service, group_id, state, updated_at) VALUES (?, 'mcptt', ?, 'affiliated', ?)");
-  const putGmsAff = db.prepare("INSERT INTO gms_affiliations (group_id, service, user_id, status, source, seq, updated_at) VALUES (?, 'mcptt', ?, 'affiliated', ?, ?, ?)");
   const putGroup = db.prepare('INSERT INTO gms_groups (id, document, revision) VALUES (?, ?, 1)');
   const members = new Map<number, string[]>();
   const CHUNK = 50_000;
@@ -32,8 +31,7 @@ function buildStore(file: string, users: number): number {
         const gs = subscribed(i);
         putProfile.run(user(i), JSON.stringify({ id: user(i), services: ['mcptt'], n2: 8, groups: gs, remoteChange: false }));
         for (const g of gs.slice(0, 4)) {
-          putAff.run(user(i), g, now);
-          putGmsAff.run(g, user(i), DOMAIN, i, now);
+          putAff.run(user(i), g, now); // the co-located GMS lists its own server's members from these rows
         }
         for (const g of gs) {
           const j = Number(/g(\d+)@/.exec(g)![1]);

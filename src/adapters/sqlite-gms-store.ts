@@ -3,19 +3,30 @@ import type Database from 'better-sqlite3';
 import type { McUri } from '../domain/ids.ts';
 import type { McService } from '../domain/services.ts';
 import type { GroupPolicy } from '../domain/group-policy.ts';
-import type { GmsDump, GmsStore, GroupAffiliation } from '../ports/gms-store.ts';
+import type { GmsAffiliationRecord, GmsDump, GmsStore, GroupAffiliation } from '../ports/gms-store.ts';
 import { MusterError } from '../domain/errors.ts';
 import type { GmsStatusUpdate } from '../ports/store.ts';
 import { groupCommitOf } from './sqlite-group-commit.ts';
 import { statementsByRowCount } from './sqlite-store.ts';
 import { uriIntern } from './uri-intern.ts';
-import { type Row, toGmsAffiliationRecord, toGroupAffiliation } from './store-rows.ts';
+import { type Row, toGmsAffiliationRecord } from './store-rows.ts';
+import { domainOf } from '../domain/ids.ts';
 
+type GmsRow = GmsAffiliationRecord;
 
 export class SqliteGmsStore implements GmsStore {
   private readonly q;
   private readonly applyRows;
-  constructor(private readonly db: Database.Database) {
+  /**
+   * The MC service server in this same file (SqliteStore.colocateGms), named by its source, which is its system's
+   * domain: what it tells this GMS is exactly its affiliations table's `affiliated` rows of the domain's groups (10.X.3.1
+   * step 5b, 10.X.4.2 step 4b, both in the affiliation's own transaction), so the member lists read those rows through
+   * the table's by-group index instead of a second copy written per request (issue 6: about a third of the store's
+   * write). gms_affiliations keeps only what other sources tell.
+   */
+  private ownServer?: { source: string; suffix: string; members: Database.Statement; membersService: Database.Statement; all: Database.Statement };
+
+  constructor(readonly db: Database.Database) {
     this.applyRows = statementsByRowCount(
       db,
       (n) =>
@@ -33,10 +44,40 @@ export class SqliteGmsStore implements GmsStore {
         'INSERT INTO gms_affiliations (group_id, service, user_id, status, source, seq, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (group_id, service, user_id) DO UPDATE SET status = excluded.status, source = excluded.source, seq = excluded.seq, updated_at = excluded.updated_at ' +
           'WHERE NOT (gms_affiliations.source = excluded.source AND gms_affiliations.seq >= excluded.seq)',
       ),
-      members: db.prepare("SELECT * FROM gms_affiliations WHERE group_id = ? AND status = 'affiliated' ORDER BY service, user_id"),
-      membersService: db.prepare("SELECT * FROM gms_affiliations WHERE group_id = ? AND service = ? AND status = 'affiliated' ORDER BY user_id"),
-      allAff: db.prepare("SELECT * FROM gms_affiliations WHERE status = 'affiliated' ORDER BY group_id, service, user_id"),
+      // Every status of the other sources (@own: the co-located server's source, or NULL): a de-affiliation told
+      // later than the co-located server's row still wins, as it did when both were rows of one table.
+      told: db.prepare('SELECT * FROM gms_affiliations WHERE group_id = @g AND (@s IS NULL OR service = @s) AND source IS NOT @own ORDER BY service, user_id'),
+      allTold: db.prepare('SELECT * FROM gms_affiliations WHERE source IS NOT ? ORDER BY group_id, service, user_id'),
     };
+  }
+
+  /** Reads `source`'s rows from the affiliations table from now on (see ownServer). */
+  readOwnServerFromAffiliations(source: string): void {
+    const cols = "group_id, service, user_id, 'affiliated' AS status, @source AS source, 0 AS seq, updated_at";
+    this.ownServer = {
+      source,
+      suffix: `@${source}`,
+      members: this.db.prepare(`SELECT ${cols} FROM affiliations WHERE group_id = @g AND state = 'affiliated' ORDER BY service, user_id`),
+      membersService: this.db.prepare(`SELECT ${cols} FROM affiliations WHERE group_id = @g AND service = @s AND state = 'affiliated' ORDER BY user_id`),
+      // A domain is what follows the last '@': '@' + domain as the group ID's end names the system's groups exactly.
+      all: this.db.prepare(`SELECT ${cols} FROM affiliations WHERE state = 'affiliated' AND substr(group_id, -length(@suffix)) = @suffix ORDER BY group_id, service, user_id`),
+    };
+  }
+
+  /** One group's rows: the other sources' and, for a group of the co-located server's domain, its affiliations. */
+  private rowsOfGroup(groupId: McUri, service?: McService): GmsRow[] {
+    const own = this.ownServer;
+    const told = (this.q.told.all({ g: groupId, s: service ?? null, own: own?.source ?? null }) as Row[]).map(toGmsAffiliationRecord);
+    if (!own || domainOf(groupId) !== own.source) return told;
+    const mine = ((service ? own.membersService.all({ g: groupId, s: service, source: own.source }) : own.members.all({ g: groupId, source: own.source })) as Row[]).map(toGmsAffiliationRecord);
+    return latestPerKey(told, mine);
+  }
+
+  private allRows(): GmsRow[] {
+    const own = this.ownServer;
+    const told = (this.q.allTold.all(own?.source ?? null) as Row[]).map(toGmsAffiliationRecord);
+    if (!own) return told;
+    return latestPerKey(told, (own.all.all({ source: own.source, suffix: own.suffix }) as Row[]).map(toGmsAffiliationRecord));
   }
 
   async allGroups(): Promise<GroupPolicy[]> {
@@ -87,12 +128,13 @@ export class SqliteGmsStore implements GmsStore {
   }
 
   async affiliatedMembers(groupId: McUri, service?: McService): Promise<GroupAffiliation[]> {
-    const rows = (service ? this.q.membersService.all(groupId, service) : this.q.members.all(groupId)) as Row[];
-    return rows.map(toGroupAffiliation);
+    return this.rowsOfGroup(groupId, service)
+      .filter((r) => r.status === 'affiliated')
+      .map(({ userId, service: s, status, updatedAt }) => ({ userId, service: s, status, updatedAt }));
   }
 
   async allAffiliations(): Promise<(GroupAffiliation & { groupId: McUri; source: string; seq: number })[]> {
-    return (this.q.allAff.all() as Row[]).map(toGmsAffiliationRecord);
+    return this.allRows().filter((r) => r.status === 'affiliated');
   }
 
   async dump(): Promise<GmsDump> {
@@ -101,7 +143,8 @@ export class SqliteGmsStore implements GmsStore {
         ...(JSON.parse(r['document'] as string) as GroupPolicy),
         revision: r['revision'] as number,
       })),
-      affiliations: (this.db.prepare('SELECT * FROM gms_affiliations ORDER BY group_id, service, user_id').all() as Row[]).map(toGmsAffiliationRecord),
+      // The co-located server's rows as its affiliations hold them (seq 0: any later update of that source is newer).
+      affiliations: this.allRows(),
     }))();
   }
 
@@ -110,10 +153,21 @@ export class SqliteGmsStore implements GmsStore {
       const used = this.db.prepare('SELECT EXISTS (SELECT 1 FROM gms_groups) OR EXISTS (SELECT 1 FROM gms_affiliations) AS used').get() as { used: number };
       if (used.used) throw new MusterError('conflict', 'the target GMS store is not empty: import only into a new store');
       for (const g of dump.groups) this.q.put.run(g.id, JSON.stringify(g), g.revision);
-      for (const a of dump.affiliations) this.q.apply.run(a.groupId, a.service, a.userId, a.status, a.source, a.seq, a.updatedAt);
+      // The co-located server's rows come with its own store's dump, as affiliations (see ownServer).
+      for (const a of dump.affiliations) if (a.source !== this.ownServer?.source) this.q.apply.run(a.groupId, a.service, a.userId, a.status, a.source, a.seq, a.updatedAt);
     })();
 
   }
 }
 
-
+/** Both sorted by group, service and user; per key, the later update wins (ties: `mine`), as one table kept it. */
+function latestPerKey(told: GmsRow[], mine: GmsRow[]): GmsRow[] {
+  if (told.length === 0) return mine;
+  const key = (r: GmsRow): string => `${r.groupId} ${r.service} ${r.userId}`;
+  const byKey = new Map(told.map((r) => [key(r), r]));
+  for (const r of mine) {
+    const other = byKey.get(key(r));
+    if (!other || other.updatedAt <= r.updatedAt) byKey.set(key(r), r);
+  }
+  return [...byKey.values()].sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
+}

@@ -67,11 +67,12 @@ export class SqliteStore implements Store {
   private readonly q;
 
   /**
-   * A GMS whose tables live in this same file (one MC system in one process): its status updates (10.X.3.1 step
-   * 5b) are written in the affiliation's own transaction instead of through the outbox, so they can never be
-   * lost between the two and cost no second write. The outbox stays for a GMS elsewhere.
+   * A GMS whose tables live in this same file (one MC system in one process): it reads its member lists from this
+   * store's affiliations (10.X.3.1 step 5b told in the affiliation's own transaction, never lost between the two,
+   * no second write). The outbox stays for a GMS elsewhere. `seq`: above every sequence number the source used
+   * before (outbox, or rows an earlier version wrote), so a dump's next seq continues above them.
    */
-  private colocatedGms?: { source: string; gms: SqliteGmsStore; seq: number };
+  private colocatedGms?: { seq: number };
 
   /** Multi-row statements, prepared once per row count. */
   private readonly rows;
@@ -133,21 +134,19 @@ export class SqliteStore implements Store {
       // One statement for all of a request's rows, not one per group (statements are most of a write's cost).
       if (w.put.length > 0) this.rows.put(w.put.length).run(w.put.flatMap((p) => [userId, service, p.groupId, p.state, at]));
       if (w.remove.length > 0) this.rows.remove(w.remove.length).run(userId, service, ...w.remove);
-      const gms = this.colocatedGms;
-      if (gms && w.tellGms.length > 0) {
-        gms.gms.applyWithinTransaction(gms.source, w.tellGms.map((u) => ({ seq: ++gms.seq, userId, service, groupId: u.groupId, status: u.status })), at);
-      } else {
-        for (const u of w.tellGms) this.q.outbox.run(userId, service, u.groupId, u.status, at);
-      }
+      // Step 5b (10.X.4.2 step 4b): a co-located GMS reads these very rows (SqliteGmsStore.ownServer), so telling it
+      // is this transaction's commit; a GMS elsewhere is told through the outbox.
+      if (!this.colocatedGms) for (const u of w.tellGms) this.q.outbox.run(userId, service, u.groupId, u.status, at);
       for (const e of w.audit ?? []) this.q.audit.run(null, ...auditRow(e));
       return { result: w.result, events: this.insertEvents(w.events, at) };
     });
   }
 
-  /** Tells `gms` directly from now on (see colocatedGms); sequence numbers continue above every earlier one. */
+  /** `gms` (on this same database) reads its member lists of `source`, this system's domain, from here from now on. */
   colocateGms(source: string, gms: SqliteGmsStore): void {
-    const outboxSeq = (this.db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'gms_outbox'").get() as { seq: number } | undefined)?.seq ?? 0;
-    this.colocatedGms = { source, gms, seq: Math.max(outboxSeq, gms.highestSeq(source)) };
+    if (gms.db !== this.db) throw new Error('a co-located GMS must be on the same SQLite database');
+    this.colocatedGms = { seq: Math.max(this.sequence('gms_outbox'), gms.highestSeq(source)) };
+    gms.readOwnServerFromAffiliations(source);
   }
 
   async affiliationsOfUser(userId: McUri, service?: McService): Promise<AffiliationRecord[]> {

@@ -1,7 +1,7 @@
 // E2E (issue 5): a system moves from SQLite to PostgreSQL with `muster export` / `muster import`, without loss.
 // Affiliations, the GMS member lists, the event replay (Last-Event-ID), a mandatory change and a negotiated change
-// still open are all there afterwards; new events get ids above the imported ones, and a new affiliation of a
-// user the GMS already has a row for still reaches it (its seq is above the imported ones: seq continuity).
+// still open are all there afterwards; new events get ids above the imported ones, and a new update of a row the
+// GMS imported still reaches it (its seq is above the imported ones: seq continuity).
 // PostgreSQL runs on every machine here: a fresh database per run, dropped at the end; without it this fails.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -200,7 +200,7 @@ void describe('muster export / import: SQLite to PostgreSQL', () => {
     m = await Muster.start(sqliteConfig, sqliteDir, 'sqlite');
     base = m.url('police');
 
-    // --- Before: affiliations, a de-affiliation (the GMS keeps its seq), a mandatory and a negotiated change.
+    // --- Before: affiliations, a de-affiliation, a mandatory and a negotiated change.
     for (const [user, groups] of [
       [u('alice'), [g('patrol'), g('north')]],
       [u('bob'), [g('patrol')]],
@@ -250,10 +250,12 @@ void describe('muster export / import: SQLite to PostgreSQL', () => {
     assert.deepEqual(doc.store.outbox, [], 'every update reached the GMS before the stop');
     const lastEventId = doc.store.sequences.events;
     assert.equal(lastEventId, Math.max(...doc.store.events.map((e) => e.id)));
-    assert.ok(doc.store.sequences.outbox > 0);
     assert.ok(doc.store.changes.some((c) => c.id === negotiatedId && c.state === 'asked'));
-    const aliceNorth = doc.gms.affiliations.find((a) => a.userId === u('alice') && a.groupId === g('north'));
-    assert.equal(aliceNorth?.status, 'deaffiliated', 'the GMS keeps the de-affiliated row and its seq');
+    // The co-located GMS on SQLite lists its own server's members from the affiliations: the dump holds them as rows
+    // of that source with seq 0 (any later update of it is newer), and no row for alice's de-affiliation.
+    assert.equal(doc.gms.affiliations.find((a) => a.userId === u('alice') && a.groupId === g('north')), undefined);
+    const bobPatrol = doc.gms.affiliations.find((a) => a.userId === u('bob') && a.groupId === g('patrol'));
+    assert.deepEqual(bobPatrol && [bobPatrol.status, bobPatrol.seq], ['affiliated', 0]);
 
     const pgConfig = config(pgUrl, port);
     const pgDir = mkdtempSync(join(work, 'pg-'));
@@ -304,14 +306,17 @@ void describe('muster export / import: SQLite to PostgreSQL', () => {
     assert.equal(ack.status, 200, JSON.stringify(ack.body));
     assert.equal(ack.body.state, 'acknowledged');
 
-    // Seq continuity: alice's re-affiliation to north must be above the seq the GMS stored for her de-affiliation,
-    // and a client resuming after the last imported event id gets the new event.
+    // Seq continuity: alice's de-affiliation from patrol must be above the seq of the row the GMS imported for her,
+    // and a client resuming after the last imported event id gets the new events.
     const r = await post(u('alice'), 'affiliations', { mcServiceId: u('alice'), service: 'mcptt', groupIds: [g('north')] });
     assert.equal(r.body.status?.[0]?.status, 'affiliated', JSON.stringify(r.body));
+    const left = await post(u('alice'), 'deaffiliations', { mcServiceId: u('alice'), service: 'mcptt', groupIds: [g('patrol')] });
+    assert.equal(left.body.status?.[0]?.status, 'deaffiliated', JSON.stringify(left.body));
     const fresh = await readEvents(u('alice'), { lastEventId: lastEventId, until: (e) => e.type === 'affiliation-status' });
     assert.ok(fresh[0]!.id > lastEventId, `new event id ${fresh[0]!.id} is above the imported ${lastEventId}`);
     await gmsAgrees();
     assert.ok((await gmsMembers(g('north'))).some((x) => x.startsWith(`${u('alice')} `)), 'the GMS applied the new update');
+    assert.ok(!(await gmsMembers(g('patrol'))).some((x) => x.startsWith(`${u('alice')} `)), 'the GMS applied the update of an imported row');
     assert.ok((await gmsMembers(g('north'))).some((x) => x.startsWith(`${u('bob')} `)), 'the accepted change reached the GMS');
 
     // And the store on PostgreSQL exports what it now holds, seqs above the imported ones.
@@ -324,6 +329,6 @@ void describe('muster export / import: SQLite to PostgreSQL', () => {
     assert.ok(doc2.store.sequences.events > doc.store.sequences.events);
     const aliceNorth2 = doc2.gms.affiliations.find((a) => a.userId === u('alice') && a.groupId === g('north'));
     assert.equal(aliceNorth2?.status, 'affiliated');
-    assert.ok(aliceNorth && aliceNorth2.seq > aliceNorth.seq);
+    assert.ok(aliceNorth2.seq > doc.store.sequences.outbox, `seq ${aliceNorth2.seq} is above every seq the SQLite system used (${doc.store.sequences.outbox})`);
   });
 });

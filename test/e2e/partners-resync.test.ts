@@ -68,9 +68,9 @@ function deleteAtFire(who: string, groupId: string): void {
   const db = new Database(fireDb(), { fileMustExist: true });
   try {
     db.pragma('busy_timeout = 5000');
+    // Fire's GMS lists its own server's members from this same table, so the row is gone from both.
     const a = db.prepare('DELETE FROM affiliations WHERE user_id = ? AND group_id = ?').run(who, groupId).changes;
-    const g = db.prepare('DELETE FROM gms_affiliations WHERE user_id = ? AND group_id = ?').run(who, groupId).changes;
-    assert.deepEqual([a, g], [1, 1], `fire held ${who} in ${groupId}`);
+    assert.equal(a, 1, `fire held ${who} in ${groupId}`);
   } finally {
     db.close();
   }

@@ -1,0 +1,138 @@
+// The co-located GMS on SQLite (issue 6): it lists its own MC service server's members from that server's
+// affiliations table instead of rows written per request, and keeps only what other sources tell it. These tests
+// hold it to what one table of told rows gave: own groups only, affiliated only, the later update wins between
+// sources, and dumps and restores that a PostgreSQL system (which still writes the rows) reads alike.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { McUri } from '../../src/domain/ids.ts';
+import type { AffiliationWrite } from '../../src/ports/store.ts';
+import { openSqlite, SqliteStore } from '../../src/adapters/sqlite-store.ts';
+import { SqliteGmsStore } from '../../src/adapters/sqlite-gms-store.ts';
+
+const uri = (s: string): McUri => s as McUri;
+const D = 'police.example';
+const alice = uri(`sip:alice@${D}`);
+const bob = uri(`sip:bob@${D}`);
+const zed = uri('sip:zed@fire.example');
+const patrol = uri(`sip:patrol@${D}`);
+const north = uri(`sip:north@${D}`);
+const engine = uri('sip:engine@fire.example');
+
+function opened(): { store: SqliteStore; gms: SqliteGmsStore; clock: { t: number }; close(): Promise<void> } {
+  const dir = mkdtempSync(join(tmpdir(), 'muster-colocated-'));
+  const clock = { t: 1_700_000_000_000 };
+  const db = openSqlite(join(dir, 'muster.db'));
+  const store = new SqliteStore(db, () => clock.t);
+  const gms = new SqliteGmsStore(db);
+  store.colocateGms(D, gms);
+  return {
+    store,
+    gms,
+    clock,
+    close: async () => {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** What the affiliation procedures write: own groups told to the GMS, a partner's group only reserved or confirmed. */
+function write(put: { groupId: McUri; state: 'affiliated' | 'reserved' }[], remove: McUri[] = []): () => AffiliationWrite<null> {
+  const own = (g: McUri): boolean => g.endsWith(`@${D}`);
+  return () => ({
+    put,
+    remove,
+    tellGms: [
+      ...put.filter((p) => own(p.groupId) && p.state === 'affiliated').map((p) => ({ groupId: p.groupId, status: 'affiliated' as const })),
+      ...remove.filter(own).map((groupId) => ({ groupId, status: 'deaffiliated' as const })),
+    ],
+    events: [],
+    result: null,
+  });
+}
+
+void test('the co-located GMS lists its server affiliated members of its own groups, from the affiliations', async () => {
+  const o = opened();
+  try {
+    await o.store.changeAffiliations(alice, 'mcptt', write([{ groupId: patrol, state: 'affiliated' }, { groupId: north, state: 'affiliated' }, { groupId: engine, state: 'reserved' }]));
+    o.clock.t += 1000;
+    await o.store.changeAffiliations(bob, 'mcvideo', write([{ groupId: patrol, state: 'affiliated' }, { groupId: engine, state: 'affiliated' }]));
+    // A partner's user, affiliated here as the group host would store it.
+    await o.store.changeAffiliations(zed, 'mcptt', write([{ groupId: patrol, state: 'affiliated' }]));
+    await o.store.changeAffiliations(alice, 'mcptt', write([], [north]));
+
+    assert.deepEqual(
+      (await o.gms.affiliatedMembers(patrol)).map((m) => [m.userId, m.service, m.status, m.updatedAt]),
+      [
+        [alice, 'mcptt', 'affiliated', 1_700_000_000_000],
+        [zed, 'mcptt', 'affiliated', 1_700_000_001_000],
+        [bob, 'mcvideo', 'affiliated', 1_700_000_001_000],
+      ],
+    );
+    assert.deepEqual((await o.gms.affiliatedMembers(patrol, 'mcvideo')).map((m) => m.userId), [bob]);
+    assert.deepEqual(await o.gms.affiliatedMembers(north), [], 'a removed affiliation leaves the list');
+    // A partner's group is its own GMS's business: this one lists none of it, reserved or affiliated.
+    assert.deepEqual(await o.gms.affiliatedMembers(engine), []);
+    assert.deepEqual(
+      (await o.gms.allAffiliations()).map((a) => [a.groupId, a.service, a.userId, a.source, a.seq]),
+      [
+        [patrol, 'mcptt', alice, D, 0],
+        [patrol, 'mcptt', zed, D, 0],
+        [patrol, 'mcvideo', bob, D, 0],
+      ],
+    );
+    assert.equal(await o.store.pendingGmsUpdates(10).then((p) => p.length), 0, 'nothing goes through the outbox');
+  } finally {
+    await o.close();
+  }
+});
+
+void test('another source told of the same user and group: the later update wins, as in one table of rows', async () => {
+  const o = opened();
+  try {
+    await o.store.changeAffiliations(alice, 'mcptt', write([{ groupId: patrol, state: 'affiliated' }, { groupId: north, state: 'affiliated' }]));
+    // An MC service server elsewhere tells this GMS: alice left patrol later; bob joined north; alice joined north earlier.
+    await o.gms.applyStatusUpdates('mcs2.police.example', [{ seq: 1, userId: alice, groupId: patrol, service: 'mcptt', status: 'deaffiliated' }], o.clock.t + 5);
+    await o.gms.applyStatusUpdates('mcs2.police.example', [{ seq: 2, userId: bob, groupId: north, service: 'mcptt', status: 'affiliated' }], o.clock.t + 5);
+    await o.gms.applyStatusUpdates('mcs2.police.example', [{ seq: 3, userId: alice, groupId: north, service: 'mcptt', status: 'deaffiliated' }], o.clock.t - 5);
+    assert.deepEqual(await o.gms.affiliatedMembers(patrol), [], 'the later de-affiliation from elsewhere wins');
+    assert.deepEqual((await o.gms.affiliatedMembers(north)).map((m) => m.userId), [alice, bob], 'the earlier one does not');
+
+    // Alice affiliates to patrol again here: now the later one is this server's.
+    o.clock.t += 10;
+    await o.store.changeAffiliations(alice, 'mcptt', write([{ groupId: patrol, state: 'affiliated' }]));
+    assert.deepEqual((await o.gms.affiliatedMembers(patrol)).map((m) => m.userId), [alice]);
+  } finally {
+    await o.close();
+  }
+});
+
+void test("a dump holds the own server's rows with seq 0; a co-located restore takes them from the store's own dump", async () => {
+  const a = opened();
+  const b = opened();
+  try {
+    await a.gms.putGroup({ id: patrol, displayName: 'Patrol', services: ['mcptt'], members: [alice], enabled: true, deaffiliationForbidden: false });
+    await a.store.changeAffiliations(alice, 'mcptt', write([{ groupId: patrol, state: 'affiliated' }]));
+    await a.gms.applyStatusUpdates('mcs2.police.example', [{ seq: 4, userId: bob, groupId: patrol, service: 'mcptt', status: 'deaffiliated' }], a.clock.t);
+    const gmsDump = await a.gms.dump();
+    assert.deepEqual(
+      gmsDump.affiliations.map((r) => [r.userId, r.status, r.source, r.seq]),
+      [
+        [alice, 'affiliated', D, 0],
+        [bob, 'deaffiliated', 'mcs2.police.example', 4],
+      ],
+    );
+
+    await b.store.restore(await a.store.dump());
+    await b.gms.restore(gmsDump);
+    assert.deepEqual(await b.gms.dump(), gmsDump, 'the same rows, none twice');
+    assert.equal(b.gms.highestSeq(D), 0, 'no row of the own server was written to the GMS table');
+    assert.equal(b.gms.highestSeq('mcs2.police.example'), 4);
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});
