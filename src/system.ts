@@ -245,7 +245,7 @@ export async function openStores(config: SystemConfig, clock: Clock = systemCloc
   }
   const { openPostgres } = await import('./adapters/postgres-store.ts');
   const pg = await openPostgres(config.store);
-  if (!config.gms) pg.store.colocateGms(config.domain);
+  if (!config.gms) pg.store.colocateGms(config.domain, pg.gmsStore);
   return { store: pg.store, gmsStore: pg.gmsStore, close: () => pg.store.close() };
 }
 

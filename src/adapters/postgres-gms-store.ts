@@ -4,11 +4,12 @@ import type pg from 'pg';
 import type { McUri } from '../domain/ids.ts';
 import type { McService } from '../domain/services.ts';
 import type { GroupPolicy } from '../domain/group-policy.ts';
-import type { GmsDump, GmsStore, GroupAffiliation } from '../ports/gms-store.ts';
+import type { GmsAffiliationRecord, GmsDump, GmsStore, GroupAffiliation } from '../ports/gms-store.ts';
 import { MusterError } from '../domain/errors.ts';
 import type { GmsStatusUpdate } from '../ports/store.ts';
 import { insertColumns, inTransaction, toStoreError } from './postgres-pool.ts';
-import { type Row, toGmsAffiliationRecord, toGroupAffiliation } from './store-rows.ts';
+import { type Row, latestPerKey, toGmsAffiliationRecord } from './store-rows.ts';
+import { domainOf } from '../domain/ids.ts';
 import { uriIntern } from './uri-intern.ts';
 
 
@@ -30,16 +31,35 @@ const Q = {
       'ON CONFLICT (group_id, service, user_id) DO UPDATE SET status = excluded.status, source = excluded.source, seq = excluded.seq, updated_at = excluded.updated_at ' +
       'WHERE NOT (gms_affiliations.source = excluded.source AND gms_affiliations.seq >= excluded.seq)',
   },
-  members: { name: 'muster-gms-members', text: "SELECT * FROM gms_affiliations WHERE group_id = $1 AND status = 'affiliated' ORDER BY service, user_id" },
-  membersService: {
-    name: 'muster-gms-members-service',
-    text: "SELECT * FROM gms_affiliations WHERE group_id = $1 AND service = $2 AND status = 'affiliated' ORDER BY user_id",
+  // Every status of the other sources ($3: the co-located server's source, or NULL), as in sqlite-gms-store.ts.
+  told: {
+    name: 'muster-gms-told',
+    text: 'SELECT * FROM gms_affiliations WHERE group_id = $1 AND ($2::text IS NULL OR service = $2) AND source IS DISTINCT FROM $3 ORDER BY service, user_id',
   },
-  allAff: { name: 'muster-gms-all-aff', text: "SELECT * FROM gms_affiliations WHERE status = 'affiliated' ORDER BY group_id, service, user_id" },
+  allTold: { name: 'muster-gms-all-told', text: 'SELECT * FROM gms_affiliations WHERE source IS DISTINCT FROM $1 ORDER BY group_id, service, user_id' },
+  // The co-located server's members, from its affiliations ($2: its source, which is its domain).
+  own: {
+    name: 'muster-gms-own',
+    text: `SELECT group_id, service, user_id, 'affiliated' AS status, $2::text AS source, 0 AS seq, updated_at FROM affiliations
+           WHERE group_id = $1 AND ($3::text IS NULL OR service = $3) AND state = 'affiliated' ORDER BY service, user_id`,
+  },
+  allOwn: {
+    name: 'muster-gms-all-own',
+    text: `SELECT group_id, service, user_id, 'affiliated' AS status, $1::text AS source, 0 AS seq, updated_at FROM affiliations
+           WHERE state = 'affiliated' AND right(group_id, length($2)) = $2 ORDER BY group_id, service, user_id`,
+  },
 } as const;
 
 export class PostgresGmsStore implements GmsStore {
+  /** The MC service server whose affiliations (same database) this GMS lists its members from: see sqlite-gms-store.ts. */
+  private ownSource: string | undefined;
+
   constructor(readonly pool: pg.Pool) {}
+
+  /** Reads `source`'s members (source = the system's domain) from the affiliations table from now on. */
+  readOwnServerFromAffiliations(source: string): void {
+    this.ownSource = source;
+  }
 
   async allGroups(): Promise<GroupPolicy[]> {
     return (await this.query({ ...Q.all, values: [] })).map((r) => uriIntern.group(toGroup(r)));
@@ -72,12 +92,14 @@ export class PostgresGmsStore implements GmsStore {
   }
 
   async affiliatedMembers(groupId: McUri, service?: McService): Promise<GroupAffiliation[]> {
-    const q = service ? { ...Q.membersService, values: [groupId, service] } : { ...Q.members, values: [groupId] };
-    return (await this.query(q)).map(toGroupAffiliation);
+    const own = this.ownSource;
+    const told = (await this.query({ ...Q.told, values: [groupId, service ?? null, own ?? null] })).map(toGmsAffiliationRecord);
+    const rows = own !== undefined && domainOf(groupId) === own ? latestPerKey(told, (await this.query({ ...Q.own, values: [groupId, own, service ?? null] })).map(toGmsAffiliationRecord)) : told;
+    return rows.filter((r) => r.status === 'affiliated').map(({ userId, service: s, status, updatedAt }) => ({ userId, service: s, status, updatedAt }));
   }
 
   async allAffiliations(): Promise<(GroupAffiliation & { groupId: McUri; source: string; seq: number })[]> {
-    return (await this.query({ ...Q.allAff, values: [] })).map(toGmsAffiliationRecord);
+    return (await this.allRows((q) => this.query(q))).filter((r) => r.status === 'affiliated');
   }
 
   async dump(): Promise<GmsDump> {
@@ -85,9 +107,18 @@ export class PostgresGmsStore implements GmsStore {
       await c.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY');
       return {
         groups: ((await c.query('SELECT document, revision FROM gms_groups ORDER BY id')).rows as Row[]).map(toGroup),
-        affiliations: ((await c.query('SELECT * FROM gms_affiliations ORDER BY group_id, service, user_id')).rows as Row[]).map(toGmsAffiliationRecord),
+        // The co-located server's rows as its affiliations hold them (seq 0: any later update of that source is newer).
+        affiliations: await this.allRows(async (q) => (await c.query(q)).rows as Row[]),
       };
     });
+  }
+
+  /** Every row: the other sources' as told, and the co-located server's from its affiliations. */
+  private async allRows(query: (q: pg.QueryConfig) => Promise<Row[]>): Promise<GmsAffiliationRecord[]> {
+    const own = this.ownSource;
+    const told = (await query({ ...Q.allTold, values: [own ?? null] })).map(toGmsAffiliationRecord);
+    if (own === undefined) return told;
+    return latestPerKey(told, (await query({ ...Q.allOwn, values: [own, `@${own}`] })).map(toGmsAffiliationRecord));
   }
 
   async restore(dump: GmsDump): Promise<void> {
@@ -101,7 +132,8 @@ export class PostgresGmsStore implements GmsStore {
         const { revision, ...doc } = g[i]!;
         return [doc.id, JSON.stringify(doc), revision];
       });
-      const a = dump.affiliations;
+      // The co-located server's rows come with its own store's dump, as affiliations.
+      const a = dump.affiliations.filter((r) => r.source !== this.ownSource);
       await insertColumns(c, 'gms_affiliations (group_id, service, user_id, status, source, seq, updated_at)', ['text', 'text', 'text', 'text', 'text', 'bigint', 'bigint'], a.length, (i) => {
         const r = a[i]!;
         return [r.groupId, r.service, r.userId, r.status, r.source, r.seq, r.updatedAt];

@@ -56,17 +56,6 @@ const Q = {
   },
   remove: { name: 'muster-remove', text: 'DELETE FROM affiliations WHERE user_id = $1 AND service = $2 AND group_id = ANY($3::text[])' },
   outbox: { name: 'muster-outbox', text: 'INSERT INTO gms_outbox (user_id, service, group_id, status, created_at) VALUES ($1, $2, $3, $4, $5)' },
-  // A GMS in the same database is told in the affiliation's own transaction; seq comes from the outbox's sequence,
-  // so it stays one increasing series whichever way an update travels, and the GMS keeps the newest per source.
-  tellColocatedGms: {
-    name: 'muster-tell-colocated-gms',
-    text: `INSERT INTO gms_affiliations (group_id, service, user_id, status, source, seq, updated_at)
-           SELECT t.g, $2, $1, t.s, $5, nextval(pg_get_serial_sequence('gms_outbox', 'seq')), $6
-           FROM unnest($3::text[], $4::text[]) AS t(g, s)
-           ON CONFLICT (group_id, service, user_id) DO UPDATE
-             SET status = excluded.status, source = excluded.source, seq = excluded.seq, updated_at = excluded.updated_at
-             WHERE gms_affiliations.source <> excluded.source OR gms_affiliations.seq < excluded.seq`,
-  },
   event: { name: 'muster-event', text: 'INSERT INTO events (user_id, type, data, created_at) VALUES ($1, $2, $3, $4) RETURNING id' },
   ofUser: { name: 'muster-of-user', text: 'SELECT * FROM affiliations WHERE user_id = $1 ORDER BY service, group_id' },
   ofUserService: { name: 'muster-of-user-service', text: 'SELECT * FROM affiliations WHERE user_id = $1 AND service = $2 ORDER BY group_id' },
@@ -150,7 +139,7 @@ const SEQUENCE_HIGH = 'SELECT COALESCE(pg_sequence_last_value(pg_get_serial_sequ
 
 export class PostgresStore implements Store {
   readonly kind = 'postgres';
-  private colocatedGmsSource: string | undefined;
+  private colocatedGms = false;
 
   constructor(
     readonly pool: pg.Pool,
@@ -171,11 +160,9 @@ export class PostgresStore implements Store {
       const puts = new Map(w.put.map((p) => [p.groupId, p.state]));
       if (puts.size > 0) await c.query({ ...Q.put, values: [userId, service, [...puts.keys()], [...puts.values()], at] });
       if (w.remove.length > 0) await c.query({ ...Q.remove, values: [userId, service, w.remove] });
-      if (this.colocatedGmsSource !== undefined && w.tellGms.length > 0) {
-        await c.query({ ...Q.tellColocatedGms, values: [userId, service, w.tellGms.map((u) => u.groupId), w.tellGms.map((u) => u.status), this.colocatedGmsSource, at] });
-      } else {
-        for (const u of w.tellGms) await c.query({ ...Q.outbox, values: [userId, service, u.groupId, u.status, at] });
-      }
+      // Step 5b (10.X.4.2 step 4b): a co-located GMS reads these very rows (PostgresGmsStore.ownSource), so telling
+      // it is this transaction's commit; a GMS elsewhere is told through the outbox.
+      if (!this.colocatedGms) for (const u of w.tellGms) await c.query({ ...Q.outbox, values: [userId, service, u.groupId, u.status, at] });
       if (w.audit?.length) {
         const rows = w.audit.map(auditRow);
         await c.query({ ...Q.audit, values: AUDIT_COLUMNS.map((_, k) => rows.map((r) => r[k])) });
@@ -184,9 +171,11 @@ export class PostgresStore implements Store {
     });
   }
 
-  /** The GMS's tables are in this database: tell it directly (see tellColocatedGms), not through the outbox. */
-  colocateGms(source: string): void {
-    this.colocatedGmsSource = source;
+  /** `gms` (on this same database) lists its members of `source`, this system's domain, from here from now on. */
+  colocateGms(source: string, gms: PostgresGmsStore): void {
+    if (gms.pool !== this.pool) throw new Error('a co-located GMS must be on the same PostgreSQL pool');
+    this.colocatedGms = true;
+    gms.readOwnServerFromAffiliations(source);
   }
 
   async affiliationsOfUser(userId: McUri, service?: McService): Promise<AffiliationRecord[]> {

@@ -9,10 +9,9 @@ import type { GmsStatusUpdate } from '../ports/store.ts';
 import { groupCommitOf } from './sqlite-group-commit.ts';
 import { statementsByRowCount } from './sqlite-store.ts';
 import { uriIntern } from './uri-intern.ts';
-import { type Row, toGmsAffiliationRecord } from './store-rows.ts';
+import { type Row, latestPerKey, toGmsAffiliationRecord } from './store-rows.ts';
 import { domainOf } from '../domain/ids.ts';
 
-type GmsRow = GmsAffiliationRecord;
 
 export class SqliteGmsStore implements GmsStore {
   private readonly q;
@@ -65,7 +64,7 @@ export class SqliteGmsStore implements GmsStore {
   }
 
   /** One group's rows: the other sources' and, for a group of the co-located server's domain, its affiliations. */
-  private rowsOfGroup(groupId: McUri, service?: McService): GmsRow[] {
+  private rowsOfGroup(groupId: McUri, service?: McService): GmsAffiliationRecord[] {
     const own = this.ownServer;
     const told = (this.q.told.all({ g: groupId, s: service ?? null, own: own?.source ?? null }) as Row[]).map(toGmsAffiliationRecord);
     if (!own || domainOf(groupId) !== own.source) return told;
@@ -73,7 +72,7 @@ export class SqliteGmsStore implements GmsStore {
     return latestPerKey(told, mine);
   }
 
-  private allRows(): GmsRow[] {
+  private allRows(): GmsAffiliationRecord[] {
     const own = this.ownServer;
     const told = (this.q.allTold.all(own?.source ?? null) as Row[]).map(toGmsAffiliationRecord);
     if (!own) return told;
@@ -158,16 +157,4 @@ export class SqliteGmsStore implements GmsStore {
     })();
 
   }
-}
-
-/** Both sorted by group, service and user; per key, the later update wins (ties: `mine`), as one table kept it. */
-function latestPerKey(told: GmsRow[], mine: GmsRow[]): GmsRow[] {
-  if (told.length === 0) return mine;
-  const key = (r: GmsRow): string => `${r.groupId} ${r.service} ${r.userId}`;
-  const byKey = new Map(told.map((r) => [key(r), r]));
-  for (const r of mine) {
-    const other = byKey.get(key(r));
-    if (!other || other.updatedAt <= r.updatedAt) byKey.set(key(r), r);
-  }
-  return [...byKey.values()].sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
 }

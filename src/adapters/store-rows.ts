@@ -70,3 +70,19 @@ export function toGroupAffiliation(r: Row): GroupAffiliation {
 export function toGmsAffiliationRecord(r: Row): GmsAffiliationRecord {
   return { ...toGroupAffiliation(r), groupId: r['group_id'] as McUri, source: r['source'] as string, seq: Number(r['seq']) };
 }
+
+/**
+ * A co-located GMS's rows (both stores): what other sources told it (`told`) with its own server's affiliations
+ * (`mine`); per group, service and user the later update wins (ties: `mine`), as one table of told rows kept it.
+ * Sorted by group, service and user.
+ */
+export function latestPerKey(told: GmsAffiliationRecord[], mine: GmsAffiliationRecord[]): GmsAffiliationRecord[] {
+  if (told.length === 0) return mine;
+  const key = (r: GmsAffiliationRecord): string => `${r.groupId} ${r.service} ${r.userId}`;
+  const byKey = new Map(told.map((r) => [key(r), r]));
+  for (const r of mine) {
+    const other = byKey.get(key(r));
+    if (!other || other.updatedAt <= r.updatedAt) byKey.set(key(r), r);
+  }
+  return [...byKey.values()].sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
+}
