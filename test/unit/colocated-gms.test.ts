@@ -5,7 +5,6 @@
 // (never skip) without it; a fresh database per test, dropped at the end.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,7 +14,7 @@ import type { GmsStore } from '../../src/ports/gms-store.ts';
 import { openSqlite, SqliteStore } from '../../src/adapters/sqlite-store.ts';
 import { SqliteGmsStore } from '../../src/adapters/sqlite-gms-store.ts';
 import { openPostgres, PostgresStore } from '../../src/adapters/postgres-store.ts';
-import { adminClient } from '../support/postgres.ts';
+import { createTestDatabase, dropTestDatabases } from '../support/postgres.ts';
 
 const uri = (s: string): McUri => s as McUri;
 const D = 'police.example';
@@ -36,15 +35,7 @@ interface Opened {
 }
 
 const databases: string[] = [];
-after(async () => {
-  if (databases.length === 0) return;
-  const admin = await adminClient();
-  try {
-    for (const db of databases) await admin.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
-  } finally {
-    await admin.end();
-  }
-});
+after(() => dropTestDatabases(databases));
 
 function sqlite(): Opened {
   const dir = mkdtempSync(join(tmpdir(), 'muster-colocated-'));
@@ -66,16 +57,10 @@ function sqlite(): Opened {
 }
 
 async function postgres(): Promise<Opened> {
-  const name = `muster_test_${randomBytes(6).toString('hex')}`;
-  const admin = await adminClient();
-  try {
-    await admin.query(`CREATE DATABASE ${name}`);
-    databases.push(name);
-  } finally {
-    await admin.end();
-  }
+  const { name, url } = await createTestDatabase();
+  databases.push(name);
   const clock = { t: 1_700_000_000_000 };
-  const { pool, gmsStore } = await openPostgres(`postgres://postgres@127.0.0.1:5432/${name}`);
+  const { pool, gmsStore } = await openPostgres(url);
   const store = new PostgresStore(pool, () => clock.t);
   store.colocateGms(D, gmsStore);
   return { store, gms: gmsStore, clock, toldRows: async () => Number((await pool.query<{ n: string }>('SELECT count(*) AS n FROM gms_affiliations')).rows[0]!.n), close: () => pool.end() };
