@@ -86,87 +86,105 @@ for (const [kind, open] of [
   ['PostgreSQL', postgres],
 ] as const) {
   void describe(kind, () => {
-  void test('the co-located GMS lists its server affiliated members of its own groups, from the affiliations', async () => {
-    const o = await open();
-    try {
-      await o.store.changeAffiliations(alice, 'mcptt', write([{ groupId: patrol, state: 'affiliated' }, { groupId: north, state: 'affiliated' }, { groupId: engine, state: 'reserved' }]));
-      o.clock.t += 1000;
-      await o.store.changeAffiliations(bob, 'mcvideo', write([{ groupId: patrol, state: 'affiliated' }, { groupId: engine, state: 'affiliated' }]));
-      // A partner's user, affiliated here as the group host would store it.
-      await o.store.changeAffiliations(zed, 'mcptt', write([{ groupId: patrol, state: 'affiliated' }]));
-      await o.store.changeAffiliations(alice, 'mcptt', write([], [north]));
+    void test('the co-located GMS lists its server affiliated members of its own groups, from the affiliations', async () => {
+      const o = await open();
+      try {
+        await o.store.changeAffiliations(alice, 'mcptt', write([{ groupId: patrol, state: 'affiliated' }, { groupId: north, state: 'affiliated' }, { groupId: engine, state: 'reserved' }]));
+        o.clock.t += 1000;
+        await o.store.changeAffiliations(bob, 'mcvideo', write([{ groupId: patrol, state: 'affiliated' }, { groupId: engine, state: 'affiliated' }]));
+        // A partner's user, affiliated here as the group host would store it.
+        await o.store.changeAffiliations(zed, 'mcptt', write([{ groupId: patrol, state: 'affiliated' }]));
+        await o.store.changeAffiliations(alice, 'mcptt', write([], [north]));
 
-      assert.deepEqual(
-        (await o.gms.affiliatedMembers(patrol)).map((m) => [m.userId, m.service, m.status, m.updatedAt]),
-        [
-          [alice, 'mcptt', 'affiliated', 1_700_000_000_000],
-          [zed, 'mcptt', 'affiliated', 1_700_000_001_000],
-          [bob, 'mcvideo', 'affiliated', 1_700_000_001_000],
-        ],
-      );
-      assert.deepEqual((await o.gms.affiliatedMembers(patrol, 'mcvideo')).map((m) => m.userId), [bob]);
-      assert.deepEqual(await o.gms.affiliatedMembers(north), [], 'a removed affiliation leaves the list');
-      // A partner's group is its own GMS's business: this one lists none of it, reserved or affiliated.
-      assert.deepEqual(await o.gms.affiliatedMembers(engine), []);
-      assert.deepEqual(
-        (await o.gms.allAffiliations()).map((a) => [a.groupId, a.service, a.userId, a.source, a.seq]),
-        [
-          [patrol, 'mcptt', alice, D, 0],
-          [patrol, 'mcptt', zed, D, 0],
-          [patrol, 'mcvideo', bob, D, 0],
-        ],
-      );
-      assert.equal(await o.store.pendingGmsUpdates(10).then((p) => p.length), 0, 'nothing goes through the outbox');
-      assert.equal(await o.toldRows(), 0, 'nor into a second table');
-    } finally {
-      await o.close();
-    }
-  });
+        assert.deepEqual(
+          (await o.gms.affiliatedMembers(patrol)).map((m) => [m.userId, m.service, m.status, m.updatedAt]),
+          [
+            [alice, 'mcptt', 'affiliated', 1_700_000_000_000],
+            [zed, 'mcptt', 'affiliated', 1_700_000_001_000],
+            [bob, 'mcvideo', 'affiliated', 1_700_000_001_000],
+          ],
+        );
+        assert.deepEqual((await o.gms.affiliatedMembers(patrol, 'mcvideo')).map((m) => m.userId), [bob]);
+        assert.deepEqual(await o.gms.affiliatedMembers(north), [], 'a removed affiliation leaves the list');
+        // A partner's group is its own GMS's business: this one lists none of it, reserved or affiliated.
+        assert.deepEqual(await o.gms.affiliatedMembers(engine), []);
+        assert.deepEqual(
+          (await o.gms.allAffiliations()).map((a) => [a.groupId, a.service, a.userId, a.source, a.seq]),
+          [
+            [patrol, 'mcptt', alice, D, 0],
+            [patrol, 'mcptt', zed, D, 0],
+            [patrol, 'mcvideo', bob, D, 0],
+          ],
+        );
+        assert.equal(await o.store.pendingGmsUpdates(10).then((p) => p.length), 0, 'nothing goes through the outbox');
+        assert.equal(await o.toldRows(), 0, 'nor into a second table');
+      } finally {
+        await o.close();
+      }
+    });
 
-  void test('another source told of the same user and group: the later update wins, as in one table of rows', async () => {
-    const o = await open();
-    try {
-      await o.store.changeAffiliations(alice, 'mcptt', write([{ groupId: patrol, state: 'affiliated' }, { groupId: north, state: 'affiliated' }]));
-      // An MC service server elsewhere tells this GMS: alice left patrol later; bob joined north; alice joined north earlier.
-      await o.gms.applyStatusUpdates('mcs2.police.example', [{ seq: 1, userId: alice, groupId: patrol, service: 'mcptt', status: 'deaffiliated' }], o.clock.t + 5);
-      await o.gms.applyStatusUpdates('mcs2.police.example', [{ seq: 2, userId: bob, groupId: north, service: 'mcptt', status: 'affiliated' }], o.clock.t + 5);
-      await o.gms.applyStatusUpdates('mcs2.police.example', [{ seq: 3, userId: alice, groupId: north, service: 'mcptt', status: 'deaffiliated' }], o.clock.t - 5);
-      assert.deepEqual(await o.gms.affiliatedMembers(patrol), [], 'the later de-affiliation from elsewhere wins');
-      assert.deepEqual((await o.gms.affiliatedMembers(north)).map((m) => m.userId), [alice, bob], 'the earlier one does not');
+    void test('another source told of the same user and group: the later update wins, as in one table of rows', async () => {
+      const o = await open();
+      try {
+        await o.store.changeAffiliations(alice, 'mcptt', write([{ groupId: patrol, state: 'affiliated' }, { groupId: north, state: 'affiliated' }]));
+        // An MC service server elsewhere tells this GMS: alice left patrol later; bob joined north; alice joined north earlier.
+        await o.gms.applyStatusUpdates('mcs2.police.example', [{ seq: 1, userId: alice, groupId: patrol, service: 'mcptt', status: 'deaffiliated' }], o.clock.t + 5);
+        await o.gms.applyStatusUpdates('mcs2.police.example', [{ seq: 2, userId: bob, groupId: north, service: 'mcptt', status: 'affiliated' }], o.clock.t + 5);
+        await o.gms.applyStatusUpdates('mcs2.police.example', [{ seq: 3, userId: alice, groupId: north, service: 'mcptt', status: 'deaffiliated' }], o.clock.t - 5);
+        assert.deepEqual(await o.gms.affiliatedMembers(patrol), [], 'the later de-affiliation from elsewhere wins');
+        assert.deepEqual((await o.gms.affiliatedMembers(north)).map((m) => m.userId), [alice, bob], 'the earlier one does not');
 
-      // Alice affiliates to patrol again here: now the later one is this server's.
-      o.clock.t += 10;
-      await o.store.changeAffiliations(alice, 'mcptt', write([{ groupId: patrol, state: 'affiliated' }]));
-      assert.deepEqual((await o.gms.affiliatedMembers(patrol)).map((m) => m.userId), [alice]);
-    } finally {
-      await o.close();
-    }
-  });
+        // Alice affiliates to patrol again here: now the later one is this server's.
+        o.clock.t += 10;
+        await o.store.changeAffiliations(alice, 'mcptt', write([{ groupId: patrol, state: 'affiliated' }]));
+        assert.deepEqual((await o.gms.affiliatedMembers(patrol)).map((m) => m.userId), [alice]);
+      } finally {
+        await o.close();
+      }
+    });
 
-  void test("a dump holds the own server's rows with seq 0; a co-located restore takes them from the store's own dump", async () => {
-    const a = await open();
-    const b = await open();
-    try {
-      await a.gms.putGroup({ id: patrol, displayName: 'Patrol', services: ['mcptt'], members: [alice], enabled: true, deaffiliationForbidden: false });
-      await a.store.changeAffiliations(alice, 'mcptt', write([{ groupId: patrol, state: 'affiliated' }]));
-      await a.gms.applyStatusUpdates('mcs2.police.example', [{ seq: 4, userId: bob, groupId: patrol, service: 'mcptt', status: 'deaffiliated' }], a.clock.t);
-      const gmsDump = await a.gms.dump();
-      assert.deepEqual(
-        gmsDump.affiliations.map((r) => [r.userId, r.status, r.source, r.seq]),
-        [
-          [alice, 'affiliated', D, 0],
-          [bob, 'deaffiliated', 'mcs2.police.example', 4],
-        ],
-      );
+    void test("a dump holds the own server's rows with seq 0; a co-located restore takes them from the store's own dump", async () => {
+      const a = await open();
+      const b = await open();
+      try {
+        await a.gms.putGroup({ id: patrol, displayName: 'Patrol', services: ['mcptt'], members: [alice], enabled: true, deaffiliationForbidden: false });
+        await a.store.changeAffiliations(alice, 'mcptt', write([{ groupId: patrol, state: 'affiliated' }]));
+        await a.gms.applyStatusUpdates('mcs2.police.example', [{ seq: 4, userId: bob, groupId: patrol, service: 'mcptt', status: 'deaffiliated' }], a.clock.t);
+        const gmsDump = await a.gms.dump();
+        assert.deepEqual(
+          gmsDump.affiliations.map((r) => [r.userId, r.status, r.source, r.seq]),
+          [
+            [alice, 'affiliated', D, 0],
+            [bob, 'deaffiliated', 'mcs2.police.example', 4],
+          ],
+        );
 
-      await b.store.restore(await a.store.dump());
-      await b.gms.restore(gmsDump);
-      assert.deepEqual(await b.gms.dump(), gmsDump, 'the same rows, none twice');
-      assert.equal(await b.toldRows(), 1, "only the other source's row went into the GMS's table");
-    } finally {
-      await a.close();
-      await b.close();
-    }
-  });
+        await b.store.restore(await a.store.dump());
+        await b.gms.restore(gmsDump);
+        assert.deepEqual(await b.gms.dump(), gmsDump, 'the same rows, none twice');
+        assert.equal(await b.toldRows(), 1, "only the other source's row went into the GMS's table");
+      } finally {
+        await a.close();
+        await b.close();
+      }
+    });
+
+    void test('rows an earlier version (or a leftover outbox) told for the own server are not read: its affiliations are the truth', async () => {
+      const o = await open();
+      try {
+        await o.store.changeAffiliations(bob, 'mcptt', write([{ groupId: patrol, state: 'affiliated' }]));
+        // Before this version the co-located server's updates were rows of the GMS's table, under its own source.
+        await o.gms.applyStatusUpdates(D, [{ seq: 5, userId: alice, groupId: north, service: 'mcptt', status: 'affiliated' }], o.clock.t + 1);
+        await o.gms.applyStatusUpdates(D, [{ seq: 6, userId: bob, groupId: patrol, service: 'mcptt', status: 'deaffiliated' }], o.clock.t + 1);
+        assert.deepEqual(await o.gms.affiliatedMembers(north), [], 'alice holds no affiliation to north');
+        assert.deepEqual((await o.gms.affiliatedMembers(patrol)).map((m) => m.userId), [bob], 'bob holds his to patrol');
+        assert.deepEqual(
+          (await o.gms.dump()).affiliations.map((r) => [r.groupId, r.userId, r.status, r.seq]),
+          [[patrol, bob, 'affiliated', 0]],
+        );
+      } finally {
+        await o.close();
+      }
+    });
   });
 }
