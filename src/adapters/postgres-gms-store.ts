@@ -1,15 +1,14 @@
 // The GMS's tables in the shared PostgreSQL database: same semantics as sqlite-gms-store.ts, made safe for several
 // instances by single-statement upserts (revision and sequence checks happen inside the database, not in between).
 import type pg from 'pg';
-import type { McUri } from '../domain/ids.ts';
+import { domainOf, type McUri } from '../domain/ids.ts';
 import type { McService } from '../domain/services.ts';
 import type { GroupPolicy } from '../domain/group-policy.ts';
 import type { GmsAffiliationRecord, GmsDump, GmsStore, GroupAffiliation } from '../ports/gms-store.ts';
 import { MusterError } from '../domain/errors.ts';
 import type { GmsStatusUpdate } from '../ports/store.ts';
 import { insertColumns, inTransaction, toStoreError } from './postgres-pool.ts';
-import { type Row, latestPerKey, toGmsAffiliationRecord } from './store-rows.ts';
-import { domainOf } from '../domain/ids.ts';
+import { type Row, affiliatedMembersOf, latestPerKey, toGmsAffiliationRecord } from './store-rows.ts';
 import { uriIntern } from './uri-intern.ts';
 
 
@@ -95,7 +94,7 @@ export class PostgresGmsStore implements GmsStore {
     const own = this.ownSource;
     const told = (await this.query({ ...Q.told, values: [groupId, service ?? null, own ?? null] })).map(toGmsAffiliationRecord);
     const rows = own !== undefined && domainOf(groupId) === own ? latestPerKey(told, (await this.query({ ...Q.own, values: [groupId, own, service ?? null] })).map(toGmsAffiliationRecord)) : told;
-    return rows.filter((r) => r.status === 'affiliated').map(({ userId, service: s, status, updatedAt }) => ({ userId, service: s, status, updatedAt }));
+    return affiliatedMembersOf(rows);
   }
 
   async allAffiliations(): Promise<(GroupAffiliation & { groupId: McUri; source: string; seq: number })[]> {

@@ -1,6 +1,6 @@
 // The GMS's tables in the embedded SQLite file.
 import type Database from 'better-sqlite3';
-import type { McUri } from '../domain/ids.ts';
+import { domainOf, type McUri } from '../domain/ids.ts';
 import type { McService } from '../domain/services.ts';
 import type { GroupPolicy } from '../domain/group-policy.ts';
 import type { GmsAffiliationRecord, GmsDump, GmsStore, GroupAffiliation } from '../ports/gms-store.ts';
@@ -9,8 +9,7 @@ import type { GmsStatusUpdate } from '../ports/store.ts';
 import { groupCommitOf } from './sqlite-group-commit.ts';
 import { statementsByRowCount } from './sqlite-store.ts';
 import { uriIntern } from './uri-intern.ts';
-import { type Row, latestPerKey, toGmsAffiliationRecord } from './store-rows.ts';
-import { domainOf } from '../domain/ids.ts';
+import { type Row, affiliatedMembersOf, latestPerKey, toGmsAffiliationRecord } from './store-rows.ts';
 
 
 export class SqliteGmsStore implements GmsStore {
@@ -127,9 +126,7 @@ export class SqliteGmsStore implements GmsStore {
   }
 
   async affiliatedMembers(groupId: McUri, service?: McService): Promise<GroupAffiliation[]> {
-    return this.rowsOfGroup(groupId, service)
-      .filter((r) => r.status === 'affiliated')
-      .map(({ userId, service: s, status, updatedAt }) => ({ userId, service: s, status, updatedAt }));
+    return affiliatedMembersOf(this.rowsOfGroup(groupId, service));
   }
 
   async allAffiliations(): Promise<(GroupAffiliation & { groupId: McUri; source: string; seq: number })[]> {

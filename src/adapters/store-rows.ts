@@ -63,12 +63,21 @@ export function toAuditEntry(r: Row): AuditEntry {
   };
 }
 
-export function toGroupAffiliation(r: Row): GroupAffiliation {
-  return { userId: r['user_id'] as McUri, service: r['service'] as McService, status: r['status'] as GroupAffiliation['status'], updatedAt: Number(r['updated_at']) };
+/** A GMS's affiliated members among its rows (the member list of GmsStore.affiliatedMembers). */
+export function affiliatedMembersOf(rows: GmsAffiliationRecord[]): GroupAffiliation[] {
+  return rows.filter((r) => r.status === 'affiliated').map(({ userId, service, status, updatedAt }) => ({ userId, service, status, updatedAt }));
 }
 
 export function toGmsAffiliationRecord(r: Row): GmsAffiliationRecord {
-  return { ...toGroupAffiliation(r), groupId: r['group_id'] as McUri, source: r['source'] as string, seq: Number(r['seq']) };
+  return {
+    userId: r['user_id'] as McUri,
+    service: r['service'] as McService,
+    status: r['status'] as GroupAffiliation['status'],
+    updatedAt: Number(r['updated_at']),
+    groupId: r['group_id'] as McUri,
+    source: r['source'] as string,
+    seq: Number(r['seq']),
+  };
 }
 
 /**
