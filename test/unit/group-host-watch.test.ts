@@ -3,14 +3,9 @@
 // system (SQLite), through the procedures the federation routes call.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import pino from 'pino';
 import type { McUri } from '../../src/domain/ids.ts';
 import type { ClientEvent } from '../../src/ports/store.ts';
-import { resolveConfig } from '../../src/config/config.ts';
-import { McSystem } from '../../src/system.ts';
+import { withSystem } from '../support/in-process.ts';
 import { affiliateAsGroupHost, deaffiliateAsGroupHost } from '../../src/procedures/affiliate-as-group-host.ts';
 
 const engine = 'sip:engine@fire.example' as McUri;
@@ -18,26 +13,19 @@ const rescue = 'sip:rescue@fire.example' as McUri;
 const alice = 'sip:alice@police.example' as McUri;
 
 void test("a partner's user joining and leaving a hosted group: the group's watchers here hear both, other groups' nothing", async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'muster-host-watch-'));
-  const [config] = resolveConfig({
-    dataDir: dir,
-    systems: [
-      {
-        name: 'fire',
-        domain: 'fire.example',
-        http: { port: 0 },
-        secret: 'host-watch-test-secret',
-        // Nobody listens there: the start-up re-synchronisation waits for it in the background.
-        partners: [{ domain: 'police.example', url: 'http://127.0.0.1:9', secret: 'shared-with-police' }],
-        groups: [
-          { id: engine, services: ['mcptt'], members: [alice] },
-          { id: rescue, services: ['mcptt'], members: [alice] },
-        ],
-      },
+  const fire = {
+    name: 'fire',
+    domain: 'fire.example',
+    http: { port: 0 },
+    secret: 'host-watch-test-secret',
+    // Nobody listens there: the start-up re-synchronisation waits for it in the background.
+    partners: [{ domain: 'police.example', url: 'http://127.0.0.1:9', secret: 'shared-with-police' }],
+    groups: [
+      { id: engine, services: ['mcptt'], members: [alice] },
+      { id: rescue, services: ['mcptt'], members: [alice] },
     ],
-  });
-  const system = await McSystem.open(config!, { log: pino({ level: 'silent' }) });
-  try {
+  };
+  await withSystem(fire, async (system) => {
     const heard: { group: McUri; event: ClientEvent }[] = [];
     const offs = [engine, rescue].map((group) => system.server.notifier.subscribeGroup(group, (event) => heard.push({ group, event })));
     const joined = await affiliateAsGroupHost(system.server, { mcServiceId: alice, service: 'mcptt', groupIds: [engine] });
@@ -52,8 +40,5 @@ void test("a partner's user joining and leaving a hosted group: the group's watc
         [engine, alice, 'affiliation-status', { service: 'mcptt', status: [{ groupId: engine, status: 'deaffiliated' }] }],
       ],
     );
-  } finally {
-    await system.stop();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });

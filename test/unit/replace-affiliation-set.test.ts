@@ -2,15 +2,11 @@
 // procedure on a real system (SQLite), where omissions are left before additions join so a full N2 still swaps.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import pino from 'pino';
 import type { McUri } from '../../src/domain/ids.ts';
 import type { HeldState } from '../../src/domain/decisions/group-home.ts';
 import { publicationDelta } from '../../src/domain/decisions/publication-set.ts';
-import { resolveConfig } from '../../src/config/config.ts';
-import { McSystem } from '../../src/system.ts';
+import type { McSystem } from '../../src/system.ts';
+import { withSystem } from '../support/in-process.ts';
 import { replaceAffiliationSet } from '../../src/procedures/replace-affiliation-set.ts';
 import type { GroupStatus } from '../../src/domain/flows.ts';
 import type { NewAuditEntry } from '../../src/ports/store.ts';
@@ -19,28 +15,18 @@ const g = (n: string): McUri => `sip:${n}@police.example` as McUri;
 const alice = 'sip:alice@police.example' as McUri;
 
 /** A real system on SQLite in a directory of its own: alice, with N2 = `n2`, may join each of `groups`. */
-async function withSystem(n2: number, groups: McUri[], work: (system: McSystem) => Promise<void>): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), 'muster-replace-'));
-  const [config] = resolveConfig({
-    dataDir: dir,
-    systems: [
-      {
-        name: 'police',
-        domain: 'police.example',
-        http: { port: 0 },
-        secret: 'replace-test-secret',
-        users: [{ id: alice, services: ['mcptt'], n2, groups }],
-        groups: groups.map((id) => ({ id, services: ['mcptt'], members: [alice] })),
-      },
-    ],
-  });
-  const system = await McSystem.open(config!, { log: pino({ level: 'silent' }) });
-  try {
-    await work(system);
-  } finally {
-    await system.stop();
-    rmSync(dir, { recursive: true, force: true });
-  }
+function withPolice(n2: number, groups: McUri[], work: (system: McSystem) => Promise<void>): Promise<void> {
+  return withSystem(
+    {
+      name: 'police',
+      domain: 'police.example',
+      http: { port: 0 },
+      secret: 'replace-test-secret',
+      users: [{ id: alice, services: ['mcptt'], n2, groups }],
+      groups: groups.map((id) => ({ id, services: ['mcptt'], members: [alice] })),
+    },
+    work,
+  );
 }
 
 void test('publicationDelta: additions, omissions of affiliated groups; reservations are not withdrawn by omission', () => {
@@ -55,7 +41,7 @@ void test('publicationDelta: additions, omissions of affiliated groups; reservat
 });
 
 void test('replacing a full set (N2 = 2) with two other groups leaves the old ones first, so the new ones join', () =>
-  withSystem(2, ['a', 'b', 'c', 'd'].map(g), async (system) => {
+  withPolice(2, ['a', 'b', 'c', 'd'].map(g), async (system) => {
     const first = await replaceAffiliationSet(system.server, alice, 'mcptt', [g('a'), g('b')], () => true);
     assert.deepEqual(first.map((s) => s.status), ['affiliated', 'affiliated']);
     const swapped = await replaceAffiliationSet(system.server, alice, 'mcptt', [g('c'), g('d')], () => true);
@@ -67,7 +53,7 @@ void test('replacing a full set (N2 = 2) with two other groups leaves the old on
   }));
 
 void test('the audit entry of a set goes in the transaction of its last write, with the statuses it returns; a set that changes nothing writes none', () =>
-  withSystem(4, ['a', 'b', 'c'].map(g), async (system) => {
+  withPolice(4, ['a', 'b', 'c'].map(g), async (system) => {
     const store = system.server.store;
     // Which of the store's writes carried audit entries, in order.
     const writes: boolean[] = [];
