@@ -108,8 +108,8 @@ export class SqliteGmsStore implements GmsStore {
     return groupCommitOf(this.db).write(() => this.applyWithinTransaction(source, updates, at));
   }
 
-  /** The idempotent apply, for a caller already inside a transaction on this database. */
-  applyWithinTransaction(source: string, updates: GmsStatusUpdate[], at: number): number {
+  /** The idempotent apply, inside the group commit's transaction. */
+  private applyWithinTransaction(source: string, updates: GmsStatusUpdate[], at: number): number {
     // One statement for a request's updates (SQLite allows 32,766 parameters: 7 per row, chunks of 1,000 rows).
     let applied = 0;
     for (let i = 0; i < updates.length; i += 1000) {

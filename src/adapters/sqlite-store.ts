@@ -298,7 +298,7 @@ export class SqliteStore implements Store {
         changes: all('SELECT * FROM change_requests ORDER BY created_at, id, target').map(toChangeRecord),
         audit: all('SELECT * FROM audit_log ORDER BY id').map(toAuditEntry),
         sip: { publications: all('SELECT * FROM sip_publications ORDER BY etag').map(toSipPublication), subscriptions: all('SELECT * FROM sip_subscriptions ORDER BY id').map(toSipSubscription) },
-        // Status updates told to a colocated GMS directly took sequence numbers too: the next store continues above them.
+        // Above every seq this source used, in the outbox or in GMS rows an earlier version wrote (see colocatedGms).
         sequences: { outbox: Math.max(this.sequence('gms_outbox'), this.colocatedGms?.seq ?? 0), events: this.sequence('events') },
       };
     });

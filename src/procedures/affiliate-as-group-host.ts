@@ -24,7 +24,7 @@ export async function affiliateAsGroupHost(server: McServiceServer, req: Affilia
     };
   });
   server.notifier.publish(events);
-  // Step 7b: the GMS update leaves through the outbox; step 7a is the answer below.
+  // Step 7b: the GMS is told by the commit or through the outbox (see affiliate.ts); step 7a is the answer below.
   if (verdicts.some((v) => v.verdict === 'affiliate')) server.tellGmsSoon();
   const status = verdicts.map((v): GroupStatus =>
     v.verdict === 'reject' ? { groupId: v.groupId, status: 'rejected', reason: v.reason } : v.verdict === 'ask-partner' ? { groupId: v.groupId, status: 'rejected', reason: 'unknown-group' } : { groupId: v.groupId, status: 'affiliated' },
@@ -49,7 +49,7 @@ export async function deaffiliateAsGroupHost(server: McServiceServer, req: Affil
     };
   });
   server.notifier.publish(events);
-  // Step 6b via the outbox; step 6a is the answer.
+  // Step 6b by the commit or via the outbox; step 6a is the answer.
   if (verdicts.some((v) => v.verdict === 'deaffiliate')) server.tellGmsSoon();
   const status = verdicts.map((v): GroupStatus => (v.verdict === 'reject' ? { groupId: v.groupId, status: 'rejected', reason: v.reason } : v.verdict === 'ask-partner' ? { groupId: v.groupId, status: 'rejected', reason: 'unknown-group' } : { groupId: v.groupId, status: 'deaffiliated' }));
   return { mcServiceId: userId, service, groupIds, status };
@@ -66,7 +66,7 @@ export async function changeAsGroupHost(server: McServiceServer, req: ChangeRequ
       // Steps 4a/4b, 5 and 6 for the groups to leave, then for the groups to join (the slots it frees count first).
       const left = req.deaffiliate.length ? (await deaffiliateAsGroupHost(server, { mcServiceId: target, service: req.service, groupIds: req.deaffiliate })).status : [];
       const joined = req.affiliate.length ? (await affiliateAsGroupHost(server, { mcServiceId: target, service: req.service, groupIds: req.affiliate })).status : [];
-      // Step 8: the change response to the primary (step 7, the GMS update, leaves through the outbox).
+      // Step 8: the change response to the primary (step 7, the GMS update, went with the commit or leaves through the outbox).
       return { target, outcome: 'applied', status: [...joined, ...left] };
     }),
   );

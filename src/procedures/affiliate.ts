@@ -49,7 +49,8 @@ export async function affiliate(server: McServiceServer, req: AffiliationRequest
   // 10.X.3.2 step 2 done: the reservations are stored, so a face can show them before the partners answer.
   const reserved = verdicts.filter((v) => v.verdict === 'ask-partner' && v.reserve).map((v) => v.groupId);
   if (reserved.length > 0) progress?.reserved(reserved);
-  // Step 5b: the outbox row was written with the affiliation; its sender tells the GMS (in parallel with 5a).
+  // Step 5b: told by the commit (a GMS in the same store reads the rows), or by the outbox row written with them,
+  // whose sender wakes now (in parallel with 5a).
   if (verdicts.some((v) => v.verdict === 'affiliate')) server.tellGmsSoon();
 
   // 10.X.3.2 steps 3-8: ask each partner system that hosts requested groups, all in parallel.

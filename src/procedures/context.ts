@@ -24,7 +24,10 @@ export interface McServiceServer {
   clock: Clock;
   changeOutcomes: ChangeOutcomes;
   negotiationTimeoutMs: number;
-  /** Wakes the sender that drains the GMS outbox (step 5b and friends). */
+  /**
+   * Wakes the sender that drains the GMS outbox (step 5b and friends) when the GMS is elsewhere; a GMS in the same
+   * store was told by the commit itself, since it reads the affiliations (sqlite-gms-store.ts).
+   */
   tellGmsSoon(): void;
   log: Logger;
 }

@@ -30,7 +30,7 @@ export async function deaffiliate(server: McServiceServer, req: DeaffiliationReq
     };
   });
   server.notifier.publish(events);
-  // Step 4b: the GMS learns it from the outbox written with the removal.
+  // Step 4b: the GMS learns it from the removal's commit, or from the outbox row written with it (see affiliate.ts).
   if (verdicts.some((v) => v.verdict === 'deaffiliate')) server.tellGmsSoon();
 
   // 10.X.4.3 steps 3-7: partner groups are removed by their host first, then the primary drops its record (marked

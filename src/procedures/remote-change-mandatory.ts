@@ -15,7 +15,7 @@ export async function remoteChangeMandatory(server: McServiceServer, req: Change
       const right = decideChangeRight(actor, target, server.domain);
       if (!right.allowed) return refusedTarget(target, req);
       const refusedByRight = [...req.affiliate, ...req.deaffiliate].filter((g) => !right.groupAllowed(g));
-      // Steps 2 (subscription, N2), 3a/3b (policy), 4 (policy checks), 5 (store), 6 (GMS via outbox);
+      // Steps 2 (subscription, N2), 3a/3b (policy), 4 (policy checks), 5 (store), 6 (GMS, by the commit or the outbox);
       // partner groups via their host (10.X.5.2.1 steps 3-9).
       const applied = await applyAffiliationChange(server, {
         target,
