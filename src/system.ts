@@ -158,13 +158,19 @@ export class McSystem {
     const expiry = setInterval(() => void expireChanges(this.server).catch(() => undefined), 1000);
     // Retention, hourly and once at start: events older than eventRetentionHours (unanswered change requests stay),
     // audit entries older than auditRetentionDays.
-    const prune = (): void => {
+    // One after the other, so no commit carries a chunk of both; a prune still running (a backlog of more than an
+    // hour) is not started twice.
+    let pruning = false;
+    const prune = async (): Promise<void> => {
+      if (pruning) return;
+      pruning = true;
       const now = this.server.clock.now();
-      void this.server.store.pruneEvents(now - this.config.eventRetentionMs).catch((err: unknown) => this.log.warn({ err }, 'event retention failed; retried in an hour'));
-      void this.server.store.pruneAudit(now - this.config.auditRetentionMs).catch((err: unknown) => this.log.warn({ err }, 'audit retention failed; retried in an hour'));
+      await this.server.store.pruneEvents(now - this.config.eventRetentionMs).catch((err: unknown) => this.log.warn({ err }, 'event retention failed; retried in an hour'));
+      await this.server.store.pruneAudit(now - this.config.auditRetentionMs).catch((err: unknown) => this.log.warn({ err }, 'audit retention failed; retried in an hour'));
+      pruning = false;
     };
-    prune();
-    const retention = setInterval(prune, 3600_000);
+    void prune();
+    const retention = setInterval(() => void prune(), 3600_000);
     sweep.unref();
     expiry.unref();
     retention.unref();

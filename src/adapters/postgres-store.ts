@@ -29,6 +29,7 @@ import { insertColumns, inTransaction, newPool, toStoreError } from './postgres-
 import { PostgresGmsStore } from './postgres-gms-store.ts';
 import { AUDIT_COLUMNS, DUMPED_TABLES, STORE_USED_SQL, type Row, auditRow, toAffiliationRecord, toAuditEntry, toChangeRecord, toClientEvent } from './store-rows.ts';
 import type { SipListFilter, SipPublicationRecord, SipSubscriptionRecord } from '../ports/store.ts';
+import { PRUNE_CHUNK, pruneInChunks } from './retention.ts';
 import { SIP_PUBLICATION_COLUMNS, SIP_PUBLICATION_TYPES, SIP_SUBSCRIPTION_COLUMNS, SIP_SUBSCRIPTION_TYPES, sipPublicationValues, sipSubscriptionValues, toSipPublication, toSipSubscription } from './sip-rows.ts';
 
 type NewEvent = { userId: McUri; type: ClientEvent['type']; data: unknown };
@@ -69,11 +70,16 @@ const Q = {
              ORDER BY user_id, service, group_id LIMIT $9`,
   },
   sweep: { name: 'muster-sweep', text: "DELETE FROM affiliations WHERE state = 'reserved' AND updated_at < $1" },
-  pruneAudit: { name: 'muster-prune-audit', text: 'DELETE FROM audit_log WHERE at < $1' },
+  pruneAudit: { name: 'muster-prune-audit', text: 'DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE at < $1 ORDER BY at LIMIT $2)' },
+  // The next $3 events by id (oldest first), the old ones among them removed, in one round trip: the window's last
+  // id, its size, whether it reached events within retention (where a prune stops), and how many went.
   pruneEvents: {
     name: 'muster-prune-events',
-    text: `DELETE FROM events e WHERE e.created_at < $1 AND NOT (e.type = 'affiliation-change' AND EXISTS (
-             SELECT 1 FROM change_requests c WHERE c.target = e.user_id AND c.id = (e.data::jsonb ->> 'id') AND c.state IN ('told', 'asked')))`,
+    text: `WITH w AS (SELECT id, created_at FROM events WHERE id > $2 ORDER BY id LIMIT $3),
+           gone AS (DELETE FROM events e USING w WHERE e.id = w.id AND e.created_at < $1 AND NOT (e.type = 'affiliation-change' AND EXISTS (
+             SELECT 1 FROM change_requests c WHERE c.target = e.user_id AND c.id = (e.data::jsonb ->> 'id') AND c.state IN ('told', 'asked'))) RETURNING 1)
+           SELECT (SELECT max(id) FROM w) AS last, (SELECT count(*) FROM w) AS n, (SELECT bool_or(created_at >= $1) FROM w) AS recent,
+             (SELECT count(*) FROM gone) AS removed`,
   },
   pruneChanges: {
     name: 'muster-prune-changes',
@@ -195,7 +201,12 @@ export class PostgresStore implements Store {
   }
 
   async pruneEvents(before: number): Promise<number> {
-    const events = (await this.run({ ...Q.pruneEvents, values: [before] })).rowCount ?? 0;
+    const events = await pruneInChunks(async (after) => {
+      const [w] = await this.query({ ...Q.pruneEvents, values: [before, after, PRUNE_CHUNK] });
+      if (!w || w['last'] === null) return { removed: 0, next: undefined };
+      const done = Number(w['n']) < PRUNE_CHUNK || w['recent'] === true;
+      return { removed: Number(w['removed']), next: done ? undefined : Number(w['last']) };
+    });
     await this.run({ ...Q.pruneChanges, values: [before] });
     return events;
   }
@@ -277,7 +288,10 @@ export class PostgresStore implements Store {
   }
 
   async pruneAudit(before: number): Promise<number> {
-    return (await this.run({ ...Q.pruneAudit, values: [before] })).rowCount ?? 0;
+    return pruneInChunks(async () => {
+      const removed = (await this.run({ ...Q.pruneAudit, values: [before, PRUNE_CHUNK] })).rowCount ?? 0;
+      return { removed, next: removed < PRUNE_CHUNK ? undefined : 0 };
+    });
   }
 
   async queryAudit(filter: AuditFilter): Promise<AuditEntry[]> {

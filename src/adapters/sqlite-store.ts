@@ -27,6 +27,7 @@ import { SQLITE_MIGRATIONS } from './sqlite-migrations.ts';
 import { groupCommitOf } from './sqlite-group-commit.ts';
 import { stopCheckpointing } from './sqlite-checkpointer.ts';
 import { uriIntern } from './uri-intern.ts';
+import { PRUNE_CHUNK, pruneInChunks } from './retention.ts';
 import type { SqliteGmsStore } from './sqlite-gms-store.ts';
 import { AUDIT_COLUMNS, STORE_USED_SQL, type Row, auditRow, toAffiliationRecord, toAuditEntry, toChangeRecord, toClientEvent } from './store-rows.ts';
 import type { SipListFilter, SipPublicationRecord, SipSubscriptionRecord } from '../ports/store.ts';
@@ -104,8 +105,13 @@ export class SqliteStore implements Store {
            AND (user_id, service, group_id) > (@au, @as, @ag) AND (@tu IS NULL OR (user_id, service, group_id) <= (@tu, @ts, @tg))
            ORDER BY user_id, service, group_id LIMIT @limit`,
       ),
+      // The next PRUNE_CHUNK events by id (the order they were written in, so oldest first): its last id, how many,
+      // and whether it reached events within retention, where a prune stops.
+      eventWindow: db.prepare(
+        'SELECT max(id) AS last, count(*) AS n, max(created_at >= @before) AS recent FROM (SELECT id, created_at FROM events WHERE id > @after ORDER BY id LIMIT @limit)',
+      ),
       pruneEvents: db.prepare(
-        `DELETE FROM events WHERE created_at < ? AND NOT (type = 'affiliation-change' AND EXISTS (
+        `DELETE FROM events WHERE id > @after AND id <= @last AND created_at < @before AND NOT (type = 'affiliation-change' AND EXISTS (
            SELECT 1 FROM change_requests c WHERE c.target = events.user_id AND c.id = json_extract(events.data, '$.id') AND c.state IN ('told', 'asked')))`,
       ),
       pruneChanges: db.prepare("DELETE FROM change_requests WHERE created_at < ? AND (state IN ('acknowledged', 'rejected', 'timed-out') OR (state = 'accepted' AND result <> 'null'))"),
@@ -121,7 +127,7 @@ export class SqliteStore implements Store {
       getChange: db.prepare('SELECT * FROM change_requests WHERE id = ? AND target = ?'),
       changesInState: db.prepare('SELECT * FROM change_requests WHERE state = ? ORDER BY created_at'),
       changesOfTargetInState: db.prepare('SELECT * FROM change_requests WHERE state = ? AND target = ? ORDER BY created_at'),
-      pruneAudit: db.prepare('DELETE FROM audit_log WHERE at < ?'),
+      pruneAudit: db.prepare('DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE at < ? ORDER BY at LIMIT ?)'),
       audit: db.prepare(`INSERT INTO audit_log (id, ${AUDIT_COLUMNS.join(', ')}) VALUES (${['id', ...AUDIT_COLUMNS].map(() => '?').join(', ')})`),
     };
   }
@@ -173,11 +179,16 @@ export class SqliteStore implements Store {
   }
 
   async pruneEvents(before: number): Promise<number> {
-    return this.write(() => {
-      const events = this.q.pruneEvents.run(before).changes;
-      this.q.pruneChanges.run(before);
-      return events;
-    });
+    const events = await pruneInChunks((after) =>
+      this.write(() => {
+        const w = this.q.eventWindow.get({ before, after, limit: PRUNE_CHUNK }) as { last: number | null; n: number; recent: number | null };
+        if (w.last === null) return { removed: 0, next: undefined };
+        const removed = this.q.pruneEvents.run({ before, after, last: w.last }).changes;
+        return { removed, next: w.n < PRUNE_CHUNK || w.recent === 1 ? undefined : w.last };
+      }),
+    );
+    await this.write(() => this.q.pruneChanges.run(before));
+    return events;
   }
 
   async sweepReservations(before: number): Promise<number> {
@@ -255,7 +266,12 @@ export class SqliteStore implements Store {
   }
 
   async pruneAudit(before: number): Promise<number> {
-    return this.write(() => this.q.pruneAudit.run(before).changes);
+    return pruneInChunks(() =>
+      this.write(() => {
+        const removed = this.q.pruneAudit.run(before, PRUNE_CHUNK).changes;
+        return { removed, next: removed < PRUNE_CHUNK ? undefined : 0 };
+      }),
+    );
   }
 
   async queryAudit(filter: AuditFilter): Promise<AuditEntry[]> {

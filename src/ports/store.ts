@@ -244,7 +244,9 @@ export interface Store {
   /**
    * Retention: removes client events older than `before` (epoch ms), except change requests their target has not
    * answered yet (they wait for the client however long it is away), and ended change requests older than it.
-   * Returns how many events went.
+   * Returns how many events went. In transactions of at most PRUNE_CHUNK events, oldest id first, so writes go on
+   * meanwhile; it stops at the first event within retention, so one written after the clock was set back stays
+   * until those before it are old too.
    */
   pruneEvents(before: number): Promise<number>;
 
@@ -271,7 +273,7 @@ export interface Store {
   appendAudit(entries: NewAuditEntry[]): Promise<void>;
   /** Audit entries matching every given filter, oldest first (ids increasing), at most `limit`. */
   queryAudit(filter: AuditFilter): Promise<AuditEntry[]>;
-  /** Retention: removes audit entries older than `before` (epoch ms); returns how many went. */
+  /** Retention: removes audit entries older than `before` (epoch ms), PRUNE_CHUNK per transaction; returns how many went. */
   pruneAudit(before: number): Promise<number>;
 
   /**

@@ -22,6 +22,7 @@ import { PostgresGmsStore } from '../../src/adapters/postgres-gms-store.ts';
 import { migratePostgres } from '../../src/adapters/postgres-migrations.ts';
 import { newPool } from '../../src/adapters/postgres-pool.ts';
 import { adminClient } from '../support/postgres.ts';
+import { PRUNE_CHUNK } from '../../src/adapters/retention.ts';
 
 
 const uri = (s: string): McUri => s as McUri;
@@ -523,6 +524,34 @@ function contract(backend: Backend): void {
       assert.equal(await store.pruneEvents(t0 + 1), 0);
     });
 
+    void test('pruneEvents over several chunks: every old event goes, a waiting change request and the recent stay; it stops at retention', async () => {
+      const { store, clock } = await backend.fresh();
+      const t0 = clock.t;
+      const status = (userId: McUri, n: number) => store.appendEvents(Array.from({ length: n }, (_, i) => ({ userId: i % 2 ? alice : bob, type: 'affiliation-status' as const, data: null })));
+      // By id: a chunk of old events; a change request alice has not answered and a chunk less one of old events; the
+      // recent event; then a chunk and one more written after the clock went back (old by their time, behind it).
+      await status(bob, PRUNE_CHUNK);
+      const [pending] = await store.createChanges(
+        [{ id: 'c-waiting', target: alice, actor: bob, service: 'mcptt', mode: 'negotiated', affiliate: [g(1)], deaffiliate: [], state: 'asked', deadline: t0 + 1e9, result: null, createdAt: t0 }],
+        [{ userId: alice, type: 'affiliation-change', data: { id: 'c-waiting', mode: 'negotiated' } }],
+      );
+      await status(bob, PRUNE_CHUNK - 1);
+      clock.t = t0 + 5000;
+      const [recent] = await store.appendEvents([{ userId: alice, type: 'affiliation-status', data: null }]);
+      clock.t = t0;
+      const setBack = await status(bob, PRUNE_CHUNK + 1);
+      // Chunks of the first two runs go whole (but the waiting change); the chunk that reaches the recent event goes
+      // in part, and the prune stops there: the two set-back events after it wait.
+      assert.equal(await store.pruneEvents(t0 + 1), 3 * PRUNE_CHUNK - 2);
+      const left = [...(await store.eventsAfter(alice, 0, 10)), ...(await store.eventsAfter(bob, 0, 10))].map((e) => e.id).sort((a, b) => a - b);
+      assert.deepEqual(left, [pending!.id, recent!.id, ...setBack.slice(-2).map((e) => e.id)]);
+      assert.equal(await store.pruneEvents(t0 + 1), 2, 'the next prune finds the two in its first chunk, with the recent event');
+      assert.deepEqual((await store.eventsAfter(alice, 0, 10)).map((e) => e.id), [pending!.id, recent!.id]);
+      assert.equal(await store.pruneEvents(t0 + 5001), 1, 'once the recent one is old too, it goes');
+      assert.deepEqual((await store.eventsAfter(alice, 0, 10)).map((e) => e.id), [pending!.id]);
+      assert.deepEqual(await store.eventsAfter(bob, 0, 10), []);
+    });
+
     void test('sweepReservations removes only reservations older than the cut', async () => {
       const { store, clock } = await backend.fresh();
       const t0 = clock.t;
@@ -636,6 +665,10 @@ function contract(backend: Backend): void {
       assert.equal(await second.pruneAudit(2000), 1, 'only the entry before the cut-off goes');
       assert.deepEqual((await store.queryAudit({ limit: 10 })).map((e) => e.at), [2000, 3000]);
       assert.equal(await store.pruneAudit(2000), 0, 'pruning again removes nothing');
+      // Over several chunks, and entries out of order by time: every old one goes whatever its id.
+      await store.appendAudit(Array.from({ length: 2 * PRUNE_CHUNK + 5 }, (_, i) => entry(i % 3 === 0 ? 5000 : 1500)));
+      assert.equal(await store.pruneAudit(2500), 1 + 2 * PRUNE_CHUNK + 5 - Math.ceil((2 * PRUNE_CHUNK + 5) / 3), 'the one at 2000 and every one at 1500');
+      assert.deepEqual(new Set((await store.queryAudit({ limit: 2 * PRUNE_CHUNK })).map((e) => e.at)), new Set([3000, 5000]));
     });
 
     void test('GMS: putGroup counts revisions from 1, get, all, delete', async () => {
