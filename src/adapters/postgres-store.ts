@@ -110,6 +110,7 @@ const Q = {
   },
   changesInState: { name: 'muster-changes-in-state', text: 'SELECT * FROM change_requests WHERE state = $1 ORDER BY created_at, id, target' },
   changesOfTargetInState: { name: 'muster-changes-of-target-in-state', text: 'SELECT * FROM change_requests WHERE state = $1 AND target = $2 ORDER BY created_at, id' },
+  changesPastDeadline: { name: 'muster-changes-past-deadline', text: "SELECT * FROM change_requests WHERE state = 'asked' AND deadline <= $1 ORDER BY deadline, id, target LIMIT $2" },
 } as const;
 
 const placeholders = (n: number, from = 1): string => Array.from({ length: n }, (_, i) => `$${i + from}`).join(', ');
@@ -278,6 +279,10 @@ export class PostgresStore implements Store {
   async changesInState(state: ChangeState, target?: McUri): Promise<ChangeRecord[]> {
     const q = target === undefined ? { ...Q.changesInState, values: [state] } : { ...Q.changesOfTargetInState, values: [state, target] };
     return (await this.query(q)).map(toChangeRecord);
+  }
+
+  async changesPastDeadline(now: number, limit: number): Promise<ChangeRecord[]> {
+    return (await this.query({ ...Q.changesPastDeadline, values: [now, limit] })).map(toChangeRecord);
   }
 
   async appendAudit(entries: NewAuditEntry[]): Promise<void> {

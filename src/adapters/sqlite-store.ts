@@ -127,6 +127,8 @@ export class SqliteStore implements Store {
       getChange: db.prepare('SELECT * FROM change_requests WHERE id = ? AND target = ?'),
       changesInState: db.prepare('SELECT * FROM change_requests WHERE state = ? ORDER BY created_at'),
       changesOfTargetInState: db.prepare('SELECT * FROM change_requests WHERE state = ? AND target = ? ORDER BY created_at'),
+      // INDEXED BY: without statistics the planner takes the state index and reads every asked change.
+      changesPastDeadline: db.prepare("SELECT * FROM change_requests INDEXED BY change_requests_asked_by_deadline WHERE state = 'asked' AND deadline <= ? ORDER BY deadline LIMIT ?"),
       pruneAudit: db.prepare('DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE at < ? ORDER BY at LIMIT ?)'),
       audit: db.prepare(`INSERT INTO audit_log (id, ${AUDIT_COLUMNS.join(', ')}) VALUES (${['id', ...AUDIT_COLUMNS].map(() => '?').join(', ')})`),
     };
@@ -258,6 +260,10 @@ export class SqliteStore implements Store {
 
   async changesInState(state: ChangeState, target?: McUri): Promise<ChangeRecord[]> {
     return ((target === undefined ? this.q.changesInState.all(state) : this.q.changesOfTargetInState.all(state, target)) as Row[]).map(toChangeRecord);
+  }
+
+  async changesPastDeadline(now: number, limit: number): Promise<ChangeRecord[]> {
+    return (this.q.changesPastDeadline.all(now, limit) as Row[]).map(toChangeRecord);
   }
 
   async appendAudit(entries: NewAuditEntry[]): Promise<void> {

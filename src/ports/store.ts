@@ -268,6 +268,8 @@ export interface Store {
   transitionChange(id: string, target: McUri, from: ChangeState[], to: ChangeState, result?: unknown): Promise<boolean>;
   /** Change requests in `state`, oldest first; only those of `target` when given. */
   changesInState(state: ChangeState, target?: McUri): Promise<ChangeRecord[]>;
+  /** Negotiations still asked whose deadline is at or before `now` (epoch ms), earliest deadline first, at most `limit`. */
+  changesPastDeadline(now: number, limit: number): Promise<ChangeRecord[]>;
 
   /** Appends audit entries (ids handed out in array order); durable when the promise settles. */
   appendAudit(entries: NewAuditEntry[]): Promise<void>;

@@ -104,10 +104,15 @@ export async function resumeChanges(server: McServiceServer): Promise<void> {
   for (const change of await server.store.changesInState('accepted')) if (change.result === null) await finishAnswered(server, change);
 }
 
-/** Times out negotiations whose deadline passed, whichever instance asked (that one may be gone). Once each. */
+/** Past-deadline negotiations one expiry round times out; the rest wait for the next round, a second later. */
+const EXPIRED_PER_ROUND = 500;
+
+/**
+ * Times out negotiations whose deadline passed, whichever instance asked (that one may be gone). Once each. Only
+ * those past their deadline are read (by index), not every one still waiting.
+ */
 export async function expireChanges(server: McServiceServer): Promise<void> {
-  const now = server.clock.now();
-  for (const change of await server.store.changesInState('asked')) if (change.deadline <= now) await timeOutChange(server, change.id, change.target);
+  for (const change of await server.store.changesPastDeadline(server.clock.now(), EXPIRED_PER_ROUND)) await timeOutChange(server, change.id, change.target);
 }
 
 function refusedAll(change: ChangeRecord, reason: RefusalReason): GroupStatus[] {

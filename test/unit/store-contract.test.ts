@@ -483,6 +483,27 @@ function contract(backend: Backend): void {
       assert.deepEqual(await store.changesInState('rejected'), []);
     });
 
+    void test('changesPastDeadline: asked negotiations at or past their deadline only, earliest first, at most the limit', async () => {
+      const { store, second } = await backend.fresh();
+      const carol = uri('sip:carol@police.example');
+      await store.createChanges(
+        [
+          change({ id: 'late', target: alice, deadline: 3000 }),
+          change({ id: 'early', target: bob, deadline: 1000 }),
+          change({ id: 'now', target: carol, deadline: 2000 }),
+          change({ id: 'future', target: alice, deadline: 9000 }),
+          change({ id: 'answered', target: bob, deadline: 500 }),
+          change({ id: 'told', target: carol, mode: 'mandatory', state: 'told', deadline: 0 }),
+        ],
+        [],
+      );
+      assert.equal(await store.transitionChange('answered', bob, ['asked'], 'accepted', []), true);
+      assert.deepEqual((await second.changesPastDeadline(3000, 10)).map((c) => [c.id, c.target]), [['early', bob], ['now', carol], ['late', alice]]);
+      assert.deepEqual((await store.changesPastDeadline(2000, 1)).map((c) => c.id), ['early'], 'the limit, earliest first');
+      assert.deepEqual(await store.changesPastDeadline(999, 10), []);
+      assert.deepEqual(await store.changesPastDeadline(3000, 10).then((cs) => cs[0]), change({ id: 'early', target: bob, deadline: 1000 }), 'whole records');
+    });
+
     void test('change requests: concurrent transitions from asked, from two instances, have exactly one winner', async () => {
       const { store, second } = await backend.fresh();
       const n = 20;
