@@ -66,10 +66,12 @@ export const POSTGRES_MIGRATIONS: string[] = [
   CREATE INDEX sip_subscriptions_by_user ON sip_subscriptions (user_id, id);
   `,
   // 4: a target's change requests, and the asked ones by deadline, found by index (as SQLite's migration 6): a
-  // publication's look for its own and the expiry every second read every waiting negotiation otherwise.
+  // publication's look for its own and the expiry every second read every waiting negotiation otherwise. The hourly
+  // prune of orphaned SIP subscriptions read every subscription.
   `
   CREATE INDEX change_requests_of_target ON change_requests (target, state);
   CREATE INDEX change_requests_asked_by_deadline ON change_requests (deadline) WHERE state = 'asked';
+  CREATE INDEX sip_subscriptions_by_expiry ON sip_subscriptions (expires_at);
   `,
 ];
 
