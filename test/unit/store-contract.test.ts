@@ -19,7 +19,7 @@ import { openSqlite, SqliteStore } from '../../src/adapters/sqlite-store.ts';
 import { SqliteGmsStore } from '../../src/adapters/sqlite-gms-store.ts';
 import { openPostgres, PostgresStore } from '../../src/adapters/postgres-store.ts';
 import { PostgresGmsStore } from '../../src/adapters/postgres-gms-store.ts';
-import { migratePostgres } from '../../src/adapters/postgres-migrations.ts';
+import { POSTGRES_MIGRATIONS, migratePostgres } from '../../src/adapters/postgres-migrations.ts';
 import { newPool } from '../../src/adapters/postgres-pool.ts';
 import { adminClient } from '../support/postgres.ts';
 import { PRUNE_CHUNK } from '../../src/adapters/retention.ts';
@@ -880,10 +880,12 @@ void describe('PostgreSQL specifics', () => {
     const b = newPool(url, { max: 2 });
     pools.push(a, b);
     const [ra, rb] = await Promise.all([migratePostgres(a), migratePostgres(b)]);
-    assert.deepEqual([...ra, ...rb], [1, 2, 3]);
+    const versions = POSTGRES_MIGRATIONS.map((_, i) => i + 1);
+    assert.ok(versions.length >= 4);
+    assert.deepEqual([...ra, ...rb].sort((x, y) => x - y), versions, 'each version once, by one of the two');
     assert.deepEqual(await migratePostgres(a), []);
     const { rows } = await a.query<{ version: number }>('SELECT version FROM schema_migrations ORDER BY version');
-    assert.deepEqual(rows, [{ version: 1 }, { version: 2 }, { version: 3 }]);
+    assert.deepEqual(rows, versions.map((version) => ({ version })));
   });
 
   void test('an unreachable database is MusterError unavailable, within the connection timeout', async () => {
