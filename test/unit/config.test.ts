@@ -296,3 +296,24 @@ void test('role gms: group members need not be users of the file, and users are 
   sys(withUsers).role = 'gms';
   assertConfigError(() => resolveConfig(withUsers), 'systems[0].users', /no users/);
 });
+
+void test('the examples load: demo.yaml is what `npm start` serves (HTTP 8080, SIP 5060 per CONTRACT.md), three-systems.yaml three partners', async () => {
+  const { parse } = await import('yaml');
+  const load = (file: string): SystemConfig[] => {
+    // The generated secrets go to a temp folder, not to ./data of the checkout.
+    const raw = parse(readFileSync(join(import.meta.dirname, '../../examples', file), 'utf8')) as Record<string, unknown>;
+    return resolveConfig({ ...raw, dataDir: freshDir() }, freshDir());
+  };
+  const [demo] = load('demo.yaml');
+  assert.equal(demo?.http.port, 8080);
+  assert.equal(demo?.sip?.port, 5060);
+  assert.deepEqual(demo?.sip?.trustedPeers, [], 'no peer trusted in the demo: clients authenticate');
+  // Its partner secrets come from the environment, as the README's walk-through exports them.
+  const names = ['MUSTER_POLICE_FIRE_SECRET', 'MUSTER_POLICE_AMBULANCE_SECRET', 'MUSTER_FIRE_AMBULANCE_SECRET'];
+  names.forEach((n) => (process.env[n] = `test-${n}`));
+  try {
+    assert.deepEqual(load('three-systems.yaml').map((s) => s.partners.length), [2, 2, 2]);
+  } finally {
+    names.forEach((n) => delete process.env[n]);
+  }
+});
