@@ -127,6 +127,12 @@ void describe('credentials', () => {
     assertError(await call('POST', `${base}/mc/v1/deaffiliations`, alice, body([g('g1')], { mcServiceId: u('bob') })), 403, 'forbidden');
     assertError(await call('GET', `${base}/mc/v1/users/${enc(u('bob'))}/affiliations`, alice), 403, 'forbidden');
     assertError(await call('GET', `${base}/mc/v1/groups/${enc(g('g1'))}/members`, await m.token(u('carl'))), 403, 'forbidden');
+    // The group document lists the members too: not for carl, nor does he learn which groups exist.
+    assertError(await call('GET', `${base}/gms/v1/groups/${enc(g('g1'))}`, await m.token(u('carl'))), 403, 'forbidden');
+    assertError(await call('GET', `${base}/gms/v1/groups/${enc(g('nowhere'))}`, await m.token(u('carl'))), 403, 'forbidden');
+    const doc = await call('GET', `${base}/gms/v1/groups/${enc(g('g1'))}`, alice);
+    assert.equal(doc.status, 200, 'a member reads it');
+    assert.deepEqual((doc.body as { members: string[] }).members, [u('alice'), u('bob')]);
     assertError(await call('POST', affiliationsUrl(), await m.operatorToken(), body([g('g1')])), 403, 'forbidden');
     // A user may not use the operator's faces either.
     assertError(await call('PUT', `${base}/admin/v1/users/${enc(u('alice'))}`, alice, { services: ['mcptt'], n2: 1000, groups: [] }), 403, 'forbidden');

@@ -9,6 +9,7 @@ import { domainOf, type McUri } from '../../domain/ids.ts';
 import type { GmsStatusUpdate } from '../../ports/store.ts';
 import { authenticate, type HttpFaceDeps } from './app.ts';
 import { HEARTBEAT_MS } from './event-stream.ts';
+import { mayViewMembers } from '../../domain/decisions/remote-change-right.ts';
 
 const IdParam = Type.Object({ id: Type.String({ minLength: 1, maxLength: 256 }) });
 export const GroupDocumentSchema = Type.Object(
@@ -67,9 +68,15 @@ export async function gmsRoutes(app: FastifyInstance, deps: HttpFaceDeps): Promi
     },
   );
 
-  app.get<{ Params: { id: string } }>('/groups/:id', { schema: { summary: 'A group document (group policy)', params: IdParam } }, async (req) => {
-    await authenticate(req, deps, ['operator', 'server', 'user']);
-    const group = gms.getGroup(parseId(req.params.id, 'id'));
+  app.get<{ Params: { id: string } }>('/groups/:id', { schema: { summary: 'A group document (group policy); a user reads only a group whose members it may read', params: IdParam } }, async (req) => {
+    const cred = await authenticate(req, deps, ['operator', 'server', 'user']);
+    const id = parseId(req.params.id, 'id');
+    const group = gms.getGroup(id);
+    // The document lists the group's members: a user sees it as GET /mc/v1/groups/{id}/members allows (a member, or a
+    // remote-change right covering the group), else 403 whether or not the group exists.
+    if (cred.role === 'user' && !mayViewMembers(deps.profiles.get(cred.subject as McUri), cred.subject as McUri, group, id)) {
+      throw new MusterError('forbidden', `${cred.subject} may not read the group document of ${id}`);
+    }
     if (!group) throw new MusterError('not-found', `no group ${req.params.id}`);
     return group;
   });
