@@ -32,8 +32,13 @@ import { TokenBuckets } from './faces/http/rate-limit.ts';
 import { CredentialVerifier } from './faces/http/credentials.ts';
 import { SipFace } from './faces/sip/sip-face.ts';
 
-/** Reservations older than this are left from a crash while a partner was asked (DESIGN.md). */
-const RESERVATION_SWEEP_MS = 60_000;
+/**
+ * Reservations older than this are left from a crash while a partner was asked (DESIGN.md): a minute, or twice the
+ * longest partner timeout, so a reservation whose request still waits for its partner is never swept from under it.
+ */
+function reservationSweepMs(config: SystemConfig): number {
+  return Math.max(60_000, ...config.partners.map((p) => 2 * p.timeoutMs));
+}
 
 export class McSystem {
   private http?: FastifyInstance;
@@ -115,6 +120,7 @@ export class McSystem {
       // A GMS in this process is told inside the affiliation's own transaction (openStores), so nothing new reaches
       // the outbox: no empty read of it after every affiliation (0.6 % of bench 1's main thread).
       tellGmsSoon: config.gms ? () => outbox.kick() : () => undefined,
+      resyncPartnerSoon: (domain, reason) => system.recovery.whenReachable(domain, reason),
       log,
     };
     const system = new McSystem(config, server, gms, profiles, outbox, async () => {
@@ -126,7 +132,7 @@ export class McSystem {
     // Recovery: reservations a crash left, status updates not yet delivered, negotiations still open.
     // One process owns an SQLite store, so every reservation found at start was left by a crash (and must not make
     // the partner re-synchronisation keep what its request applied); instances sharing PostgreSQL may still wait on theirs.
-    await store.sweepReservations(store instanceof SqliteStore ? clock.now() + 1 : clock.now() - RESERVATION_SWEEP_MS);
+    await store.sweepReservations(store instanceof SqliteStore ? clock.now() + 1 : clock.now() - reservationSweepMs(config));
     outbox.kick();
     await resumeChanges(server);
     return system;
@@ -151,9 +157,9 @@ export class McSystem {
     });
     // A swept reservation was a request whose answer nobody stored: what the partner applied for it goes at a re-sync.
     const sweepOnce = async (): Promise<void> => {
-      if ((await this.server.store.sweepReservations(this.server.clock.now() - RESERVATION_SWEEP_MS)) > 0) this.recovery.everyPartner('reservations swept');
+      if ((await this.server.store.sweepReservations(this.server.clock.now() - reservationSweepMs(c))) > 0) this.recovery.everyPartner('reservations swept');
     };
-    const sweep = setInterval(() => void sweepOnce().catch(() => undefined), RESERVATION_SWEEP_MS);
+    const sweep = setInterval(() => void sweepOnce().catch(() => undefined), 60_000);
     // Negotiations asked by an instance that is gone still end on time (the conditional update makes it once).
     const expiry = setInterval(() => void expireChanges(this.server).catch(() => undefined), 1000);
     // Retention, hourly and once at start: events older than eventRetentionHours (unanswered change requests stay),

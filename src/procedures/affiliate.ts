@@ -4,7 +4,8 @@ import type { McUri } from '../domain/ids.ts';
 import type { McService } from '../domain/services.ts';
 import type { AffiliationRequest, AffiliationResponse, GroupStatus } from '../domain/flows.ts';
 import { decideAffiliation, type AffiliationVerdict } from '../domain/decisions/affiliation.ts';
-import { unknownUserProfile } from '../domain/profile.ts';
+import { decidePartnerAnswers } from '../domain/decisions/partner-answers.ts';
+import { n2For, unknownUserProfile } from '../domain/profile.ts';
 import { homeOf, ownGroups, type McServiceServer } from './context.ts';
 import { askPartners } from './ask-partners.ts';
 import type { NewAuditEntry } from '../ports/store.ts';
@@ -54,7 +55,7 @@ export async function affiliate(server: McServiceServer, req: AffiliationRequest
   if (verdicts.some((v) => v.verdict === 'affiliate')) server.tellGmsSoon();
 
   // 10.X.3.2 steps 3-8: ask each partner system that hosts requested groups, all in parallel.
-  const partnerStatus = await askPartnersAndStore(server, userId, service, verdicts, alongside && ((answers) => alongside(responseOf(req, verdicts, answers))));
+  const partnerStatus = await askPartnersAndStore(server, userId, service, n2For(profile, service), verdicts, alongside && ((answers) => alongside(responseOf(req, verdicts, answers))));
 
   // Step 5a (10.X.3.2 step 9): the affiliation response, one status per requested group in request order.
   return responseOf(req, verdicts, partnerStatus);
@@ -64,27 +65,29 @@ function responseOf(req: AffiliationRequest, verdicts: AffiliationVerdict[], par
   return { mcServiceId: req.mcServiceId, service: req.service, groupIds: req.groupIds, status: verdicts.map((v) => statusOf(v, partnerStatus)) };
 }
 
-/** 10.X.3.2 steps 3 and 8: forward to the group hosts, then keep only what they confirmed. */
-async function askPartnersAndStore(server: McServiceServer, userId: McUri, service: McService, verdicts: AffiliationVerdict[], alongside?: (answers: Map<McUri, GroupStatus>) => NewAuditEntry[]): Promise<Map<McUri, GroupStatus>> {
+/** 10.X.3.2 steps 3 and 8: forward to the group hosts, then keep only what they confirmed, within N2. */
+async function askPartnersAndStore(server: McServiceServer, userId: McUri, service: McService, limit: number, verdicts: AffiliationVerdict[], alongside?: (answers: Map<McUri, GroupStatus>) => NewAuditEntry[]): Promise<Map<McUri, GroupStatus>> {
   const asked = verdicts.flatMap((v) => (v.verdict === 'ask-partner' ? [{ groupId: v.groupId, domain: v.domain }] : []));
   if (asked.length === 0) return new Map();
   // Step 3: every partner at once.
   const answers = await askPartners(server, 'affiliate', userId, service, asked);
-  // Step 8: store what the partners confirmed; release the reservation of what they did not.
-  const { events } = await server.store.changeAffiliations(userId, service, (held) => {
-    const confirmed = [...answers.values()].filter((s) => s.status === 'affiliated').map((s) => s.groupId);
-    const refused = [...answers.values()].filter((s) => s.status !== 'affiliated' && held.get(s.groupId) === 'reserved').map((s) => s.groupId);
-    const newly = confirmed.filter((g) => held.get(g) !== 'affiliated');
+  const reservedHere = new Set(verdicts.flatMap((v) => (v.verdict === 'ask-partner' && v.reserve ? [v.groupId] : [])));
+  // Step 8: store what the partners confirmed; release the reservations of what they did not.
+  const { result: outcome, events } = await server.store.changeAffiliations(userId, service, (held) => {
+    const o = decidePartnerAnswers({ answers: [...answers.values()], held, limit, reservedHere });
+    for (const groupId of o.noRoom) answers.set(groupId, { groupId, status: 'rejected', reason: 'n2-limit' });
     return {
-      put: confirmed.map((groupId) => ({ groupId, state: 'affiliated' as const })),
-      remove: refused,
+      put: o.affiliate.map((groupId) => ({ groupId, state: 'affiliated' as const })),
+      remove: o.release,
       tellGms: [], // the partner tells its own GMS (10.X.3.2 step 7b)
-      events: statusEvents(userId, service, newly.map((groupId) => ({ groupId, status: 'affiliated' }))),
+      events: statusEvents(userId, service, o.affiliate.filter((g) => held.get(g) !== 'affiliated').map((groupId) => ({ groupId, status: 'affiliated' }))),
       audit: alongside?.(answers),
-      result: undefined,
+      result: o,
     };
   });
   server.notifier.publish(events);
+  // The hosts keep what they confirmed and this server refused for want of a slot: a re-synchronisation removes it.
+  for (const domain of new Set(asked.filter((a) => outcome.noRoom.includes(a.groupId)).map((a) => a.domain))) server.resyncPartnerSoon(domain, 'confirmed beyond N2');
   return answers;
 }
 

@@ -29,6 +29,8 @@ export interface McServiceServer {
    * store was told by the commit itself, since it reads the affiliations (sqlite-gms-store.ts).
    */
   tellGmsSoon(): void;
+  /** Re-synchronises with a partner once it answers (it holds records this server does not): partner-recovery.ts. */
+  resyncPartnerSoon(domain: string, reason: string): void;
   log: Logger;
 }
 

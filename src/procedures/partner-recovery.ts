@@ -77,7 +77,7 @@ export class PartnerRecovery {
   }
 
   /** Re-synchronises `domain` once it answers its /healthz; several reasons while waiting make one run. */
-  private whenReachable(domain: string, reason: string, failures = 0): void {
+  whenReachable(domain: string, reason: string, failures = 0): void {
     if (this.stopped) return;
     const w = this.waiting.get(domain);
     if (w) return;
