@@ -111,6 +111,10 @@ const Q = {
   changesInState: { name: 'muster-changes-in-state', text: 'SELECT * FROM change_requests WHERE state = $1 ORDER BY created_at, id, target' },
   changesOfTargetInState: { name: 'muster-changes-of-target-in-state', text: 'SELECT * FROM change_requests WHERE state = $1 AND target = $2 ORDER BY created_at, id' },
   changesPastDeadline: { name: 'muster-changes-past-deadline', text: "SELECT * FROM change_requests WHERE state = 'asked' AND deadline <= $1 ORDER BY deadline, id, target LIMIT $2" },
+  changesAnsweredUnfinished: {
+    name: 'muster-changes-answered-unfinished',
+    text: "SELECT * FROM change_requests WHERE state IN ('accepted', 'rejected') AND result = 'null' AND deadline <= $1 ORDER BY deadline, id, target LIMIT $2",
+  },
 } as const;
 
 const placeholders = (n: number, from = 1): string => Array.from({ length: n }, (_, i) => `$${i + from}`).join(', ');
@@ -283,6 +287,10 @@ export class PostgresStore implements Store {
 
   async changesPastDeadline(now: number, limit: number): Promise<ChangeRecord[]> {
     return (await this.query({ ...Q.changesPastDeadline, values: [now, limit] })).map(toChangeRecord);
+  }
+
+  async changesAnsweredUnfinished(now: number, limit: number): Promise<ChangeRecord[]> {
+    return (await this.query({ ...Q.changesAnsweredUnfinished, values: [now, limit] })).map(toChangeRecord);
   }
 
   async appendAudit(entries: NewAuditEntry[]): Promise<void> {

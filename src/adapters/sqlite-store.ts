@@ -129,6 +129,9 @@ export class SqliteStore implements Store {
       changesOfTargetInState: db.prepare('SELECT * FROM change_requests WHERE state = ? AND target = ? ORDER BY created_at'),
       // INDEXED BY: without statistics the planner takes the state index and reads every asked change.
       changesPastDeadline: db.prepare("SELECT * FROM change_requests INDEXED BY change_requests_asked_by_deadline WHERE state = 'asked' AND deadline <= ? ORDER BY deadline LIMIT ?"),
+      changesAnsweredUnfinished: db.prepare(
+        "SELECT * FROM change_requests INDEXED BY change_requests_answered_unfinished WHERE state IN ('accepted', 'rejected') AND result = 'null' AND deadline <= ? ORDER BY deadline LIMIT ?",
+      ),
       pruneAudit: db.prepare('DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE at < ? ORDER BY at LIMIT ?)'),
       audit: db.prepare(`INSERT INTO audit_log (id, ${AUDIT_COLUMNS.join(', ')}) VALUES (${['id', ...AUDIT_COLUMNS].map(() => '?').join(', ')})`),
     };
@@ -264,6 +267,10 @@ export class SqliteStore implements Store {
 
   async changesPastDeadline(now: number, limit: number): Promise<ChangeRecord[]> {
     return (this.q.changesPastDeadline.all(now, limit) as Row[]).map(toChangeRecord);
+  }
+
+  async changesAnsweredUnfinished(now: number, limit: number): Promise<ChangeRecord[]> {
+    return (this.q.changesAnsweredUnfinished.all(now, limit) as Row[]).map(toChangeRecord);
   }
 
   async appendAudit(entries: NewAuditEntry[]): Promise<void> {

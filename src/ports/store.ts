@@ -270,6 +270,11 @@ export interface Store {
   changesInState(state: ChangeState, target?: McUri): Promise<ChangeRecord[]>;
   /** Negotiations still asked whose deadline is at or before `now` (epoch ms), earliest deadline first, at most `limit`. */
   changesPastDeadline(now: number, limit: number): Promise<ChangeRecord[]>;
+  /**
+   * Negotiations answered (accepted or rejected) whose result was never stored (applying the answer failed), with the
+   * deadline at or before `now`, earliest first, at most `limit`.
+   */
+  changesAnsweredUnfinished(now: number, limit: number): Promise<ChangeRecord[]>;
 
   /** Appends audit entries (ids handed out in array order); durable when the promise settles. */
   appendAudit(entries: NewAuditEntry[]): Promise<void>;

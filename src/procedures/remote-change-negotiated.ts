@@ -112,7 +112,13 @@ const EXPIRED_PER_ROUND = 500;
  * those past their deadline are read (by index), not every one still waiting.
  */
 export async function expireChanges(server: McServiceServer): Promise<void> {
-  for (const change of await server.store.changesPastDeadline(server.clock.now(), EXPIRED_PER_ROUND)) await timeOutChange(server, change.id, change.target);
+  const now = server.clock.now();
+  for (const change of await server.store.changesPastDeadline(now, EXPIRED_PER_ROUND)) await timeOutChange(server, change.id, change.target);
+  // Step 6 for an answer whose application failed (the store went away between the answer and its result): finished
+  // again once the deadline is past (by then the first try has ended), by whichever instance; client 1 hears it then.
+  for (const change of await server.store.changesAnsweredUnfinished(now, EXPIRED_PER_ROUND)) {
+    await finishAnswered(server, change).catch((err: unknown) => server.log.warn({ err, id: change.id, target: change.target }, 'answered affiliation change not finished; tried again in a second'));
+  }
 }
 
 function refusedAll(change: ChangeRecord, reason: RefusalReason): GroupStatus[] {

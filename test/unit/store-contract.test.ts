@@ -502,6 +502,13 @@ function contract(backend: Backend): void {
       assert.deepEqual((await store.changesPastDeadline(2000, 1)).map((c) => c.id), ['early'], 'the limit, earliest first');
       assert.deepEqual(await store.changesPastDeadline(999, 10), []);
       assert.deepEqual(await store.changesPastDeadline(3000, 10).then((cs) => cs[0]), change({ id: 'early', target: bob, deadline: 1000 }), 'whole records');
+      // Answered without a result yet ('answered', accepted; 'now', rejected), and answered with one ('late').
+      assert.equal(await store.transitionChange('now', carol, ['asked'], 'rejected'), true);
+      assert.equal(await store.transitionChange('late', alice, ['asked'], 'accepted', [{ groupId: g(1), status: 'affiliated' }]), true);
+      assert.equal(await store.transitionChange('answered', bob, ['accepted'], 'accepted', null), true);
+      assert.deepEqual((await second.changesAnsweredUnfinished(3000, 10)).map((c) => [c.id, c.state]), [['answered', 'accepted'], ['now', 'rejected']]);
+      assert.deepEqual((await store.changesAnsweredUnfinished(1000, 10)).map((c) => c.id), ['answered'], 'deadline at or before now');
+      assert.deepEqual((await store.changesAnsweredUnfinished(3000, 1)).map((c) => c.id), ['answered'], 'the limit');
     });
 
     void test('change requests: concurrent transitions from asked, from two instances, have exactly one winner', async () => {
