@@ -53,6 +53,10 @@ void test('a change for another system\'s user, or for groups fire does not host
   assert.equal((foreignTarget.body as { error: { field?: string } }).error.field, 'targets[0]');
   const mixed = await call('POST', `${sys.urls.fire}/federation/v1/affiliation-changes`, token, { mcServiceId: dispatch, service: 'mcptt', mode: 'mandatory', targets: [alice], affiliate: [engine, medic] });
   assert.equal(mixed.status, 400, JSON.stringify(mixed.body));
+  // Negotiated mode never comes as a change request to the host (it would be applied without the target's answer).
+  const negotiated = await call('POST', `${sys.urls.fire}/federation/v1/affiliation-changes`, token, { mcServiceId: dispatch, service: 'mcptt', mode: 'negotiated', targets: [alice], affiliate: [engine] });
+  assert.equal(negotiated.status, 400, JSON.stringify(negotiated.body));
+  assert.equal((negotiated.body as { error: { field?: string } }).error.field, 'mode');
   const noCredential = await call('POST', `${sys.urls.fire}/federation/v1/affiliation-changes`, undefined, { mcServiceId: dispatch, service: 'mcptt', mode: 'mandatory', targets: [alice], affiliate: [engine] });
   assert.equal(noCredential.status, 401, JSON.stringify(noCredential.body));
   const fireOp = await sys.fire.operatorToken(F);
