@@ -11,14 +11,14 @@ const D = 'police.example';
 const PSI = `sip:mc-server@${D}`;
 const G = { patrol: `sip:patrol@${D}`, north: `sip:north@${D}`, south: `sip:south@${D}` };
 const u = (n: string): string => `sip:${n}@${D}`;
-const [dispatch, carol, bob, erin, frank, gina, hank] = ['dispatch', 'carol', 'bob', 'erin', 'frank', 'gina', 'hank'].map(u) as [string, string, string, string, string, string, string];
+const [dispatch, carol, bob, erin, frank, gina, hank, ivy] = ['dispatch', 'carol', 'bob', 'erin', 'frank', 'gina', 'hank', 'ivy'].map(u) as [string, string, string, string, string, string, string, string];
 
 let m: Muster;
 let sipPort: number;
 
 before(async () => {
   sipPort = await freePort();
-  const people = [bob, erin, frank, gina, hank, carol];
+  const people = [bob, erin, frank, gina, hank, carol, ivy];
   m = await Muster.start({
     negotiationTimeoutSeconds: 20,
     systems: [
@@ -153,4 +153,17 @@ void test('a 603 Decline to the MESSAGE refuses a negotiated change: the HTTP re
   const run = await target;
   assert.equal(run.code, 0, run.output);
   assert.deepEqual(await m.affiliatedGroups(gina), []);
+});
+
+void test("a dispatcher's PUBLISH for another user (mandatory mode) changes that user's groups but not its publication: the target's client refreshes with its own SIP-ETag", async () => {
+  const run = await sipp('publish-on-behalf.xml', { port: sipPort }, { psi: PSI, user: ivy, dispatcher: dispatch, group: G.patrol, extra: G.north });
+  assert.equal(run.code, 0, run.output);
+  assert.deepEqual(await m.affiliatedGroups(ivy), [G.north, G.patrol]);
+  const pubs = await call('GET', `${m.url()}/admin/v1/sip/publications?user=${encodeURIComponent(ivy)}`, await m.operatorToken());
+  const listed = (pubs.body as { publications: { userId: string; expires: number }[] }).publications;
+  assert.deepEqual(listed.map((p) => [p.userId, p.expires]), [[ivy, 600]], "only the target's own publication, refreshed");
+  // On record as the dispatcher's act for ivy.
+  const audit = await call('GET', `${m.url()}/admin/v1/audit?onBehalfOf=${encodeURIComponent(ivy)}`, await m.operatorToken());
+  const entries = (audit.body as { entries: { subject: string; action: string }[] }).entries;
+  assert.ok(entries.some((e) => e.subject === dispatch && e.action === 'sip-publish'), JSON.stringify(entries));
 });

@@ -84,6 +84,14 @@ export class Publications {
     return this.rows.expiredSipPublications(now, limit);
   }
 
+  /**
+   * The entity-tag of a publication that is not kept (one made on another user's behalf): RFC 3903 §6 step 8 has a
+   * 200 carry one, and with `Expires: 0` the publisher knows there is nothing to refresh.
+   */
+  unkeptEtag(): string {
+    return this.newEtag();
+  }
+
   pIdOf(userId: McUri, service: McService): string | undefined {
     return this.lastDoc.get(key(userId, service))?.pId ?? undefined;
   }

@@ -19,7 +19,7 @@ import { refusalWarnings } from './warning.ts';
 import { SipRefusal } from './sip-refusal.ts';
 import { DEFAULT_PUBLISH_EXPIRES, type Publication } from './publication-state.ts';
 import { expiresOf, requirePresenceEvent, requirePsi, type SipFaceContext } from './face-context.ts';
-import { audited, type AuditedAnswer } from './sip-audit.ts';
+import { audited, type AuditedAnswer, type AuditEntryOf } from './sip-audit.ts';
 
 export interface UasAnswer {
   status: number;
@@ -53,6 +53,7 @@ export async function publishUas(ctx: SipFaceContext, req: IncomingRequest, flow
       // TS 23.280 10.X.5.1.1: acting for another user is a mandatory remote change and needs the right.
       const right = decideChangeRight(ctx.server.profiles.get(sender), served, ctx.server.domain);
       if (!right.allowed) throw new MusterError('forbidden', `${sender} may not change the affiliations of ${served}`);
+      if (sender !== served) return publishOnBehalf(ctx, served, service, expires === 0 ? [] : pidf!.groups, pidf?.pId, right.groupAllowed, ifMatch, entryOf);
 
       // From the store: a publication made before a restart, or on another instance, is found too.
       const current = await ctx.publications.get(served, service);
@@ -90,6 +91,20 @@ export async function publishUas(ctx: SipFaceContext, req: IncomingRequest, flow
       return { status: 200, headers: [...headers, ...refusalWarnings(ctx.agent, service, status)], after: () => ctx.notifyWatchers(served, service, pId), result: { expires, status } };
     }),
   );
+}
+
+/**
+ * TS 24.379 §9.2.1.4 mandatory mode: an authorised client PUBLISHes a set for another user, who learns it by NOTIFY.
+ * The set replaces that user's affiliations as its own PUBLISH would, but the publication is not kept: the served
+ * user's own publication (its client's entity-tag, its expiry) stands, so its client's next refresh still matches
+ * and its own expiry decides when its groups end, not the dispatcher's. The 200 says `Expires: 0`: nothing to refresh.
+ */
+async function publishOnBehalf(ctx: SipFaceContext, served: McUri, service: McService, wanted: readonly McUri[], pId: string | undefined, groupAllowed: (g: McUri) => boolean, ifMatch: string | undefined, entryOf: AuditEntryOf): Promise<AuditedAnswer> {
+  if (ifMatch !== undefined) throw new SipRefusal(412, `no publication with entity-tag ${ifMatch}: one made for another user is not kept`);
+  const progress = { reserved: (): void => ctx.notifyWatchers(served, service, null) };
+  const status = await replaceAffiliationSet(ctx.server, served, service, wanted, groupAllowed, progress, (s) => entryOf(200, { expires: 0, status: s }));
+  const headers: HeaderList = [['SIP-ETag', ctx.publications.unkeptEtag()], ['Expires', '0'], ...refusalWarnings(ctx.agent, service, status)];
+  return { status: 200, headers, after: () => ctx.notifyWatchers(served, service, pId), result: { expires: 0, status } };
 }
 
 function publicationHeaders(pub: Publication): HeaderList {
