@@ -42,4 +42,7 @@ export class FabricChangeOutcomes implements ChangeOutcomes {
     this.local.settle(record);
     this.fabric.publish('changes', record);
   }
+  forget(id: string, target: string): void {
+    this.local.forget(id, target);
+  }
 }

@@ -5,6 +5,8 @@ export interface ChangeOutcomes {
   /** Resolves when the change for this target is settled (answered and applied, rejected, or timed out). */
   wait(id: string, target: string): Promise<ChangeRecord>;
   settle(record: ChangeRecord): void;
+  /** Drops the waiters of a change that was never stored (nothing will settle it). */
+  forget(id: string, target: string): void;
 }
 
 /** Waiters of this process; a change settled elsewhere reaches them through `settle` as well. */
@@ -18,6 +20,10 @@ export class LocalChangeOutcomes implements ChangeOutcomes {
       list.push(resolve);
       this.waiting.set(key, list);
     });
+  }
+
+  forget(id: string, target: string): void {
+    this.waiting.delete(`${id} ${target}`);
   }
 
   settle(record: ChangeRecord): void {

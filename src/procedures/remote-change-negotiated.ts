@@ -14,31 +14,53 @@ import { homeOf, ownGroups, type McServiceServer } from './context.ts';
 import { applyAffiliationChange } from './apply-affiliation-change.ts';
 import { inRequestOrder, refusedTarget } from './remote-change-mandatory.ts';
 
-export async function remoteChangeNegotiated(server: McServiceServer, req: ChangeRequest, id: string): Promise<ChangeTargetResult[]> {
+/**
+ * `asked`: called once every target's request is stored (step 3) or was refused outright, before the wait for the
+ * answers: what a face that answers at once (SIP MESSAGE, 202) must wait for, so it acknowledges only what is stored.
+ */
+export async function remoteChangeNegotiated(server: McServiceServer, req: ChangeRequest, id: string, asked?: () => void): Promise<ChangeTargetResult[]> {
   // Step 1: client 1's affiliation change request.
   const actor = server.profiles.get(req.mcServiceId);
   await server.gms.ensurePolicies(ownGroups(server, [...req.affiliate, ...req.deaffiliate]));
+  let toAsk = req.targets.length;
+  const oneAsked = (): void => {
+    if (--toAsk === 0) asked?.();
+  };
   return Promise.all(
     req.targets.map(async (target): Promise<ChangeTargetResult> => {
       // Step 2: user 1's right, then user 2's subscription, group policy and N2 as things stand now.
       const right = decideChangeRight(actor, target, server.domain);
-      if (!right.allowed) return refusedTarget(target, req);
+      if (!right.allowed) {
+        oneAsked();
+        return refusedTarget(target, req);
+      }
       const refused = await precheck(server, req, target);
       for (const g of [...req.affiliate, ...req.deaffiliate]) if (!right.groupAllowed(g)) refused.set(g, 'not-authorised');
       const proposal = { affiliate: req.affiliate.filter((g) => !refused.has(g)), deaffiliate: req.deaffiliate.filter((g) => !refused.has(g)) };
       const refusedStatus = [...refused].map(([groupId, reason]): GroupStatus => ({ groupId, status: 'rejected', reason }));
-      if (proposal.affiliate.length + proposal.deaffiliate.length === 0) return { target, outcome: 'applied', status: inRequestOrder(req, refusedStatus, []) };
+      if (proposal.affiliate.length + proposal.deaffiliate.length === 0) {
+        oneAsked();
+        return { target, outcome: 'applied', status: inRequestOrder(req, refusedStatus, []) };
+      }
 
       // Step 3: send the request to client 2 (stored with its deadline, so a restart can still finish it).
       const settled = server.changeOutcomes.wait(id, target);
       const deadline = server.clock.now() + server.negotiationTimeoutMs;
-      const events = await server.store.createChanges(
-        [{ id, target, actor: req.mcServiceId, service: req.service, mode: 'negotiated', ...proposal, state: 'asked', deadline, result: null, createdAt: server.clock.now() }],
-        [{ userId: target, type: 'affiliation-change', data: { id, mode: 'negotiated', actor: req.mcServiceId, target, service: req.service, ...proposal, deadline: new Date(deadline).toISOString() } }],
-      );
+      let events;
+      try {
+        events = await server.store.createChanges(
+          [{ id, target, actor: req.mcServiceId, service: req.service, mode: 'negotiated', ...proposal, state: 'asked', deadline, result: null, createdAt: server.clock.now() }],
+          [{ userId: target, type: 'affiliation-change', data: { id, mode: 'negotiated', actor: req.mcServiceId, target, service: req.service, ...proposal, deadline: new Date(deadline).toISOString() } }],
+        );
+      } catch (e) {
+        // Not stored: no answer or timeout will ever settle it, so nothing may go on waiting for it.
+        server.changeOutcomes.forget(id, target);
+        throw e;
+      }
       server.notifier.publish(events);
+      oneAsked();
       // Note 1: no answer within the configured time aborts the change.
-      server.clock.after(server.negotiationTimeoutMs, () => void timeOutChange(server, id, target));
+      server.clock.after(server.negotiationTimeoutMs, timeOutLater(server, id, target));
 
       // Steps 4-5: client 2 asks its user and answers (answerChange below); step 6: answer client 1.
       const record = await settled;
@@ -76,6 +98,11 @@ async function finishAnswered(server: McServiceServer, change: ChangeRecord): Pr
   return status;
 }
 
+/** The timeout as a timer's callback: a store that fails then is logged, and the expiry round tries again each second. */
+function timeOutLater(server: McServiceServer, id: string, target: McUri): () => void {
+  return () => void timeOutChange(server, id, target).catch((err: unknown) => server.log.warn({ err, id, target }, 'negotiated affiliation change could not be timed out; the expiry round tries again'));
+}
+
 async function timeOutChange(server: McServiceServer, id: string, target: McUri): Promise<void> {
   const change = await server.store.getChange(id, target);
   if (!change) return;
@@ -99,7 +126,7 @@ export async function resumeChanges(server: McServiceServer): Promise<void> {
   for (const change of await server.store.changesInState('asked')) {
     const left = change.deadline - server.clock.now();
     if (left <= 0) await timeOutChange(server, change.id, change.target);
-    else server.clock.after(left, () => void timeOutChange(server, change.id, change.target));
+    else server.clock.after(left, timeOutLater(server, change.id, change.target));
   }
   for (const change of await server.store.changesInState('accepted')) if (change.result === null) await finishAnswered(server, change);
 }

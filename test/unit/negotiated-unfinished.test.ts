@@ -63,3 +63,62 @@ void test("an accepted change whose application failed is finished by the expiry
     assert.deepEqual(await s.store.changesAnsweredUnfinished(clock.t, 10), [], 'finished once');
   });
 });
+
+void test('a store that fails when the negotiation times out is logged, not a crash; the expiry round times it out later', async () => {
+  await withSystem(system, async (police) => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (e: unknown): void => void unhandled.push(e);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      let failing = false;
+      const store: Store = Object.create(police.server.store) as Store;
+      store.transitionChange = (...args) => (failing ? Promise.reject(new MusterError('unavailable', 'store unavailable: SQLITE_FULL')) : police.server.store.transitionChange(...args));
+      // The timeout fires as soon as it is armed.
+      const clock = { t: Date.now(), now: () => clock.t, after: (_ms: number, fire: () => void) => (setImmediate(fire), () => undefined) };
+      const warnings: string[] = [];
+      const log = Object.assign(Object.create(police.server.log) as typeof police.server.log, { warn: (_o: unknown, msg: string) => void warnings.push(msg) });
+      const s: McServiceServer = { ...police.server, store, clock, log };
+      failing = true;
+      const clientOne = remoteChangeNegotiated(s, { mcServiceId: dispatch, service: 'mcptt', mode: 'negotiated', targets: [alice], affiliate: [patrol], deaffiliate: [] }, 'n-2');
+      for (let i = 0; i < 100 && warnings.length === 0; i++) await new Promise((r) => setTimeout(r, 5));
+      assert.deepEqual(warnings, ['negotiated affiliation change could not be timed out; the expiry round tries again']);
+      failing = false;
+      clock.t += s.negotiationTimeoutMs + 1000;
+      await expireChanges(s);
+      assert.deepEqual(await clientOne, [{ target: alice, outcome: 'timeout', status: [{ groupId: patrol, status: 'rejected', reason: 'timeout' }] }]);
+      assert.deepEqual(unhandled, []);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+});
+
+void test('`asked` comes only once the request to the target is stored; a store that fails first fails the request instead', async () => {
+  await withSystem(system, async (police) => {
+    let release!: () => void;
+    const storing = new Promise<void>((r) => (release = r));
+    let stored = false;
+    const store: Store = Object.create(police.server.store) as Store;
+    store.createChanges = async (...args) => {
+      await storing;
+      const events = await police.server.store.createChanges(...args);
+      stored = true;
+      return events;
+    };
+    const clock = { t: Date.now(), now: () => clock.t, after: () => () => undefined };
+    const s: McServiceServer = { ...police.server, store, clock };
+    let askedWhileStored: boolean | undefined;
+    const change = { mcServiceId: dispatch, service: 'mcptt' as const, mode: 'negotiated' as const, targets: [alice], affiliate: [patrol], deaffiliate: [] };
+    void remoteChangeNegotiated(s, change, 'n-3', () => (askedWhileStored = stored));
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(askedWhileStored, undefined, 'not before the store has it');
+    release();
+    for (let i = 0; i < 100 && askedWhileStored === undefined; i++) await new Promise((r) => setTimeout(r, 5));
+    assert.equal(askedWhileStored, true);
+
+    store.createChanges = () => Promise.reject(new MusterError('unavailable', 'store unavailable: SQLITE_READONLY'));
+    let asked = false;
+    await assert.rejects(remoteChangeNegotiated(s, { ...change, targets: [alice] }, 'n-4', () => (asked = true)), (e: unknown) => e instanceof MusterError && e.code === 'unavailable');
+    assert.equal(asked, false);
+  });
+});

@@ -37,12 +37,17 @@ export async function messageUas(ctx: SipFaceContext, req: IncomingRequest, flow
 
     const id = randomUUID();
     const change: ChangeRequest = { mcServiceId: sender, service: cmd.service, mode: 'negotiated', targets: [cmd.target], affiliate: cmd.affiliate, deaffiliate: cmd.deaffiliate };
-    // The procedure waits for the target's answer or the timeout; the MESSAGE is answered now (RFC 3428 §7: 202,
-    // accepted for delivery), and user 1 follows the outcome by its SUBSCRIBE to the target's affiliation status.
-    void remoteChangeNegotiated(ctx.server, change, id).then(
+    // The procedure waits for the target's answer or the timeout; the MESSAGE is answered (RFC 3428 §7: 202,
+    // accepted for delivery) once the request to the target is stored, and user 1 follows the outcome by its
+    // SUBSCRIBE to the target's affiliation status. A store that fails before that is the MESSAGE's answer (503).
+    let stored!: () => void;
+    const asked = new Promise<void>((resolve) => (stored = resolve));
+    const outcome = remoteChangeNegotiated(ctx.server, change, id, stored);
+    void outcome.then(
       (results) => ctx.server.log.info({ id, results }, 'negotiated affiliation change asked over SIP ended'),
       (e: unknown) => ctx.server.log.error({ err: e, id }, 'negotiated affiliation change asked over SIP failed'),
     );
+    await Promise.race([asked, outcome]);
     return { status: 202, headers: [], result: { changeId: id, mode: 'negotiated', affiliate: cmd.affiliate, deaffiliate: cmd.deaffiliate } };
   });
 }
