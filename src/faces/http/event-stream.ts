@@ -23,7 +23,7 @@ export async function streamEvents(req: FastifyRequest, reply: FastifyReply, use
   let replaying = true;
   const early: ClientEvent[] = [];
   const write = (e: ClientEvent): void => {
-    if (e.id <= sent) return;
+    if (e.id <= sent || raw.destroyed) return;
     sent = e.id;
     raw.write(`id: ${e.id}\nevent: ${e.type}\ndata: ${JSON.stringify(e.data)}\n\n`);
     if (raw.writableLength > MAX_UNREAD_BYTES) raw.destroy();
@@ -46,6 +46,11 @@ export async function streamEvents(req: FastifyRequest, reply: FastifyReply, use
       }
       if (page.length < REPLAY_PAGE || raw.destroyed) break;
     }
+  } catch (err) {
+    // The replay stopped short (the store failed): a live event now would move the client's Last-Event-ID past the
+    // events not replayed, lost to it for good. The stream ends instead, and the client resumes from where it was.
+    req.log.warn({ err, userId }, 'event replay failed; stream closed for the client to resume');
+    raw.destroy();
   } finally {
     replaying = false;
     early.sort((a, b) => a.id - b.id).forEach(write);
