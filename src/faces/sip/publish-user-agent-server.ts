@@ -124,17 +124,30 @@ async function undoPublication(ctx: SipFaceContext, userId: McUri, service: McSe
   }
 }
 
+/** How soon an expired publication whose groups could not all be left is expired again. */
+export const EXPIRY_RETRY_MS = 30_000;
+
 /**
  * RFC 3903 §6: an expired publication is removed; for affiliation that means leaving its groups (as Expires: 0).
  * Claimed by removing it under its entity-tag: of two instances taking the same page, one de-affiliates; a refresh
- * or a new PUBLISH that came first keeps the user's groups.
+ * or a new PUBLISH that came first keeps the user's groups. A group that could not be left now (its partner system or
+ * GMS not answering, the store failing) brings the publication back, expiring again in EXPIRY_RETRY_MS: the user's
+ * groups end with it, not when someone notices.
  */
 export async function expirePublication(ctx: SipFaceContext, pub: Publication): Promise<void> {
   const { userId, service } = pub;
   try {
     const ended = await ctx.exclusive(userId, async () => {
       if (!(await ctx.publications.remove(userId, service, pub.etag))) return false;
-      await replaceAffiliationSet(ctx.server, userId, service, [], () => true);
+      const retry = (): Promise<void> => ctx.publications.restore({ ...pub, expiresAt: ctx.server.clock.now() + EXPIRY_RETRY_MS });
+      let status: GroupStatus[];
+      try {
+        status = await replaceAffiliationSet(ctx.server, userId, service, [], () => true);
+      } catch (e) {
+        await retry();
+        throw e;
+      }
+      if (status.some((s) => s.status === 'rejected' && s.reason === 'partner-unreachable')) await retry();
       return true;
     });
     if (ended) ctx.notifyWatchers(userId, service);
