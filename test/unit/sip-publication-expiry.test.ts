@@ -39,7 +39,7 @@ void test("an expired publication whose partner group cannot be left now comes b
     assert.deepEqual((await server.store.affiliationsOfUser(alice)).map((r) => r.groupId), [engine], 'the own group left, the partner group kept');
     const back = await publications.get(alice, 'mcptt');
     assert.equal(back?.etag, pub.etag, 'the same publication is back');
-    assert.ok(back!.expiresAt! >= before + EXPIRY_RETRY_MS && back!.expiresAt! <= server.clock.now() + EXPIRY_RETRY_MS, `expiring again in ${EXPIRY_RETRY_MS} ms`);
+    assert.ok(back.expiresAt! >= before + EXPIRY_RETRY_MS && back.expiresAt! <= server.clock.now() + EXPIRY_RETRY_MS, `expiring again in ${EXPIRY_RETRY_MS} ms`);
     assert.equal(notified, 1, "watchers told of the own group's end");
   });
 });
