@@ -33,7 +33,7 @@ export interface SystemConfig {
   name: string;
   domain: string;
   http: { host: string; port: number };
-  sip?: { host: string; port: number; transports: ('udp' | 'tcp')[]; trustedPeers: string[]; psi: string; digestAlgorithms: ('SHA-256' | 'MD5')[] };
+  sip?: { host: string; port: number; transports: ('udp' | 'tcp')[]; trustedPeers: string[]; psi: string; digestAlgorithms: ('SHA-256' | 'MD5')[]; maxSubscriptionsPerWatcher: number };
   store: string;
   nats?: string;
   secret: string;
@@ -210,6 +210,7 @@ export function resolveConfig(raw: unknown, baseDir = process.cwd()): SystemConf
           trustedPeers: s.sip.trustedPeers ?? [],
           psi: s.sip.psi ? id(s.sip.psi, `${at}.sip.psi`) : `sip:mc-server@${domain}`,
           digestAlgorithms: s.sip.digestAlgorithms ?? (['SHA-256', 'MD5'] as ('SHA-256' | 'MD5')[]),
+          maxSubscriptionsPerWatcher: s.sip.maxSubscriptionsPerWatcher ?? 1000,
         }
       : undefined;
     return {

@@ -81,3 +81,41 @@ void test('an event stream that never reads is dropped once its backlog passes t
   const held = await call('GET', `${m.url()}/mc/v1/users/${encodeURIComponent(u('sleepy'))}/affiliations?service=mcptt`, await m.token(u('sleepy')));
   assert.equal((held.body as { affiliations: unknown[] }).affiliations.length, changes % 2 === 1 ? 100 : 0);
 });
+
+void test('a user holds at most 16 event streams at once: the 17th is 429 with Retry-After; closing one makes room', async () => {
+  const { request } = await import('node:http');
+  const token = await m.token(u('awake'));
+  /** Opens a stream and resolves with its status (the response stays open until closed). */
+  const open = (as = token): Promise<{ status: number; retryAfter: string | undefined; close: () => void }> =>
+    new Promise((resolve, reject) => {
+      const req = request(`${m.url()}/mc/v1/events`, { headers: { authorization: `Bearer ${as}` } }, (res) => {
+        res.resume();
+        resolve({ status: res.statusCode ?? 0, retryAfter: res.headers['retry-after'], close: () => req.destroy() });
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  const streams = [];
+  for (let i = 0; i < 16; i++) streams.push(await open());
+  try {
+    assert.deepEqual(streams.map((s) => s.status), Array(16).fill(200));
+    const over = await open();
+    over.close();
+    assert.deepEqual([over.status, over.retryAfter], [429, '5']);
+    // Another user is not affected.
+    const other = await open(await m.token(u('dispatch')));
+    other.close();
+    assert.equal(other.status, 200);
+    streams.shift()!.close();
+    let again = { status: 0, retryAfter: undefined as string | undefined, close: () => undefined as void };
+    for (let i = 0; i < 50 && again.status !== 200; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      again = await open();
+      if (again.status !== 200) again.close();
+    }
+    streams.push(again);
+    assert.equal(again.status, 200, 'room again once one closed');
+  } finally {
+    streams.forEach((s) => s.close());
+  }
+});

@@ -109,8 +109,8 @@ void test('the example of CONTRACT.md loads from YAML with its values', () => {
   assert.equal(s.name, 'police');
   assert.equal(s.domain, 'police.example');
   assert.deepEqual(s.http, { host: '127.0.0.1', port: 8080 });
-  // digestAlgorithms defaults to RFC 8760's preference, SHA-256 first.
-  assert.deepEqual(s.sip, { host: '127.0.0.1', port: 5060, transports: ['udp', 'tcp'], trustedPeers: ['127.0.0.1'], psi: 'sip:mc-server@police.example', digestAlgorithms: ['SHA-256', 'MD5'] });
+  // digestAlgorithms defaults to RFC 8760's preference, SHA-256 first; a watcher holds at most 1,000 subscriptions.
+  assert.deepEqual(s.sip, { host: '127.0.0.1', port: 5060, transports: ['udp', 'tcp'], trustedPeers: ['127.0.0.1'], psi: 'sip:mc-server@police.example', digestAlgorithms: ['SHA-256', 'MD5'], maxSubscriptionsPerWatcher: 1000 });
   assert.equal(s.store, 'sqlite:./data/police.db');
   assert.equal(s.secret, 'change-me');
   assert.equal(s.negotiationTimeoutMs, 30000);

@@ -219,3 +219,19 @@ void test('1,000 publications expiring at once are taken in pages of 200 and eac
   assert.deepEqual(await pubs.expired(clock.t, 10), []);
   await store.close();
 });
+
+void test("a watcher's count of live subscriptions goes up as they open and down as they end, whichever way", async () => {
+  const store = new SqliteStore(openSqlite(':memory:'));
+  const subs = new Subscriptions(store, OWNER);
+  const mine = [1, 2, 3].map((n) => ({ ...subscription(n, 2_000_000_000_000), watcher: uri('sip:dispatch@police.example') }));
+  for (const s of mine) await subs.open(s, { durable: true });
+  await subs.open(subscription(4, 2_000_000_000_000), { durable: true });
+  assert.equal(subs.ofWatcher(uri('sip:dispatch@police.example')), 3);
+  subs.transition(mine[0]!, 'unsubscribe');
+  subs.transition(mine[1]!, 'notify-failed');
+  assert.equal(subs.ofWatcher(uri('sip:dispatch@police.example')), 1);
+  assert.deepEqual(subs.takeExpired(2_000_000_000_001, 10).map((s) => s.id).sort(), ['sub-000003', 'sub-000004']);
+  assert.equal(subs.ofWatcher(uri('sip:dispatch@police.example')), 0);
+  assert.equal(subs.ofWatcher(uri('sip:u4@police.example')), 0);
+  await store.close();
+});

@@ -24,6 +24,10 @@ import { homeOf } from '../../procedures/context.ts';
 import { authenticate, type HttpFaceDeps } from './app.ts';
 import { streamEvents } from './event-stream.ts';
 import { auditAlongside } from './audit.ts';
+import { toErrorReply } from './error-reply.ts';
+
+/** Event streams one user may hold open at one instance (its clients, and a few reconnecting). */
+export const MAX_EVENT_STREAMS_PER_USER = 16;
 
 const ServiceQuery = Type.Object({ service: Type.Optional(Type.Enum(MC_SERVICES)) }, { additionalProperties: false });
 const IdParam = Type.Object({ id: Type.String({ minLength: 1, maxLength: 256 }) });
@@ -130,8 +134,21 @@ export async function mcRoutes(app: FastifyInstance, deps: HttpFaceDeps): Promis
     },
   );
 
-  app.get('/events', { schema: { summary: "Server-Sent Events for the caller: affiliation-change and affiliation-status; resumes after Last-Event-ID" } }, async (req, reply) => {
+  // Open streams per user: each holds a connection, a subscription and an unread buffer, so one credential's are bounded.
+  const streamsOf = new Map<string, number>();
+  app.get('/events', { schema: { summary: 'Server-Sent Events for the caller: affiliation-change and affiliation-status; resumes after Last-Event-ID; at most 16 open per user (429)' } }, async (req, reply) => {
     const cred = await authenticate(req, deps, ['user']);
+    const open = streamsOf.get(cred.subject) ?? 0;
+    if (open >= MAX_EVENT_STREAMS_PER_USER) {
+      const { status, body } = toErrorReply(new MusterError('rate-limited', `${cred.subject} has ${MAX_EVENT_STREAMS_PER_USER} event streams open here; close one first`));
+      return reply.code(status).header('retry-after', '5').send(body);
+    }
+    streamsOf.set(cred.subject, open + 1);
+    reply.raw.once('close', () => {
+      const left = (streamsOf.get(cred.subject) ?? 1) - 1;
+      if (left > 0) streamsOf.set(cred.subject, left);
+      else streamsOf.delete(cred.subject);
+    });
     await streamEvents(req, reply, cred.subject as McUri, server.store, server.notifier);
   });
 }

@@ -22,6 +22,8 @@ export interface SipFaceContext {
   digest: DigestAuthenticator;
   psi: McUri;
   trustedPeers: readonly string[];
+  /** Live subscriptions one watcher may hold here (configuration `sip.maxSubscriptionsPerWatcher`). */
+  maxSubscriptionsPerWatcher: number;
   /** The host part of our Warning headers and the realm of our 401s. */
   agent: string;
   publications: Publications;

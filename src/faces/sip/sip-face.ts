@@ -62,6 +62,7 @@ export class SipFace {
         digest: new DigestAuthenticator({ secret: opts.secret, realm: server.domain, now: () => server.clock.now(), algorithms: config.digestAlgorithms }),
         psi: parseMcUri(config.psi),
         trustedPeers: config.trustedPeers,
+        maxSubscriptionsPerWatcher: config.maxSubscriptionsPerWatcher,
         agent: server.domain,
         publications,
         subscriptions,

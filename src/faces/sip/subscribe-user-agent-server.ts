@@ -72,6 +72,11 @@ export async function subscribeUas(ctx: SipFaceContext, req: IncomingRequest, fl
   const contact = req.headers.get('contact');
   const remoteTarget = contact ? uriOf(contact) : undefined;
   if (!remoteTarget) throw new MusterError('bad-request', 'SUBSCRIBE without a Contact (RFC 6665 §4.1.2.1)');
+  // Each subscription is memory, a row and a NOTIFY per change: one watcher holds a bounded number (a fetch, Expires:
+  // 0, ends at once and is not counted against it).
+  if (expires > 0 && ctx.subscriptions.ofWatcher(sender) >= ctx.maxSubscriptionsPerWatcher) {
+    throw new SipRefusal(403, `too many subscriptions: ${sender} holds ${ctx.maxSubscriptionsPerWatcher} here; end one first`);
+  }
 
   const sub: Subscription = {
     id: randomUUID(),

@@ -102,6 +102,8 @@ class ExpiryQueue {
 export class Subscriptions {
   private readonly byDialog = new Map<string, Subscription>();
   private readonly byUser = new Map<McUri, Set<Subscription>>();
+  /** Live subscriptions per watcher: what MAX_SUBSCRIPTIONS_PER_WATCHER bounds. */
+  private readonly byWatcher = new Map<McUri, number>();
   private readonly expiry = new ExpiryQueue();
 
   constructor(
@@ -123,7 +125,13 @@ export class Subscriptions {
     const set = this.byUser.get(sub.userId) ?? new Set();
     set.add(sub);
     this.byUser.set(sub.userId, set);
+    this.byWatcher.set(sub.watcher, (this.byWatcher.get(sub.watcher) ?? 0) + 1);
     this.expiry.push(sub);
+  }
+
+  /** How many live subscriptions this watcher holds here. */
+  ofWatcher(watcher: McUri): number {
+    return this.byWatcher.get(watcher) ?? 0;
   }
 
   find(callId: string, remoteTag: string, localTag: string): Subscription | undefined {
@@ -162,6 +170,9 @@ export class Subscriptions {
       const set = this.byUser.get(sub.userId);
       set?.delete(sub);
       if (set?.size === 0) this.byUser.delete(sub.userId);
+      const held = (this.byWatcher.get(sub.watcher) ?? 1) - 1;
+      if (held > 0) this.byWatcher.set(sub.watcher, held);
+      else this.byWatcher.delete(sub.watcher);
     }
   }
 
