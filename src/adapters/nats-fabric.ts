@@ -1,6 +1,7 @@
 // The event fabric between instances of one MC system (NATS): each instance announces what it changed, the
 // others refresh their caches and wake their waiting clients. Durable facts stay in the shared store; NATS only
-// carries the news, so a missed message costs freshness (caches also refresh from the store), never data.
+// carries the news, so a missed message costs freshness, never data: an instance that missed a profile or policy
+// change keeps its cached copy until the next change of it or its next start (publishConfirmed logs who missed it).
 import { connect, createInbox, JSONCodec, type NatsConnection, type Subscription } from 'nats';
 import { createHash, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
