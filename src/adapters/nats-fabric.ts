@@ -1,8 +1,8 @@
 // The event fabric between instances of one MC system (NATS): each instance announces what it changed, the
 // others refresh their caches and wake their waiting clients. Durable facts stay in the shared store; NATS only
-// carries the news, so a missed message costs freshness, never data: an instance that missed a profile or policy
-// change keeps its cached copy until the next change of it or its next start (publishConfirmed logs who missed it).
-import { connect, createInbox, JSONCodec, type NatsConnection, type Subscription } from 'nats';
+// carries the news, so a missed message costs freshness, never data. Messages are lost while an instance's
+// connection is down: once it is back (onReconnect), the instance reads its caches from the store again.
+import { connect, createInbox, Events, JSONCodec, type NatsConnection, type Subscription } from 'nats';
 import { createHash, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { MusterError } from '../domain/errors.ts';
@@ -26,6 +26,7 @@ export class NatsFabric {
   /** The other live instances of this system, by the last time each said so. */
   private readonly peers = new Map<string, number>();
   private heartbeat?: NodeJS.Timeout;
+  private readonly reconnectListeners: (() => void)[] = [];
 
   private constructor(
     private readonly nc: NatsConnection,
@@ -48,7 +49,25 @@ export class NatsFabric {
     const storeId = createHash('sha256').update(store).digest('hex').slice(0, 16);
     const fabric = new NatsFabric(nc, `muster.${domain.replace(/[.*> ]/g, '_')}.${storeId}`, log);
     fabric.watchPeers();
+    fabric.watchConnection();
     return fabric;
+  }
+
+  /** Calls `listener` each time the connection to NATS is back after a loss: what was published meanwhile is lost to this instance. */
+  onReconnect(listener: () => void): void {
+    this.reconnectListeners.push(listener);
+  }
+
+  private watchConnection(): void {
+    void (async () => {
+      for await (const s of this.nc.status()) {
+        if (s.type === Events.Disconnect) this.log.warn({ server: s.data }, 'fabric connection lost; reconnecting');
+        if (s.type === Events.Reconnect) {
+          this.log.info({ server: s.data }, 'fabric connection back');
+          this.reconnectListeners.forEach((l) => l());
+        }
+      }
+    })().catch((e: unknown) => this.log.warn({ err: (e as Error).message }, 'fabric status watch ended'));
   }
 
   /**

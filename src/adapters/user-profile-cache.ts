@@ -10,10 +10,22 @@ export class UserProfileCache implements UserProfiles {
   announce: (id: McUri, profile: UserProfile | undefined) => Promise<void> | void = () => undefined;
   constructor(private readonly store: Store) {}
 
+  /** Changes that arrive while load() reads: newer than what it read, so they are applied again after it. */
+  private arrivedDuringLoad?: Map<McUri, UserProfile | undefined>;
+
+  /** Reads every profile from the store, in place of what was cached (one deleted meanwhile goes too). */
   async load(): Promise<void> {
-    // Interned by the store as it read them (row by row): interning again was 5,000,000 more table look-ups at a
-    // million users, a quarter of bench 3's start-up.
-    for (const p of await this.store.allProfiles()) this.profiles.set(p.id, p);
+    const arrived = (this.arrivedDuringLoad ??= new Map<McUri, UserProfile | undefined>());
+    try {
+      // Interned by the store as it read them (row by row): interning again was 5,000,000 more table look-ups at a
+      // million users, a quarter of bench 3's start-up.
+      const stored = await this.store.allProfiles();
+      this.profiles.clear();
+      for (const p of stored) this.profiles.set(p.id, p);
+      for (const [id, p] of arrived) this.apply(id, p);
+    } finally {
+      if (this.arrivedDuringLoad === arrived) this.arrivedDuringLoad = undefined;
+    }
   }
   get size(): number {
     return this.profiles.size;
@@ -23,17 +35,18 @@ export class UserProfileCache implements UserProfiles {
   }
   async put(profile: UserProfile): Promise<void> {
     await this.store.putProfile(profile);
-    this.profiles.set(profile.id, profile);
+    this.apply(profile.id, profile);
     await this.announce(profile.id, profile);
   }
   async delete(id: McUri): Promise<boolean> {
     const existed = await this.store.deleteProfile(id);
-    this.profiles.delete(id);
+    this.apply(id, undefined);
     await this.announce(id, undefined);
     return existed;
   }
   /** Another instance stored this profile (or deleted it, when undefined): take it into the cache. */
   apply(id: McUri, profile: UserProfile | undefined): void {
+    this.arrivedDuringLoad?.set(id, profile);
     if (profile) this.profiles.set(id, profile);
     else this.profiles.delete(id);
   }

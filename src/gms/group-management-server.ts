@@ -38,8 +38,12 @@ export class GroupManagementServer {
   }
 
   /** Reads every group again from the store (after subscribing to changes, so none is missed between the two). */
+  /** Reads every group from the store again: changed ones replace what is known, deleted ones go. */
   async reloadAll(): Promise<void> {
-    for (const g of await this.store.allGroups()) this.changed(g.id, g);
+    const stored = await this.store.allGroups();
+    const ids = new Set(stored.map((g) => g.id));
+    for (const id of [...this.groups.keys()]) if (!ids.has(id)) this.changed(id, undefined);
+    for (const g of stored) this.changed(g.id, g);
   }
 
   /** A group not in memory is looked up in the store: another instance may have created it a moment ago. */
