@@ -87,8 +87,21 @@ export async function answerChange(server: McServiceServer, caller: McUri, id: s
   return { id, state: accept ? 'accepted' : 'rejected', status: await finishAnswered(server, { ...change, state: accept ? 'accepted' : 'rejected' }) };
 }
 
+/** Answered changes being finished in this process, so the expiry round does not start one a second time. */
+const finishing = new Set<string>();
+
 /** Applies an accepted change (or records a rejection), stores the result, and wakes client 1's request. */
 async function finishAnswered(server: McServiceServer, change: ChangeRecord): Promise<GroupStatus[]> {
+  const key = `${change.id} ${change.target}`;
+  finishing.add(key);
+  try {
+    return await applyAndSettle(server, change);
+  } finally {
+    finishing.delete(key);
+  }
+}
+
+async function applyAndSettle(server: McServiceServer, change: ChangeRecord): Promise<GroupStatus[]> {
   const status =
     change.state === 'accepted'
       ? await applyAffiliationChange(server, change) // Note 2: partner groups through their host systems.
@@ -144,6 +157,8 @@ export async function expireChanges(server: McServiceServer): Promise<void> {
   // Step 6 for an answer whose application failed (the store went away between the answer and its result): finished
   // again once the deadline is past (by then the first try has ended), by whichever instance; client 1 hears it then.
   for (const change of await server.store.changesAnsweredUnfinished(now, EXPIRED_PER_ROUND)) {
+    // Still being finished here (its partners slow to answer): not a second time.
+    if (finishing.has(`${change.id} ${change.target}`)) continue;
     await finishAnswered(server, change).catch((err: unknown) => server.log.warn({ err, id: change.id, target: change.target }, 'answered affiliation change not finished; tried again in a second'));
   }
 }

@@ -122,3 +122,33 @@ void test('`asked` comes only once the request to the target is stored; a store 
     assert.equal(asked, false);
   });
 });
+
+void test('the expiry round does not finish a second time an accepted change whose partner is still answering', async () => {
+  const engine = 'sip:engine@fire.example' as McUri;
+  const withPartner = {
+    ...system,
+    partners: [{ domain: 'fire.example', url: 'http://127.0.0.1:9', secret: 'shared' }],
+    users: system.users.map((u) => ({ ...u, groups: [...u.groups, engine] })),
+  };
+  await withSystem(withPartner, async (police) => {
+    const asked: ((s: { groupId: McUri; status: 'affiliated' }[]) => void)[] = [];
+    const partners = {
+      ...police.server.partners,
+      domains: () => ['fire.example'],
+      affiliate: () => new Promise<{ groupId: McUri; status: 'affiliated' }[]>((answer) => asked.push(answer)),
+    };
+    const clock = { t: Date.now(), now: () => clock.t, after: () => () => undefined };
+    const s: McServiceServer = { ...police.server, partners, clock };
+    const clientOne = remoteChangeNegotiated(s, { mcServiceId: dispatch, service: 'mcptt', mode: 'negotiated', targets: [alice], affiliate: [engine], deaffiliate: [] }, 'n-5');
+    for (let i = 0; i < 100 && (await s.store.changesInState('asked', alice)).length === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    const answering = answerChange(s, alice, 'n-5', true);
+    for (let i = 0; i < 100 && asked.length === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    assert.equal(asked.length, 1, 'the partner is asked once');
+    clock.t += s.negotiationTimeoutMs + 1000; // the partner is slow: the deadline passes meanwhile
+    await expireChanges(s);
+    assert.equal(asked.length, 1, 'and not a second time by the expiry round');
+    asked[0]!([{ groupId: engine, status: 'affiliated' }]);
+    assert.deepEqual((await answering).status, [{ groupId: engine, status: 'affiliated' }]);
+    assert.deepEqual((await clientOne)[0]?.outcome, 'applied');
+  });
+});
