@@ -77,7 +77,7 @@ export class HttpGroupManagement implements GroupManagement {
     for (let i = 0; i < updates.length; i += UPDATES_PER_POST) {
       const chunk = updates.slice(i, i + UPDATES_PER_POST).map(({ seq, userId, groupId, service, status }) => ({ seq, userId, groupId, service, status }));
       const res = await this.request('POST', '/gms/v1/affiliation-status', { updates: chunk });
-      const read = await jsonOf(res);
+      const read = await jsonOf(res, this.config.timeoutMs);
       const body = 'body' in read ? (read.body as { applied?: unknown } | null) : undefined;
       if (res.statusCode !== 200 || typeof body?.applied !== 'number') throw new Error(`GMS answered ${res.statusCode} to status updates: ${JSON.stringify(body).slice(0, 200)}`);
     }
@@ -152,7 +152,7 @@ export class HttpGroupManagement implements GroupManagement {
       await res.body.dump();
       return undefined;
     }
-    const read = await jsonOf(res);
+    const read = await jsonOf(res, this.config.timeoutMs);
     const body = 'body' in read ? read.body : undefined;
     if (res.statusCode !== 200) throw new Error(`GMS answered ${res.statusCode}: ${JSON.stringify(body).slice(0, 200)}`);
     const policy = readPolicy(body);

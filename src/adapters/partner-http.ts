@@ -236,7 +236,7 @@ export class HttpPartnerServers implements PartnerServers {
       headers: { 'content-type': 'application/json', authorization: `Bearer ${await this.token(partner)}` },
       body: JSON.stringify(body),
     });
-    return { status: res.statusCode, retryAfter: [res.headers['retry-after']].flat()[0], ...(await jsonOf(res)) };
+    return { status: res.statusCode, retryAfter: [res.headers['retry-after']].flat()[0], ...(await jsonOf(res, partner.timeoutMs)) };
   }
 
   /** Closes the connections to the partners (on stop). */

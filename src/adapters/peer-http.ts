@@ -74,10 +74,40 @@ export class PartnerPeers {
   }
 }
 
-/** The JSON body of an answer, or why it could not be read (broken off, not JSON). */
-export async function jsonOf(res: Dispatcher.ResponseData): Promise<{ body: unknown } | { bodyError: string }> {
+/** A peer's answer body larger than this is refused: the largest a peer sends, a re-sync page's answer, is tens of KiB. */
+export const MAX_ANSWER_BYTES = 4 * 1024 * 1024;
+
+/**
+ * An answer's body as text, read whole within `deadlineMs` and MAX_ANSWER_BYTES; else why not. undici bounds each
+ * wait for a piece of the body, not the whole: a peer sending a byte now and then kept the request open without end.
+ */
+export async function textOf(res: Dispatcher.ResponseData, deadlineMs: number): Promise<{ text: string } | { bodyError: string }> {
+  const timer = setTimeout(() => res.body.destroy(Object.assign(new Error(`answer not complete in ${deadlineMs} ms`), { code: 'ANSWER_DEADLINE' })), deadlineMs);
   try {
-    return { body: await res.body.json() };
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of res.body as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > MAX_ANSWER_BYTES) {
+        res.body.destroy();
+        return { bodyError: `answer over ${MAX_ANSWER_BYTES} bytes` };
+      }
+      chunks.push(chunk);
+    }
+    return { text: Buffer.concat(chunks).toString('utf8') };
+  } catch (e) {
+    return { bodyError: failureOf(e) };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The JSON body of an answer (as textOf reads it), or why it could not be read (late, too big, broken off, not JSON). */
+export async function jsonOf(res: Dispatcher.ResponseData, deadlineMs: number): Promise<{ body: unknown } | { bodyError: string }> {
+  const read = await textOf(res, deadlineMs);
+  if (!('text' in read)) return read;
+  try {
+    return { body: JSON.parse(read.text) as unknown };
   } catch (e) {
     return { bodyError: failureOf(e) };
   }

@@ -16,7 +16,7 @@ import { RESYNC_PAGE } from '../../procedures/resync-partner.ts';
 import { hostOfPartnerRequest, requireUsersOfPartner } from '../../domain/decisions/partner-trust.ts';
 import { affiliateAsGroupHost, changeAsGroupHost, deaffiliateAsGroupHost } from '../../procedures/affiliate-as-group-host.ts';
 import type { HttpFaceDeps } from './app.ts';
-import { PartnerPeers, failureOf } from '../../adapters/peer-http.ts';
+import { PartnerPeers, failureOf, textOf } from '../../adapters/peer-http.ts';
 
 /**
  * The client flow's body, plus `undo` on a de-affiliation: the primary withdraws an affiliation it asked for but
@@ -85,13 +85,9 @@ export async function federationRoutes(app: FastifyInstance, deps: HttpFaceDeps)
     const res = await nextHops.of(next).request('POST', path, { headers: { 'content-type': 'application/json', authorization: req.headers.authorization ?? '' }, body: JSON.stringify(req.body) }).catch((e: unknown) => {
       throw new MusterError('unavailable', `next hop ${where} unreachable: ${failureOf(e)}`);
     });
-    let text: string;
-    try {
-      text = await res.body.text();
-    } catch (e) {
-      throw new MusterError('unavailable', `next hop ${where} broke off its answer: ${failureOf(e)}`);
-    }
-    await reply.code(res.statusCode).type('application/json').send(text);
+    const read = await textOf(res, next.timeoutMs);
+    if (!('text' in read)) throw new MusterError('unavailable', `next hop ${where} broke off its answer: ${read.bodyError}`);
+    await reply.code(res.statusCode).type('application/json').send(read.text);
   }
 
   app.post<{ Body: FederationRequestBody }>(
