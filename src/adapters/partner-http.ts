@@ -8,6 +8,7 @@ import type { PartnerRequest, PartnerServers, PartnerTrouble, ResyncPage, Resync
 import { compareResyncKeys, type ResyncKey } from '../domain/decisions/partner-resync.ts';
 import { MC_SERVICES } from '../domain/services.ts';
 import type { McUri } from '../domain/ids.ts';
+import type { McService } from '../domain/services.ts';
 import { PartnerGate } from './partner-gate.ts';
 import type { Logger } from 'pino';
 import { PartnerPeers, failureOf, jsonOf } from './peer-http.ts';
@@ -36,6 +37,11 @@ export class HttpPartnerServers implements PartnerServers {
   /** Undo retries waiting for their moment; dropped on close (the re-synchronisation at the next start settles them). */
   private readonly undoRetries = new Set<NodeJS.Timeout>();
   private closed = false;
+  /**
+   * What the primary's store holds for a user and service now: an undo is sent only for groups that still need it
+   * (another instance sharing the store may have completed a later request for them; `latest` knows only this one's).
+   */
+  heldNow: (userId: McUri, service: McService) => Promise<ReadonlyMap<McUri, 'affiliated' | 'reserved'>> = async () => new Map();
 
   constructor(
     private readonly ownDomain: string,
@@ -186,12 +192,29 @@ export class HttpPartnerServers implements PartnerServers {
 
   /** Sends the inverse request until the partner answers it (bounded: a few attempts, then it is logged). */
   private undo(partner: PartnerConfig, path: Path, original: PartnerRequest, seq: number, attempt = 1): void {
+    void this.undoOnce(partner, path, original, seq, attempt).catch((err: unknown) => {
+      // The primary's store could not be read: nothing is known to undo; a re-synchronisation settles it later.
+      this.forget(original, seq);
+      this.log.warn({ err, partner: partner.domain, user: original.mcServiceId }, 'undo of an unanswered partner request not sent');
+      this.trouble(partner.domain, 'undo-failed');
+    });
+  }
+
+  private async undoOnce(partner: PartnerConfig, path: Path, original: PartnerRequest, seq: number, attempt: number): Promise<void> {
     const inverse: Path = path === 'affiliations' ? 'deaffiliations' : 'affiliations';
     // A later request for a group (the user tried again) decides that group; the undo must not overtake it.
-    const groupIds = original.groupIds.filter((g) => this.latest.get(latestKey(original, g)) === seq);
+    const latest = original.groupIds.filter((g) => this.latest.get(latestKey(original, g)) === seq);
+    if (latest.length === 0 || this.closed) return;
+    // Nor a later one that another instance completed: an unanswered affiliation is undone only while the primary does
+    // not hold the group affiliated (its own reservation may not be released yet), an unanswered de-affiliation only
+    // while it still does.
+    const held = await this.heldNow(original.mcServiceId, original.service);
+    const groupIds = latest.filter((g) => (held.get(g) === 'affiliated') === (path === 'deaffiliations'));
+    const settled = latest.filter((g) => !groupIds.includes(g));
+    if (settled.length > 0) this.forget({ ...original, groupIds: settled }, seq);
     if (groupIds.length === 0 || this.closed) return;
     const req = { ...original, groupIds };
-    void this.post(partner, inverse, req, inverse === 'affiliations' ? 'affiliated' : 'deaffiliated', true).then((outcome) => {
+    await this.post(partner, inverse, req, inverse === 'affiliations' ? 'affiliated' : 'deaffiliated', true).then((outcome) => {
       if (outcome.kind !== 'unknown' || attempt >= UNDO_ATTEMPTS) this.forget(req, seq);
       if (outcome.kind !== 'unknown') {
         this.log.info({ partner: partner.domain, path: inverse, user: req.mcServiceId, groups: req.groupIds, outcome: outcome.kind }, 'unanswered partner request undone');
