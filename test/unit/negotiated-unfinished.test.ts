@@ -10,6 +10,7 @@ import type { McServiceServer } from '../../src/procedures/context.ts';
 import type { Store } from '../../src/ports/store.ts';
 import { answerChange, expireChanges, remoteChangeNegotiated } from '../../src/procedures/remote-change-negotiated.ts';
 import { withSystem } from '../support/in-process.ts';
+import { standInPartners } from '../support/stand-in-partners.ts';
 
 const P = 'police.example';
 const alice = `sip:alice@${P}` as McUri;
@@ -132,11 +133,7 @@ void test('the expiry round does not finish a second time an accepted change who
   };
   await withSystem(withPartner, async (police) => {
     const asked: ((s: { groupId: McUri; status: 'affiliated' }[]) => void)[] = [];
-    const partners = {
-      ...police.server.partners,
-      domains: () => ['fire.example'],
-      affiliate: () => new Promise<{ groupId: McUri; status: 'affiliated' }[]>((answer) => asked.push(answer)),
-    };
+    const partners = standInPartners('fire.example', { affiliate: () => new Promise((answer) => asked.push(answer)) });
     const clock = { t: Date.now(), now: () => clock.t, after: () => () => undefined };
     const s: McServiceServer = { ...police.server, partners, clock };
     const clientOne = remoteChangeNegotiated(s, { mcServiceId: dispatch, service: 'mcptt', mode: 'negotiated', targets: [alice], affiliate: [engine], deaffiliate: [] }, 'n-5');

@@ -5,10 +5,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { McUri } from '../../src/domain/ids.ts';
 import type { GroupStatus } from '../../src/domain/flows.ts';
-import type { PartnerRequest, PartnerServers } from '../../src/ports/partner.ts';
+import type { PartnerRequest } from '../../src/ports/partner.ts';
 import type { McServiceServer } from '../../src/procedures/context.ts';
 import { affiliate } from '../../src/procedures/affiliate.ts';
 import { withSystem } from '../support/in-process.ts';
+import { standInPartners } from '../support/stand-in-partners.ts';
 
 const P = 'police.example';
 const F = 'fire.example';
@@ -30,16 +31,7 @@ const system = {
 function heldPartner(server: McServiceServer) {
   const waiting: { req: PartnerRequest; answer: (s: GroupStatus[]) => void }[] = [];
   const resyncs: string[] = [];
-  const partners: PartnerServers = {
-    domains: () => [F],
-    health: async () => ({ [F]: 'up' }),
-    reachable: async () => true,
-    inFlight: () => false,
-    onTrouble: () => undefined,
-    affiliate: (req) => new Promise((answer) => waiting.push({ req, answer })),
-    deaffiliate: async (req) => req.groupIds.map((groupId) => ({ groupId, status: 'deaffiliated' })),
-    resync: async () => ({ kind: 'failed', why: 'not in this test' }),
-  };
+  const partners = standInPartners(F, { affiliate: (req) => new Promise((answer) => waiting.push({ req, answer })) });
   const s: McServiceServer = { ...server, partners, resyncPartnerSoon: (domain) => resyncs.push(domain) };
   /** Waits (bounded) until `n` requests wait for their partner answer. */
   const asked = async (n: number): Promise<void> => {

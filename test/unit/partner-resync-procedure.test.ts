@@ -12,13 +12,13 @@ import type { McUri } from '../../src/domain/ids.ts';
 import { resolveConfig } from '../../src/config/config.ts';
 import { McSystem } from '../../src/system.ts';
 import type { Clock } from '../../src/ports/clock.ts';
-import type { PartnerServers } from '../../src/ports/partner.ts';
 import type { McServiceServer } from '../../src/procedures/context.ts';
 import { affiliateAsGroupHost, deaffiliateAsGroupHost } from '../../src/procedures/affiliate-as-group-host.ts';
 import { HOST_READ_LIMIT, resyncAsGroupHost } from '../../src/procedures/resync-as-group-host.ts';
 import { RESYNC_PAGE, RESYNC_PAGE_BYTES, resyncPartner } from '../../src/procedures/resync-partner.ts';
 import { deaffiliate } from '../../src/procedures/deaffiliate.ts';
 import { resyncKeyOf } from '../../src/domain/decisions/partner-resync.ts';
+import { standInPartners } from '../support/stand-in-partners.ts';
 
 const P = 'police.example';
 const F = 'fire.example';
@@ -82,12 +82,7 @@ void test('paged re-synchronisation: the host ends with exactly the primary\'s r
 
     let pages = 0;
     let stoppedShort = 0;
-    const partners: PartnerServers = {
-      domains: () => [F],
-      health: async () => ({ [F]: 'up' }),
-      reachable: async () => true,
-      inFlight: () => false,
-      onTrouble: () => undefined,
+    const partners = standInPartners(F, {
       affiliate: async (req) => (await affiliateAsGroupHost(fire.server, req)).status,
       deaffiliate: async (req) => (await deaffiliateAsGroupHost(fire.server, req)).status,
       async resync(page) {
@@ -98,7 +93,7 @@ void test('paged re-synchronisation: the host ends with exactly the primary\'s r
         if (!page.through && answer.through) stoppedShort++;
         return { kind: 'answered', answer };
       },
-    };
+    });
     const report = await resyncPartner({ ...police.server, partners }, F, { reason: 'test', deadline: clock.now() + 60_000 });
 
     assert.equal(report.complete, true, report.error);
@@ -135,14 +130,12 @@ void test('pages stay under the body limit with long IDs: cut by size, and every
       await put(fire.server, long(u), [group(0)]);
     }
     const sizes: number[] = [];
-    const partners = {
-      domains: () => [F],
-      resync: async (page: Parameters<PartnerServers['resync']>[0]) => {
+    const partners = standInPartners(F, {
+      resync: async (page) => {
         sizes.push(JSON.stringify(page.affiliations.map((k) => ({ mcServiceId: k.userId, service: k.service, groupId: k.groupId }))).length);
         return { kind: 'answered' as const, answer: await resyncAsGroupHost(fire.server, { origin: P, ...page, graceMs: GRACE_MS }) };
       },
-      inFlight: () => false,
-    } as unknown as PartnerServers; // only what resyncPartner calls
+    });
     const report = await resyncPartner({ ...police.server, partners }, F, { reason: 'test', deadline: clock.now() + 60_000 });
     assert.equal(report.complete, true, report.error);
     assert.deepEqual([report.removed.length, report.reasked.length], [0, 0]);
@@ -157,18 +150,16 @@ void test('a de-affiliation the host has applied but the primary has not stored 
     clock.t += 60_000;
     let release!: () => void;
     const held = new Promise<void>((r) => (release = r));
-    const partners = {
-      domains: () => [F],
-      inFlight: () => false,
+    const partners = standInPartners(F, {
       // The host removes at once; the answer reaches the primary only later (another partner of the request is slow).
-      deaffiliate: async (req: Parameters<PartnerServers['deaffiliate']>[0]) => {
+      deaffiliate: async (req) => {
         const status = (await deaffiliateAsGroupHost(fire.server, req)).status;
         await held;
         return status;
       },
-      affiliate: async (req: Parameters<PartnerServers['affiliate']>[0]) => (await affiliateAsGroupHost(fire.server, req)).status,
-      resync: async (page: Parameters<PartnerServers['resync']>[0]) => ({ kind: 'answered' as const, answer: await resyncAsGroupHost(fire.server, { origin: P, ...page, graceMs: GRACE_MS }) }),
-    } as unknown as PartnerServers; // only what the procedures call
+      affiliate: async (req) => (await affiliateAsGroupHost(fire.server, req)).status,
+      resync: async (page) => ({ kind: 'answered' as const, answer: await resyncAsGroupHost(fire.server, { origin: P, ...page, graceMs: GRACE_MS }) }),
+    });
     const server = { ...police.server, partners };
     const leaving = deaffiliate(server, { mcServiceId: user(0), service: 'mcptt', groupIds: [group(0)] });
     for (let i = 0; i < 100 && (await fire.server.store.affiliationsOfUser(user(0))).length > 0; i++) await new Promise((r) => setTimeout(r, 10));
