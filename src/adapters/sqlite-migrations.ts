@@ -72,7 +72,7 @@ export const SQLITE_MIGRATIONS: string[] = [
   // The hourly prune of orphaned SIP subscriptions read every subscription. Answered changes whose result was never
   // stored are found by index too, for the expiry round to finish them.
   `
-  CREATE INDEX change_requests_of_target ON change_requests (target, state);
+  CREATE INDEX change_requests_of_target ON change_requests (target, state, created_at);
   CREATE INDEX change_requests_asked_by_deadline ON change_requests (deadline) WHERE state = 'asked';
   CREATE INDEX sip_subscriptions_by_expiry ON sip_subscriptions (expires_at);
   CREATE INDEX change_requests_answered_unfinished ON change_requests (deadline) WHERE state IN ('accepted', 'rejected') AND result = 'null';

@@ -15,6 +15,7 @@ import {
   type AuditEntry,
   type AuditFilter,
   type ChangeRecord,
+  CHANGE_STATES,
   type ChangeState,
   type ClientEvent,
   type GmsStatusUpdate,
@@ -78,6 +79,13 @@ export class SqliteStore implements Store {
   /** Multi-row statements, prepared once per row count. */
   private readonly rows;
 
+  /**
+   * Change requests in a state, the state written into the SQL (one of CHANGE_STATES, never input): with it bound,
+   * SQLite prepares the statement again at every run, since the partial indexes on `state` serve some values and not
+   * others (a publication's look for its user's waiting changes: 7.9 µs against 2.1, issue 6, bench 4).
+   */
+  private readonly changesByState;
+
   constructor(
     readonly db: Database.Database,
     private readonly now: () => number = Date.now,
@@ -90,6 +98,15 @@ export class SqliteStore implements Store {
       ),
       remove: statementsByRowCount(db, (n) => `DELETE FROM affiliations WHERE user_id = ? AND service = ? AND group_id IN (${Array(n).fill('?').join(', ')})`),
     };
+    this.changesByState = new Map(
+      CHANGE_STATES.map((s) => [
+        s,
+        {
+          all: db.prepare(`SELECT * FROM change_requests WHERE state = '${s}' ORDER BY created_at`),
+          ofTarget: db.prepare(`SELECT * FROM change_requests WHERE state = '${s}' AND target = ? ORDER BY created_at`),
+        },
+      ]),
+    );
     this.q = {
       held: db.prepare('SELECT group_id, state FROM affiliations WHERE user_id = ? AND service = ?'),
       outbox: db.prepare('INSERT INTO gms_outbox (user_id, service, group_id, status, created_at) VALUES (?, ?, ?, ?, ?)'),
@@ -125,8 +142,6 @@ export class SqliteStore implements Store {
         'INSERT INTO change_requests (id, target, actor, service, mode, affiliate, deaffiliate, state, deadline, result, created_at) VALUES (@id, @target, @actor, @service, @mode, @affiliate, @deaffiliate, @state, @deadline, @result, @createdAt)',
       ),
       getChange: db.prepare('SELECT * FROM change_requests WHERE id = ? AND target = ?'),
-      changesInState: db.prepare('SELECT * FROM change_requests WHERE state = ? ORDER BY created_at'),
-      changesOfTargetInState: db.prepare('SELECT * FROM change_requests WHERE state = ? AND target = ? ORDER BY created_at'),
       // INDEXED BY: without statistics the planner takes the state index and reads every asked change.
       changesPastDeadline: db.prepare("SELECT * FROM change_requests INDEXED BY change_requests_asked_by_deadline WHERE state = 'asked' AND deadline <= ? ORDER BY deadline LIMIT ?"),
       changesAnsweredUnfinished: db.prepare(
@@ -262,7 +277,8 @@ export class SqliteStore implements Store {
   }
 
   async changesInState(state: ChangeState, target?: McUri): Promise<ChangeRecord[]> {
-    return ((target === undefined ? this.q.changesInState.all(state) : this.q.changesOfTargetInState.all(state, target)) as Row[]).map(toChangeRecord);
+    const q = this.changesByState.get(state)!;
+    return ((target === undefined ? q.all.all() : q.ofTarget.all(target)) as Row[]).map(toChangeRecord);
   }
 
   async changesPastDeadline(now: number, limit: number): Promise<ChangeRecord[]> {

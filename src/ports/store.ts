@@ -61,7 +61,8 @@ export interface AffiliationWrite<T> {
   result: T;
 }
 
-export type ChangeState = 'told' | 'acknowledged' | 'asked' | 'accepted' | 'rejected' | 'timed-out';
+export const CHANGE_STATES = ['told', 'acknowledged', 'asked', 'accepted', 'rejected', 'timed-out'] as const;
+export type ChangeState = (typeof CHANGE_STATES)[number];
 
 export interface ChangeRecord {
   id: string;
