@@ -35,10 +35,10 @@ export interface SipFaceContext {
   /** Runs `fn` alone for this user: PUBLISHes of one user are applied one after the other. */
   exclusive<T>(userId: McUri, fn: () => Promise<T>): Promise<T>;
   /**
-   * Asks for a NOTIFY to every subscription to this user's status, carrying `pId` when it answers a PUBLISH; null:
-   * no p-id (the PUBLISH under way is not answered yet); none: the stored publication's.
+   * Asks for a NOTIFY to every subscription to this user's status, carrying `pId` when it answers that PUBLISH (none
+   * otherwise, also while the PUBLISH under way is not answered yet).
    */
-  notifyWatchers(userId: McUri, service: McService, pId?: string | null): void;
+  notifyWatchers(userId: McUri, service: McService, pId?: string): void;
 }
 
 /** RFC 3265/6665 §7.2.2 and RFC 3903 §7: the only event package served here is presence. */

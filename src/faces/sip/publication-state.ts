@@ -36,8 +36,8 @@ function pooledEtag(): string {
 }
 
 export class Publications {
-  /** The p-id and tuple id of the last PUBLISH per (user, service) seen here, kept after it ended, for NOTIFY bodies. */
-  private readonly lastDoc = new Map<string, { pId: string | null; tupleId: string | null }>();
+  /** The tuple id of the last PUBLISH per (user, service) seen here, kept after it ended, for NOTIFY bodies. */
+  private readonly lastTuple = new Map<string, string | null>();
 
   constructor(
     private readonly rows: PublicationRows,
@@ -92,12 +92,8 @@ export class Publications {
     return this.newEtag();
   }
 
-  pIdOf(userId: McUri, service: McService): string | undefined {
-    return this.lastDoc.get(key(userId, service))?.pId ?? undefined;
-  }
-
   tupleOf(userId: McUri, service: McService): string | undefined {
-    return this.lastDoc.get(key(userId, service))?.tupleId ?? undefined;
+    return this.lastTuple.get(key(userId, service)) ?? undefined;
   }
 
   private expiry(expires: number): { expires: number; expiresAt: number | null } {
@@ -120,7 +116,6 @@ export class Publications {
   }
 
   private remember(pub: Publication): void {
-    const before = this.lastDoc.get(key(pub.userId, pub.service));
-    this.lastDoc.set(key(pub.userId, pub.service), { pId: pub.pId ?? before?.pId ?? null, tupleId: pub.tupleId ?? before?.tupleId ?? null });
+    this.lastTuple.set(key(pub.userId, pub.service), pub.tupleId ?? this.lastTuple.get(key(pub.userId, pub.service)) ?? null);
   }
 }

@@ -70,9 +70,9 @@ export async function publishUas(ctx: SipFaceContext, req: IncomingRequest, flow
       const wanted = expires === 0 ? [] : pidf!.groups;
       // TS 24.379 §9.2.1.5: the user's own new set is also its answer to the negotiated changes it fulfils.
       if (sender === served && pidf) await acceptChangesByPublication(ctx.server, served, service, wanted);
-      // While partner systems decide, watchers get a NOTIFY with those groups `affiliating` (TS 24.379 §9.2.2.2.5).
-      // Their p-id is none: the publication may be stored already, but this NOTIFY does not answer its PUBLISH yet.
-      const progress = { reserved: (): void => ctx.notifyWatchers(served, service, null) };
+      // While partner systems decide, watchers get a NOTIFY with those groups `affiliating` (TS 24.379 §9.2.2.2.5),
+      // without a p-id: it does not answer the PUBLISH yet.
+      const progress = { reserved: (): void => ctx.notifyWatchers(served, service) };
       // The publication is written alongside the affiliation change (on SQLite in the same group commit, so the
       // PUBLISH costs no extra fsync); if the change fails, the publication before it is put back.
       const publication = expires === 0 ? (current ? ctx.publications.remove(served, service, current.etag).then(() => undefined) : Promise.resolve(undefined)) : ctx.publications.put(served, service, expires, { pId: pidf!.pId, tupleId: pidf!.clientId });
@@ -101,7 +101,7 @@ export async function publishUas(ctx: SipFaceContext, req: IncomingRequest, flow
  */
 async function publishOnBehalf(ctx: SipFaceContext, served: McUri, service: McService, wanted: readonly McUri[], pId: string | undefined, groupAllowed: (g: McUri) => boolean, ifMatch: string | undefined, entryOf: AuditEntryOf): Promise<AuditedAnswer> {
   if (ifMatch !== undefined) throw new SipRefusal(412, `no publication with entity-tag ${ifMatch}: one made for another user is not kept`);
-  const progress = { reserved: (): void => ctx.notifyWatchers(served, service, null) };
+  const progress = { reserved: (): void => ctx.notifyWatchers(served, service) };
   const status = await replaceAffiliationSet(ctx.server, served, service, wanted, groupAllowed, progress, (s) => entryOf(200, { expires: 0, status: s }));
   const headers: HeaderList = [['SIP-ETag', ctx.publications.unkeptEtag()], ['Expires', '0'], ...refusalWarnings(ctx.agent, service, status)];
   return { status: 200, headers, after: () => ctx.notifyWatchers(served, service, pId), result: { expires: 0, status } };

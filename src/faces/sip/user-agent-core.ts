@@ -197,7 +197,7 @@ export class UserAgentCore implements TransportDelegate {
     });
   }
 
-  notifyWatchers(userId: McUri, service: McService, pId?: string | null): void {
+  notifyWatchers(userId: McUri, service: McService, pId?: string): void {
     this.pending.delete(`${service}|${userId}`);
     for (const sub of this.ctx.subscriptions.forUser(userId)) if (sub.service === service) void this.notifySubscription(sub, undefined, pId);
   }
@@ -215,7 +215,7 @@ export class UserAgentCore implements TransportDelegate {
   }
 
   /** Sends one NOTIFY with the user's status as the store has it now (looked up again after the await). */
-  async notifySubscription(sub: Subscription, end?: 'timeout', pId?: string | null): Promise<void> {
+  async notifySubscription(sub: Subscription, end?: 'timeout', pId?: string): Promise<void> {
     if (!end) {
       if (sub.state !== 'active') return;
       this.watch(sub.userId, sub.watches);
@@ -240,8 +240,12 @@ export class UserAgentCore implements TransportDelegate {
     }
   }
 
-  /** A user's own status as the store has it, with the stored publication's tuple id and p-id. */
-  private async userStatusOf(sub: Subscription, pId: string | null | undefined): Promise<AffiliationStatusDocument> {
+  /**
+   * A user's own status as the store has it, with the stored publication's tuple id; the p-id only of the PUBLISH
+   * this NOTIFY answers (STAGE3.md): a NOTIFY for a change made otherwise (HTTP, a remote change, an expiry, a new
+   * subscription) carries none, so a client never takes it for the outcome of its own PUBLISH.
+   */
+  private async userStatusOf(sub: Subscription, pId: string | undefined): Promise<AffiliationStatusDocument> {
     // The publication as stored: whichever instance took the PUBLISH, its tuple id and p-id are in the NOTIFY.
     const [records, pub] = await Promise.all([this.ctx.server.store.affiliationsOfUser(sub.userId, sub.service), this.ctx.publications.get(sub.userId, sub.service)]);
     return {
@@ -249,7 +253,7 @@ export class UserAgentCore implements TransportDelegate {
       service: sub.service,
       tupleId: pub?.tupleId ?? this.ctx.publications.tupleOf(sub.userId, sub.service) ?? `${sub.service}-status`,
       groups: records.map((r) => ({ groupId: r.groupId, state: r.state })),
-      pId: pId === null ? undefined : (pId ?? pub?.pId ?? this.ctx.publications.pIdOf(sub.userId, sub.service)),
+      pId,
     };
   }
 
