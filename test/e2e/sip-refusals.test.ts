@@ -7,6 +7,8 @@ import assert from 'node:assert/strict';
 import { Muster, call, freePort, secret } from '../support/harness.ts';
 import { sipp } from '../support/sipp.ts';
 import { readRefusalWarning } from '../../src/faces/sip/warning.ts';
+import { UdpClient } from '../support/sip-udp.ts';
+import { parseVia } from '../../src/faces/sip/via.ts';
 
 const D = 'police.example';
 const PSI = `sip:mc-server@${D}`;
@@ -88,3 +90,35 @@ for (const c of cases) {
     if (!c.notified.includes(c.refused)) assert.ok(!notify.includes(`group="${c.refused}"`), 'the refused group is not in the NOTIFY in any status');
   });
 }
+
+/** An OPTIONS from the client's port on loopback, with the Via and extra headers given. */
+function options(c: UdpClient, via: string, extra: string[] = []): void {
+  c.send([`OPTIONS ${PSI} SIP/2.0`, `Via: ${via}`, `From: <sip:alice@${D}>;tag=opt-${c.port}`, `To: <${PSI}>`, `Call-ID: opt-${c.port}-${extra.length}`, 'CSeq: 1 OPTIONS', 'Max-Forwards: 70', ...extra]);
+}
+
+void test('a request that requires an extension gets 420 naming every option tag (RFC 3261 §8.2.2.3)', async () => {
+  const c = await UdpClient.open(sipPort);
+  try {
+    options(c, `SIP/2.0/UDP 127.0.0.1:${c.port};branch=z9hG4bK-req-${c.port};rport`, ['Require: foo, bar']);
+    const res = await c.response('OPTIONS');
+    assert.equal(res.status, 420);
+    assert.deepEqual(res.headers.all('unsupported'), ['foo', 'bar']);
+    assert.match(res.headers.get('to') ?? '', /;tag=/);
+  } finally {
+    c.close();
+  }
+});
+
+void test("a response goes to the packet's source, never to a received= the client wrote, and its Via records received and rport", async () => {
+  const c = await UdpClient.open(sipPort);
+  try {
+    // The sender claims another address for itself; the answer still comes back here, to where the packet came from.
+    options(c, `SIP/2.0/UDP 203.0.113.9:5060;branch=z9hG4bK-via-${c.port};received=203.0.113.9;rport`);
+    const res = await c.response('OPTIONS');
+    assert.equal(res.status, 200);
+    const via = parseVia(res.headers.get('via') ?? '');
+    assert.deepEqual([via?.received, res.headers.get('via')?.match(/;rport=(\d+)/)?.[1]], ['127.0.0.1', String(c.port)]);
+  } finally {
+    c.close();
+  }
+});

@@ -105,5 +105,8 @@ void test('Via: branch, received and rport decide where a UDP response goes', ()
   assert.deepEqual(responseDestination(via, { address: '192.0.2.7', port: 40000 }), { address: '192.0.2.7', port: 40000 });
   const plain = parseVia('SIP/2.0/UDP 192.0.2.8;branch=z9hG4bK-1')!;
   assert.deepEqual(responseDestination(plain, { address: '192.0.2.8', port: 41000 }), { address: '192.0.2.8', port: 5060 });
+  // A received= the sender wrote itself is not followed: the answer goes where the packet came from.
+  const claimed = parseVia('SIP/2.0/UDP 203.0.113.9;branch=z9hG4bK-2;received=203.0.113.9;rport')!;
+  assert.deepEqual(responseDestination(claimed, { address: '192.0.2.8', port: 41000 }), { address: '192.0.2.8', port: 41000 });
   assert.equal(headerParam('<sip:a@b>;tag="x"', 'tag'), 'x');
 });

@@ -26,7 +26,7 @@ export const COMPACT_FORMS: Readonly<Record<string, string>> = {
 };
 
 /** Headers whose values may be comma-separated lists that mean several header fields (RFC 3261 §7.3.1). */
-const LIST_HEADERS = new Set(['via', 'contact', 'route', 'record-route', 'allow', 'supported', 'require', 'accept', 'accept-contact', 'p-asserted-identity', 'warning', 'allow-events', 'p-asserted-service', 'p-preferred-service']);
+const LIST_HEADERS = new Set(['via', 'contact', 'route', 'record-route', 'allow', 'supported', 'require', 'unsupported', 'accept', 'accept-contact', 'p-asserted-identity', 'warning', 'allow-events', 'p-asserted-service', 'p-preferred-service']);
 
 /** Header fields by lower-case full name, values in arrival order; comma lists of LIST_HEADERS split into one value each. */
 export class SipHeaders {

@@ -2,6 +2,7 @@
 // Building is pure; the transports send the bytes (STYLE.md: build and send kept apart).
 import { randomBytes } from 'node:crypto';
 import type { IncomingRequest } from './message.ts';
+import { stampVia } from './via.ts';
 
 export const REASON_PHRASES: Readonly<Record<number, string>> = {
   100: 'Trying',
@@ -17,6 +18,7 @@ export const REASON_PHRASES: Readonly<Record<number, string>> = {
   412: 'Conditional Request Failed',
   413: 'Request Entity Too Large',
   415: 'Unsupported Media Type',
+  420: 'Bad Extension',
   423: 'Interval Too Brief',
   481: 'Call/Transaction Does Not Exist',
   489: 'Bad Event',
@@ -49,13 +51,15 @@ export const newBranch = (): string => `z9hG4bK${randomBytes(9).toString('base64
 
 /**
  * §8.2.6.2: copies Via (all, in order), From, Call-ID, CSeq and To, adding a To tag when the request had none
- * (`toTag`, kept stable by the caller so a retransmitted request gets the same answer).
+ * (`toTag`, kept stable by the caller so a retransmitted request gets the same answer). `source`: where the request
+ * came from, recorded in the top Via (§18.2.1 `received`, RFC 3581 `rport`).
  */
-export function responseTo(req: IncomingRequest, status: number, opts: { toTag?: string; headers?: HeaderList; body?: OutgoingResponse['body']; reason?: string } = {}): OutgoingResponse {
+export function responseTo(req: IncomingRequest, status: number, opts: { toTag?: string; headers?: HeaderList; body?: OutgoingResponse['body']; reason?: string; source?: { address: string; port: number } } = {}): OutgoingResponse {
   const to = req.headers.get('to') ?? '';
   const hasTag = /;\s*tag=/i.test(to);
+  const source = opts.source;
   const headers: HeaderList = [
-    ...req.headers.all('via').map((v): [string, string] => ['Via', v]),
+    ...req.headers.all('via').map((v, i): [string, string] => ['Via', i === 0 && source ? stampVia(v, source) : v]),
     ['From', req.headers.get('from') ?? ''],
     ['To', hasTag || !opts.toTag || status === 100 ? to : `${to};tag=${opts.toTag}`],
     ['Call-ID', req.callId],

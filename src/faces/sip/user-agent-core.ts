@@ -7,10 +7,10 @@ import type { McService } from '../../domain/services.ts';
 import type { ClientEvent } from '../../ports/store.ts';
 import type { IncomingRequest } from './message.ts';
 import { parseMessage, SipParseError } from './parser.ts';
-import { responseTo, serialize, type HeaderList } from './outgoing-message.ts';
+import { newTag, responseTo, serialize, type HeaderList } from './outgoing-message.ts';
 import { TransactionLayer } from './transaction-layer.ts';
 import type { Flow, TransportDelegate } from './transport.ts';
-import { parseVia, responseDestination } from './via.ts';
+import { parseVia, responseDestination, stampVia } from './via.ts';
 import { parseCSeq } from './parser.ts';
 import { refusalOf, reasonPhrase } from './sip-refusal.ts';
 import { publishUas, type UasAnswer } from './publish-user-agent-server.ts';
@@ -72,7 +72,7 @@ export class UserAgentCore implements TransportDelegate {
     const match = this.transactions.receiveRequest(msg, flow);
     if (match.kind === 'absorbed' || match.kind === 'unroutable') return;
     if (match.kind === 'overloaded') {
-      match.tx.respond(503, serialize(responseTo(msg, 503, { headers: [['Retry-After', '5']] })));
+      match.tx.respond(503, serialize(responseTo(msg, 503, { toTag: tagFor(msg), headers: [['Retry-After', '5']], source: sourceOf(flow) })));
       return;
     }
     const tx = match.tx;
@@ -81,7 +81,7 @@ export class UserAgentCore implements TransportDelegate {
       const toTag = (answer as SubscribeAnswer).toTag ?? tagFor(msg);
       observeSipRequest(msg.method, answer.status, (performance.now() - arrived) / 1000);
       try {
-        tx.respond(answer.status, serialize(responseTo(msg, answer.status, { toTag, headers: answer.headers, ...(reason ? { reason } : {}) })));
+        tx.respond(answer.status, serialize(responseTo(msg, answer.status, { toTag, headers: answer.headers, source: sourceOf(flow), ...(reason ? { reason } : {}) })));
       } catch (e) {
         this.log.error({ err: e }, 'SIP response could not be sent');
         return;
@@ -91,6 +91,9 @@ export class UserAgentCore implements TransportDelegate {
   }
 
   private async handle(req: IncomingRequest, flow: Flow): Promise<{ answer: UasAnswer; reason?: string }> {
+    // §8.2.2.3: no SIP extension is supported here, so a request that requires one is refused, naming them all.
+    const required = req.headers.all('require');
+    if (required.length > 0) return { answer: { status: 420, headers: [['Unsupported', required.join(', ')]] } };
     try {
       switch (req.method) {
         case 'PUBLISH':
@@ -123,10 +126,12 @@ export class UserAgentCore implements TransportDelegate {
     const via = h.get('via') ? parseVia(h.get('via')!) : undefined;
     const cseq = parseCSeq(h.get('cseq') ?? '');
     if (!via || !cseq || !h.get('from') || !h.get('to') || !h.get('call-id')) return;
+    const to = h.get('to')!;
     const headers: HeaderList = [
-      ...h.all('via').map((v): [string, string] => ['Via', v]),
+      ...h.all('via').map((v, i): [string, string] => ['Via', i === 0 ? stampVia(v, sourceOf(flow)) : v]),
       ['From', h.get('from')!],
-      ['To', h.get('to')!],
+      // §8.2.6.2: a response to a request without a To tag gets one (this answer is never repeated).
+      ['To', /;\s*tag=/i.test(to) ? to : `${to};tag=${newTag()}`],
       ['Call-ID', h.get('call-id')!],
       ['CSeq', `${cseq.seq} ${cseq.method}`],
     ];
@@ -281,4 +286,9 @@ function tagFor(req: IncomingRequest): string {
 
 function statusText(status: number): string {
   return ({ 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 406: 'Not Acceptable', 412: 'Conditional Request Failed', 413: 'Request Entity Too Large', 415: 'Unsupported Media Type', 481: 'Call/Transaction Does Not Exist', 489: 'Bad Event', 500: 'Server Internal Error' } as Record<number, string>)[status] ?? 'Error';
+}
+
+/** Where a request came from: what its response's top Via records. */
+function sourceOf(flow: Flow): { address: string; port: number } {
+  return { address: flow.remoteAddress, port: flow.remotePort };
 }

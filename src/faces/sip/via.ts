@@ -46,7 +46,12 @@ export function stampVia(value: string, source: { address: string; port: number 
   return out;
 }
 
-/** §18.2.2 + RFC 3581 §4: a UDP response goes to `received` (or sent-by) at `rport` (or the sent-by port, default 5060). */
+/**
+ * §18.2.2 + RFC 3581 §4: a UDP response goes to the `received` address this server records (the packet's source, as
+ * stampVia writes it) at `rport` (the source port) or the sent-by port (default 5060). A `received` the client put in
+ * its own Via is not ours and never followed: it would make the server answer, and flood, an address of the sender's
+ * choosing.
+ */
 export function responseDestination(via: TopVia, source: { address: string; port: number }): { address: string; port: number } {
-  return { address: via.received ?? source.address, port: via.rport ? source.port : (via.port ?? 5060) };
+  return { address: source.address, port: via.rport ? source.port : (via.port ?? 5060) };
 }
