@@ -17,8 +17,8 @@ import type { SipPublicationEntry, SipSubscriptionEntry } from '../../src/client
 const D = 'police.example';
 const PSI = `sip:mc-server@${D}`;
 const G = { patrol: `sip:patrol@${D}`, north: `sip:north@${D}` };
-const users = ['alice', 'carol', 'dave'].map((n) => `sip:${n}@${D}`);
-const [alice, carol, dave] = users as [string, string, string];
+const users = ['alice', 'carol', 'dave', 'erin'].map((n) => `sip:${n}@${D}`);
+const [alice, carol, dave, erin] = users as [string, string, string, string];
 
 let m: Muster;
 let sipPort: number;
@@ -217,6 +217,22 @@ void test("after a restart, a UDP subscription to a group's members goes on: a m
     assert.equal(after.callId, 'durable-group');
     assert.match(after.body.toString(), new RegExp(`entity="${G.north}"`), 'still the group document after the restart');
     assert.ok(members(after).includes(dave), after.body.toString());
+  } finally {
+    c.close();
+  }
+});
+
+void test('a NOTIFY answered 500 (the client got it out of order) keeps the subscription; one answered 481 ends it (RFC 5057, RFC 6665)', async () => {
+  const c = await UdpClient.open(sipPort);
+  try {
+    c.send([...headers(c, 'SUBSCRIBE', erin, 'keep-sub', 1, 'e-sub'), 'Accept: application/pidf+xml', 'Expires: 600']);
+    assert.equal((await c.response('SUBSCRIBE')).status, 200);
+    await c.notify(500);
+    // A change over HTTP: the subscription still gets its NOTIFY.
+    await call('POST', `${m.url()}/mc/v1/affiliations`, await m.token(erin), { mcServiceId: erin, service: 'mcptt', groupIds: [G.patrol] });
+    assert.deepEqual(groupsIn(await c.notify(481)), [G.patrol]);
+    for (let i = 0; i < 50 && (await operatorGet(`/sip/subscriptions?user=${encodeURIComponent(erin)}`)).body.subscriptions.length > 0; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual((await operatorGet(`/sip/subscriptions?user=${encodeURIComponent(erin)}`)).body.subscriptions, [], 'the 481 ended it');
   } finally {
     c.close();
   }

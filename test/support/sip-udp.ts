@@ -53,10 +53,10 @@ export class UdpClient {
     return this.next((msg): msg is IncomingResponse => msg.kind === 'response' && msg.cseq.method === method, `response to ${method}`);
   }
 
-  /** The next NOTIFY, answered 200 as a client does. */
-  async notify(): Promise<IncomingRequest> {
+  /** The next NOTIFY, answered 200 as a client does (or `status`, as one that got it out of order answers 500). */
+  async notify(status = 200): Promise<IncomingRequest> {
     const n = await this.next((msg): msg is IncomingRequest => msg.kind === 'request' && msg.method === 'NOTIFY', 'NOTIFY');
-    this.socket.send(serialize(responseTo(n, 200)), this.serverPort, '127.0.0.1');
+    this.socket.send(serialize(responseTo(n, status)), this.serverPort, '127.0.0.1');
     return n;
   }
 

@@ -231,8 +231,9 @@ export class UserAgentCore implements TransportDelegate {
       const state = end ? { active: false as const, reason: end } : { active: true as const, expiresIn: Math.round((sub.expiresAt - this.ctx.server.clock.now()) / 1000) };
       const { request, branch } = buildNotify(sub, this.ctx.psi, this.localOf(sub.flow), state, doc);
       this.transactions.sendRequest(branch, 'NOTIFY', serialize(request), sub.flow, (status) => {
-        // RFC 6665 §4.2.2: a NOTIFY that fails (481, timeout, transport error) ends the subscription.
-        if (status >= 300 && sub.state === 'active') {
+        // RFC 6665 §4.2.2: a NOTIFY that fails (481, timeout, transport error) ends the subscription; RFC 5057 §5.1:
+        // 500, 503, 504 and 491 concern that transaction only (a client answers 500 to a NOTIFY it got out of order).
+        if (status >= 300 && !TRANSACTION_ONLY_FAILURES.has(status) && sub.state === 'active') {
           this.log.info({ status, subscription: sub.id }, 'NOTIFY failed; subscription terminated');
           this.ctx.subscriptions.transition(sub, 'notify-failed');
           this.unwatchIfIdle(sub.userId);
@@ -292,3 +293,6 @@ function statusText(status: number): string {
 function sourceOf(flow: Flow): { address: string; port: number } {
   return { address: flow.remoteAddress, port: flow.remotePort };
 }
+
+/** Error answers to an in-dialog request that end that transaction, not the subscription (RFC 5057 §5.1). */
+const TRANSACTION_ONLY_FAILURES = new Set([491, 500, 503, 504]);
