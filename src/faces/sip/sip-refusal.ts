@@ -3,6 +3,7 @@
 import { ERRORS, MusterError } from '../../domain/errors.ts';
 import { InvalidId } from '../../domain/ids.ts';
 import type { HeaderList } from './outgoing-message.ts';
+import { forbiddenWarning } from './warning.ts';
 
 export class SipRefusal extends Error {
   constructor(
@@ -18,8 +19,8 @@ export class SipRefusal extends Error {
 export function refusalOf(e: unknown, realm: string): { status: number; reason: string | undefined; headers: HeaderList; internal: boolean } {
   if (e instanceof SipRefusal) return { status: e.status, reason: undefined, headers: e.headers, internal: false };
   if (e instanceof MusterError) {
-    // RFC 8898 §3: a 401 names the Bearer scheme it wants.
-    const headers: HeaderList = e.code === 'unauthenticated' ? [['WWW-Authenticate', `Bearer realm="${realm}"`]] : [];
+    // RFC 8898 §3: a 401 names the Bearer scheme it wants; a 403 says why in an MCPTT Warning (STAGE3.md, TS 24.379 §4.4).
+    const headers: HeaderList = e.code === 'unauthenticated' ? [['WWW-Authenticate', `Bearer realm="${realm}"`]] : e.code === 'forbidden' ? [forbiddenWarning(realm)] : [];
     return { status: ERRORS[e.code].sip, reason: undefined, headers, internal: e.code === 'internal' };
   }
   if (e instanceof InvalidId) return { status: 400, reason: undefined, headers: [], internal: false };

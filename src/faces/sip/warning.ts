@@ -48,6 +48,14 @@ export function refusalWarnings(agent: string, service: McService, status: reado
     .map((s) => ['Warning', `399 ${agent} "${warningText(service, s.groupId, s.reason)}"`]);
 }
 
+/**
+ * The Warning of a request refused as a whole for want of a right (403: acting for another user, watching one,
+ * asking a change): code 100 with the table's own detailed reason (Table 4.4.2-2).
+ */
+export function forbiddenWarning(agent: string): [string, string] {
+  return ['Warning', `399 ${agent} "100 function not allowed due to user authorisation"`];
+}
+
 /** What a client reads back out of one Warning value (the inverse of refusalWarnings). */
 export function readRefusalWarning(value: string): { agent: string; code: number; text: string; reason: string; groupId: string } | undefined {
   const m = /^399 (\S+) "(\d{3}) (.*) \(([a-z0-9-]+): (\S+)\)"$/.exec(value.trim());
