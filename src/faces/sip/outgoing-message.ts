@@ -2,7 +2,6 @@
 // Building is pure; the transports send the bytes (STYLE.md: build and send kept apart).
 import { randomBytes } from 'node:crypto';
 import type { IncomingRequest } from './message.ts';
-import { stampVia } from './via.ts';
 
 export const REASON_PHRASES: Readonly<Record<number, string>> = {
   100: 'Trying',
@@ -51,15 +50,14 @@ export const newBranch = (): string => `z9hG4bK${randomBytes(9).toString('base64
 
 /**
  * §8.2.6.2: copies Via (all, in order), From, Call-ID, CSeq and To, adding a To tag when the request had none
- * (`toTag`, kept stable by the caller so a retransmitted request gets the same answer). `source`: where the request
- * came from, recorded in the top Via (§18.2.1 `received`, RFC 3581 `rport`).
+ * (`toTag`, kept stable by the caller so a retransmitted request gets the same answer). `topVia`: the top Via as
+ * the server recorded it (§18.2.1 `received`, RFC 3581 `rport`: stampVia), in place of the request's.
  */
-export function responseTo(req: IncomingRequest, status: number, opts: { toTag?: string; headers?: HeaderList; body?: OutgoingResponse['body']; reason?: string; source?: { address: string; port: number } } = {}): OutgoingResponse {
+export function responseTo(req: IncomingRequest, status: number, opts: { toTag?: string; headers?: HeaderList; body?: OutgoingResponse['body']; reason?: string; topVia?: string } = {}): OutgoingResponse {
   const to = req.headers.get('to') ?? '';
   const hasTag = /;\s*tag=/i.test(to);
-  const source = opts.source;
   const headers: HeaderList = [
-    ...req.headers.all('via').map((v, i): [string, string] => ['Via', i === 0 && source ? stampVia(v, source) : v]),
+    ...req.headers.all('via').map((v, i): [string, string] => ['Via', i === 0 && opts.topVia !== undefined ? opts.topVia : v]),
     ['From', req.headers.get('from') ?? ''],
     ['To', hasTag || !opts.toTag || status === 100 ? to : `${to};tag=${opts.toTag}`],
     ['Call-ID', req.callId],

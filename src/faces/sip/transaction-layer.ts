@@ -3,7 +3,7 @@
 // absorbed here and never reach the TU (DESIGN.md "Idempotency").
 import type { Clock } from '../../ports/clock.ts';
 import type { IncomingRequest, IncomingResponse } from './message.ts';
-import { parseVia, responseDestination, type TopVia } from './via.ts';
+import { parseVia, responseDestination, stampVia, type TopVia } from './via.ts';
 import { NonInviteServerTransaction } from './non-invite-server-transaction.ts';
 import { NonInviteClientTransaction, type ClientTxResult } from './non-invite-client-transaction.ts';
 import type { Flow } from './transport.ts';
@@ -31,7 +31,8 @@ function topViaOf(req: IncomingRequest): TopVia | undefined {
   return top ? parseVia(top) : undefined;
 }
 
-export type ServerMatch = { kind: 'new'; tx: NonInviteServerTransaction } | { kind: 'absorbed' } | { kind: 'unroutable' } | { kind: 'overloaded'; tx: NonInviteServerTransaction };
+/** `topVia`: the request's top Via as its responses carry it (`received`, `rport` recorded: stampVia). */
+export type ServerMatch = { kind: 'new'; tx: NonInviteServerTransaction; topVia: string } | { kind: 'absorbed' } | { kind: 'unroutable' } | { kind: 'overloaded'; tx: NonInviteServerTransaction; topVia: string };
 
 export class TransactionLayer {
   /** In creation order, so the first answered one is the oldest. */
@@ -55,7 +56,9 @@ export class TransactionLayer {
       existing.retransmitted();
       return { kind: 'absorbed' };
     }
-    const destination = responseDestination(via, { address: flow.remoteAddress, port: flow.remotePort });
+    const source = { address: flow.remoteAddress, port: flow.remotePort };
+    const destination = responseDestination(via, source);
+    const topVia = stampVia(req.headers.get('via')!, source, via);
     const tx = new NonInviteServerTransaction(
       key,
       flow,
@@ -64,11 +67,11 @@ export class TransactionLayer {
       (t) => this.forget(t),
       (t) => this.working.delete(t),
     );
-    if (this.working.size >= this.limits.working) return { kind: 'overloaded', tx };
+    if (this.working.size >= this.limits.working) return { kind: 'overloaded', tx, topVia };
     if (this.server.size >= this.limits.kept) this.letGoOldestAnswered();
     this.server.set(key, tx);
     this.working.add(tx);
-    return { kind: 'new', tx };
+    return { kind: 'new', tx, topVia };
   }
 
   private forget(tx: NonInviteServerTransaction): void {

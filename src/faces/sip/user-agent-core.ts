@@ -72,16 +72,16 @@ export class UserAgentCore implements TransportDelegate {
     const match = this.transactions.receiveRequest(msg, flow);
     if (match.kind === 'absorbed' || match.kind === 'unroutable') return;
     if (match.kind === 'overloaded') {
-      match.tx.respond(503, serialize(responseTo(msg, 503, { toTag: tagFor(msg), headers: [['Retry-After', '5']], source: sourceOf(flow) })));
+      match.tx.respond(503, serialize(responseTo(msg, 503, { toTag: tagFor(msg), headers: [['Retry-After', '5']], topVia: match.topVia })));
       return;
     }
-    const tx = match.tx;
+    const { tx, topVia } = match;
     const arrived = performance.now();
     void this.handle(msg, flow).then(({ answer, reason }) => {
       const toTag = (answer as SubscribeAnswer).toTag ?? tagFor(msg);
       observeSipRequest(msg.method, answer.status, (performance.now() - arrived) / 1000);
       try {
-        tx.respond(answer.status, serialize(responseTo(msg, answer.status, { toTag, headers: answer.headers, source: sourceOf(flow), ...(reason ? { reason } : {}) })));
+        tx.respond(answer.status, serialize(responseTo(msg, answer.status, { toTag, headers: answer.headers, topVia, ...(reason ? { reason } : {}) })));
       } catch (e) {
         this.log.error({ err: e }, 'SIP response could not be sent');
         return;

@@ -35,8 +35,7 @@ export function parseVia(value: string): TopVia | undefined {
  * §18.2.1 (with RFC 3581 §4): the top Via as the server records it, with `received` when the sent-by host
  * differs from the packet's source, and `rport=<port>` filled in when the client asked for it.
  */
-export function stampVia(value: string, source: { address: string; port: number }): string {
-  const via = parseVia(value);
+export function stampVia(value: string, source: { address: string; port: number }, via: TopVia | undefined = parseVia(value)): string {
   if (!via) return value;
   let out = value;
   if (via.rport) out = out.replace(/;\s*rport(=[0-9]*)?/i, `;rport=${source.port}`);
