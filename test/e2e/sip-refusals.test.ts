@@ -122,3 +122,29 @@ void test("a response goes to the packet's source, never to a received= the clie
     c.close();
   }
 });
+
+void test('CANCEL of a request known here gets 200 and changes nothing; of an unknown one 481 (RFC 3261 §9.2)', async () => {
+  const c = await UdpClient.open(sipPort);
+  try {
+    const via = `SIP/2.0/UDP 127.0.0.1:${c.port};branch=z9hG4bK-cancel-${c.port};rport`;
+    options(c, via);
+    assert.equal((await c.response('OPTIONS')).status, 200);
+    const cancel = (v: string): string[] => [`CANCEL ${PSI} SIP/2.0`, `Via: ${v}`, `From: <sip:alice@${D}>;tag=opt-${c.port}`, `To: <${PSI}>`, `Call-ID: opt-${c.port}-0`, 'CSeq: 1 CANCEL', 'Max-Forwards: 70'];
+    c.send(cancel(via));
+    assert.equal((await c.response('CANCEL')).status, 200);
+    c.send(cancel(`SIP/2.0/UDP 127.0.0.1:${c.port};branch=z9hG4bK-nothing-${c.port};rport`));
+    assert.equal((await c.response('CANCEL')).status, 481);
+  } finally {
+    c.close();
+  }
+});
+
+void test('a PUBLISH whose SIP-If-Match lists several entity-tags gets 400 (RFC 3903: one tag)', async () => {
+  const c = await UdpClient.open(sipPort);
+  try {
+    c.send([`PUBLISH ${PSI} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${c.port};branch=z9hG4bK-ifm-${c.port};rport`, `From: <sip:alice@${D}>;tag=ifm-${c.port}`, `To: <${PSI}>`, `Call-ID: ifm-${c.port}`, 'CSeq: 1 PUBLISH', 'Max-Forwards: 70', `P-Asserted-Identity: <sip:alice@${D}>`, 'Event: presence', 'SIP-If-Match: a1, b2', 'Expires: 600']);
+    assert.equal((await c.response('PUBLISH')).status, 400);
+  } finally {
+    c.close();
+  }
+});

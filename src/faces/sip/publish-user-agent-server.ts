@@ -35,6 +35,8 @@ export async function publishUas(ctx: SipFaceContext, req: IncomingRequest, flow
   const service = serviceOf(req);
   const expires = expiresOf(req, DEFAULT_PUBLISH_EXPIRES);
   const ifMatch = req.headers.get('sip-if-match')?.trim();
+  // RFC 3903 §11.3.2: one entity-tag; a list is not a condition this server can test.
+  if (ifMatch?.includes(',')) throw new MusterError('bad-request', 'SIP-If-Match takes one entity-tag');
 
   // RFC 3903 §6 step 3-4: a body is a new or modified publication; without one it is a refresh or a removal.
   const body = req.body.length > 0 ? readAffiliationBody(req, service, { requirePidf: true }) : undefined;

@@ -17,6 +17,9 @@ const MAGIC_COOKIE = 'z9hG4bK';
  */
 export const SERVER_TRANSACTION_LIMITS = { working: 50_000, kept: 200_000 };
 
+/** The methods a CANCEL may name here (no INVITE is served). */
+const CANCELLABLE = ['PUBLISH', 'SUBSCRIBE', 'MESSAGE', 'OPTIONS'];
+
 export function serverTransactionKey(req: IncomingRequest, via: TopVia | undefined = topViaOf(req)): string | undefined {
   const top = req.headers.get('via');
   if (!via) return undefined;
@@ -44,6 +47,17 @@ export class TransactionLayer {
     private readonly clock: Clock,
     private readonly limits: { working: number; kept: number } = SERVER_TRANSACTION_LIMITS,
   ) {}
+
+  /**
+   * §9.2: whether the request a CANCEL names (same top Via and CSeq number, another method) has a server transaction
+   * here. Tried for each method served: the CANCEL does not say which one it cancels.
+   */
+  cancels(cancel: IncomingRequest): boolean {
+    return CANCELLABLE.some((method) => {
+      const key = serverTransactionKey({ ...cancel, method, cseq: { ...cancel.cseq, method } });
+      return key !== undefined && this.server.has(key);
+    });
+  }
 
   /** A request from the transport: a new transaction for the TU, or a retransmission absorbed here. */
   receiveRequest(req: IncomingRequest, flow: Flow): ServerMatch {

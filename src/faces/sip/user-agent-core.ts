@@ -24,7 +24,7 @@ import { ChangeDelivery } from './change-delivery.ts';
 import { AFFILIATION_COMMAND_TYPE } from './affiliation-command.ts';
 import { observeSipRequest } from '../../adapters/metrics.ts';
 
-const ALLOW = 'PUBLISH, SUBSCRIBE, MESSAGE, OPTIONS';
+const ALLOW = 'PUBLISH, SUBSCRIBE, MESSAGE, OPTIONS, CANCEL';
 
 export class UserAgentCore implements TransportDelegate {
   readonly transactions: TransactionLayer;
@@ -105,6 +105,9 @@ export class UserAgentCore implements TransportDelegate {
           };
         case 'MESSAGE':
           return { answer: await messageUas(this.context, req, flow) };
+        case 'CANCEL':
+          // §9.2: a non-INVITE request goes on whatever a CANCEL says; 200 if it is known here, else 481.
+          return { answer: { status: this.transactions.cancels(req) ? 200 : 481, headers: [] } };
         case 'OPTIONS':
           return { answer: { status: 200, headers: [['Allow', ALLOW], ['Allow-Events', 'presence'], ['Accept', `application/pidf+xml, multipart/mixed, ${Object.values(AFFILIATION_COMMAND_TYPE).join(', ')}`]] } };
         default:
