@@ -60,6 +60,8 @@ const System = Type.Object(
           psi: Type.Optional(Str),
           /** Digest algorithms offered to senders outside trustedPeers, most preferred first (RFC 8760 §2.4). */
           digestAlgorithms: Type.Optional(Type.Array(Type.Union([Type.Literal('SHA-256'), Type.Literal('MD5')]), { minItems: 1, maxItems: 2, uniqueItems: true })),
+          /** The host name or address clients reach this server at (Contact, Via); needed when `host` is a wildcard. */
+          advertisedHost: Type.Optional(Str),
           /** Live subscriptions one watcher may hold at one instance (a new one beyond it: 403). */
           maxSubscriptionsPerWatcher: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
         },

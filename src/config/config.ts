@@ -33,7 +33,7 @@ export interface SystemConfig {
   name: string;
   domain: string;
   http: { host: string; port: number };
-  sip?: { host: string; port: number; transports: ('udp' | 'tcp')[]; trustedPeers: string[]; psi: string; digestAlgorithms: ('SHA-256' | 'MD5')[]; maxSubscriptionsPerWatcher: number };
+  sip?: { host: string; port: number; transports: ('udp' | 'tcp')[]; trustedPeers: string[]; psi: string; digestAlgorithms: ('SHA-256' | 'MD5')[]; maxSubscriptionsPerWatcher: number; advertisedHost?: string };
   store: string;
   nats?: string;
   secret: string;
@@ -202,6 +202,9 @@ export function resolveConfig(raw: unknown, baseDir = process.cwd()): SystemConf
         });
       }
     });
+    if (s.sip && ['0.0.0.0', '::', '[::]'].includes(s.sip.host ?? '') && s.sip.advertisedHost === undefined) {
+      throw new ConfigError(`${at}.sip.advertisedHost`, `required when sip.host is ${s.sip.host}: clients cannot reach a wildcard address`);
+    }
     const sip = s.sip
       ? {
           host: s.sip.host ?? '127.0.0.1',
@@ -211,6 +214,7 @@ export function resolveConfig(raw: unknown, baseDir = process.cwd()): SystemConf
           psi: s.sip.psi ? id(s.sip.psi, `${at}.sip.psi`) : `sip:mc-server@${domain}`,
           digestAlgorithms: s.sip.digestAlgorithms ?? (['SHA-256', 'MD5'] as ('SHA-256' | 'MD5')[]),
           maxSubscriptionsPerWatcher: s.sip.maxSubscriptionsPerWatcher ?? 1000,
+          ...(s.sip.advertisedHost !== undefined ? { advertisedHost: s.sip.advertisedHost } : {}),
         }
       : undefined;
     return {

@@ -1,10 +1,12 @@
 // A bound on what one SIP watcher holds (sip.maxSubscriptionsPerWatcher): each subscription is memory, a stored row
 // and a NOTIFY per change, so one client cannot open them without end. Against a real server with a limit of 2,
 // driven by sipp: two subscriptions are accepted, the third gets 403 saying why, and an operator lists the two.
+// Also where this server says it is (sip.advertisedHost): the Contact of the SUBSCRIBE's 200 and of its NOTIFY.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Muster, call, freePort, secret } from '../support/harness.ts';
 import { sipp } from '../support/sipp.ts';
+import { UdpClient } from '../support/sip-udp.ts';
 
 const D = 'police.example';
 const PSI = `sip:mc-server@${D}`;
@@ -23,7 +25,7 @@ before(async () => {
         domain: D,
         http: { port: await freePort() },
         secret: secret(),
-        sip: { port: sipPort, trustedPeers: ['127.0.0.1'], maxSubscriptionsPerWatcher: 2 },
+        sip: { port: sipPort, trustedPeers: ['127.0.0.1'], maxSubscriptionsPerWatcher: 2, advertisedHost: 'mc.police.example' },
         users: [alice, bob].map((id) => ({ id, services: ['mcptt'], n2: 3, groups: [] })),
       },
     ],
@@ -45,4 +47,22 @@ void test('a watcher at its limit of subscriptions gets 403 for another; other w
   assert.equal(other.code, 0, other.output);
   const listed = await call('GET', `${m.url()}/admin/v1/sip/subscriptions?user=${encodeURIComponent(alice)}`, await m.operatorToken());
   assert.equal((listed.body as { subscriptions: unknown[] }).subscriptions.length, 2);
+});
+
+void test("the SUBSCRIBE's 200 and the NOTIFY give the server's advertised address as Contact, not the PSI (RFC 3261 §12.1.1)", async () => {
+  const c = await UdpClient.open(sipPort);
+  try {
+    c.send([
+      `SUBSCRIBE ${PSI} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${c.port};branch=z9hG4bK-contact-${c.port};rport`, `From: <${bob}>;tag=b-${c.port}`, `To: <${PSI}>`,
+      `Call-ID: contact-${c.port}`, 'CSeq: 1 SUBSCRIBE', `Contact: <sip:bob@127.0.0.1:${c.port};transport=udp>`, 'Max-Forwards: 70', `P-Asserted-Identity: <${bob}>`,
+      'Event: presence', 'Accept: application/pidf+xml', 'Expires: 0',
+    ]);
+    const ok = await c.response('SUBSCRIBE');
+    assert.equal(ok.status, 200);
+    const contact = `<sip:mc-server@mc.police.example:${sipPort};transport=udp>`;
+    assert.equal(ok.headers.get('contact'), contact);
+    assert.equal((await c.notify()).headers.get('contact'), contact);
+  } finally {
+    c.close();
+  }
 });

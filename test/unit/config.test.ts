@@ -317,3 +317,9 @@ void test('the examples load: demo.yaml is what `npm start` serves (HTTP 8080, S
     names.forEach((n) => delete process.env[n]);
   }
 });
+
+void test('sip.advertisedHost: kept when given; required when sip.host is a wildcard, with its path', () => {
+  const sys = (sip: Record<string, unknown>) => ({ dataDir: freshDir(), systems: [{ name: 'police', domain: 'police.example', http: { port: 8080 }, secret: 'x', sip: { port: 5060, ...sip } }] });
+  assert.equal(resolveConfig(sys({ host: '0.0.0.0', advertisedHost: 'mc.police.example' }))[0]?.sip?.advertisedHost, 'mc.police.example');
+  assert.throws(() => resolveConfig(sys({ host: '0.0.0.0' })), (e: unknown) => e instanceof ConfigError && e.message.includes('systems[0].sip.advertisedHost'));
+});

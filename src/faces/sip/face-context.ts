@@ -14,6 +14,8 @@ import type { Subscriptions } from './subscription-state.ts';
 import type { IncomingRequest } from './message.ts';
 import { SipRefusal } from './sip-refusal.ts';
 import { addressOfRecord } from './name-addr.ts';
+import type { LocalAddress } from './notify-user-agent-client.ts';
+import type { Flow } from './transport.ts';
 
 export interface SipFaceContext {
   server: McServiceServer;
@@ -22,6 +24,8 @@ export interface SipFaceContext {
   digest: DigestAuthenticator;
   psi: McUri;
   trustedPeers: readonly string[];
+  /** This server's address on a flow's transport, as clients reach it (Contact, Via). */
+  localOf(flow: Flow): LocalAddress;
   /** Live subscriptions one watcher may hold here (configuration `sip.maxSubscriptionsPerWatcher`). */
   maxSubscriptionsPerWatcher: number;
   /** The host part of our Warning headers and the realm of our 401s. */

@@ -45,6 +45,12 @@ export function inDialogHeaders(sub: Subscription, psi: string, local: LocalAddr
     ['To', sub.remoteFrom],
     ['Call-ID', sub.callId],
     ['CSeq', `${sub.localCSeq} ${method}`],
-    ['Contact', `<sip:${psi.replace(/^sips?:/, '').split('@')[0]}@${host}:${local.port};transport=${local.transport.toLowerCase()}>`],
+    ['Contact', contactOf(psi, local)],
   ];
+}
+
+/** RFC 3261 §12.1.1: where the client sends its requests in the dialog: this server's own address, as advertised. */
+export function contactOf(psi: string, local: LocalAddress): string {
+  const host = local.address.includes(':') ? `[${local.address}]` : local.address;
+  return `<sip:${psi.replace(/^sips?:/, '').split('@')[0]}@${host}:${local.port};transport=${local.transport.toLowerCase()}>`;
 }

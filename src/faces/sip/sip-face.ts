@@ -52,7 +52,7 @@ export class SipFace {
     const { config, server, log } = opts;
     const transports: Transport[] = [];
     const locals = new Map<string, LocalAddress>();
-    const localOf = (flow: Flow): LocalAddress => locals.get(flow.transport) ?? { transport: flow.transport === 'tcp' ? 'TCP' : 'UDP', address: config.host, port: config.port };
+    const localOf = (flow: Flow): LocalAddress => locals.get(flow.transport) ?? { transport: flow.transport === 'tcp' ? 'TCP' : 'UDP', address: config.advertisedHost ?? config.host, port: config.port };
     const subscriptions = new Subscriptions(server.store, sipInstanceName(config));
     const publications = new Publications(server.store, server.clock);
     const core = new UserAgentCore(
@@ -63,6 +63,7 @@ export class SipFace {
         psi: parseMcUri(config.psi),
         trustedPeers: config.trustedPeers,
         maxSubscriptionsPerWatcher: config.maxSubscriptionsPerWatcher,
+        localOf,
         agent: server.domain,
         publications,
         subscriptions,
@@ -76,7 +77,8 @@ export class SipFace {
       for (const t of config.transports) {
         const transport = t === 'udp' ? await UdpTransport.listen(config.host, config.port, core) : await TcpTransport.listen(config.host, config.port, core);
         transports.push(transport);
-        locals.set(t, { transport: t === 'tcp' ? 'TCP' : 'UDP', address: transport.local.address, port: transport.local.port });
+        // A wildcard listening address is no address to give a client: the configured one to advertise is.
+        locals.set(t, { transport: t === 'tcp' ? 'TCP' : 'UDP', address: config.advertisedHost ?? transport.local.address, port: transport.local.port });
       }
     } catch (e) {
       await Promise.allSettled(transports.map((t) => t.close()));

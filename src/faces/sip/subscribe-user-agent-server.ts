@@ -16,6 +16,7 @@ import { newTag } from './outgoing-message.ts';
 import type { Subscription } from './subscription-state.ts';
 import { expiresOf, requirePresenceEvent, requirePsi, type SipFaceContext } from './face-context.ts';
 import type { UasAnswer } from './publish-user-agent-server.ts';
+import { contactOf } from './notify-user-agent-client.ts';
 
 export const DEFAULT_SUBSCRIBE_EXPIRES = 3600;
 export const MAX_SUBSCRIBE_EXPIRES = 86_400;
@@ -54,7 +55,8 @@ export async function subscribeUas(ctx: SipFaceContext, req: IncomingRequest, fl
     // (a client that reconnected over TCP) are where the NOTIFYs go from now on.
     const contact = req.headers.get('contact');
     await ctx.subscriptions.refresh(sub, clock.now() + expires * 1000, req.cseq.seq, { remoteTarget: (contact && uriOf(contact)) || sub.remoteTarget, flow });
-    return { status: 200, headers: [['Expires', String(expires)]], after: () => notify(sub) };
+    // §12.2.2: the 2xx to a target refresh carries the Contact too.
+    return { status: 200, headers: [['Expires', String(expires)], ['Contact', contactOf(ctx.psi, ctx.localOf(flow))]], after: () => notify(sub) };
   }
 
   requirePsi(req, ctx.psi);
@@ -101,9 +103,9 @@ export async function subscribeUas(ctx: SipFaceContext, req: IncomingRequest, fl
   await ctx.subscriptions.open(sub, { durable: expires > 0 });
   if (expires === 0) {
     // RFC 6665 §4.2.1.1: Expires 0 is a fetch: one NOTIFY with the state, and the subscription ends.
-    return { status: 200, toTag: sub.localTag, headers: [['Expires', '0'], ['Contact', `<${ctx.psi}>`]], after: () => notify(sub, 'timeout') };
+    return { status: 200, toTag: sub.localTag, headers: [['Expires', '0'], ['Contact', contactOf(ctx.psi, ctx.localOf(flow))]], after: () => notify(sub, 'timeout') };
   }
-  return { status: 200, toTag: sub.localTag, headers: [['Expires', String(expires)], ['Contact', `<${ctx.psi}>`]], after: () => notify(sub) };
+  return { status: 200, toTag: sub.localTag, headers: [['Expires', String(expires)], ['Contact', contactOf(ctx.psi, ctx.localOf(flow))]], after: () => notify(sub) };
 }
 
 /** A group of this system (its policy known to the GMS), not a user: a user's URI has a profile, a group's a policy. */
