@@ -267,14 +267,22 @@ export class SqliteStore implements Store {
   }
 
   async transitionChange(id: string, target: McUri, from: ChangeState[], to: ChangeState, result?: unknown): Promise<boolean> {
-    const placeholders = from.map(() => '?').join(', ');
-    const sql =
-      result === undefined
-        ? `UPDATE change_requests SET state = ? WHERE id = ? AND target = ? AND state IN (${placeholders})`
-        : `UPDATE change_requests SET state = ?, result = ? WHERE id = ? AND target = ? AND state IN (${placeholders})`;
-    const args = result === undefined ? [to, id, target, ...from] : [to, JSON.stringify(result), id, target, ...from];
-    return this.write(() => this.db.prepare(sql).run(...args).changes === 1);
+    // Prepared once per (states, result or not), the states written into the SQL as changesByState's are.
+    const key = `${from.join(',')}>${to}${result === undefined ? '' : '+result'}`;
+    let statement = this.transitions.get(key);
+    if (!statement) {
+      if (![...from, to].every((s) => (CHANGE_STATES as readonly string[]).includes(s))) throw new Error(`not a change state: ${[...from, to].join(', ')}`);
+      const states = from.map((s) => `'${s}'`).join(', ');
+      statement = this.db.prepare(`UPDATE change_requests SET state = '${to}'${result === undefined ? '' : ', result = ?'} WHERE id = ? AND target = ? AND state IN (${states})`);
+      this.transitions.set(key, statement);
+    }
+    const args = result === undefined ? [id, target] : [JSON.stringify(result), id, target];
+    const prepared = statement;
+    return this.write(() => prepared.run(...args).changes === 1);
   }
+
+  /** transitionChange's statements, by their key. */
+  private readonly transitions = new Map<string, Database.Statement>();
 
   async changesInState(state: ChangeState, target?: McUri): Promise<ChangeRecord[]> {
     const q = this.changesByState.get(state)!;
