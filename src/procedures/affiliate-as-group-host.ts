@@ -5,6 +5,7 @@ import { decideAffiliation } from '../domain/decisions/affiliation.ts';
 import { decideDeaffiliation } from '../domain/decisions/deaffiliation.ts';
 import { homeOf, type McServiceServer } from './context.ts';
 import { statusEvents } from './affiliate.ts';
+import { badInput } from '../domain/errors.ts';
 
 export async function affiliateAsGroupHost(server: McServiceServer, req: AffiliationRequest): Promise<AffiliationResponse> {
   const { mcServiceId: userId, service, groupIds } = req;
@@ -61,6 +62,9 @@ export async function deaffiliateAsGroupHost(server: McServiceServer, req: Affil
  * stores, updates its GMS and answers per target and group.
  */
 export async function changeAsGroupHost(server: McServiceServer, req: ChangeRequest): Promise<ChangeTargetResult[]> {
+  // 10.X.5.2.1 is mandatory mode only: a negotiated change reaches the host as affiliation and de-affiliation
+  // requests once its target accepted (10.X.5.1.2 note 2), never as a change request applied at once.
+  if (req.mode !== 'mandatory') throw badInput('mode', 'a group host applies mandatory changes only; a negotiated one comes as affiliation requests after its target accepts');
   return Promise.all(
     req.targets.map(async (target): Promise<ChangeTargetResult> => {
       // Steps 4a/4b, 5 and 6 for the groups to leave, then for the groups to join (the slots it frees count first).

@@ -159,9 +159,6 @@ export async function federationRoutes(app: FastifyInstance, deps: HttpFaceDeps)
     { schema: { summary: 'Affiliation change request from a primary MC service server for groups hosted here (10.X.5.2.1 step 3)', body: ChangeRequestSchema } },
     async (req, reply) => {
       const flow = parseChangeRequest(req.body);
-      // 10.X.5.2.1 is mandatory mode only: a negotiated change reaches the host as affiliation and de-affiliation
-      // requests once its target accepted (10.X.5.1.2 note 2), never as a change request applied at once.
-      if (flow.mode !== 'mandatory') throw badInput('mode', 'a group host applies mandatory changes only; a negotiated one comes as affiliation requests after its target accepts');
       if ((await routeByGroups(req, reply, [...flow.affiliate, ...flow.deaffiliate], 'affiliate', 'affiliation-changes')) === 'relayed') return reply;
       const users = [{ id: flow.mcServiceId, field: 'mcServiceId' }, ...flow.targets.map((id, i) => ({ id, field: `targets[${i}]` }))];
       requireUsersOfPartner(await admitPartner(req), users);
