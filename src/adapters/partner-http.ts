@@ -12,6 +12,7 @@ import type { McService } from '../domain/services.ts';
 import { PartnerGate } from './partner-gate.ts';
 import type { Logger } from 'pino';
 import { PartnerPeers, failureOf, jsonOf } from './peer-http.ts';
+import { groupsToUndo } from '../domain/decisions/partner-answers.ts';
 
 type Path = 'affiliations' | 'deaffiliations';
 type PostOutcome = { kind: 'answered'; status: GroupStatus[] } | { kind: 'refused' | 'unknown'; why: string };
@@ -205,11 +206,8 @@ export class HttpPartnerServers implements PartnerServers {
     // A later request for a group (the user tried again) decides that group; the undo must not overtake it.
     const latest = original.groupIds.filter((g) => this.latest.get(latestKey(original, g)) === seq);
     if (latest.length === 0 || this.closed) return;
-    // Nor a later one that another instance completed: an unanswered affiliation is undone only while the primary does
-    // not hold the group affiliated (its own reservation may not be released yet), an unanswered de-affiliation only
-    // while it still does.
-    const held = await this.heldNow(original.mcServiceId, original.service);
-    const groupIds = latest.filter((g) => (held.get(g) === 'affiliated') === (path === 'deaffiliations'));
+    // Nor a later one that another instance completed (groupsToUndo, by what the primary's store holds now).
+    const groupIds = groupsToUndo(path === 'affiliations' ? 'affiliate' : 'deaffiliate', latest, await this.heldNow(original.mcServiceId, original.service));
     const settled = latest.filter((g) => !groupIds.includes(g));
     if (settled.length > 0) this.forget({ ...original, groupIds: settled }, seq);
     if (groupIds.length === 0 || this.closed) return;

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import type { McUri } from '../../src/domain/ids.ts';
 import type { GroupStatus } from '../../src/domain/flows.ts';
 import type { HeldState } from '../../src/domain/decisions/group-home.ts';
-import { decidePartnerAnswers } from '../../src/domain/decisions/partner-answers.ts';
+import { decidePartnerAnswers, groupsToUndo } from '../../src/domain/decisions/partner-answers.ts';
 
 const g = (n: string): McUri => `sip:${n}@fire.example` as McUri;
 const ok = (n: string): GroupStatus => ({ groupId: g(n), status: 'affiliated' });
@@ -46,4 +46,10 @@ void test('a slot this request releases is free for its own confirmation that lo
 
 void test('already affiliated (another request stored it first) is stored again: no slot taken, none refused', () => {
   assert.deepEqual(decidePartnerAnswers({ answers: [ok('a')], held: held([['a', 'affiliated']]), limit: 1, reservedHere: new Set([g('a')]) }), { affiliate: [g('a')], release: [], noRoom: [] });
+});
+
+void test('groupsToUndo: an unanswered affiliation while the group is not held affiliated, a de-affiliation while it is', () => {
+  const h = held([['a', 'affiliated'], ['r', 'reserved']]);
+  assert.deepEqual(groupsToUndo('affiliate', [g('a'), g('r'), g('n')], h), [g('r'), g('n')]);
+  assert.deepEqual(groupsToUndo('deaffiliate', [g('a'), g('r'), g('n')], h), [g('a')]);
 });

@@ -45,3 +45,13 @@ export function decidePartnerAnswers(f: PartnerAnswerFacts): PartnerAnswerOutcom
   }
   return out;
 }
+
+/**
+ * A request whose answer never came is undone at the partner only for the groups that still need it, by what the
+ * primary's store holds now (another instance sharing it may have completed a later request for them): an
+ * affiliation while the group is not held affiliated (its own reservation may not be released yet), a
+ * de-affiliation while it still is.
+ */
+export function groupsToUndo(unanswered: 'affiliate' | 'deaffiliate', groupIds: readonly McUri[], held: HeldGroups): McUri[] {
+  return groupIds.filter((g) => (held.get(g) === 'affiliated') === (unanswered === 'deaffiliate'));
+}
