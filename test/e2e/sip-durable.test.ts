@@ -5,7 +5,6 @@
 // restart, which sipp cannot keep state across) a small UDP client reading with the face's own parser.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { existsSync, readFileSync } from 'node:fs';
 import { Muster, call, cli, freePort, secret } from '../support/harness.ts';
@@ -44,22 +43,9 @@ after(async () => {
   await m?.stop();
 });
 
-const branch = (): string => `z9hG4bK-${randomBytes(6).toString('hex')}`;
-
+/** A request's start line and headers from `c` as `user` (the client's own helper, with this file's PSI). */
 function headers(c: UdpClient, method: string, user: string, callId: string, cseq: number, fromTag: string): string[] {
-  return [
-    `${method} ${PSI} SIP/2.0`,
-    `Via: SIP/2.0/UDP 127.0.0.1:${c.port};branch=${branch()};rport`,
-    `From: <${user}>;tag=${fromTag}`,
-    `To: <${PSI}>`,
-    `Call-ID: ${callId}`,
-    `CSeq: ${cseq} ${method}`,
-    `Contact: <sip:client@127.0.0.1:${c.port};transport=udp>`,
-    'Max-Forwards: 70',
-    `P-Asserted-Identity: <${user}>`,
-    'P-Preferred-Service: urn:urn-7:3gpp-service.ims.icsi.mcptt',
-    'Event: presence',
-  ];
+  return c.request({ method, uri: PSI, user, callId, cseq, fromTag });
 }
 
 const pidf = (user: string, groups: string[]): string =>

@@ -93,7 +93,7 @@ for (const c of cases) {
 
 /** An OPTIONS from the client's port on loopback, with the Via and extra headers given. */
 function options(c: UdpClient, via: string, extra: string[] = []): void {
-  c.send([`OPTIONS ${PSI} SIP/2.0`, `Via: ${via}`, `From: <sip:alice@${D}>;tag=opt-${c.port}`, `To: <${PSI}>`, `Call-ID: opt-${c.port}-${extra.length}`, 'CSeq: 1 OPTIONS', 'Max-Forwards: 70', ...extra]);
+  c.send([...c.request({ method: 'OPTIONS', uri: PSI, user: `sip:alice@${D}`, callId: `opt-${c.port}-${extra.length}`, cseq: 1, fromTag: `opt-${c.port}`, via }), ...extra]);
 }
 
 void test('a request that requires an extension gets 420 naming every option tag (RFC 3261 §8.2.2.3)', async () => {
@@ -129,7 +129,7 @@ void test('CANCEL of a request known here gets 200 and changes nothing; of an un
     const via = `SIP/2.0/UDP 127.0.0.1:${c.port};branch=z9hG4bK-cancel-${c.port};rport`;
     options(c, via);
     assert.equal((await c.response('OPTIONS')).status, 200);
-    const cancel = (v: string): string[] => [`CANCEL ${PSI} SIP/2.0`, `Via: ${v}`, `From: <sip:alice@${D}>;tag=opt-${c.port}`, `To: <${PSI}>`, `Call-ID: opt-${c.port}-0`, 'CSeq: 1 CANCEL', 'Max-Forwards: 70'];
+    const cancel = (v: string): string[] => c.request({ method: 'CANCEL', uri: PSI, user: `sip:alice@${D}`, callId: `opt-${c.port}-0`, cseq: 1, fromTag: `opt-${c.port}`, via: v });
     c.send(cancel(via));
     assert.equal((await c.response('CANCEL')).status, 200);
     c.send(cancel(`SIP/2.0/UDP 127.0.0.1:${c.port};branch=z9hG4bK-nothing-${c.port};rport`));
@@ -142,7 +142,7 @@ void test('CANCEL of a request known here gets 200 and changes nothing; of an un
 void test('a PUBLISH whose SIP-If-Match lists several entity-tags gets 400 (RFC 3903: one tag)', async () => {
   const c = await UdpClient.open(sipPort);
   try {
-    c.send([`PUBLISH ${PSI} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${c.port};branch=z9hG4bK-ifm-${c.port};rport`, `From: <sip:alice@${D}>;tag=ifm-${c.port}`, `To: <${PSI}>`, `Call-ID: ifm-${c.port}`, 'CSeq: 1 PUBLISH', 'Max-Forwards: 70', `P-Asserted-Identity: <sip:alice@${D}>`, 'Event: presence', 'SIP-If-Match: a1, b2', 'Expires: 600']);
+    c.send([...c.request({ method: 'PUBLISH', uri: PSI, user: `sip:alice@${D}`, callId: `ifm-${c.port}`, cseq: 1, fromTag: `ifm-${c.port}` }), 'SIP-If-Match: a1, b2', 'Expires: 600']);
     assert.equal((await c.response('PUBLISH')).status, 400);
   } finally {
     c.close();

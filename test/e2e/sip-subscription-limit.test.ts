@@ -52,11 +52,7 @@ void test('a watcher at its limit of subscriptions gets 403 for another; other w
 void test("the SUBSCRIBE's 200 and the NOTIFY give the server's advertised address as Contact, not the PSI (RFC 3261 §12.1.1)", async () => {
   const c = await UdpClient.open(sipPort);
   try {
-    c.send([
-      `SUBSCRIBE ${PSI} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${c.port};branch=z9hG4bK-contact-${c.port};rport`, `From: <${bob}>;tag=b-${c.port}`, `To: <${PSI}>`,
-      `Call-ID: contact-${c.port}`, 'CSeq: 1 SUBSCRIBE', `Contact: <sip:bob@127.0.0.1:${c.port};transport=udp>`, 'Max-Forwards: 70', `P-Asserted-Identity: <${bob}>`,
-      'Event: presence', 'Accept: application/pidf+xml', 'Expires: 0',
-    ]);
+    c.send([...c.request({ method: 'SUBSCRIBE', uri: PSI, user: bob, callId: `contact-${c.port}`, cseq: 1, fromTag: `b-${c.port}` }), 'Accept: application/pidf+xml', 'Expires: 0']);
     const ok = await c.response('SUBSCRIBE');
     assert.equal(ok.status, 200);
     const contact = `<sip:mc-server@mc.police.example:${sipPort};transport=udp>`;

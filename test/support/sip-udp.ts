@@ -1,6 +1,7 @@
 // A UDP SIP client for tests that need what sipp cannot do (keep state across a server restart, check a metric after
 // one request): its own port on loopback, every message it gets parsed with the face's own parser and queued.
 import { createSocket, type Socket } from 'node:dgram';
+import { randomBytes } from 'node:crypto';
 import { parseMessage } from '../../src/faces/sip/parser.ts';
 import { responseTo, serialize } from '../../src/faces/sip/outgoing-message.ts';
 import type { IncomingMessage, IncomingRequest, IncomingResponse } from '../../src/faces/sip/message.ts';
@@ -24,6 +25,26 @@ export class UdpClient {
     const socket = createSocket('udp4');
     await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
     return new UdpClient(socket, socket.address().port, serverPort);
+  }
+
+  /**
+   * The start line and headers of a request from this client's port as `user` (trusted peer: P-Asserted-Identity),
+   * Event presence; `via` in place of the usual top Via (a fixed branch, another sent-by). Content-Length: send's.
+   */
+  request(r: { method: string; uri: string; user: string; callId: string; cseq: number; fromTag: string; via?: string }): string[] {
+    return [
+      `${r.method} ${r.uri} SIP/2.0`,
+      `Via: ${r.via ?? `SIP/2.0/UDP 127.0.0.1:${this.port};branch=z9hG4bK-${randomBytes(6).toString('hex')};rport`}`,
+      `From: <${r.user}>;tag=${r.fromTag}`,
+      `To: <${r.uri}>`,
+      `Call-ID: ${r.callId}`,
+      `CSeq: ${r.cseq} ${r.method}`,
+      `Contact: <sip:client@127.0.0.1:${this.port};transport=udp>`,
+      'Max-Forwards: 70',
+      `P-Asserted-Identity: <${r.user}>`,
+      'P-Preferred-Service: urn:urn-7:3gpp-service.ims.icsi.mcptt',
+      'Event: presence',
+    ];
   }
 
   send(lines: string[], body = '', port = this.serverPort): void {
