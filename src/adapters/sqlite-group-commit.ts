@@ -22,7 +22,16 @@ interface PendingWrite {
  * waiting for the one under way, so an answer waits for one sync, not for up to two (the p99 at half load, issue 6);
  * the cap keeps libuv's pool (4 threads, shared with crypto and DNS) from filling with syncs.
  */
-const MAX_SYNCS_IN_FLIGHT = 2;
+export const MAX_SYNCS_IN_FLIGHT = 2;
+
+/**
+ * While MAX_SYNCS_IN_FLIGHT syncs are under way, writes wait uncommitted (their answers would wait for a sync to
+ * start anyway) and go in one transaction when one finishes: a transaction's fixed cost (BEGIN, COMMIT's WAL frames
+ * of the shared pages, the sync call) was 265 µs of main thread for one write against 67 µs each for 16
+ * (bench/store-write-cost.ts --in-flight 1 / 16), which at half load kept the event loop three-quarters busy
+ * (issue 6). Up to this many are committed at once however the syncs go, so one transaction stays short.
+ */
+export const MAX_WAITING_WRITES = 512;
 
 interface SyncBatch {
   answers: (() => void)[];
@@ -40,12 +49,19 @@ export class SqliteGroupCommit {
   /** The store-unavailable error of the last write, until a later one commits: a store that reads but cannot write. */
   lastFault: MusterError | undefined;
 
-  constructor(private readonly db: Database.Database) {}
+  /** One transaction function for every batch: better-sqlite3 builds a wrapper per db.transaction() call. */
+  private readonly runBatch: (batch: PendingWrite[]) => unknown[];
+  private readonly runOne: (work: () => unknown) => unknown;
+
+  constructor(private readonly db: Database.Database) {
+    this.runBatch = db.transaction((batch: PendingWrite[]) => batch.map((item) => item.work()));
+    this.runOne = db.transaction((work: () => unknown) => work());
+  }
 
   write<T>(work: () => T): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       this.pending.push({ work, resolve: resolve as (v: unknown) => void, reject });
-      if (this.pending.length === 1 && this.holds === 0) setImmediate(() => this.commit());
+      if ((this.pending.length === 1 || this.pending.length === MAX_WAITING_WRITES) && this.holds === 0) setImmediate(() => this.commit());
     });
   }
 
@@ -71,7 +87,7 @@ export class SqliteGroupCommit {
 
   /** Commits and syncs what waits now, synchronously (on close, so nothing accepted is left behind). */
   flush(): void {
-    if (this.pending.length > 0 && this.db.open) this.commit(true);
+    while (this.pending.length > 0 && this.db.open) this.commit(true);
     const batches = [...this.inFlight.splice(0), this.awaiting]; // their callbacks, when they come, find them answered
     this.awaiting = { answers: [], failures: [] };
     if (batches.some((b) => b.answers.length > 0)) {
@@ -86,11 +102,14 @@ export class SqliteGroupCommit {
   /** `whatever`: on close, held or not. */
   private commit(whatever = false): void {
     if (this.holds > 0 && !whatever) return; // hold()'s release commits what waits
-    const batch = this.pending.splice(0);
+    // The syncs are all under way: a finishing one commits what waits by then, together.
+    if (!whatever && this.inFlight.length >= MAX_SYNCS_IN_FLIGHT && this.pending.length < MAX_WAITING_WRITES) return;
+    const batch = this.pending.splice(0, MAX_WAITING_WRITES);
     if (batch.length === 0) return;
+    if (this.pending.length > 0) setImmediate(() => this.commit());
     let values: unknown[];
     try {
-      values = this.db.transaction(() => batch.map((item) => item.work()))();
+      values = this.runBatch(batch);
     } catch (e) {
       const error = storeError(e);
       if (error instanceof MusterError) {
@@ -100,7 +119,7 @@ export class SqliteGroupCommit {
       // One write failed and took the batch with it: run each alone, so only that one fails.
       const outcomes = batch.map((item) => {
         try {
-          return { ok: true as const, value: this.db.transaction(item.work)() };
+          return { ok: true as const, value: this.runOne(item.work) };
         } catch (err) {
           return { ok: false as const, error: storeError(err) };
         }
@@ -156,6 +175,7 @@ export class SqliteGroupCommit {
         this.inFlight.splice(0, at + 1).forEach((done) => done.answers.forEach((answer) => answer()));
       }
       if (this.awaiting.answers.length > 0 && this.inFlight.length < MAX_SYNCS_IN_FLIGHT) this.sync();
+      this.commit(); // what waited for this sync to finish
     });
   }
 
