@@ -148,3 +148,19 @@ void test('a PUBLISH whose SIP-If-Match lists several entity-tags gets 400 (RFC 
     c.close();
   }
 });
+
+void test('a malformed request whose Via names a port no answer can reach is dropped, and the server goes on serving', async () => {
+  const c = await UdpClient.open(sipPort);
+  try {
+    for (const port of [0, 70000]) {
+      // CSeq's method differs from the request's: a parse error with every header a stateless 400 needs.
+      c.send([...c.request({ method: 'OPTIONS', uri: PSI, user: `sip:alice@${D}`, callId: `badport-${port}`, cseq: 1, fromTag: 'bp', via: `SIP/2.0/UDP 192.0.2.1:${port};branch=z9hG4bK-bp-${port}` }).filter((l) => !l.startsWith('CSeq')), 'CSeq: 1 PUBLISH']);
+    }
+    options(c, `SIP/2.0/UDP 127.0.0.1:${c.port};branch=z9hG4bK-after-${c.port};rport`);
+    assert.equal((await c.response('OPTIONS')).status, 200, 'the server still answers');
+    const health = await call('GET', `${m.url()}/healthz?partners=omit`, undefined);
+    assert.equal(health.status, 200);
+  } finally {
+    c.close();
+  }
+});

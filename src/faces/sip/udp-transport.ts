@@ -37,7 +37,13 @@ export class UdpTransport implements Transport {
       transport: 'udp',
       remoteAddress: address,
       remotePort: port,
-      send: (bytes, to) => this.socket.send(bytes, to?.port ?? port, to?.address ?? address),
+      send: (bytes, to) => {
+        try {
+          this.socket.send(bytes, to?.port ?? port, to?.address ?? address);
+        } catch {
+          // A destination dgram refuses outright (a port out of range) is a datagram lost, never a crash of the server.
+        }
+      },
       open: () => true,
     };
   }

@@ -16,6 +16,8 @@ const VIA = /^SIP\s*\/\s*2\.0\s*\/\s*([A-Za-z]+)\s+(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-
 export function parseVia(value: string): TopVia | undefined {
   const m = VIA.exec(value.trim());
   if (!m) return undefined;
+  const port = m[3] ? Number(m[3]) : undefined;
+  if (port !== undefined && (port < 1 || port > 65535)) return undefined; // no answer can go there (dgram throws)
   // The parameters in one pass (issue 6's profile: three headerParam scans per Via, on every request).
   const params = headerParams(value);
   const branch = params.get('branch');
@@ -24,7 +26,7 @@ export function parseVia(value: string): TopVia | undefined {
   return {
     transport: m[1]!.toUpperCase(),
     host: host.startsWith('[') ? host.slice(1, -1) : host,
-    port: m[3] ? Number(m[3]) : undefined,
+    port,
     branch: typeof branch === 'string' ? branch : undefined,
     received: typeof received === 'string' ? received : undefined,
     rport: params.has('rport'),
