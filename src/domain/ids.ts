@@ -6,6 +6,9 @@ export type McUri = string & { readonly __mcUri: unique symbol };
 const SIP_URI = /^(sips?):([^@\s;?<>"]+)@([A-Za-z0-9.-]+)$/;
 const TEL_URI = /^(tel):(\+?[0-9][0-9.()-]*)$/;
 const MAX_URI_LENGTH = 256;
+/** C0 and C1 controls, DEL, zero-width and bidirectional formatting marks: invisible, and NUL breaks PostgreSQL text. */
+// eslint-disable-next-line no-control-regex -- finding control characters is the point
+const CONTROL_OR_INVISIBLE = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]/;
 
 export class InvalidId extends Error {
   constructor(readonly why: string) {
@@ -34,6 +37,7 @@ export function parseMcUri(raw: unknown): McUri {
 function parseString(raw: string): McUri {
   if (raw.length === 0) throw new InvalidId('must not be empty');
   if (raw.length > MAX_URI_LENGTH) throw new InvalidId(`must be at most ${MAX_URI_LENGTH} characters`);
+  if (CONTROL_OR_INVISIBLE.test(raw)) throw new InvalidId('must not contain control characters or invisible formatting marks');
   const sip = SIP_URI.exec(raw.replace(/^SIPS?:/i, (s) => s.toLowerCase()));
   if (sip) {
     const user = sip[2]!;

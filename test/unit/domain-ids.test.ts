@@ -38,7 +38,7 @@ const refused: [name: string, raw: unknown, why: RegExp][] = [
   ['a leading space', ' sip:alice@police.example', /must be a sip: URI/],
   ['a trailing space', 'sip:alice@police.example ', /must be a sip: URI/],
   ['a space inside the user part', 'sip:al ice@police.example', /must be a sip: URI/],
-  ['a trailing newline', 'sip:alice@police.example\n', /must be a sip: URI/],
+  ['a trailing newline', 'sip:alice@police.example\n', /control characters/],
   ['a missing @', 'sip:alice.police.example', /must be a sip: URI/],
   ['an empty user part', 'sip:@police.example', /must be a sip: URI/],
   ['an empty host', 'sip:alice@', /must be a sip: URI/],
@@ -49,6 +49,11 @@ const refused: [name: string, raw: unknown, why: RegExp][] = [
   ['a host ending with a dot', 'sip:alice@police.example.', /malformed domain/],
   ['a host with an empty label', 'sip:alice@police..example', /malformed domain/],
   ['a tel URI without digits', 'tel:+', /must be a sip: URI/],
+  ['a NUL in the user part (PostgreSQL refuses NUL in text)', 'sip:pa\u0000trol@police.example', /control characters/],
+  ['a control character in the user part', 'sip:pa\u0007trol@police.example', /control characters/],
+  ['a DEL', 'sip:patrol\u007f@police.example', /control characters/],
+  ['a right-to-left override, which shows another name than it is', 'sip:\u202elortap@police.example', /invisible formatting/],
+  ['a zero-width space', 'sip:pat\u200brol@police.example', /invisible formatting/],
 ];
 
 for (const [name, raw, why] of refused) {
