@@ -10,12 +10,16 @@ import type { GroupPolicy } from '../../src/domain/group-policy.ts';
 
 const id = (s: string): McUri => s as McUri;
 
-void test('hostOfPartnerRequest: the one hosting system, or a 400 naming the field for groups of several', () => {
-  assert.equal(hostOfPartnerRequest([id('sip:a@fire.example'), id('sip:b@fire.example')], 'groupIds'), 'fire.example');
-  assert.throws(
-    () => hostOfPartnerRequest([id('sip:a@fire.example'), id('sip:m@ambulance.example')], 'affiliate'),
-    (e: unknown) => e instanceof MusterError && e.code === 'bad-request' && e.field === 'affiliate',
-  );
+void test('hostOfPartnerRequest: the one hosting system, or a 400 naming the list that brings a second system', () => {
+  const fire = [id('sip:a@fire.example'), id('sip:b@fire.example')];
+  assert.equal(hostOfPartnerRequest([{ field: 'groupIds', groupIds: fire }]), 'fire.example');
+  assert.equal(hostOfPartnerRequest([{ field: 'affiliate', groupIds: [] }, { field: 'deaffiliate', groupIds: fire }]), 'fire.example');
+  const refusedFor = (lists: { field: string; groupIds: McUri[] }[], field: string): void =>
+    assert.throws(() => hostOfPartnerRequest(lists), (e: unknown) => e instanceof MusterError && e.code === 'bad-request' && e.field === field);
+  refusedFor([{ field: 'affiliate', groupIds: [id('sip:a@fire.example'), id('sip:m@ambulance.example')] }], 'affiliate');
+  // Both lists of one system each, but not the same one; and a mixed deaffiliate list after a clean affiliate list.
+  refusedFor([{ field: 'affiliate', groupIds: fire }, { field: 'deaffiliate', groupIds: [id('sip:m@ambulance.example')] }], 'deaffiliate');
+  refusedFor([{ field: 'affiliate', groupIds: [] }, { field: 'deaffiliate', groupIds: [id('sip:a@fire.example'), id('sip:m@ambulance.example')] }], 'deaffiliate');
 });
 
 void test('requireUsersOfPartner: users of the requesting system pass; the first foreign one is a 403 naming its field', () => {

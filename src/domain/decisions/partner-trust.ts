@@ -3,11 +3,19 @@
 import { domainOf, type McUri } from '../ids.ts';
 import { badInput, MusterError } from '../errors.ts';
 
-/** The one system that hosts every group of the request; a request spanning systems is refused, naming `field`. */
-export function hostOfPartnerRequest(groupIds: readonly McUri[], field: string): string {
-  const domains = new Set(groupIds.map((g) => domainOf(g) ?? ''));
-  if (domains.size !== 1) throw badInput(field, 'a partner request names groups of one system only');
-  return [...domains][0]!;
+/** The one system that hosts every group of the request; a request spanning systems, or naming none, is refused (400 naming the list). */
+export function hostOfPartnerRequest(lists: readonly { field: string; groupIds: readonly McUri[] }[]): string {
+  let host: string | undefined;
+  for (const { field, groupIds } of lists) {
+    for (const g of groupIds) {
+      const d = domainOf(g) ?? '';
+      // The list that brings a second system is the field named (a change's affiliate or deaffiliate).
+      if (host !== undefined && d !== host) throw badInput(field, 'a partner request names groups of one system only');
+      host = d;
+    }
+  }
+  if (host === undefined) throw badInput(lists[0]?.field ?? 'groupIds', 'a partner request names at least one group');
+  return host;
 }
 
 /** Refuses (403, naming the field) the first user that is not of the requesting partner's system. */

@@ -51,11 +51,11 @@ export async function federationRoutes(app: FastifyInstance, deps: HttpFaceDeps)
    * Groups of another system: as an intermediate signalling node, relay the request unchanged (the credential is for
    * the group host, which checks it end to end) and answer 'relayed'. Groups hosted here: 'here'.
    */
-  async function routeByGroups(req: FastifyRequest, reply: FastifyReply, groupIds: McUri[], field: string, path: string): Promise<'here' | 'relayed'> {
-    const host = hostOfPartnerRequest(groupIds, field);
+  async function routeByGroups(req: FastifyRequest, reply: FastifyReply, lists: { field: string; groupIds: McUri[] }[], path: string): Promise<'here' | 'relayed'> {
+    const host = hostOfPartnerRequest(lists);
     if (host === own) return 'here';
     const next = deps.config.partners.find((p) => p.domain === host);
-    if (!next) throw new MusterError('forbidden', `groups of ${host} are not hosted here and there is no route to them`, field);
+    if (!next) throw new MusterError('forbidden', `groups of ${host} are not hosted here and there is no route to them`, lists.find((l) => l.groupIds.length > 0)?.field);
     await relay(req, reply, next, `/federation/v1/${path}`);
     return 'relayed';
   }
@@ -63,7 +63,7 @@ export async function federationRoutes(app: FastifyInstance, deps: HttpFaceDeps)
   /** Checks who asks and for what: a configured partner, for its own users, and for groups of one system. */
   async function admit(req: FastifyRequest<{ Body: FederationRequestBody }>, reply: FastifyReply, path: string): Promise<AffiliationRequest | undefined> {
     const flow = parseAffiliationRequest(req.body);
-    if ((await routeByGroups(req, reply, flow.groupIds, 'groupIds', path)) === 'relayed') return undefined;
+    if ((await routeByGroups(req, reply, [{ field: 'groupIds', groupIds: flow.groupIds }], path)) === 'relayed') return undefined;
     requireUsersOfPartner(await admitPartner(req), [{ id: flow.mcServiceId, field: 'mcServiceId' }]);
     return flow;
   }
@@ -159,7 +159,7 @@ export async function federationRoutes(app: FastifyInstance, deps: HttpFaceDeps)
     { schema: { summary: 'Affiliation change request from a primary MC service server for groups hosted here (10.X.5.2.1 step 3)', body: ChangeRequestSchema } },
     async (req, reply) => {
       const flow = parseChangeRequest(req.body);
-      if ((await routeByGroups(req, reply, [...flow.affiliate, ...flow.deaffiliate], 'affiliate', 'affiliation-changes')) === 'relayed') return reply;
+      if ((await routeByGroups(req, reply, [{ field: 'affiliate', groupIds: flow.affiliate }, { field: 'deaffiliate', groupIds: flow.deaffiliate }], 'affiliation-changes')) === 'relayed') return reply;
       const users = [{ id: flow.mcServiceId, field: 'mcServiceId' }, ...flow.targets.map((id, i) => ({ id, field: `targets[${i}]` }))];
       requireUsersOfPartner(await admitPartner(req), users);
       return { id: randomUUID(), mcServiceId: flow.mcServiceId, service: flow.service, mode: flow.mode, results: await changeAsGroupHost(deps.server, flow) };
