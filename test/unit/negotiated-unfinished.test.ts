@@ -149,3 +149,16 @@ void test('the expiry round does not finish a second time an accepted change who
     assert.deepEqual((await clientOne)[0]?.outcome, 'applied');
   });
 });
+
+void test('an answer after the deadline is refused (409) and the change is timed out, also when no timer fired', async () => {
+  await withSystem(system, async (police) => {
+    const clock = { t: Date.now(), now: () => clock.t, after: () => () => undefined }; // the timer never fires
+    const s: McServiceServer = { ...police.server, clock };
+    const clientOne = remoteChangeNegotiated(s, { mcServiceId: dispatch, service: 'mcptt', mode: 'negotiated', targets: [alice], affiliate: [patrol], deaffiliate: [] }, 'n-late');
+    for (let i = 0; i < 100 && (await s.store.changesInState('asked', alice)).length === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    clock.t += s.negotiationTimeoutMs + 1;
+    await assert.rejects(answerChange(s, alice, 'n-late', true), (e: unknown) => e instanceof MusterError && e.code === 'conflict' && /timed-out/.test(e.message));
+    assert.deepEqual(await clientOne, [{ target: alice, outcome: 'timeout', status: [{ groupId: patrol, status: 'rejected', reason: 'timeout' }] }]);
+    assert.deepEqual(await s.store.affiliationsOfUser(alice), [], 'nothing applied');
+  });
+});
