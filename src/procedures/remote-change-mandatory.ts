@@ -12,7 +12,7 @@ export async function remoteChangeMandatory(server: McServiceServer, req: Change
   return Promise.all(
     req.targets.map(async (target): Promise<ChangeTargetResult> => {
       // Step 2: may user 1 change user 2's affiliations, for these groups?
-      const right = decideChangeRight(actor, target, server.domain);
+      const right = decideChangeRight(req.mcServiceId, actor, target, server.domain);
       if (!right.allowed) return refusedTarget(target, req);
       const refusedByRight = [...req.affiliate, ...req.deaffiliate].filter((g) => !right.groupAllowed(g));
       // Steps 2 (subscription, N2), 3a/3b (policy), 4 (policy checks), 5 (store), 6 (GMS, by the commit or the outbox);

@@ -29,7 +29,7 @@ export async function remoteChangeNegotiated(server: McServiceServer, req: Chang
   return Promise.all(
     req.targets.map(async (target): Promise<ChangeTargetResult> => {
       // Step 2: user 1's right, then user 2's subscription, group policy and N2 as things stand now.
-      const right = decideChangeRight(actor, target, server.domain);
+      const right = decideChangeRight(req.mcServiceId, actor, target, server.domain);
       if (!right.allowed) {
         oneAsked();
         return refusedTarget(target, req);

@@ -8,9 +8,10 @@ export type ChangeRight =
   /** Allowed for the target; groups outside the right's group list are refused one by one. */
   | { allowed: true; groupAllowed: (groupId: McUri) => boolean };
 
-export function decideChangeRight(actor: UserProfile | undefined, target: McUri, ownDomain: string): ChangeRight {
+/** `actorId` from the credential: one's own affiliations need no right, also with no profile (leaving is always allowed). */
+export function decideChangeRight(actorId: McUri, actor: UserProfile | undefined, target: McUri, ownDomain: string): ChangeRight {
+  if (actorId === target) return { allowed: true, groupAllowed: () => true };
   if (!actor) return { allowed: false };
-  if (actor.id === target) return { allowed: true, groupAllowed: () => true };
   // A primary server changes only its own users; another system's users are changed by their own server.
   if (domainOf(target) !== ownDomain) return { allowed: false };
   const right = actor.remoteChange;
@@ -24,7 +25,7 @@ export function decideChangeRight(actor: UserProfile | undefined, target: McUri,
 /** Reading another user's affiliations needs the same right as changing them. */
 export function mayView(actor: UserProfile | undefined, actorId: McUri, target: McUri, ownDomain: string): boolean {
   if (actorId === target) return true;
-  return decideChangeRight(actor, target, ownDomain).allowed;
+  return decideChangeRight(actorId, actor, target, ownDomain).allowed;
 }
 
 /** Who is affiliated to a group may be read by its members, and by users whose remote-change right covers it. */

@@ -32,7 +32,7 @@ export async function messageUas(ctx: SipFaceContext, req: IncomingRequest, flow
 
   return audited(ctx, { sender, onBehalfOf: cmd.target, action: 'sip-change-negotiated', service: cmd.service, groups: [...cmd.affiliate, ...cmd.deaffiliate] }, async () => {
     // 10.X.5.1.2 step 2 (the right of user 1) is the domain's decision; refused before anything is stored.
-    const right = decideChangeRight(ctx.server.profiles.get(sender), cmd.target, ctx.server.domain);
+    const right = decideChangeRight(sender, ctx.server.profiles.get(sender), cmd.target, ctx.server.domain);
     if (!right.allowed) throw new MusterError('forbidden', `${sender} may not change the affiliations of ${cmd.target}`);
 
     const id = randomUUID();

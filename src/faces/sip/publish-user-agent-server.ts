@@ -53,7 +53,7 @@ export async function publishUas(ctx: SipFaceContext, req: IncomingRequest, flow
   return ctx.exclusive(served, () =>
     audited(ctx, { sender, onBehalfOf: served, action: 'sip-publish', service, groups: expires === 0 ? [] : (pidf?.groups ?? []) }, async (entryOf): Promise<AuditedAnswer> => {
       // TS 23.280 10.X.5.1.1: acting for another user is a mandatory remote change and needs the right.
-      const right = decideChangeRight(ctx.server.profiles.get(sender), served, ctx.server.domain);
+      const right = decideChangeRight(sender, ctx.server.profiles.get(sender), served, ctx.server.domain);
       if (!right.allowed) throw new MusterError('forbidden', `${sender} may not change the affiliations of ${served}`);
       if (sender !== served) return publishOnBehalf(ctx, served, service, expires === 0 ? [] : pidf!.groups, pidf?.pId, right.groupAllowed, ifMatch, entryOf);
 
