@@ -58,20 +58,48 @@ void test('a replay that fails ends the stream; no live event is sent past the e
   }
 });
 
+/** The events the store holds (committed), in id order. */
+const storeOf = (held: ClientEvent[]): Store => ({ eventsAfter: async (_u: McUri, after: number, limit: number) => held.filter((e) => e.id > after).slice(0, limit) }) as unknown as Store;
+
 void test('a replay that works sends the replayed events, then the live ones, in order', async () => {
   const notifier = new LocalNotifier();
-  const store = { eventsAfter: async (_u: McUri, after: number) => (after < 101 ? [event(101), event(102)] : []) } as unknown as Store;
+  const held = [event(101), event(102)];
+  const store = storeOf(held);
   const app = Fastify({ logger: false });
   app.get('/events', (req, reply) => streamEvents(req, reply, alice, store, notifier));
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   try {
     const reading = readStream(`${url}/events`);
     await new Promise((r) => setTimeout(r, 100));
+    held.push(event(103)); // committed, then published
     notifier.publish([event(103)]);
     await new Promise((r) => setTimeout(r, 100));
     await app.close(); // ends the stream
     const { text } = await reading;
     assert.deepEqual([...text.matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1])), [101, 102, 103]);
+  } finally {
+    await app.close();
+  }
+});
+
+void test('an event that reaches the stream after a later one (another instance\'s, over the fabric) is sent, in id order', async () => {
+  const notifier = new LocalNotifier();
+  const held = [event(101), event(102)];
+  const app = Fastify({ logger: false });
+  app.get('/events', (req, reply) => streamEvents(req, reply, alice, storeOf(held), notifier));
+  const url = await app.listen({ host: '127.0.0.1', port: 0 });
+  try {
+    const reading = readStream(`${url}/events`);
+    await new Promise((r) => setTimeout(r, 100));
+    // 103 committed at another instance, then 104 here; 104's notice comes first, 103's over the fabric after it.
+    held.push(event(103), event(104));
+    notifier.publish([event(104)]);
+    await new Promise((r) => setTimeout(r, 50));
+    notifier.publish([event(103)]);
+    await new Promise((r) => setTimeout(r, 100));
+    await app.close();
+    const { text } = await reading;
+    assert.deepEqual([...text.matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1])), [101, 102, 103, 104]);
   } finally {
     await app.close();
   }

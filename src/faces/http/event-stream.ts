@@ -14,22 +14,61 @@ export async function streamEvents(req: FastifyRequest, reply: FastifyReply, use
   const header = req.headers['last-event-id'];
   const lastId = Number.parseInt(typeof header === 'string' ? header : '0', 10);
   let sent = Number.isFinite(lastId) && lastId > 0 ? lastId : 0;
-  // A first connection (no Last-Event-ID) gets what still waits for an answer, not the user's whole history.
   const firstConnection = sent === 0;
   const raw = reply.raw;
   reply.hijack();
   raw.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
 
-  let replaying = true;
-  const early: ClientEvent[] = [];
   const write = (e: ClientEvent): void => {
     if (e.id <= sent || raw.destroyed) return;
     sent = e.id;
     raw.write(`id: ${e.id}\nevent: ${e.type}\ndata: ${JSON.stringify(e.data)}\n\n`);
     if (raw.writableLength > MAX_UNREAD_BYTES) raw.destroy();
   };
+  // A live event is a wake-up, and the events are read from the store in id order: with several instances, one
+  // instance's event reaches here over the fabric after a later one committed here, and sending the later one first
+  // would move the client's Last-Event-ID past it for good. A user's event ids follow its commits (each is written
+  // under the user's lock), so the store has every event up to the one that woke us.
+  let reading: Promise<void> | undefined;
+  let wokenAgain = false;
+  const catchUp = (): void => {
+    if (reading) {
+      wokenAgain = true;
+      return;
+    }
+    reading = (async () => {
+      do {
+        wokenAgain = false;
+        await readAfterSent(false);
+      } while (wokenAgain && !raw.destroyed);
+    })()
+      .catch((err: unknown) => end(err))
+      .finally(() => (reading = undefined));
+  };
+  const readAfterSent = async (onlyPending: boolean): Promise<void> => {
+    for (;;) {
+      const page = await store.eventsAfter(userId, sent, REPLAY_PAGE);
+      for (const e of page) {
+        if (!onlyPending || (await stillPending(store, userId, e))) write(e);
+        else sent = e.id;
+      }
+      if (page.length < REPLAY_PAGE || raw.destroyed) return;
+    }
+  };
+  // A read that stopped short (the store failed): a later event now would move the client's Last-Event-ID past the
+  // events not read, lost to it for good. The stream ends instead, and the client resumes from where it was.
+  const end = (err: unknown): void => {
+    req.log.warn({ err, userId }, 'event stream could not read the store; closed for the client to resume');
+    raw.destroy();
+  };
+  let replaying = true;
+  let wokenDuringReplay = false;
   // Subscribe before replaying, so nothing published during the replay falls between the two.
-  const unsubscribe = notifier.subscribe(userId, (e) => (replaying ? early.push(e) : write(e)));
+  const unsubscribe = notifier.subscribe(userId, (e) => {
+    if (e.id <= sent) return;
+    if (replaying) wokenDuringReplay = true;
+    else catchUp();
+  });
   const heartbeat = setInterval(() => raw.write(': keep-alive\n\n'), HEARTBEAT_MS);
   heartbeat.unref();
   raw.on('close', () => {
@@ -38,23 +77,14 @@ export async function streamEvents(req: FastifyRequest, reply: FastifyReply, use
   });
   raw.write(': connected\n\n');
   try {
-    for (;;) {
-      const page = await store.eventsAfter(userId, sent, REPLAY_PAGE);
-      for (const e of page) {
-        if (!firstConnection || (await stillPending(store, userId, e))) write(e);
-        else sent = e.id;
-      }
-      if (page.length < REPLAY_PAGE || raw.destroyed) break;
-    }
+    // A first connection (no Last-Event-ID) gets what still waits for an answer, not the user's whole history.
+    await readAfterSent(firstConnection);
   } catch (err) {
-    // The replay stopped short (the store failed): a live event now would move the client's Last-Event-ID past the
-    // events not replayed, lost to it for good. The stream ends instead, and the client resumes from where it was.
-    req.log.warn({ err, userId }, 'event replay failed; stream closed for the client to resume');
-    raw.destroy();
+    return end(err);
   } finally {
     replaying = false;
-    early.sort((a, b) => a.id - b.id).forEach(write);
   }
+  if (wokenDuringReplay) catchUp();
 }
 
 /** A change request the user has not answered yet: mandatory ones not acknowledged, negotiated ones still asked. */
