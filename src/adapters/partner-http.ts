@@ -4,7 +4,7 @@
 import type { GroupStatus } from '../domain/flows.ts';
 import { REFUSAL_REASONS } from '../domain/reasons.ts';
 import type { PartnerConfig } from '../config/config.ts';
-import type { PartnerRequest, PartnerServers, PartnerTrouble, ResyncPage, ResyncPageAnswer } from '../ports/partner.ts';
+import type { PartnerRequest, PartnerServers, PartnerTrouble, ResyncPage, ResyncPageAnswer, ResyncPageOutcome } from '../ports/partner.ts';
 import { compareResyncKeys, type ResyncKey } from '../domain/decisions/partner-resync.ts';
 import { MC_SERVICES } from '../domain/services.ts';
 import type { McUri } from '../domain/ids.ts';
@@ -17,8 +17,6 @@ import { groupsToUndo } from '../domain/decisions/partner-answers.ts';
 type Path = 'affiliations' | 'deaffiliations';
 type PostOutcome = { kind: 'answered'; status: GroupStatus[] } | { kind: 'refused' | 'unknown'; why: string };
 const UNDO_ATTEMPTS = 4;
-/** Times one re-synchronisation page is sent again after a 429 before the run gives up (and is tried later). */
-const RESYNC_RATE_LIMITED_ATTEMPTS = 20;
 const latestKey = (req: PartnerRequest, groupId: string): string => `${req.mcServiceId} ${req.service} ${groupId}`;
 
 /** A partner's answer: its status, Retry-After, and its body as JSON (or why that could not be read). */
@@ -123,21 +121,17 @@ export class HttpPartnerServers implements PartnerServers {
   }
 
   /** One page of a re-synchronisation to the group host (README "Partner re-synchronisation"). */
-  async resync(page: ResyncPage): Promise<{ kind: 'answered'; answer: ResyncPageAnswer } | { kind: 'failed'; why: string }> {
+  async resync(page: ResyncPage): Promise<ResyncPageOutcome> {
     const partner = this.byDomain.get(page.domain);
     if (!partner) return { kind: 'failed', why: `no partner ${page.domain}` };
     const wire = (k: ResyncKey) => ({ mcServiceId: k.userId, service: k.service, groupId: k.groupId });
     const body = { host: page.domain, ...(page.after ? { after: wire(page.after) } : {}), ...(page.through ? { through: wire(page.through) } : {}), affiliations: page.affiliations.map(wire), ...(page.startUp ? { startUp: true } : {}) };
-    // A long re-synchronisation may outrun the partner's rate limit: wait as its 429 says and send the page again.
-    for (let attempt = 1; ; attempt++) {
-      const sent = await this.postPage(partner, body, page);
-      if (sent.kind !== 'rate-limited') return sent;
-      if (attempt >= RESYNC_RATE_LIMITED_ATTEMPTS) return { kind: 'failed', why: 'rate-limited by the partner' };
-      await new Promise((r) => setTimeout(r, Math.min(sent.retryAfterMs, 5000)));
-    }
+    // A 429 goes back to the procedure, which reads the page again before it sends it: a page kept while waiting would
+    // miss what was affiliated meanwhile, and the host would remove it once older than its grace.
+    return this.postPage(partner, body, page);
   }
 
-  private async postPage(partner: PartnerConfig, body: unknown, page: ResyncPage): Promise<{ kind: 'answered'; answer: ResyncPageAnswer } | { kind: 'failed'; why: string } | { kind: 'rate-limited'; retryAfterMs: number }> {
+  private async postPage(partner: PartnerConfig, body: unknown, page: ResyncPage): Promise<ResyncPageOutcome> {
     let res: Exchange;
     try {
       res = await this.postJson(partner, 'affiliation-resyncs', body);
@@ -146,7 +140,7 @@ export class HttpPartnerServers implements PartnerServers {
     }
     if (!('body' in res)) return { kind: 'failed', why: res.bodyError };
     const answer = res.body;
-    if (res.status === 429) return { kind: 'rate-limited', retryAfterMs: 1000 * (Number(res.retryAfter) || 1) };
+    if (res.status === 429) return { kind: 'rate-limited', retryAfterMs: Math.min(1000 * (Number(res.retryAfter) || 1), 5000) };
     if (res.status !== 200) return { kind: 'failed', why: `status ${res.status}: ${JSON.stringify(answer).slice(0, 200)}` };
     const read = readResyncAnswer(answer, page);
     return read ? { kind: 'answered', answer: read } : { kind: 'failed', why: `malformed answer: ${JSON.stringify(answer).slice(0, 200)}` };

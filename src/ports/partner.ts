@@ -38,6 +38,8 @@ export interface ResyncPageAnswer {
 /** What made a partner need a re-synchronisation, told by the adapter to whoever re-synchronises. */
 export type PartnerTrouble = 'unreachable' | 'undo-failed';
 
+export type ResyncPageOutcome = { kind: 'answered'; answer: ResyncPageAnswer } | { kind: 'failed'; why: string } | { kind: 'rate-limited'; retryAfterMs: number };
+
 export interface PartnerServers {
   /** Resolves with one status per group; a partner down, slow or garbled gives partner-unreachable for its groups. */
   affiliate(req: PartnerRequest): Promise<GroupStatus[]>;
@@ -46,8 +48,11 @@ export interface PartnerServers {
   health(): Promise<Record<string, 'up' | 'down'>>;
   /** Whether the partner answers its /healthz now (any answer but a gateway failure). */
   reachable(domain: string): Promise<boolean>;
-  /** Sends one re-synchronisation page; `failed` when the partner did not answer it well (it may have applied it). */
-  resync(page: ResyncPage): Promise<{ kind: 'answered'; answer: ResyncPageAnswer } | { kind: 'failed'; why: string }>;
+  /**
+   * Sends one re-synchronisation page; `failed` when the partner did not answer it well (it may have applied it);
+   * `rate-limited` when it refused it for now (429), to be read again and sent after `retryAfterMs`.
+   */
+  resync(page: ResyncPage): Promise<ResyncPageOutcome>;
   /** Whether a request (or its undo) for this user, service and group is on its way to a partner now. */
   inFlight(key: ResyncKey): boolean;
   /** Tells `listener` when a partner did not answer, and when an undo failed all its attempts. */

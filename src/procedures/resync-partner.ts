@@ -14,6 +14,8 @@ import { statusEvents } from './affiliate.ts';
 export const RESYNC_PAGE = 200;
 /** A page's records in JSON at most: under the 64 KiB body limit however long the IDs (up to 256 characters each). */
 export const RESYNC_PAGE_BYTES = 48 * 1024;
+/** Times in a row one page may be refused for now (429) before the run gives up (and is tried later). */
+export const RESYNC_RATE_LIMITED_ATTEMPTS = 20;
 
 export interface ResyncReport {
   partner: string;
@@ -39,6 +41,7 @@ export interface ResyncReport {
 export async function resyncPartner(server: McServiceServer, domain: string, opts: { reason: string; deadline: number; startUp?: boolean }): Promise<ResyncReport> {
   const report: ResyncReport = { partner: domain, reason: opts.reason, complete: false, pages: 0, removed: [], spared: [], reasked: [], skipped: [], graceMs: 0 };
   let after: ResyncKey | undefined;
+  let rateLimited = 0;
   for (;;) {
     if (server.clock.now() > opts.deadline) return { ...report, error: 'the re-synchronisation ran out of time' };
     // Step 1: a page of this system's records of its users in the partner's groups, in key order; reserved ones
@@ -52,6 +55,14 @@ export async function resyncPartner(server: McServiceServer, domain: string, opt
     const startUp = opts.startUp === true && report.pages === 0;
     const sent = await server.partners.resync({ domain, ...(after ? { after } : {}), ...(through ? { through } : {}), affiliations: rows.map(keyOf), ...(startUp ? { startUp } : {}) });
     if (sent.kind === 'failed') return { ...report, error: sent.why };
+    if (sent.kind === 'rate-limited') {
+      // The host is busy (a storm of its partner's users): wait as it says, then read this page again (step 1), so
+      // it holds what was affiliated meanwhile; the host would remove what a stale page left out.
+      if (++rateLimited >= RESYNC_RATE_LIMITED_ATTEMPTS) return { ...report, error: 'rate-limited by the partner' };
+      await new Promise<void>((resume) => server.clock.after(sent.retryAfterMs, resume));
+      continue;
+    }
+    rateLimited = 0;
     report.pages++;
     report.removed.push(...sent.answer.removed);
     report.spared.push(...sent.answer.spared);

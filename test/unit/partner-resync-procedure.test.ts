@@ -15,7 +15,7 @@ import type { Clock } from '../../src/ports/clock.ts';
 import type { McServiceServer } from '../../src/procedures/context.ts';
 import { affiliateAsGroupHost, deaffiliateAsGroupHost } from '../../src/procedures/affiliate-as-group-host.ts';
 import { HOST_READ_LIMIT, resyncAsGroupHost } from '../../src/procedures/resync-as-group-host.ts';
-import { RESYNC_PAGE, RESYNC_PAGE_BYTES, resyncPartner } from '../../src/procedures/resync-partner.ts';
+import { RESYNC_PAGE, RESYNC_PAGE_BYTES, RESYNC_RATE_LIMITED_ATTEMPTS, resyncPartner } from '../../src/procedures/resync-partner.ts';
 import { deaffiliate } from '../../src/procedures/deaffiliate.ts';
 import { resyncKeyOf } from '../../src/domain/decisions/partner-resync.ts';
 import { standInPartners } from '../support/stand-in-partners.ts';
@@ -173,4 +173,38 @@ void test('a de-affiliation the host has applied but the primary has not stored 
     assert.deepEqual((await leaving).status, [{ groupId: group(0), status: 'deaffiliated' }]);
     assert.deepEqual(await police.server.store.affiliationsOfUser(user(0)), []);
     assert.deepEqual(await fire.server.store.affiliationsOfUser(user(0)), [], 'both agree: not affiliated');
+  }));
+
+void test('a page the host refuses for now (429) is read again before it is sent again: what was affiliated meanwhile is in it', () =>
+  withPolicePair(async (police, fire) => {
+    await put(police.server, user(1), [group(0)]);
+    await put(fire.server, user(1), [group(0)]);
+    const waits: number[] = [];
+    const waiting: Clock = { now: () => clock.now(), after: (ms, fire) => (waits.push(ms), setImmediate(fire), () => undefined) };
+    const sentPages: string[][] = [];
+    const partners = standInPartners(F, {
+      async resync(page) {
+        sentPages.push(page.affiliations.map(resyncKeyOf));
+        if (sentPages.length === 1) {
+          // While the host is busy, user 2 affiliates to g1 (host and primary both store it).
+          await put(fire.server, user(2), [group(1)]);
+          await put(police.server, user(2), [group(1)]);
+          return { kind: 'rate-limited', retryAfterMs: 1500 };
+        }
+        return { kind: 'answered', answer: await resyncAsGroupHost(fire.server, { origin: P, ...page, graceMs: GRACE_MS }) };
+      },
+    });
+    clock.t += GRACE_MS * 10; // user 2's record at the host is "old" by the time the page arrives
+    const report = await resyncPartner({ ...police.server, partners, clock: waiting }, F, { reason: 'test', deadline: clock.now() + 60_000 });
+    assert.equal(report.complete, true, report.error);
+    assert.deepEqual(waits, [1500], 'waited as the host said');
+    assert.deepEqual(sentPages[1], [resyncKeyOf({ userId: user(1), service: 'mcptt', groupId: group(0) }), resyncKeyOf({ userId: user(2), service: 'mcptt', groupId: group(1) })]);
+    assert.deepEqual(report.removed, [], 'the host removed nothing the primary holds');
+    assert.deepEqual((await fire.server.store.affiliationsOfUser(user(2))).map((r) => r.groupId), [group(1)]);
+
+    // A host that stays busy: the run gives up after RESYNC_RATE_LIMITED_ATTEMPTS, to be tried later.
+    let refusals = 0;
+    const busy = standInPartners(F, { resync: async () => (refusals++, { kind: 'rate-limited', retryAfterMs: 1 }) });
+    const gaveUp = await resyncPartner({ ...police.server, partners: busy, clock: waiting }, F, { reason: 'test', deadline: clock.now() + 60_000 });
+    assert.deepEqual([gaveUp.complete, gaveUp.error, refusals], [false, 'rate-limited by the partner', RESYNC_RATE_LIMITED_ATTEMPTS]);
   }));
