@@ -99,6 +99,19 @@ void test('frames several messages and keep-alives out of a TCP stream, split an
   assert.equal(bad[0]?.kind, 'error');
 });
 
+void test('the TCP framer cuts the same messages, byte for byte, wherever the stream is split (a terminator across chunks too)', () => {
+  const a = msg([...PUBLISH, 'l: 5'], 'hello');
+  const b = Buffer.from([...PUBLISH, 'Content-Length: 3'].join('\n') + '\n\nabc'); // bare LF line ends
+  const stream = Buffer.concat([a, Buffer.from('\r\n'), b]);
+  for (let i = 0; i <= stream.length; i++) {
+    for (const j of [i, Math.min(stream.length, i + 1), Math.min(stream.length, i + 3)]) {
+      const f = new StreamFramer();
+      const out = [stream.subarray(0, i), stream.subarray(i, j), stream.subarray(j)].flatMap((c) => f.push(c));
+      assert.deepEqual(out.map((o) => (o.kind === 'message' ? o.bytes.toString('latin1') : o.why)), [a.toString('latin1'), b.toString('latin1')], `split at ${i}, ${j}`);
+    }
+  }
+});
+
 void test('Via: branch, received and rport decide where a UDP response goes', () => {
   const via = parseVia('SIP/2.0/UDP client.example:5070;branch=z9hG4bK-9;rport;received=192.0.2.7')!;
   assert.equal(via.branch, 'z9hG4bK-9');

@@ -6,40 +6,69 @@ import { findHeaderEnd } from './parser.ts';
 export type FramerOutput = { kind: 'message'; bytes: Buffer } | { kind: 'error'; why: string };
 
 export class StreamFramer {
-  private buf: Buffer = Buffer.alloc(0);
+  /** The bytes not yet framed are data[start, end); data grows by doubling, so a trickling sender costs linear time. */
+  private data: Buffer = Buffer.alloc(0);
+  private start = 0;
+  private end = 0;
+  /** How far the current message's head has been searched for its end without finding it. */
+  private scanned = 0;
   private failed = false;
 
   /** Feeds bytes; returns the messages now complete, or an error after which the stream cannot be resynchronised. */
   push(chunk: Buffer): FramerOutput[] {
     if (this.failed) return [];
-    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    this.append(chunk);
     const out: FramerOutput[] = [];
     for (;;) {
       // §7.5: CRLFs between messages are keep-alives (RFC 5626 §4.4.1 double CRLF ping).
-      let skip = 0;
-      while (skip < this.buf.length && (this.buf[skip] === 0x0d || this.buf[skip] === 0x0a)) skip++;
-      if (skip > 0) this.buf = this.buf.subarray(skip);
-      if (this.buf.length === 0) break;
-      const end = findHeaderEnd(this.buf);
+      while (this.start < this.end && (this.data[this.start] === 0x0d || this.data[this.start] === 0x0a)) {
+        this.start++;
+        this.scanned = 0;
+      }
+      const buf = this.data.subarray(this.start, this.end);
+      if (buf.length === 0) break;
+      // Only the bytes that came since the last search, and the three before them (a terminator split across chunks).
+      const end = findHeaderEnd(buf, Math.max(0, this.scanned - 3));
       if (!end) {
-        if (this.buf.length > SIP_LIMITS.messageBytes) return this.fail(out, `no end of headers within ${SIP_LIMITS.messageBytes} bytes`);
+        if (buf.length > SIP_LIMITS.messageBytes) return this.fail(out, `no end of headers within ${SIP_LIMITS.messageBytes} bytes`);
+        this.scanned = buf.length;
         break;
       }
-      const head = this.buf.toString('latin1', 0, end.headEnd);
+      const head = buf.toString('latin1', 0, end.headEnd);
       const m = /(?:^|\r?\n)(?:content-length|l)[ \t]*:[ \t]*([0-9]+)[ \t]*(?:\r?\n|$)/i.exec(head);
       if (!m) return this.fail(out, 'Content-Length is required on a stream transport');
       const total = end.bodyStart + Number(m[1]);
       if (total > SIP_LIMITS.messageBytes) return this.fail(out, `message larger than ${SIP_LIMITS.messageBytes} bytes`);
-      if (this.buf.length < total) break;
-      out.push({ kind: 'message', bytes: Buffer.from(this.buf.subarray(0, total)) });
-      this.buf = this.buf.subarray(total);
+      this.scanned = end.headEnd;
+      if (buf.length < total) break;
+      out.push({ kind: 'message', bytes: Buffer.from(buf.subarray(0, total)) });
+      this.start += total;
+      this.scanned = 0;
+    }
+    if (this.start === this.end) {
+      this.start = this.end = 0;
+      if (this.data.length > 2 * SIP_LIMITS.messageBytes) this.data = Buffer.alloc(0); // a burst's room is not kept
     }
     return out;
   }
 
+  private append(chunk: Buffer): void {
+    if (this.end + chunk.length > this.data.length) {
+      const live = this.end - this.start;
+      const next = Buffer.allocUnsafe(Math.max(4096, 2 * (live + chunk.length)));
+      this.data.copy(next, 0, this.start, this.end);
+      this.data = next;
+      this.start = 0;
+      this.end = live;
+    }
+    chunk.copy(this.data, this.end);
+    this.end += chunk.length;
+  }
+
   private fail(out: FramerOutput[], why: string): FramerOutput[] {
     this.failed = true;
-    this.buf = Buffer.alloc(0);
+    this.data = Buffer.alloc(0);
+    this.start = this.end = 0;
     out.push({ kind: 'error', why });
     return out;
   }
