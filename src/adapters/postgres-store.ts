@@ -28,11 +28,10 @@ import { uriIntern } from './uri-intern.ts';
 import { insertColumns, inTransaction, newPool, toStoreError } from './postgres-pool.ts';
 import { PostgresGmsStore } from './postgres-gms-store.ts';
 import { AUDIT_COLUMNS, DUMPED_TABLES, STORE_USED_SQL, type Row, auditRow, toAffiliationRecord, toAuditEntry, toChangeRecord, toClientEvent } from './store-rows.ts';
-import type { SipListFilter, SipPublicationRecord, SipSubscriptionRecord } from '../ports/store.ts';
+import type { NewEvent, SipListFilter, SipPublicationRecord, SipSubscriptionRecord } from '../ports/store.ts';
 import { PRUNE_CHUNK, pruneInChunks } from './retention.ts';
 import { SIP_PUBLICATION_COLUMNS, SIP_PUBLICATION_TYPES, SIP_SUBSCRIPTION_COLUMNS, SIP_SUBSCRIPTION_TYPES, sipPublicationValues, sipSubscriptionValues, toSipPublication, toSipSubscription } from './sip-rows.ts';
 
-type NewEvent = { userId: McUri; type: ClientEvent['type']; data: unknown };
 
 /** Creates the pool, applies missing migrations and returns both stores on it. */
 export async function openPostgres(url: string): Promise<{ pool: pg.Pool; store: PostgresStore; gmsStore: PostgresGmsStore }> {
@@ -174,6 +173,7 @@ export class PostgresStore implements Store {
       // Step 5b (10.X.4.2 step 4b): a co-located GMS reads these very rows (PostgresGmsStore.ownSource), so telling
       // it is this transaction's commit; a GMS elsewhere is told through the outbox.
       if (!this.colocatedGms) for (const u of w.tellGms) await c.query({ ...Q.outbox, values: [userId, service, u.groupId, u.status, at] });
+      await insertChanges(c, w.changes ?? []);
       if (w.audit?.length) {
         const rows = w.audit.map(auditRow);
         await c.query({ ...Q.audit, values: AUDIT_COLUMNS.map((_, k) => rows.map((r) => r[k])) });
@@ -262,10 +262,7 @@ export class PostgresStore implements Store {
   async createChanges(records: ChangeRecord[], events: NewEvent[]): Promise<ClientEvent[]> {
     return this.tx(async (c) => {
       await this.lockUsers(c, events.map((e) => e.userId));
-      for (const r of records) {
-        const values = [r.id, r.target, r.actor, r.service, r.mode, JSON.stringify(r.affiliate), JSON.stringify(r.deaffiliate), r.state, r.deadline, JSON.stringify(r.result), r.createdAt];
-        await c.query({ ...Q.createChange, values });
-      }
+      await insertChanges(c, records);
       return insertEvents(c, events, this.now());
     });
   }
@@ -482,6 +479,13 @@ export class PostgresStore implements Store {
   /** One transaction on one pooled connection; an unreachable database becomes a clear 503 instead of a crash. */
   private async tx<T>(work: (c: pg.PoolClient) => Promise<T>): Promise<T> {
     return inTransaction(this.pool, work);
+  }
+}
+
+async function insertChanges(c: pg.PoolClient, records: readonly ChangeRecord[]): Promise<void> {
+  for (const r of records) {
+    const values = [r.id, r.target, r.actor, r.service, r.mode, JSON.stringify(r.affiliate), JSON.stringify(r.deaffiliate), r.state, r.deadline, JSON.stringify(r.result), r.createdAt];
+    await c.query({ ...Q.createChange, values });
   }
 }
 

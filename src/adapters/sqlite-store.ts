@@ -31,7 +31,7 @@ import { uriIntern } from './uri-intern.ts';
 import { PRUNE_CHUNK, pruneInChunks } from './retention.ts';
 import type { SqliteGmsStore } from './sqlite-gms-store.ts';
 import { AUDIT_COLUMNS, STORE_USED_SQL, type Row, auditRow, toAffiliationRecord, toAuditEntry, toChangeRecord, toClientEvent } from './store-rows.ts';
-import type { SipListFilter, SipPublicationRecord, SipSubscriptionRecord } from '../ports/store.ts';
+import type { NewEvent, SipListFilter, SipPublicationRecord, SipSubscriptionRecord } from '../ports/store.ts';
 import { SIP_PUBLICATION_COLUMNS, SIP_SUBSCRIPTION_COLUMNS, sipPublicationValues, sipSubscriptionValues, toSipPublication, toSipSubscription } from './sip-rows.ts';
 
 
@@ -164,6 +164,7 @@ export class SqliteStore implements Store {
       // is this transaction's commit; a GMS elsewhere is told through the outbox.
       if (!this.colocatedGms) for (const u of w.tellGms) this.q.outbox.run(userId, service, u.groupId, u.status, at);
       for (const e of w.audit ?? []) this.q.audit.run(null, ...auditRow(e));
+      if (w.changes) this.insertChanges(w.changes);
       return { result: w.result, events: this.insertEvents(w.events, at) };
     });
   }
@@ -252,13 +253,15 @@ export class SqliteStore implements Store {
     return out;
   }
 
-  async createChanges(records: ChangeRecord[], events: { userId: McUri; type: ClientEvent['type']; data: unknown }[]): Promise<ClientEvent[]> {
+  async createChanges(records: ChangeRecord[], events: NewEvent[]): Promise<ClientEvent[]> {
     return this.write(() => {
-      for (const r of records) {
-        this.q.createChange.run({ ...r, affiliate: JSON.stringify(r.affiliate), deaffiliate: JSON.stringify(r.deaffiliate), result: JSON.stringify(r.result) });
-      }
+      this.insertChanges(records);
       return this.insertEvents(events, this.now());
     });
+  }
+
+  private insertChanges(records: readonly ChangeRecord[]): void {
+    for (const r of records) this.q.createChange.run({ ...r, affiliate: JSON.stringify(r.affiliate), deaffiliate: JSON.stringify(r.deaffiliate), result: JSON.stringify(r.result) });
   }
 
   async getChange(id: string, target: McUri): Promise<ChangeRecord | undefined> {

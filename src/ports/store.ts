@@ -55,11 +55,16 @@ export interface AffiliationWrite<T> {
   /** Status updates for the GMS (10.X.3.1 step 5b, 10.X.4.2 step 4b): written to the outbox in the same transaction. */
   tellGms: { groupId: McUri; status: 'affiliated' | 'deaffiliated' }[];
   /** Events for clients, appended to their event logs in the same transaction. */
-  events: { userId: McUri; type: ClientEvent['type']; data: unknown }[];
+  events: NewEvent[];
   /** Audit entries of the request this write completes, stored in the same transaction (its answer waits for one commit, not two). */
   audit?: NewAuditEntry[];
+  /** Change requests created with this write: a mandatory change's record (10.X.5.1.1 step 7a), applied and told at once. */
+  changes?: ChangeRecord[];
   result: T;
 }
+
+/** An event for a user's clients, before the store gives it its id. */
+export type NewEvent = { userId: McUri; type: ClientEvent['type']; data: unknown };
 
 export const CHANGE_STATES = ['told', 'acknowledged', 'asked', 'accepted', 'rejected', 'timed-out'] as const;
 export type ChangeState = (typeof CHANGE_STATES)[number];
@@ -263,7 +268,7 @@ export interface Store {
   allProfiles(): Promise<UserProfile[]>;
 
   /** Stores change requests and the events that tell their targets, in one transaction (step 7a / step 3). */
-  createChanges(records: ChangeRecord[], events: { userId: McUri; type: ClientEvent['type']; data: unknown }[]): Promise<ClientEvent[]>;
+  createChanges(records: ChangeRecord[], events: NewEvent[]): Promise<ClientEvent[]>;
   getChange(id: string, target: McUri): Promise<ChangeRecord | undefined>;
   /** Moves a change from one of `from` to `to`; false when another answer or the timeout won the race. */
   transitionChange(id: string, target: McUri, from: ChangeState[], to: ChangeState, result?: unknown): Promise<boolean>;

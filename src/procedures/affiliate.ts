@@ -8,7 +8,7 @@ import { decidePartnerAnswers } from '../domain/decisions/partner-answers.ts';
 import { n2For, unknownUserProfile } from '../domain/profile.ts';
 import { homeOf, ownGroups, type McServiceServer } from './context.ts';
 import { askPartners } from './ask-partners.ts';
-import type { NewAuditEntry } from '../ports/store.ts';
+import type { AffiliationWrite, ChangeRecord, NewAuditEntry, NewEvent } from '../ports/store.ts';
 
 /** What a face may show while partner systems decide (the SIP face NOTIFYs these groups as `affiliating`). */
 export interface AffiliationProgress {
@@ -16,13 +16,26 @@ export interface AffiliationProgress {
 }
 
 /**
- * The audit entries of the request, from its final response: stored in the transaction that completes the request
- * (issue 6: the answer then waits for one commit and fsync, not a second one for the entry). Called inside the
- * store's transaction, so it must not do I/O.
+ * What is stored with the request's final outcome, in the transaction that completes it: its audit entries (issue 6:
+ * the answer then waits for one commit and fsync, not a second one for the entry) and, for a mandatory remote change,
+ * the change record and the target's event (10.X.5.1.1 step 7a: applied and told at once, or neither).
  */
-export type AuditAlongside = (response: AffiliationResponse) => NewAuditEntry[];
+export interface StoredAlongside {
+  audit?: NewAuditEntry[];
+  changes?: ChangeRecord[];
+  events?: NewEvent[];
+}
 
-export async function affiliate(server: McServiceServer, req: AffiliationRequest, progress?: AffiliationProgress, alongside?: AuditAlongside): Promise<AffiliationResponse> {
+/** Built from the request's final response; called inside the store's transaction, so it must not do I/O. */
+export type WriteAlongside = (response: AffiliationResponse) => StoredAlongside;
+
+/** `w` with what is stored alongside it. */
+export function withAlongside<T>(w: AffiliationWrite<T>, extra: StoredAlongside | undefined): AffiliationWrite<T> {
+  if (!extra) return w;
+  return { ...w, events: [...w.events, ...(extra.events ?? [])], audit: [...(w.audit ?? []), ...(extra.audit ?? [])], changes: [...(w.changes ?? []), ...(extra.changes ?? [])] };
+}
+
+export async function affiliate(server: McServiceServer, req: AffiliationRequest, progress?: AffiliationProgress, alongside?: WriteAlongside): Promise<AffiliationResponse> {
   // Step 1: the MC service client's affiliation request (parsed and authorised by the face).
   const { mcServiceId: userId, service, groupIds } = req;
   const profile = server.profiles.get(userId) ?? unknownUserProfile(userId);
@@ -36,15 +49,15 @@ export async function affiliate(server: McServiceServer, req: AffiliationRequest
     const v = decideAffiliation({ service, userId, profile, requested: groupIds, held, homeOf: (g) => homeOf(server, g) });
     const affiliated = v.filter((x) => x.verdict === 'affiliate').map((x) => x.groupId);
     const reserved = v.filter((x) => x.verdict === 'ask-partner' && x.reserve).map((x) => x.groupId);
-    return {
+    const w = {
       put: [...affiliated.map((groupId) => ({ groupId, state: 'affiliated' as const })), ...reserved.map((groupId) => ({ groupId, state: 'reserved' as const }))],
       remove: [],
       tellGms: affiliated.map((groupId) => ({ groupId, status: 'affiliated' as const })),
       events: statusEvents(userId, service, affiliated.map((groupId) => ({ groupId, status: 'affiliated' }))),
-      // No partner to ask: this transaction completes the request.
-      audit: alongside && !v.some((x) => x.verdict === 'ask-partner') ? alongside(responseOf(req, v, new Map())) : undefined,
       result: v,
     };
+    // No partner to ask: this transaction completes the request.
+    return withAlongside(w, alongside && !v.some((x) => x.verdict === 'ask-partner') ? alongside(responseOf(req, v, new Map())) : undefined);
   });
   server.notifier.publish(events);
   // 10.X.3.2 step 2 done: the reservations are stored, so a face can show them before the partners answer.
@@ -66,7 +79,7 @@ function responseOf(req: AffiliationRequest, verdicts: AffiliationVerdict[], par
 }
 
 /** 10.X.3.2 steps 3 and 8: forward to the group hosts, then keep only what they confirmed, within N2. */
-async function askPartnersAndStore(server: McServiceServer, userId: McUri, service: McService, limit: number, verdicts: AffiliationVerdict[], alongside?: (answers: Map<McUri, GroupStatus>) => NewAuditEntry[]): Promise<Map<McUri, GroupStatus>> {
+async function askPartnersAndStore(server: McServiceServer, userId: McUri, service: McService, limit: number, verdicts: AffiliationVerdict[], alongside?: (answers: Map<McUri, GroupStatus>) => StoredAlongside): Promise<Map<McUri, GroupStatus>> {
   const asked = verdicts.flatMap((v) => (v.verdict === 'ask-partner' ? [{ groupId: v.groupId, domain: v.domain }] : []));
   if (asked.length === 0) return new Map();
   // Step 3: every partner at once.
@@ -76,14 +89,14 @@ async function askPartnersAndStore(server: McServiceServer, userId: McUri, servi
   const { result: outcome, events } = await server.store.changeAffiliations(userId, service, (held) => {
     const o = decidePartnerAnswers({ answers: [...answers.values()], held, limit, reservedHere });
     for (const groupId of o.noRoom) answers.set(groupId, { groupId, status: 'rejected', reason: 'n2-limit' });
-    return {
+    const w = {
       put: o.affiliate.map((groupId) => ({ groupId, state: 'affiliated' as const })),
       remove: o.release,
       tellGms: [], // the partner tells its own GMS (10.X.3.2 step 7b)
       events: statusEvents(userId, service, o.affiliate.filter((g) => held.get(g) !== 'affiliated').map((groupId) => ({ groupId, status: 'affiliated' }))),
-      audit: alongside?.(answers),
       result: o,
     };
+    return withAlongside(w, alongside?.(answers));
   });
   server.notifier.publish(events);
   // The hosts keep what they confirmed and this server refused for want of a slot: a re-synchronisation removes it.

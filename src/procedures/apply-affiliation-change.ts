@@ -4,9 +4,8 @@ import type { McUri } from '../domain/ids.ts';
 import type { McService } from '../domain/services.ts';
 import type { GroupStatus } from '../domain/flows.ts';
 import type { McServiceServer } from './context.ts';
-import { affiliate, type AffiliationProgress } from './affiliate.ts';
+import { affiliate, type AffiliationProgress, type StoredAlongside } from './affiliate.ts';
 import { deaffiliate } from './deaffiliate.ts';
-import type { NewAuditEntry } from '../ports/store.ts';
 
 export interface AffiliationChange {
   target: McUri;
@@ -19,7 +18,7 @@ export interface AffiliationChange {
  * Statuses in the change's order: the groups to affiliate, then the groups to leave. `alongside` gets those statuses
  * inside the transaction of the last procedure that runs (none runs for an empty change: it is not called then).
  */
-export async function applyAffiliationChange(server: McServiceServer, change: AffiliationChange, progress?: AffiliationProgress, alongside?: (status: GroupStatus[]) => NewAuditEntry[]): Promise<GroupStatus[]> {
+export async function applyAffiliationChange(server: McServiceServer, change: AffiliationChange, progress?: AffiliationProgress, alongside?: (status: GroupStatus[]) => StoredAlongside): Promise<GroupStatus[]> {
   const last = change.affiliate.length ? 'affiliate' : 'deaffiliate';
   // Leaving first frees N2 slots for the groups this same change asks to join.
   const left = change.deaffiliate.length ? (await deaffiliate(server, { mcServiceId: change.target, service: change.service, groupIds: change.deaffiliate }, last === 'deaffiliate' && alongside ? (r) => alongside(r.status) : undefined)).status : [];

@@ -4,11 +4,10 @@ import type { AffiliationResponse, DeaffiliationRequest, GroupStatus } from '../
 import { decideDeaffiliation, type DeaffiliationVerdict } from '../domain/decisions/deaffiliation.ts';
 import { homeOf, ownGroups, type McServiceServer } from './context.ts';
 import { askPartners, whileForwarding } from './ask-partners.ts';
-import { statusEvents, type AuditAlongside } from './affiliate.ts';
-import type { NewAuditEntry } from '../ports/store.ts';
+import { statusEvents, withAlongside, type StoredAlongside, type WriteAlongside } from './affiliate.ts';
 
-/** `alongside`: the request's audit entries, stored in the transaction that completes it (see AuditAlongside). */
-export async function deaffiliate(server: McServiceServer, req: DeaffiliationRequest, alongside?: AuditAlongside): Promise<AffiliationResponse> {
+/** `alongside`: what is stored with the request's outcome, in the transaction that completes it (see WriteAlongside). */
+export async function deaffiliate(server: McServiceServer, req: DeaffiliationRequest, alongside?: WriteAlongside): Promise<AffiliationResponse> {
   // Step 1: the MC service client's de-affiliation request.
   const { mcServiceId: userId, service, groupIds } = req;
   // Pre-condition 1: the stored group policy (fetched now if the cache lost it).
@@ -18,16 +17,16 @@ export async function deaffiliate(server: McServiceServer, req: DeaffiliationReq
   const { result: verdicts, events } = await server.store.changeAffiliations(userId, service, (held) => {
     const v = decideDeaffiliation({ userId, requested: groupIds, held, homeOf: (g) => homeOf(server, g), asGroupHost: false });
     const removed = v.filter((x) => x.verdict === 'deaffiliate').map((x) => x.groupId);
-    return {
+    const w = {
       put: [],
       remove: removed,
       // Own groups only: a record for a group of no reachable system has no GMS to tell.
       tellGms: removed.filter((g) => homeOf(server, g).home === 'own').map((groupId) => ({ groupId, status: 'deaffiliated' as const })),
       events: statusEvents(userId, service, removed.map((groupId) => ({ groupId, status: 'deaffiliated' }))),
-      // No partner to ask: this transaction completes the request.
-      audit: alongside && !v.some((x) => x.verdict === 'ask-partner') ? alongside(responseOf(req, v, new Map())) : undefined,
       result: v,
     };
+    // No partner to ask: this transaction completes the request.
+    return withAlongside(w, alongside && !v.some((x) => x.verdict === 'ask-partner') ? alongside(responseOf(req, v, new Map())) : undefined);
   });
   server.notifier.publish(events);
   // Step 4b: the GMS learns it from the removal's commit, or from the outbox row written with it (see affiliate.ts).
@@ -46,7 +45,7 @@ function responseOf(req: DeaffiliationRequest, verdicts: DeaffiliationVerdict[],
   return { mcServiceId: req.mcServiceId, service: req.service, groupIds: req.groupIds, status: verdicts.map((v) => statusOf(v, partnerStatus)) };
 }
 
-async function askPartnersAndStore(server: McServiceServer, userId: McUri, service: AffiliationResponse['service'], verdicts: DeaffiliationVerdict[], alongside?: (answers: Map<McUri, GroupStatus>) => NewAuditEntry[]): Promise<Map<McUri, GroupStatus>> {
+async function askPartnersAndStore(server: McServiceServer, userId: McUri, service: AffiliationResponse['service'], verdicts: DeaffiliationVerdict[], alongside?: (answers: Map<McUri, GroupStatus>) => StoredAlongside): Promise<Map<McUri, GroupStatus>> {
   const asked = verdicts.flatMap((v) => (v.verdict === 'ask-partner' ? [{ groupId: v.groupId, domain: v.domain }] : []));
   if (asked.length === 0) return new Map();
   // Step 3: every partner at once.
@@ -56,7 +55,7 @@ async function askPartnersAndStore(server: McServiceServer, userId: McUri, servi
   gone.forEach((g) => answers.set(g, { groupId: g, status: 'deaffiliated' }));
   const { events } = await server.store.changeAffiliations(userId, service, (held) => {
     const removed = gone.filter((g) => held.has(g));
-    return { put: [], remove: removed, tellGms: [], events: statusEvents(userId, service, removed.map((groupId) => ({ groupId, status: 'deaffiliated' }))), audit: alongside?.(answers), result: undefined };
+    return withAlongside({ put: [], remove: removed, tellGms: [], events: statusEvents(userId, service, removed.map((groupId) => ({ groupId, status: 'deaffiliated' }))), result: undefined }, alongside?.(answers));
   });
   server.notifier.publish(events);
   return answers;

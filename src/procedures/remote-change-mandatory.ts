@@ -5,6 +5,7 @@ import type { ChangeRequest, ChangeTargetResult, GroupStatus } from '../domain/f
 import { decideChangeRight } from '../domain/decisions/remote-change-right.ts';
 import type { McServiceServer } from './context.ts';
 import { applyAffiliationChange } from './apply-affiliation-change.ts';
+import type { ChangeRecord, NewEvent } from '../ports/store.ts';
 
 export async function remoteChangeMandatory(server: McServiceServer, req: ChangeRequest, id: string): Promise<ChangeTargetResult[]> {
   // Step 1: client 1's affiliation change request, mandatory mode.
@@ -15,21 +16,27 @@ export async function remoteChangeMandatory(server: McServiceServer, req: Change
       const right = decideChangeRight(req.mcServiceId, actor, target, server.domain);
       if (!right.allowed) return refusedTarget(target, req);
       const refusedByRight = [...req.affiliate, ...req.deaffiliate].filter((g) => !right.groupAllowed(g));
+      // Step 7a: tell client 2, durably, so a client that is offline now gets it when it connects: the change record
+      // and its event go in the transaction that completes the change (applied and told at once, or neither).
+      const told = (status: GroupStatus[]): { changes: ChangeRecord[]; events: NewEvent[] } => ({
+        changes: [{ id, target, actor: req.mcServiceId, service: req.service, mode: 'mandatory', affiliate: req.affiliate, deaffiliate: req.deaffiliate, state: 'told', deadline: 0, result: status, createdAt: server.clock.now() }],
+        events: [{ userId: target, type: 'affiliation-change', data: { id, mode: 'mandatory', actor: req.mcServiceId, target, service: req.service, affiliate: req.affiliate, deaffiliate: req.deaffiliate, status } }],
+      });
+      let toldWithChange = false;
       // Steps 2 (subscription, N2), 3a/3b (policy), 4 (policy checks), 5 (store), 6 (GMS, by the commit or the outbox);
       // partner groups via their host (10.X.5.2.1 steps 3-9).
-      const applied = await applyAffiliationChange(server, {
-        target,
-        service: req.service,
-        affiliate: req.affiliate.filter((g) => right.groupAllowed(g)),
-        deaffiliate: req.deaffiliate.filter((g) => right.groupAllowed(g)),
-      });
-      const status = inRequestOrder(req, applied, refusedByRight);
-      // Step 7a: tell client 2, durably first, so a client that is offline now gets it when it connects.
-      const events = await server.store.createChanges(
-        [{ id, target, actor: req.mcServiceId, service: req.service, mode: 'mandatory', affiliate: req.affiliate, deaffiliate: req.deaffiliate, state: 'told', deadline: 0, result: status, createdAt: server.clock.now() }],
-        [{ userId: target, type: 'affiliation-change', data: { id, mode: 'mandatory', actor: req.mcServiceId, target, service: req.service, affiliate: req.affiliate, deaffiliate: req.deaffiliate, status } }],
+      const applied = await applyAffiliationChange(
+        server,
+        { target, service: req.service, affiliate: req.affiliate.filter((g) => right.groupAllowed(g)), deaffiliate: req.deaffiliate.filter((g) => right.groupAllowed(g)) },
+        undefined,
+        (decided) => ((toldWithChange = true), told(inRequestOrder(req, decided, refusedByRight))),
       );
-      server.notifier.publish(events);
+      const status = inRequestOrder(req, applied, refusedByRight);
+      if (!toldWithChange) {
+        // Nothing to apply (every group outside the right): the record and event are stored on their own.
+        const { changes, events } = told(status);
+        server.notifier.publish(await server.store.createChanges(changes, events));
+      }
       // Step 8: answer client 1 now; step 7b (client 2's acknowledgement) may come later.
       return { target, outcome: 'applied', status };
     }),

@@ -7,11 +7,10 @@ import type { GroupStatus } from '../domain/flows.ts';
 import { publicationDelta } from '../domain/decisions/publication-set.ts';
 import type { McServiceServer } from './context.ts';
 import { applyAffiliationChange } from './apply-affiliation-change.ts';
-import type { AffiliationProgress } from './affiliate.ts';
-import type { NewAuditEntry } from '../ports/store.ts';
+import type { AffiliationProgress, StoredAlongside } from './affiliate.ts';
 
 /** `alongside`: the audit entries of the set's outcome, stored with its last write (see applyAffiliationChange). */
-export async function replaceAffiliationSet(server: McServiceServer, userId: McUri, service: McService, wanted: readonly McUri[], groupAllowed: (g: McUri) => boolean, progress?: AffiliationProgress, alongside?: (status: GroupStatus[]) => NewAuditEntry[]): Promise<GroupStatus[]> {
+export async function replaceAffiliationSet(server: McServiceServer, userId: McUri, service: McService, wanted: readonly McUri[], groupAllowed: (g: McUri) => boolean, progress?: AffiliationProgress, alongside?: (status: GroupStatus[]) => StoredAlongside): Promise<GroupStatus[]> {
   const records = await server.store.affiliationsOfUser(userId, service);
   const delta = publicationDelta(wanted, new Map(records.map((r) => [r.groupId, r.state])));
   // Groups outside a limited remote-change right are refused one by one, the rest proceed.

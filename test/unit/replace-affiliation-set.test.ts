@@ -9,7 +9,7 @@ import type { McSystem } from '../../src/system.ts';
 import { withSystem } from '../support/in-process.ts';
 import { replaceAffiliationSet } from '../../src/procedures/replace-affiliation-set.ts';
 import type { GroupStatus } from '../../src/domain/flows.ts';
-import type { NewAuditEntry } from '../../src/ports/store.ts';
+import type { StoredAlongside } from '../../src/procedures/affiliate.ts';
 
 const g = (n: string): McUri => `sip:${n}@police.example` as McUri;
 const alice = 'sip:alice@police.example' as McUri;
@@ -64,7 +64,7 @@ void test('the audit entry of a set goes in the transaction of its last write, w
         writes.push((w.audit ?? []).length > 0);
         return w;
       });
-    const entry = (status: GroupStatus[]): NewAuditEntry[] => [{ at: 1, subject: alice, role: 'user', onBehalfOf: alice, action: 'sip-publish', service: 'mcptt', groups: [], httpStatus: 200, errorCode: null, result: { status } }];
+    const entry = (status: GroupStatus[]): StoredAlongside => ({ audit: [{ at: 1, subject: alice, role: 'user', onBehalfOf: alice, action: 'sip-publish', service: 'mcptt', groups: [], httpStatus: 200, errorCode: null, result: { status } }] });
     await replaceAffiliationSet(system.server, alice, 'mcptt', [g('a')], () => true, undefined, entry);
     writes.length = 0;
     // A swap: de-affiliation of a, then affiliation of b and c; the entry rides on the second write only.

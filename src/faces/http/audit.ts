@@ -6,7 +6,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AuditAction, NewAuditEntry } from '../../ports/store.ts';
 import { AuditRecorder } from '../../adapters/audit-recorder.ts';
-import type { AuditAlongside } from '../../procedures/affiliate.ts';
+import type { WriteAlongside } from '../../procedures/affiliate.ts';
 import { parseMcUri } from '../../domain/ids.ts';
 import type { Credential } from './credentials.ts';
 import type { HttpFaceDeps } from './app.ts';
@@ -130,12 +130,12 @@ export function auditEntries(req: FastifyRequest, reply: FastifyReply, payload: 
  * completes it (issue 6): the answer then waits for one commit and fsync instead of a second one for the entry. The
  * same entry auditEntries would build from the answer; the route marks the request `auditStored` once it succeeded.
  */
-export function auditAlongside(req: FastifyRequest, action: 'affiliation' | 'de-affiliation', at: () => number): AuditAlongside {
+export function auditAlongside(req: FastifyRequest, action: 'affiliation' | 'de-affiliation', at: () => number): WriteAlongside {
   const cred = req.credential!;
   const body = obj(req.body);
-  return (response) => [
-    { at: at(), subject: cred.subject, role: cred.role, httpStatus: 200, errorCode: null, action, onBehalfOf: response.mcServiceId, service: response.service, groups: strs(body['groupIds']), result: { status: response.status } },
-  ];
+  return (response) => ({
+    audit: [{ at: at(), subject: cred.subject, role: cred.role, httpStatus: 200, errorCode: null, action, onBehalfOf: response.mcServiceId, service: response.service, groups: strs(body['groupIds']), result: { status: response.status } }],
+  });
 }
 
 /** The answer as sent: JSON text for every audited route (undefined for an empty 204). */

@@ -4,7 +4,7 @@
 import type { McUri } from '../../domain/ids.ts';
 import type { McService } from '../../domain/services.ts';
 import type { GroupStatus } from '../../domain/flows.ts';
-import type { NewAuditEntry } from '../../ports/store.ts';
+import type { StoredAlongside } from '../../procedures/affiliate.ts';
 import { MusterError } from '../../domain/errors.ts';
 import { decideChangeRight } from '../../domain/decisions/remote-change-right.ts';
 import { replaceAffiliationSet } from '../../procedures/replace-affiliation-set.ts';
@@ -80,7 +80,7 @@ export async function publishUas(ctx: SipFaceContext, req: IncomingRequest, flow
       const publication = expires === 0 ? (current ? ctx.publications.remove(served, service, current.etag).then(() => undefined) : Promise.resolve(undefined)) : ctx.publications.put(served, service, expires, { pId: pidf!.pId, tupleId: pidf!.clientId });
       // The audit entry goes in the transaction of the set's last write (issue 6): change, publication and entry then
       // share one commit and fsync. A set that changes nothing writes nothing, and its entry is stored on its own.
-      const alongside = (status: GroupStatus[]): NewAuditEntry[] => entryOf(200, { expires, status });
+      const alongside = (status: GroupStatus[]): StoredAlongside => ({ audit: entryOf(200, { expires, status }) });
       const [applied, stored] = await Promise.allSettled([replaceAffiliationSet(ctx.server, served, service, wanted, right.groupAllowed, progress, alongside), publication]);
       if (applied.status === 'rejected') {
         if (stored.status === 'fulfilled') await undoPublication(ctx, served, service, current, stored.value?.etag ?? null);
@@ -104,7 +104,7 @@ export async function publishUas(ctx: SipFaceContext, req: IncomingRequest, flow
 async function publishOnBehalf(ctx: SipFaceContext, served: McUri, service: McService, wanted: readonly McUri[], pId: string | undefined, groupAllowed: (g: McUri) => boolean, ifMatch: string | undefined, entryOf: AuditEntryOf): Promise<AuditedAnswer> {
   if (ifMatch !== undefined) throw new SipRefusal(412, `no publication with entity-tag ${ifMatch}: one made for another user is not kept`);
   const progress = { reserved: (): void => ctx.notifyWatchers(served, service) };
-  const status = await replaceAffiliationSet(ctx.server, served, service, wanted, groupAllowed, progress, (s) => entryOf(200, { expires: 0, status: s }));
+  const status = await replaceAffiliationSet(ctx.server, served, service, wanted, groupAllowed, progress, (s) => ({ audit: entryOf(200, { expires: 0, status: s }) }));
   const headers: HeaderList = [['SIP-ETag', ctx.publications.unkeptEtag()], ['Expires', '0'], ...refusalWarnings(ctx.agent, service, status)];
   return { status: 200, headers, after: () => ctx.notifyWatchers(served, service, pId), result: { expires: 0, status } };
 }

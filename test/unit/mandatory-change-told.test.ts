@@ -1,0 +1,75 @@
+// TS 23.280 10.X.5.1.1 step 7a with a store that fails part-way: the change applied to client 2 and the record and
+// event that tell it are stored in one transaction, so a store failure leaves both or neither. Before, the record went
+// in a write of its own after the change: a failure there answered client 1 503 with user 2 changed and never told.
+// On a real system (SQLite) in the test's process, with a store that fails the write the test chooses.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { McUri } from '../../src/domain/ids.ts';
+import { MusterError } from '../../src/domain/errors.ts';
+import type { McServiceServer } from '../../src/procedures/context.ts';
+import type { Store } from '../../src/ports/store.ts';
+import { remoteChangeMandatory } from '../../src/procedures/remote-change-mandatory.ts';
+import { withSystem } from '../support/in-process.ts';
+
+const P = 'police.example';
+const alice = `sip:alice@${P}` as McUri;
+const dispatch = `sip:dispatch@${P}` as McUri;
+const patrol = `sip:patrol@${P}` as McUri;
+const north = `sip:north@${P}` as McUri;
+
+const system = {
+  name: 'police',
+  domain: P,
+  http: { port: 0 },
+  secret: 'police-secret',
+  users: [
+    { id: alice, services: ['mcptt'], n2: 2, groups: [patrol, north] },
+    { id: dispatch, services: ['mcptt'], n2: 2, groups: [patrol], remoteChange: { groups: [patrol] } },
+  ],
+  groups: [
+    { id: patrol, services: ['mcptt'], members: [alice, dispatch] },
+    { id: north, services: ['mcptt'], members: [alice] },
+  ],
+};
+
+/** The real store, whose writes (affiliation changes and change records alike) fail from the `failFrom`-th on. */
+function failingFrom(real: Store, failFrom: number): Store {
+  let writes = 0;
+  const fails = (): boolean => ++writes >= failFrom;
+  const store: Store = Object.create(real) as Store;
+  store.changeAffiliations = (...args) => (fails() ? Promise.reject(new MusterError('unavailable', 'store unavailable: SQLITE_FULL')) : real.changeAffiliations(...args));
+  store.createChanges = (...args) => (fails() ? Promise.reject(new MusterError('unavailable', 'store unavailable: SQLITE_FULL')) : real.createChanges(...args));
+  return store;
+}
+
+const toldEvents = async (s: McServiceServer): Promise<unknown[]> => (await s.store.eventsAfter(alice, 0, 100)).filter((e) => e.type === 'affiliation-change').map((e) => (e.data as { id: string }).id);
+
+for (const failFrom of [1, 2]) {
+  void test(`a store failing from write ${failFrom} on: user 2 is changed and told, or neither`, async () => {
+    await withSystem(system, async (police) => {
+      const s: McServiceServer = { ...police.server, store: failingFrom(police.server.store, failFrom) };
+      const outcome = await remoteChangeMandatory(s, { mcServiceId: dispatch, service: 'mcptt', mode: 'mandatory', targets: [alice], affiliate: [patrol], deaffiliate: [] }, 'm-1').then(
+        (r) => ({ ok: true as const, r }),
+        (e: unknown) => ({ ok: false as const, e }),
+      );
+      const affiliated = (await police.server.store.affiliationsOfUser(alice)).map((r) => r.groupId);
+      const record = await police.server.store.getChange('m-1', alice);
+      const told = await toldEvents(police.server);
+      if (outcome.ok) {
+        assert.deepEqual([affiliated, record?.state, told], [[patrol], 'told', ['m-1']], 'applied, recorded and told');
+      } else {
+        assert.ok(outcome.e instanceof MusterError && outcome.e.code === 'unavailable');
+        assert.deepEqual([affiliated, record, told], [[], undefined, []], 'nothing applied, nothing told');
+      }
+    });
+  });
+}
+
+void test('a change with nothing to apply (every group outside the right) is still recorded and told', async () => {
+  await withSystem(system, async (police) => {
+    const [result] = await remoteChangeMandatory(police.server, { mcServiceId: dispatch, service: 'mcptt', mode: 'mandatory', targets: [alice], affiliate: [north], deaffiliate: [] }, 'm-2');
+    assert.deepEqual(result?.status, [{ groupId: north, status: 'rejected', reason: 'not-authorised' }]);
+    assert.equal((await police.server.store.getChange('m-2', alice))?.state, 'told');
+    assert.deepEqual(await toldEvents(police.server), ['m-2']);
+  });
+});
