@@ -8,7 +8,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { call, cli } from '../support/harness.ts';
+import { E2E_BACKEND, call, cli } from '../support/harness.ts';
+import { withClient } from '../support/postgres.ts';
 import {
   A,
   F,
@@ -51,24 +52,39 @@ after(async () => {
 });
 
 const fireDb = (): string => join(sys.fire.dir, 'fire.db');
+/** Fire's PostgreSQL database when the suite runs on PostgreSQL (MUSTER_E2E_BACKEND), else undefined: its SQLite file. */
+const firePostgres = (): string | undefined => (E2E_BACKEND === 'postgres' ? sys.fire.config.systems.find((s) => s.name === 'fire')?.store : undefined);
 
 /** Fire's own store rows for a police user: group -> state. */
-function fireRows(who: string): Record<string, string> {
+async function fireRows(who: string): Promise<Record<string, string>> {
+  const pgUrl = firePostgres();
+  const rows = pgUrl
+    ? await withClient(pgUrl, async (c) => (await c.query<{ group_id: string; state: string }>('SELECT group_id, state FROM affiliations WHERE user_id = $1 AND service = $2', [who, 'mcptt'])).rows)
+    : sqliteRows(who);
+  return Object.fromEntries(rows.map((r) => [r.group_id, r.state]));
+}
+
+function sqliteRows(who: string): { group_id: string; state: string }[] {
   const db = new Database(fireDb(), { readonly: true, fileMustExist: true });
   try {
-    const rows = db.prepare('SELECT group_id, state FROM affiliations WHERE user_id = ? AND service = ?').all(who, 'mcptt') as { group_id: string; state: string }[];
-    return Object.fromEntries(rows.map((r) => [r.group_id, r.state]));
+    return db.prepare('SELECT group_id, state FROM affiliations WHERE user_id = ? AND service = ?').all(who, 'mcptt') as { group_id: string; state: string }[];
   } finally {
     db.close();
   }
 }
 
 /** Removes a record from fire's store and GMS behind its back (an older export restored, an operator's hand). */
-function deleteAtFire(who: string, groupId: string): void {
+async function deleteAtFire(who: string, groupId: string): Promise<void> {
+  // Fire's GMS lists its own server's members from this same table, so the row is gone from both.
+  const pgUrl = firePostgres();
+  if (pgUrl) {
+    const { rowCount } = await withClient(pgUrl, (c) => c.query('DELETE FROM affiliations WHERE user_id = $1 AND group_id = $2', [who, groupId]));
+    assert.equal(rowCount, 1, `fire held ${who} in ${groupId}`);
+    return;
+  }
   const db = new Database(fireDb(), { fileMustExist: true });
   try {
     db.pragma('busy_timeout = 5000');
-    // Fire's GMS lists its own server's members from this same table, so the row is gone from both.
     const a = db.prepare('DELETE FROM affiliations WHERE user_id = ? AND group_id = ?').run(who, groupId).changes;
     assert.equal(a, 1, `fire held ${who} in ${groupId}`);
   } finally {
@@ -130,11 +146,14 @@ async function pageToFire(origin: string, secret: string, body: unknown): Promis
 }
 
 void describe('(a) the partner holds an affiliation the primary does not', () => {
-  void test('police SIGKILLed after fire applied and before police stored: once police is back, fire and its GMS no longer list it', async () => {
+  // On PostgreSQL another instance may still be waiting for that answer, so the crash's reservation is swept only
+  // after the sweep age (a minute at least, checked each minute; README), not at start: too long for this suite.
+  const sweptAtStart = E2E_BACKEND === 'sqlite' ? false : 'on PostgreSQL the reservation is swept after a minute or two, not at start';
+  void test('police SIGKILLed after fire applied and before police stored: once police is back, fire and its GMS no longer list it', { skip: sweptAtStart }, async () => {
     toFire.mode = { kind: 'slow', ms: 60_000 };
     const pending = affiliate(sys, alice, [engine]).catch(() => undefined); // police dies before it answers
     try {
-      await until('fire applied the request', () => fireRows(alice)[engine] === 'affiliated', 10_000);
+      await until('fire applied the request', async () => (await fireRows(alice))[engine] === 'affiliated', 10_000);
       await sys.police.kill();
     } finally {
       toFire.mode = { kind: 'pass' };
@@ -144,7 +163,7 @@ void describe('(a) the partner holds an affiliation the primary does not', () =>
     await sys.police.spawn();
     // Police keeps no reservation from the crash, and the re-synchronisation removes fire's record.
     await assertAgreement(sys, alice, [], SETTLE_MS);
-    assert.deepEqual(fireRows(alice), {});
+    assert.deepEqual(await fireRows(alice), {});
     // On record at fire: police's server removed alice's engine there.
     assert.ok((await fireAudit('federation-resync')).some((e) => e.subject === P && e.role === 'server' && e.onBehalfOf === alice && e.groups.join() === engine && e.httpStatus === 200));
     // A real affiliation afterwards is kept at both ends (the re-sync removed only what police did not hold).
@@ -156,17 +175,17 @@ void describe('(a) the partner holds an affiliation the primary does not', () =>
     toFire.mode = { kind: 'slow', ms: 60_000 };
     try {
       const pending = affiliate(sys, bob, [rescue]);
-      await until('fire applied the request', () => fireRows(bob)[rescue] === 'affiliated', 10_000);
+      await until('fire applied the request', async () => (await fireRows(bob))[rescue] === 'affiliated', 10_000);
       await sys.fire.kill();
       assert.deepEqual(statusMap(await pending), { [rescue]: 'rejected:partner-unreachable' });
       await until('the undo gave up', () => sys.police.output.includes('could not undo an unanswered partner request'), 30_000);
     } finally {
       toFire.mode = { kind: 'pass' };
     }
-    assert.equal(fireRows(bob)[rescue], 'affiliated', 'the undo did not reach fire');
+    assert.equal((await fireRows(bob))[rescue], 'affiliated', 'the undo did not reach fire');
     await sys.fire.spawn();
     await assertAgreement(sys, bob, [], SETTLE_MS);
-    assert.deepEqual(fireRows(bob), {});
+    assert.deepEqual(await fireRows(bob), {});
   });
 });
 
@@ -175,12 +194,12 @@ void describe('(b) the partner loses a record the primary holds', () => {
     assert.deepEqual(statusMap(await affiliate(sys, carol, [engine, rescue, medic])), { [engine]: 'affiliated', [rescue]: 'affiliated', [medic]: 'affiliated' });
     await assertAgreement(sys, carol, [engine, medic, rescue]);
     await sys.fire.kill();
-    deleteAtFire(carol, engine);
+    await deleteAtFire(carol, engine);
     await sys.fire.spawn();
     assert.deepEqual(await partnerGmsGroups(sys, carol), [medic, rescue], 'fire restarted without the record');
     // Fire's start-up re-synchronisation tells police it started; police re-synchronises and asks for engine again.
     await assertAgreement(sys, carol, [engine, medic, rescue], SETTLE_MS);
-    assert.deepEqual(fireRows(carol), { [engine]: 'affiliated', [rescue]: 'affiliated' });
+    assert.deepEqual(await fireRows(carol), { [engine]: 'affiliated', [rescue]: 'affiliated' });
   });
 
   void test('muster resync: a record deleted at the running partner is asked again; one it refuses now is dropped and the user told', async () => {
@@ -194,8 +213,8 @@ void describe('(b) the partner loses a record the primary holds', () => {
     void revision;
     const put = await call('PUT', `${sys.urls.fire}/gms/v1/groups/${encodeURIComponent(rescue)}`, fireOp, { ...group, members: group.members.filter((m) => m !== dave) });
     assert.equal(put.status, 200, JSON.stringify(put.body));
-    deleteAtFire(dave, engine);
-    deleteAtFire(dave, rescue);
+    await deleteAtFire(dave, engine);
+    await deleteAtFire(dave, rescue);
 
     const r = await cli(['resync', '--config', join(sys.police.dir, 'config.json'), '--system', 'police', '--partner', F]);
     assert.equal(r.code, 0, r.stderr + r.stdout);
@@ -252,7 +271,7 @@ void describe('(c) a re-sync from one system cannot touch users of another', () 
     assert.deepEqual(empty.body.removed, []);
     await sleep(300);
     assert.deepEqual(await assertAgreement(sys, carol), before);
-    assert.equal(fireRows(carol)[engine], 'affiliated');
+    assert.equal((await fireRows(carol))[engine], 'affiliated');
   });
 
   void test('a page signed with the wrong secret is 401; one naming another system\'s group is 400; nothing changes', async () => {
