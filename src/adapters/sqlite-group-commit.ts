@@ -22,16 +22,7 @@ interface PendingWrite {
  * waiting for the one under way, so an answer waits for one sync, not for up to two (the p99 at half load, issue 6);
  * the cap keeps libuv's pool (4 threads, shared with crypto and DNS) from filling with syncs.
  */
-export const MAX_SYNCS_IN_FLIGHT = 2;
-
-/**
- * While MAX_SYNCS_IN_FLIGHT syncs are under way, writes wait uncommitted (their answers would wait for a sync to
- * start anyway) and go in one transaction when one finishes: a transaction's fixed cost (BEGIN, COMMIT's WAL frames
- * of the shared pages, the sync call) was 265 µs of main thread for one write against 67 µs each for 16
- * (bench/store-write-cost.ts --in-flight 1 / 16), which at half load kept the event loop three-quarters busy
- * (issue 6). Up to this many are committed at once however the syncs go, so one transaction stays short.
- */
-export const MAX_WAITING_WRITES = 512;
+const MAX_SYNCS_IN_FLIGHT = 2;
 
 interface SyncBatch {
   answers: (() => void)[];
@@ -61,7 +52,7 @@ export class SqliteGroupCommit {
   write<T>(work: () => T): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       this.pending.push({ work, resolve: resolve as (v: unknown) => void, reject });
-      if ((this.pending.length === 1 || this.pending.length === MAX_WAITING_WRITES) && this.holds === 0) setImmediate(() => this.commit());
+      if (this.pending.length === 1 && this.holds === 0) setImmediate(() => this.commit());
     });
   }
 
@@ -87,7 +78,7 @@ export class SqliteGroupCommit {
 
   /** Commits and syncs what waits now, synchronously (on close, so nothing accepted is left behind). */
   flush(): void {
-    while (this.pending.length > 0 && this.db.open) this.commit(true);
+    if (this.pending.length > 0 && this.db.open) this.commit(true);
     const batches = [...this.inFlight.splice(0), this.awaiting]; // their callbacks, when they come, find them answered
     this.awaiting = { answers: [], failures: [] };
     if (batches.some((b) => b.answers.length > 0)) {
@@ -102,11 +93,8 @@ export class SqliteGroupCommit {
   /** `whatever`: on close, held or not. */
   private commit(whatever = false): void {
     if (this.holds > 0 && !whatever) return; // hold()'s release commits what waits
-    // The syncs are all under way: a finishing one commits what waits by then, together.
-    if (!whatever && this.inFlight.length >= MAX_SYNCS_IN_FLIGHT && this.pending.length < MAX_WAITING_WRITES) return;
-    const batch = this.pending.splice(0, MAX_WAITING_WRITES);
+    const batch = this.pending.splice(0);
     if (batch.length === 0) return;
-    if (this.pending.length > 0) setImmediate(() => this.commit());
     let values: unknown[];
     try {
       values = this.runBatch(batch);
@@ -175,7 +163,6 @@ export class SqliteGroupCommit {
         this.inFlight.splice(0, at + 1).forEach((done) => done.answers.forEach((answer) => answer()));
       }
       if (this.awaiting.answers.length > 0 && this.inFlight.length < MAX_SYNCS_IN_FLIGHT) this.sync();
-      this.commit(); // what waited for this sync to finish
     });
   }
 

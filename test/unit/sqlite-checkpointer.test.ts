@@ -2,13 +2,12 @@
 // and the group commit answers only after its fdatasync (src/adapters/sqlite-group-commit.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { pbkdf2 } from 'node:crypto';
 import { mkdtempSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type Database from 'better-sqlite3';
 import { openSqlite, SqliteStore } from '../../src/adapters/sqlite-store.ts';
-import { groupCommitOf, MAX_SYNCS_IN_FLIGHT, MAX_WAITING_WRITES } from '../../src/adapters/sqlite-group-commit.ts';
+import { groupCommitOf } from '../../src/adapters/sqlite-group-commit.ts';
 import { checkpointInWorker, stopCheckpointing } from '../../src/adapters/sqlite-checkpointer.ts';
 import { MusterError } from '../../src/domain/errors.ts';
 import { walRestartHoldSeconds } from '../../src/adapters/metrics.ts';
@@ -143,69 +142,4 @@ void test('writes held when the store closes are committed and synced by the clo
     await store.close();
     await Promise.all(writes);
     assert.equal(rowsAfterReopening(file), 2);
-  }));
-
-/** Keeps every thread of libuv's pool busy for a while, so the group commit's fdatasyncs queue behind it: syncs under way. */
-function occupyThreadPool(): Promise<void> {
-  const threads = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
-  return Promise.all(Array.from({ length: threads }, () => new Promise<void>((resolve, reject) => pbkdf2('p', 's', 400_000, 64, 'sha512', (e) => (e ? reject(e) : resolve()))))).then(() => undefined);
-}
-const turns = async (n: number): Promise<void> => {
-  for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
-};
-
-void test('writes that arrive while every sync is under way wait, then commit together in one transaction', () =>
-  withTable(async ({ db, insert }) => {
-    const poolFree = occupyThreadPool();
-    const gc = groupCommitOf(db);
-    const first: Promise<unknown>[] = [];
-    // One write per turn until every sync slot holds one (each commits at once and its sync waits in the pool).
-    for (let i = 0; i < MAX_SYNCS_IN_FLIGHT; i++) {
-      first.push(gc.write(() => insert.run(`early ${i}`)));
-      await turns(2);
-    }
-    assert.equal(rowsIn(db), MAX_SYNCS_IN_FLIGHT, 'the first writes committed while a sync slot was free');
-    // Later writes, one per turn: each would have been its own transaction.
-    const ran: boolean[] = [];
-    let sameTask: { current: boolean } | undefined;
-    const later: Promise<unknown>[] = [];
-    for (let i = 0; i < 3; i++) {
-      later.push(gc.write(() => {
-        if (!sameTask) {
-          const marker = { current: true };
-          queueMicrotask(() => (marker.current = false)); // runs once the synchronous batch is over
-          sameTask = marker;
-        }
-        ran.push(sameTask.current);
-        return insert.run(`later ${i}`);
-      }));
-      await turns(2);
-    }
-    assert.equal(ran.length, 0, 'no later write committed while every sync was under way');
-    await poolFree;
-    await Promise.all([...first, ...later]);
-    assert.deepEqual(ran, [true, true, true], 'the three later writes ran in one synchronous batch: one transaction');
-    assert.equal(rowsIn(db), MAX_SYNCS_IN_FLIGHT + 3);
-    gc.flush();
-    db.close();
-  }));
-
-void test('however the syncs go, at most MAX_WAITING_WRITES writes wait uncommitted', () =>
-  withTable(async ({ db, insert }) => {
-    const poolFree = occupyThreadPool();
-    const gc = groupCommitOf(db);
-    const writes: Promise<unknown>[] = [];
-    for (let i = 0; i < MAX_SYNCS_IN_FLIGHT; i++) {
-      writes.push(gc.write(() => insert.run(`early ${i}`)));
-      await turns(2);
-    }
-    const many = MAX_WAITING_WRITES + 88;
-    for (let i = 0; i < many; i++) writes.push(gc.write(() => insert.run(`burst ${i}`)));
-    await turns(4);
-    assert.equal(rowsIn(db), MAX_SYNCS_IN_FLIGHT + MAX_WAITING_WRITES, 'a full batch committed without waiting for a sync; the rest waits');
-    await poolFree;
-    await Promise.all(writes);
-    assert.equal(rowsIn(db), MAX_SYNCS_IN_FLIGHT + many);
-    gc.flush();
-    db.close();
   }));
