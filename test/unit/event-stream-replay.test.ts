@@ -104,3 +104,30 @@ void test('an event that reaches the stream after a later one (another instance\
     await app.close();
   }
 });
+
+void test('a live event that comes just as a store read ends is still sent (no wake-up lost in between)', async () => {
+  // The second event is published a few microtask steps after the first, as group-commit continuations run in one
+  // drain; at every such gap both must go out.
+  for (let gap = 0; gap <= 8; gap++) {
+    const notifier = new LocalNotifier();
+    const held = [event(101)];
+    const app = Fastify({ logger: false });
+    app.get('/events', (req, reply) => streamEvents(req, reply, alice, storeOf(held), notifier));
+    const url = await app.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      const reading = readStream(`${url}/events`);
+      await new Promise((r) => setTimeout(r, 50));
+      held.push(event(102));
+      notifier.publish([event(102)]);
+      for (let i = 0; i < gap; i++) await Promise.resolve();
+      held.push(event(103));
+      notifier.publish([event(103)]);
+      await new Promise((r) => setTimeout(r, 50));
+      await app.close();
+      const { text } = await reading;
+      assert.deepEqual([...text.matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1])), [101, 102, 103], `gap of ${gap} microtask steps`);
+    } finally {
+      await app.close();
+    }
+  }
+});

@@ -29,21 +29,27 @@ export async function streamEvents(req: FastifyRequest, reply: FastifyReply, use
   // instance's event reaches here over the fabric after a later one committed here, and sending the later one first
   // would move the client's Last-Event-ID past it for good. A user's event ids follow its commits (each is written
   // under the user's lock), so the store has every event up to the one that woke us.
-  let reading: Promise<void> | undefined;
+  let reading = false;
   let wokenAgain = false;
   const catchUp = (): void => {
     if (reading) {
       wokenAgain = true;
       return;
     }
-    reading = (async () => {
-      do {
-        wokenAgain = false;
-        await readAfterSent(false);
-      } while (wokenAgain && !raw.destroyed);
-    })()
-      .catch((err: unknown) => end(err))
-      .finally(() => (reading = undefined));
+    reading = true;
+    void (async () => {
+      try {
+        do {
+          wokenAgain = false;
+          await readAfterSent(false);
+        } while (wokenAgain && !raw.destroyed);
+      } catch (err) {
+        end(err);
+      } finally {
+        // In the same turn as the loop's last look at wokenAgain: a wake-up after it starts a read of its own.
+        reading = false;
+      }
+    })();
   };
   const readAfterSent = async (onlyPending: boolean): Promise<void> => {
     for (;;) {
