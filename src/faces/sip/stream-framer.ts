@@ -12,6 +12,8 @@ export class StreamFramer {
   private end = 0;
   /** How far the current message's head has been searched for its end without finding it. */
   private scanned = 0;
+  /** The current message's whole length, once its head is read: a trickled body is not parsed again per byte. */
+  private total: number | undefined;
   private failed = false;
 
   /** Feeds bytes; returns the messages now complete, or an error after which the stream cannot be resynchronised. */
@@ -27,22 +29,16 @@ export class StreamFramer {
       }
       const buf = this.data.subarray(this.start, this.end);
       if (buf.length === 0) break;
-      // Only the bytes that came since the last search, and the three before them (a terminator split across chunks).
-      const end = findHeaderEnd(buf, Math.max(0, this.scanned - 3));
-      if (!end) {
-        if (buf.length > SIP_LIMITS.messageBytes) return this.fail(out, `no end of headers within ${SIP_LIMITS.messageBytes} bytes`);
-        this.scanned = buf.length;
-        break;
+      if (this.total === undefined) {
+        const length = this.lengthOf(buf);
+        if (typeof length === 'string') return this.fail(out, length);
+        if (length === undefined) break;
+        this.total = length;
       }
-      const head = buf.toString('latin1', 0, end.headEnd);
-      const m = /(?:^|\r?\n)(?:content-length|l)[ \t]*:[ \t]*([0-9]+)[ \t]*(?:\r?\n|$)/i.exec(head);
-      if (!m) return this.fail(out, 'Content-Length is required on a stream transport');
-      const total = end.bodyStart + Number(m[1]);
-      if (total > SIP_LIMITS.messageBytes) return this.fail(out, `message larger than ${SIP_LIMITS.messageBytes} bytes`);
-      this.scanned = end.headEnd;
-      if (buf.length < total) break;
-      out.push({ kind: 'message', bytes: Buffer.from(buf.subarray(0, total)) });
-      this.start += total;
+      if (buf.length < this.total) break;
+      out.push({ kind: 'message', bytes: Buffer.from(buf.subarray(0, this.total)) });
+      this.start += this.total;
+      this.total = undefined;
       this.scanned = 0;
     }
     if (this.start === this.end) {
@@ -50,6 +46,23 @@ export class StreamFramer {
       if (this.data.length > 2 * SIP_LIMITS.messageBytes) this.data = Buffer.alloc(0); // a burst's room is not kept
     }
     return out;
+  }
+
+  /** The whole length of the message `buf` starts with; undefined while its head is incomplete; a string: why it is refused. */
+  private lengthOf(buf: Buffer): number | undefined | string {
+    // Only the bytes that came since the last search, and the three before them (a terminator split across chunks).
+    const end = findHeaderEnd(buf, Math.max(0, this.scanned - 3));
+    if (!end) {
+      if (buf.length > SIP_LIMITS.messageBytes) return `no end of headers within ${SIP_LIMITS.messageBytes} bytes`;
+      this.scanned = buf.length;
+      return undefined;
+    }
+    const head = buf.toString('latin1', 0, end.headEnd);
+    const m = /(?:^|\r?\n)(?:content-length|l)[ \t]*:[ \t]*([0-9]+)[ \t]*(?:\r?\n|$)/i.exec(head);
+    if (!m) return 'Content-Length is required on a stream transport';
+    const total = end.bodyStart + Number(m[1]);
+    if (total > SIP_LIMITS.messageBytes) return `message larger than ${SIP_LIMITS.messageBytes} bytes`;
+    return total;
   }
 
   private append(chunk: Buffer): void {
@@ -69,6 +82,7 @@ export class StreamFramer {
     this.failed = true;
     this.data = Buffer.alloc(0);
     this.start = this.end = 0;
+    this.total = undefined;
     out.push({ kind: 'error', why });
     return out;
   }
