@@ -138,9 +138,10 @@ export class HttpPartnerServers implements PartnerServers {
     } catch (e) {
       return { kind: 'failed', why: failureOf(e) };
     }
+    // A 429 whatever its body (a proxy's may not be JSON).
+    if (res.status === 429) return { kind: 'rate-limited', retryAfterMs: Math.min(1000 * (Number(res.retryAfter) || 1), 5000) };
     if (!('body' in res)) return { kind: 'failed', why: res.bodyError };
     const answer = res.body;
-    if (res.status === 429) return { kind: 'rate-limited', retryAfterMs: Math.min(1000 * (Number(res.retryAfter) || 1), 5000) };
     if (res.status !== 200) return { kind: 'failed', why: `status ${res.status}: ${JSON.stringify(answer).slice(0, 200)}` };
     const read = readResyncAnswer(answer, page);
     return read ? { kind: 'answered', answer: read } : { kind: 'failed', why: `malformed answer: ${JSON.stringify(answer).slice(0, 200)}` };

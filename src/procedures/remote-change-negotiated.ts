@@ -80,8 +80,9 @@ export async function answerChange(server: McServiceServer, caller: McUri, id: s
     return { id, state: 'acknowledged', status: resultStatus(change) };
   }
   // Note 1: past its deadline the change is aborted, also when the timer (maybe another instance's) has not fired yet.
-  if (change.state === 'asked' && server.clock.now() > change.deadline) await timeOutChange(server, id, caller);
-  const won = server.clock.now() <= change.deadline && (await server.store.transitionChange(id, caller, ['asked'], accept ? 'accepted' : 'rejected'));
+  const late = server.clock.now() > change.deadline;
+  if (late && change.state === 'asked') await timeOutChange(server, id, caller);
+  const won = !late && (await server.store.transitionChange(id, caller, ['asked'], accept ? 'accepted' : 'rejected'));
   if (!won) {
     const now = await server.store.getChange(id, caller);
     throw new MusterError('conflict', `affiliation change request ${id} is already ${now?.state ?? 'gone'}`);

@@ -15,7 +15,7 @@ const key = (u: string, g: string) => ({ userId: `sip:${u}@police.example` as Mc
 const wire = (k: ResyncKey) => ({ mcServiceId: k.userId, service: k.service, groupId: k.groupId });
 
 /** What the stand-in answers next: one queued answer per request. */
-let answers: { status: number; body: unknown; headers?: Record<string, string> }[] = [];
+let answers: { status: number; body: unknown; headers?: Record<string, string>; raw?: string }[] = [];
 const seen: { at: number; body: unknown }[] = [];
 let server: Server;
 let partners: HttpPartnerServers;
@@ -27,7 +27,7 @@ before(async () => {
     req.on('end', () => {
       seen.push({ at: Date.now(), body: JSON.parse(text) as unknown });
       const a = answers.shift() ?? { status: 500, body: { error: { code: 'internal', message: 'no answer queued' } } };
-      res.writeHead(a.status, { 'content-type': 'application/json', ...a.headers }).end(JSON.stringify(a.body));
+      res.writeHead(a.status, { 'content-type': a.raw === undefined ? 'application/json' : 'text/html', ...a.headers }).end(a.raw ?? JSON.stringify(a.body));
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -45,7 +45,10 @@ void test('a 429 is answered rate-limited with its Retry-After (at most 5 s); th
   answers = [{ status: 429, body: { error: { code: 'rate-limited', message: 'slow down' } }, headers: { 'retry-after': '2' } }, { status: 429, body: { error: { code: 'rate-limited', message: 'slow down' } }, headers: { 'retry-after': '60' } }, { status: 200, body: fine }];
   assert.deepEqual(await partners.resync(page), { kind: 'rate-limited', retryAfterMs: 2000 });
   assert.deepEqual(await partners.resync(page), { kind: 'rate-limited', retryAfterMs: 5000 });
-  assert.equal(seen.length, 2, 'the adapter sent each page once');
+  // A proxy's 429 with an HTML page is a 429 all the same.
+  answers.unshift({ status: 429, body: undefined, raw: '<html>Too Many Requests</html>', headers: { 'retry-after': '3' } });
+  assert.deepEqual(await partners.resync(page), { kind: 'rate-limited', retryAfterMs: 3000 });
+  assert.equal(seen.length, 3, 'the adapter sent each page once');
   assert.deepEqual(seen[0]!.body, { host: 'fire.example', through: wire(key('bob', 'rescue')), affiliations: page.affiliations.map(wire) });
   const r = await partners.resync(page);
   assert.equal(r.kind, 'answered', JSON.stringify(r));
