@@ -77,8 +77,7 @@ export function limitRatePerCredential(app: FastifyInstance, buckets: TokenBucke
     if (subject === undefined) return;
     const wait = buckets.take(subject);
     if (wait === 0) return;
-    const whose = subject.startsWith('address:') ? 'from this address without a credential this node can verify' : 'for this credential';
-    const { status, body } = toErrorReply(new MusterError('rate-limited', `more than ${limit.perSecond} requests a second (burst ${limit.burst}) ${whose}; retry after ${wait} s`));
+    const { status, body } = toErrorReply(new MusterError('rate-limited', `more than ${limit.perSecond} requests a second (burst ${limit.burst}) for this credential; retry after ${wait} s`));
     return reply.code(status).header('retry-after', String(wait)).send(body);
   });
 }
@@ -90,18 +89,14 @@ export function limitRatePerCredential(app: FastifyInstance, buckets: TokenBucke
 export function callerSubject(verifier: CredentialVerifier, partnerGate: PartnerGate): (req: FastifyRequest) => Promise<string | undefined> {
   return async (req) => {
     const authorization = req.headers.authorization;
-    const federation = req.url.startsWith('/federation/');
-    // A server-to-server request this node cannot verify is refused here (401) or relayed to its group host, which
-    // checks it end to end: either way it takes from a bucket per address, so no one can flood a partner through here.
-    const unverified = federation ? `address:${req.ip}` : undefined;
-    if (!authorization) return unverified;
+    if (!authorization) return undefined;
     try {
       // The federation face takes partner servers' credentials, signed with the secret shared with that partner.
-      if (federation) return `server:${await partnerGate.verify(authorization)}`;
+      if (req.url.startsWith('/federation/')) return `server:${await partnerGate.verify(authorization)}`;
       const cred = await verifier.verify(authorization);
       return `${cred.role}:${cred.subject}`;
     } catch {
-      return unverified; // not authenticated: the route answers 401 (or, relaying, leaves it to the group host)
+      return undefined; // not authenticated: the route answers 401 (or, relaying, leaves it to the group host)
     }
   };
 }
