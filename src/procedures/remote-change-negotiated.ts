@@ -81,7 +81,7 @@ export async function answerChange(server: McServiceServer, caller: McUri, id: s
   }
   // Note 1: past its deadline the change is aborted, also when the timer (maybe another instance's) has not fired yet.
   const late = server.clock.now() > change.deadline;
-  if (late && change.state === 'asked') await timeOutChange(server, id, caller);
+  if (late && change.state === 'asked') await timeOut(server, change);
   const won = !late && (await server.store.transitionChange(id, caller, ['asked'], accept ? 'accepted' : 'rejected'));
   if (!won) {
     const now = await server.store.getChange(id, caller);
@@ -122,12 +122,7 @@ function timeOutLater(server: McServiceServer, id: string, target: McUri): () =>
 async function timeOutChange(server: McServiceServer, id: string, target: McUri): Promise<void> {
   const change = await server.store.getChange(id, target);
   if (!change) return;
-  const status = refusedAll(change, 'timeout');
-  if (await server.store.transitionChange(id, target, ['asked'], 'timed-out', status)) {
-    server.log.info({ id, target }, 'negotiated affiliation change timed out');
-    server.changeOutcomes.settle({ ...change, state: 'timed-out', result: status });
-    return;
-  }
+  if (await timeOut(server, change)) return;
   // The answer won the race, possibly at another instance: settle from the store in case its news was lost.
   for (let i = 0; i < 50; i++) {
     const now = await server.store.getChange(id, target);
@@ -135,6 +130,15 @@ async function timeOutChange(server: McServiceServer, id: string, target: McUri)
     if (now.result !== null) return server.changeOutcomes.settle(now);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/** Note 1: an asked change past its deadline ends as timed out; false when an answer (or another instance) ended it first. */
+async function timeOut(server: McServiceServer, change: ChangeRecord): Promise<boolean> {
+  const status = refusedAll(change, 'timeout');
+  if (!(await server.store.transitionChange(change.id, change.target, ['asked'], 'timed-out', status))) return false;
+  server.log.info({ id: change.id, target: change.target }, 'negotiated affiliation change timed out');
+  server.changeOutcomes.settle({ ...change, state: 'timed-out', result: status });
+  return true;
 }
 
 /** After a restart: time out what expired meanwhile, re-arm the rest, finish accepted changes a crash interrupted. */
