@@ -2,8 +2,9 @@
 // a smaller set, retransmission absorption, malformed input, HTTP <-> SIP visibility, UDP and TCP.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Muster, call, freePort, secret } from '../support/harness.ts';
+import { Muster, call, freePort } from '../support/harness.ts';
 import { sipp } from '../support/sipp.ts';
+import { startPoliceWithSip } from '../support/sip-system.ts';
 
 const D = 'police.example';
 const PSI = `sip:mc-server@${D}`;
@@ -15,20 +16,10 @@ let m: Muster;
 let sipPort: number;
 
 before(async () => {
-  sipPort = await freePort();
-  m = await Muster.start({
-    systems: [
-      {
-        name: 'police',
-        domain: D,
-        http: { port: await freePort() },
-        secret: secret(),
-        sip: { port: sipPort, trustedPeers: ['127.0.0.1'] },
-        users: users.map((id) => ({ id, services: ['mcptt'], n2: 3, groups: Object.values(G) })),
-        groups: Object.values(G).map((id) => ({ id, services: ['mcptt'], members: users })),
-      },
-    ],
-  });
+  ({ m, sipPort } = await startPoliceWithSip({
+    users: users.map((id) => ({ id, services: ['mcptt'], n2: 3, groups: Object.values(G) })),
+    groups: Object.values(G).map((id) => ({ id, services: ['mcptt'], members: users })),
+  }));
 });
 
 after(async () => {

@@ -5,8 +5,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { Muster, cli, freePort, secret } from '../support/harness.ts';
+import { Muster, cli } from '../support/harness.ts';
 import { sipp } from '../support/sipp.ts';
+import { startPoliceWithSip } from '../support/sip-system.ts';
 
 const D = 'police.example';
 const PSI = `sip:mc-server@${D}`;
@@ -18,22 +19,13 @@ let m: Muster;
 let sipPort: number;
 
 before(async () => {
-  sipPort = await freePort();
-  m = await Muster.start({
-    systems: [
-      {
-        name: 'police',
-        domain: D,
-        http: { port: await freePort() },
-        secret: secret(),
-        // sipp's packets come from 127.0.0.1, which is not trusted here. sipp 3.6 answers only the topmost Digest
-        // challenge and speaks MD5 only (RFC 8760 says a client takes the topmost it supports), so MD5 is offered first.
-        sip: { port: sipPort, trustedPeers: ['192.0.2.1'], digestAlgorithms: ['MD5', 'SHA-256'] },
-        users: [alice, bob].map((id) => ({ id, services: ['mcptt'], n2: 2, groups: [patrol] })),
-        groups: [{ id: patrol, services: ['mcptt'], members: [alice, bob] }],
-      },
-    ],
-  });
+  ({ m, sipPort } = await startPoliceWithSip({
+    // sipp's packets come from 127.0.0.1, which is not trusted here. sipp 3.6 answers only the topmost Digest
+    // challenge and speaks MD5 only (RFC 8760 says a client takes the topmost it supports), so MD5 is offered first.
+    sip: { trustedPeers: ['192.0.2.1'], digestAlgorithms: ['MD5', 'SHA-256'] },
+    users: [alice, bob].map((id) => ({ id, services: ['mcptt'], n2: 2, groups: [patrol] })),
+    groups: [{ id: patrol, services: ['mcptt'], members: [alice, bob] }],
+  }));
 });
 
 after(async () => {

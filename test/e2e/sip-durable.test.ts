@@ -7,8 +7,9 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { existsSync, readFileSync } from 'node:fs';
-import { Muster, call, cli, freePort, secret } from '../support/harness.ts';
+import { Muster, call, cli } from '../support/harness.ts';
 import { sipp } from '../support/sipp.ts';
+import { startPoliceWithSip } from '../support/sip-system.ts';
 import { UdpClient } from '../support/sip-udp.ts';
 import type { IncomingRequest } from '../../src/faces/sip/message.ts';
 import type { SipPublicationEntry, SipSubscriptionEntry } from '../../src/client/muster-client.ts';
@@ -23,20 +24,11 @@ let m: Muster;
 let sipPort: number;
 
 before(async () => {
-  sipPort = await freePort();
-  m = await Muster.start({
-    systems: [
-      {
-        name: 'police',
-        domain: D,
-        http: { port: await freePort() },
-        secret: secret(),
-        sip: { port: sipPort, transports: ['udp', 'tcp'], trustedPeers: ['127.0.0.1'] },
-        users: users.map((id) => ({ id, services: ['mcptt'], n2: 3, groups: Object.values(G) })),
-        groups: Object.values(G).map((id) => ({ id, services: ['mcptt'], members: users })),
-      },
-    ],
-  });
+  ({ m, sipPort } = await startPoliceWithSip({
+    sip: { transports: ['udp', 'tcp'], trustedPeers: ['127.0.0.1'] },
+    users: users.map((id) => ({ id, services: ['mcptt'], n2: 3, groups: Object.values(G) })),
+    groups: Object.values(G).map((id) => ({ id, services: ['mcptt'], members: users })),
+  }));
 });
 
 after(async () => {

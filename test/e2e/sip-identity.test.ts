@@ -2,8 +2,9 @@
 // (401 without), and a PUBLISH for another user without the remote-change right is refused (403), storing nothing.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Muster, call, freePort, secret } from '../support/harness.ts';
+import { Muster, call } from '../support/harness.ts';
 import { sipp } from '../support/sipp.ts';
+import { startPoliceWithSip } from '../support/sip-system.ts';
 
 const D = 'police.example';
 const alice = `sip:alice@${D}`;
@@ -14,21 +15,12 @@ let m: Muster;
 let sipPort: number;
 
 before(async () => {
-  sipPort = await freePort();
-  m = await Muster.start({
-    systems: [
-      {
-        name: 'police',
-        domain: D,
-        http: { port: await freePort() },
-        secret: secret(),
-        // 127.0.0.1 is deliberately not trusted here: sipp's packets come from an untrusted address.
-        sip: { port: sipPort, trustedPeers: ['192.0.2.1'] },
-        users: [alice, bob].map((id) => ({ id, services: ['mcptt'], n2: 2, groups: [patrol] })),
-        groups: [{ id: patrol, services: ['mcptt'], members: [alice, bob] }],
-      },
-    ],
-  });
+  ({ m, sipPort } = await startPoliceWithSip({
+    // 127.0.0.1 is deliberately not trusted here: sipp's packets come from an untrusted address.
+    sip: { trustedPeers: ['192.0.2.1'] },
+    users: [alice, bob].map((id) => ({ id, services: ['mcptt'], n2: 2, groups: [patrol] })),
+    groups: [{ id: patrol, services: ['mcptt'], members: [alice, bob] }],
+  }));
 });
 
 after(async () => {

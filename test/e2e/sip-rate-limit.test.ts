@@ -2,8 +2,9 @@
 // nothing of the refused request is applied; the budget is the user's over both faces; another sender keeps its own.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Muster, call, freePort, secret } from '../support/harness.ts';
+import { Muster, call } from '../support/harness.ts';
 import { sipp } from '../support/sipp.ts';
+import { startPoliceWithSip } from '../support/sip-system.ts';
 
 const D = 'police.example';
 const PSI = `sip:mc-server@${D}`;
@@ -14,22 +15,13 @@ let m: Muster;
 let sipPort: number;
 
 before(async () => {
-  sipPort = await freePort();
-  m = await Muster.start({
+  ({ m, sipPort } = await startPoliceWithSip({
+    users: [alice, bob].map((id) => ({ id, services: ['mcptt'], n2: 2, groups: [patrol] })),
+    groups: [{ id: patrol, services: ['mcptt'], members: [alice, bob] }],
+  }, {
     // Two requests at once, then one every 10 s: the third PUBLISH in a row is over the rate.
     rateLimit: { perSecond: 0.1, burst: 2 },
-    systems: [
-      {
-        name: 'police',
-        domain: D,
-        http: { port: await freePort() },
-        secret: secret(),
-        sip: { port: sipPort, trustedPeers: ['127.0.0.1'] },
-        users: [alice, bob].map((id) => ({ id, services: ['mcptt'], n2: 2, groups: [patrol] })),
-        groups: [{ id: patrol, services: ['mcptt'], members: [alice, bob] }],
-      },
-    ],
-  });
+  }));
 });
 
 after(async () => {

@@ -6,6 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Muster, call, freePort, secret } from '../support/harness.ts';
 import { sipp } from '../support/sipp.ts';
+import { startPoliceWithSip } from '../support/sip-system.ts';
 import { readRefusalWarning } from '../../src/faces/sip/warning.ts';
 import { UdpClient } from '../support/sip-udp.ts';
 import { parseVia } from '../../src/faces/sip/via.ts';
@@ -26,29 +27,19 @@ let m: Muster;
 let sipPort: number;
 
 before(async () => {
-  sipPort = await freePort();
   const nobody = await freePort(); // nothing listens here: the partner system is down
   const users = ['unknown', 'disabled', 'unauth', 'notmember', 'n2', 'sticky', 'partner'].map(u);
-  m = await Muster.start({
-    systems: [
-      {
-        name: 'police',
-        domain: D,
-        http: { port: await freePort() },
-        secret: secret(),
-        sip: { port: sipPort, trustedPeers: ['127.0.0.1'] },
-        partners: [{ domain: 'fire.example', url: `http://127.0.0.1:${nobody}`, secret: secret(), timeoutMs: 1000 }],
-        users: users.map((id) => ({ id, services: ['mcptt'], n2: id === u('n2') ? 1 : 4, groups: id === u('unauth') ? [patrol] : subscribed })),
-        groups: [
-          { id: patrol, services: ['mcptt'], members: users },
-          { id: north, services: ['mcptt'], members: users },
-          { id: night, services: ['mcptt'], members: users, enabled: false },
-          { id: closed, services: ['mcptt'], members: [] },
-          { id: sticky, services: ['mcptt'], members: users, deaffiliationForbidden: true },
-        ],
-      },
+  ({ m, sipPort } = await startPoliceWithSip({
+    partners: [{ domain: 'fire.example', url: `http://127.0.0.1:${nobody}`, secret: secret(), timeoutMs: 1000 }],
+    users: users.map((id) => ({ id, services: ['mcptt'], n2: id === u('n2') ? 1 : 4, groups: id === u('unauth') ? [patrol] : subscribed })),
+    groups: [
+      { id: patrol, services: ['mcptt'], members: users },
+      { id: north, services: ['mcptt'], members: users },
+      { id: night, services: ['mcptt'], members: users, enabled: false },
+      { id: closed, services: ['mcptt'], members: [] },
+      { id: sticky, services: ['mcptt'], members: users, deaffiliationForbidden: true },
     ],
-  });
+  }));
   // The user who will try to leave `sticky` holds it already.
   const r = await call('POST', `${m.url()}/mc/v1/affiliations`, await m.token(u('sticky')), { mcServiceId: u('sticky'), service: 'mcptt', groupIds: [sticky] });
   assert.deepEqual((r.body as { status: unknown }).status, [{ groupId: sticky, status: 'affiliated' }]);

@@ -3,7 +3,8 @@
 // the target's answer (PUBLISH of its new set, or 603), refusals that store nothing, and HTTP <-> SIP visibility.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Muster, call, freePort, secret } from '../support/harness.ts';
+import { Muster, call } from '../support/harness.ts';
+import { startPoliceWithSip } from '../support/sip-system.ts';
 import { sipp, type SippRun } from '../support/sipp.ts';
 import { MusterClient, type McEvent } from '../../src/client/muster-client.ts';
 
@@ -17,25 +18,16 @@ let m: Muster;
 let sipPort: number;
 
 before(async () => {
-  sipPort = await freePort();
   const people = [bob, erin, frank, gina, hank, carol, ivy];
-  m = await Muster.start({
-    negotiationTimeoutSeconds: 20,
-    systems: [
-      {
-        name: 'police',
-        domain: D,
-        http: { port: await freePort() },
-        secret: secret(),
-        sip: { port: sipPort, trustedPeers: ['127.0.0.1'] },
-        users: [
-          { id: dispatch, services: ['mcptt'], n2: 3, groups: Object.values(G), remoteChange: true },
-          ...people.map((id) => ({ id, services: ['mcptt'], n2: 3, groups: Object.values(G) })),
-        ],
-        groups: Object.values(G).map((id) => ({ id, services: ['mcptt'], members: [dispatch, ...people] })),
-      },
+  ({ m, sipPort } = await startPoliceWithSip({
+    users: [
+      { id: dispatch, services: ['mcptt'], n2: 3, groups: Object.values(G), remoteChange: true },
+      ...people.map((id) => ({ id, services: ['mcptt'], n2: 3, groups: Object.values(G) })),
     ],
-  });
+    groups: Object.values(G).map((id) => ({ id, services: ['mcptt'], members: [dispatch, ...people] })),
+  }, {
+    negotiationTimeoutSeconds: 20,
+  }));
 });
 
 after(async () => {

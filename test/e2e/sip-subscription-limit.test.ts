@@ -4,8 +4,9 @@
 // Also where this server says it is (sip.advertisedHost): the Contact of the SUBSCRIBE's 200 and of its NOTIFY.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Muster, call, freePort, secret } from '../support/harness.ts';
+import { Muster, call } from '../support/harness.ts';
 import { sipp } from '../support/sipp.ts';
+import { startPoliceWithSip } from '../support/sip-system.ts';
 import { UdpClient } from '../support/sip-udp.ts';
 
 const D = 'police.example';
@@ -17,19 +18,10 @@ let m: Muster;
 let sipPort: number;
 
 before(async () => {
-  sipPort = await freePort();
-  m = await Muster.start({
-    systems: [
-      {
-        name: 'police',
-        domain: D,
-        http: { port: await freePort() },
-        secret: secret(),
-        sip: { port: sipPort, trustedPeers: ['127.0.0.1'], maxSubscriptionsPerWatcher: 2, advertisedHost: 'mc.police.example' },
-        users: [alice, bob].map((id) => ({ id, services: ['mcptt'], n2: 3, groups: [] })),
-      },
-    ],
-  });
+  ({ m, sipPort } = await startPoliceWithSip({
+    sip: { trustedPeers: ['127.0.0.1'], maxSubscriptionsPerWatcher: 2, advertisedHost: 'mc.police.example' },
+    users: [alice, bob].map((id) => ({ id, services: ['mcptt'], n2: 3, groups: [] })),
+  }));
 });
 
 after(async () => {

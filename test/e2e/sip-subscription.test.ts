@@ -3,8 +3,9 @@
 // affiliation status for users whose profile allows it (issue 4), 403 for the others.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Muster, call, freePort, secret } from '../support/harness.ts';
+import { Muster, call } from '../support/harness.ts';
 import { sipp } from '../support/sipp.ts';
+import { startPoliceWithSip } from '../support/sip-system.ts';
 
 const D = 'police.example';
 const PSI = `sip:mc-server@${D}`;
@@ -16,26 +17,16 @@ let m: Muster;
 let sipPort: number;
 
 before(async () => {
-  sipPort = await freePort();
   const people = [alice, bob, carol, dave];
-  m = await Muster.start({
-    systems: [
-      {
-        name: 'police',
-        domain: D,
-        http: { port: await freePort() },
-        secret: secret(),
-        sip: { port: sipPort, trustedPeers: ['127.0.0.1'] },
-        users: [
-          ...people.map((id) => ({ id, services: ['mcptt'], n2: 3, groups: Object.values(G) })),
-          // Neither is a member of the groups: the dispatcher reads their members by its remote-change right, erin may not.
-          { id: dispatch, services: ['mcptt'], n2: 3, groups: [], remoteChange: true },
-          { id: erin, services: ['mcptt'], n2: 3, groups: [] },
-        ],
-        groups: Object.values(G).map((id) => ({ id, services: ['mcptt'], members: people })),
-      },
+  ({ m, sipPort } = await startPoliceWithSip({
+    users: [
+      ...people.map((id) => ({ id, services: ['mcptt'], n2: 3, groups: Object.values(G) })),
+      // Neither is a member of the groups: the dispatcher reads their members by its remote-change right, erin may not.
+      { id: dispatch, services: ['mcptt'], n2: 3, groups: [], remoteChange: true },
+      { id: erin, services: ['mcptt'], n2: 3, groups: [] },
     ],
-  });
+    groups: Object.values(G).map((id) => ({ id, services: ['mcptt'], members: people })),
+  }));
 });
 
 after(async () => {
