@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { resolveConfig } from '../../src/config/config.ts';
 import { McSystem } from '../../src/system.ts';
+import type { McUri } from '../../src/domain/ids.ts';
 
 /** `system`: one entry of a configuration's `systems` (validated as a configuration file would be). */
 export async function withSystem(system: Record<string, unknown>, work: (system: McSystem) => Promise<void>): Promise<void> {
@@ -21,4 +22,11 @@ export async function withSystem(system: Record<string, unknown>, work: (system:
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** police.example, the system of the in-process procedure tests: an ID of it, and an entry with the test's own keys. */
+export const POLICE = 'police.example';
+export const policeId = (name: string): McUri => `sip:${name}@${POLICE}` as McUri;
+export function policeSystem<T extends Record<string, unknown>>(keys: T): T & { name: string; domain: string } {
+  return { name: 'police', domain: POLICE, http: { port: 0 }, secret: 'police-secret', ...keys };
 }

@@ -4,24 +4,18 @@
 // On a real system (SQLite) in the test's process, with a store that fails the write the test chooses.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { McUri } from '../../src/domain/ids.ts';
 import { MusterError } from '../../src/domain/errors.ts';
 import type { McServiceServer } from '../../src/procedures/context.ts';
 import type { Store } from '../../src/ports/store.ts';
 import { remoteChangeMandatory } from '../../src/procedures/remote-change-mandatory.ts';
-import { withSystem } from '../support/in-process.ts';
+import { policeId, policeSystem, withSystem } from '../support/in-process.ts';
 
-const P = 'police.example';
-const alice = `sip:alice@${P}` as McUri;
-const dispatch = `sip:dispatch@${P}` as McUri;
-const patrol = `sip:patrol@${P}` as McUri;
-const north = `sip:north@${P}` as McUri;
+const alice = policeId('alice');
+const dispatch = policeId('dispatch');
+const patrol = policeId('patrol');
+const north = policeId('north');
 
-const system = {
-  name: 'police',
-  domain: P,
-  http: { port: 0 },
-  secret: 'police-secret',
+const system = policeSystem({
   users: [
     { id: alice, services: ['mcptt'], n2: 2, groups: [patrol, north] },
     { id: dispatch, services: ['mcptt'], n2: 2, groups: [patrol], remoteChange: { groups: [patrol] } },
@@ -30,7 +24,7 @@ const system = {
     { id: patrol, services: ['mcptt'], members: [alice, dispatch] },
     { id: north, services: ['mcptt'], members: [alice] },
   ],
-};
+});
 
 /** The real store, whose writes (affiliation changes and change records alike) fail from the `failFrom`-th on. */
 function failingFrom(real: Store, failFrom: number): Store {

@@ -9,25 +9,20 @@ import { MusterError } from '../../src/domain/errors.ts';
 import type { McServiceServer } from '../../src/procedures/context.ts';
 import type { Store } from '../../src/ports/store.ts';
 import { answerChange, expireChanges, remoteChangeNegotiated } from '../../src/procedures/remote-change-negotiated.ts';
-import { withSystem } from '../support/in-process.ts';
+import { policeId, policeSystem, withSystem } from '../support/in-process.ts';
 import { standInPartners } from '../support/stand-in-partners.ts';
 
-const P = 'police.example';
-const alice = `sip:alice@${P}` as McUri;
-const dispatch = `sip:dispatch@${P}` as McUri;
-const patrol = `sip:patrol@${P}` as McUri;
+const alice = policeId('alice');
+const dispatch = policeId('dispatch');
+const patrol = policeId('patrol');
 
-const system = {
-  name: 'police',
-  domain: P,
-  http: { port: 0 },
-  secret: 'police-secret',
+const system = policeSystem({
   users: [
     { id: alice, services: ['mcptt'], n2: 2, groups: [patrol] },
     { id: dispatch, services: ['mcptt'], n2: 2, groups: [patrol], remoteChange: true },
   ],
   groups: [{ id: patrol, services: ['mcptt'], members: [alice, dispatch] }],
-};
+});
 
 void test("an accepted change whose application failed is finished by the expiry round after its deadline, and client 1 gets the answer", async () => {
   await withSystem(system, async (police) => {

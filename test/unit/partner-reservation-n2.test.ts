@@ -8,24 +8,19 @@ import type { GroupStatus } from '../../src/domain/flows.ts';
 import type { PartnerRequest } from '../../src/ports/partner.ts';
 import type { McServiceServer } from '../../src/procedures/context.ts';
 import { affiliate } from '../../src/procedures/affiliate.ts';
-import { withSystem } from '../support/in-process.ts';
+import { policeId, policeSystem, withSystem } from '../support/in-process.ts';
 import { standInPartners } from '../support/stand-in-partners.ts';
 
-const P = 'police.example';
 const F = 'fire.example';
-const alice = `sip:alice@${P}` as McUri;
+const alice = policeId('alice');
 const engine = `sip:engine@${F}` as McUri;
-const patrol = `sip:patrol@${P}` as McUri;
+const patrol = policeId('patrol');
 
-const system = {
-  name: 'police',
-  domain: P,
-  http: { port: 0 },
-  secret: 'police-secret',
+const system = policeSystem({
   partners: [{ domain: F, url: 'http://127.0.0.1:9', secret: 'shared' }],
   users: [{ id: alice, services: ['mcptt'], n2: 1, groups: [engine, patrol] }],
   groups: [{ id: patrol, services: ['mcptt'], members: [alice] }],
-};
+});
 
 /** A partner whose answers wait until the test gives them, in the order it chooses; re-syncs asked are counted. */
 function heldPartner(server: McServiceServer) {

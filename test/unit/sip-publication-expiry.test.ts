@@ -8,24 +8,19 @@ import type { McUri } from '../../src/domain/ids.ts';
 import { Publications } from '../../src/faces/sip/publication-state.ts';
 import { EXPIRY_RETRY_MS, expirePublication } from '../../src/faces/sip/publish-user-agent-server.ts';
 import type { SipFaceContext } from '../../src/faces/sip/face-context.ts';
-import { withSystem } from '../support/in-process.ts';
+import { policeId, policeSystem, withSystem } from '../support/in-process.ts';
 
-const P = 'police.example';
-const alice = `sip:alice@${P}` as McUri;
-const patrol = `sip:patrol@${P}` as McUri;
+const alice = policeId('alice');
+const patrol = policeId('patrol');
 const engine = 'sip:engine@fire.example' as McUri;
 
 void test("an expired publication whose partner group cannot be left now comes back, expiring again shortly; the own group is left", async () => {
-  const system = {
-    name: 'police',
-    domain: P,
-    http: { port: 0 },
-    secret: 'police-secret',
+  const system = policeSystem({
     // Nothing listens on port 9 of loopback: the partner refuses every connection (partner-unreachable).
     partners: [{ domain: 'fire.example', url: 'http://127.0.0.1:9', secret: 'shared' }],
     users: [{ id: alice, services: ['mcptt'], n2: 3, groups: [patrol, engine] }],
     groups: [{ id: patrol, services: ['mcptt'], members: [alice] }],
-  };
+  });
   await withSystem(system, async (police) => {
     const server = police.server;
     await server.store.changeAffiliations(alice, 'mcptt', () => ({ put: [patrol, engine].map((groupId) => ({ groupId, state: 'affiliated' as const })), remove: [], tellGms: [], events: [], result: null }));
