@@ -199,10 +199,12 @@ export class HttpPartnerServers implements PartnerServers {
   private async undoOnce(partner: PartnerConfig, path: Path, original: PartnerRequest, seq: number, attempt: number): Promise<void> {
     const inverse: Path = path === 'affiliations' ? 'deaffiliations' : 'affiliations';
     // A later request for a group (the user tried again) decides that group; the undo must not overtake it.
-    const latest = original.groupIds.filter((g) => this.latest.get(latestKey(original, g)) === seq);
-    if (latest.length === 0 || this.closed) return;
+    const stillLatest = (): McUri[] => original.groupIds.filter((g) => this.latest.get(latestKey(original, g)) === seq);
+    if (stillLatest().length === 0 || this.closed) return;
     // Nor a later one that another instance completed (groupsToUndo, by what the primary's store holds now).
-    const groupIds = groupsToUndo(path === 'affiliations' ? 'affiliate' : 'deaffiliate', latest, await this.heldNow(original.mcServiceId, original.service));
+    const held = await this.heldNow(original.mcServiceId, original.service);
+    const latest = stillLatest(); // again: the user may have tried again while the store was read
+    const groupIds = groupsToUndo(path === 'affiliations' ? 'affiliate' : 'deaffiliate', latest, held);
     const settled = latest.filter((g) => !groupIds.includes(g));
     if (settled.length > 0) this.forget({ ...original, groupIds: settled }, seq);
     if (groupIds.length === 0 || this.closed) return;

@@ -62,3 +62,23 @@ void test('an unanswered de-affiliation is undone only while the store still hol
     assert.deepEqual(seen.slice(0, 2), ['POST /federation/v1/deaffiliations', 'POST /federation/v1/affiliations']);
   });
 });
+
+void test('a request the user sends again while the undo reads the store is not overtaken by that undo', async () => {
+  await withPartner(new Map([[engine, 'reserved']]), async (partners, seen) => {
+    let retried = false;
+    // The store read is slow; meanwhile the user's client asks again (a later request decides the group).
+    partners.heldNow = async () => {
+      if (!retried) {
+        retried = true;
+        void partners.affiliate(request);
+        await sleep(100);
+      }
+      return new Map([[engine, 'reserved' as const]]);
+    };
+    await partners.affiliate(request);
+    await sleep(300); // past the first undo's store read (100 ms), before the later undo's retry (500 ms: the stand-in answers 500)
+    assert.deepEqual(seen.filter((s) => s.startsWith('POST /federation/v1/affiliations')).length, 2, 'both requests sent');
+    // Only the later request's undo goes; the first one's, decided before the retry, is not sent after it.
+    assert.deepEqual(seen.filter((s) => s.endsWith('/deaffiliations')), ['POST /federation/v1/deaffiliations']);
+  });
+});
