@@ -37,7 +37,6 @@ export class GroupManagementServer {
     return this.groups.get(id);
   }
 
-  /** Reads every group again from the store (after subscribing to changes, so none is missed between the two). */
   /** Reads every group from the store again: changed ones replace what is known, deleted ones go. */
   async reloadAll(): Promise<void> {
     const stored = await this.store.allGroups();

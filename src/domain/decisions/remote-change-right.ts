@@ -24,7 +24,6 @@ export function decideChangeRight(actorId: McUri, actor: UserProfile | undefined
 
 /** Reading another user's affiliations needs the same right as changing them. */
 export function mayView(actor: UserProfile | undefined, actorId: McUri, target: McUri, ownDomain: string): boolean {
-  if (actorId === target) return true;
   return decideChangeRight(actorId, actor, target, ownDomain).allowed;
 }
 

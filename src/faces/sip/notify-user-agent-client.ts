@@ -36,7 +36,7 @@ export function buildNotify(
 
 /** RFC 3261 §12.2.1.1: a request of ours inside the subscription's dialog; each takes the dialog's next local CSeq. */
 export function inDialogHeaders(sub: Subscription, psi: string, local: LocalAddress, method: string, branch: string): HeaderList {
-  const host = local.address.includes(':') ? `[${local.address}]` : local.address;
+  const host = hostPart(local.address);
   sub.localCSeq += 1;
   return [
     ['Via', `SIP/2.0/${local.transport} ${host}:${local.port};branch=${branch};rport`],
@@ -51,6 +51,11 @@ export function inDialogHeaders(sub: Subscription, psi: string, local: LocalAddr
 
 /** RFC 3261 §12.1.1: where the client sends its requests in the dialog: this server's own address, as advertised. */
 export function contactOf(psi: string, local: LocalAddress): string {
-  const host = local.address.includes(':') ? `[${local.address}]` : local.address;
+  const host = hostPart(local.address);
   return `<sip:${psi.replace(/^sips?:/, '').split('@')[0]}@${host}:${local.port};transport=${local.transport.toLowerCase()}>`;
+}
+
+/** An address as the host part of a SIP URI or Via: an IPv6 one in brackets (RFC 3261 §25.1). */
+function hostPart(address: string): string {
+  return address.includes(':') ? `[${address}]` : address;
 }

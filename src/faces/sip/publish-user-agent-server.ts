@@ -71,7 +71,7 @@ export async function publishUas(ctx: SipFaceContext, req: IncomingRequest, flow
 
       const wanted = expires === 0 ? [] : pidf!.groups;
       // TS 24.379 §9.2.1.5: the user's own new set is also its answer to the negotiated changes it fulfils.
-      if (sender === served && pidf) await acceptChangesByPublication(ctx.server, served, service, wanted);
+      if (pidf) await acceptChangesByPublication(ctx.server, served, service, wanted);
       // While partner systems decide, watchers get a NOTIFY with those groups `affiliating` (TS 24.379 §9.2.2.2.5),
       // without a p-id: it does not answer the PUBLISH yet.
       const progress = { reserved: (): void => ctx.notifyWatchers(served, service) };

@@ -102,7 +102,7 @@ class ExpiryQueue {
 export class Subscriptions {
   private readonly byDialog = new Map<string, Subscription>();
   private readonly byUser = new Map<McUri, Set<Subscription>>();
-  /** Live subscriptions per watcher: what MAX_SUBSCRIPTIONS_PER_WATCHER bounds. */
+  /** Live subscriptions per watcher: what `sip.maxSubscriptionsPerWatcher` bounds. */
   private readonly byWatcher = new Map<McUri, number>();
   private readonly expiry = new ExpiryQueue();
 

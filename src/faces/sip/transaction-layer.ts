@@ -6,7 +6,7 @@ import type { IncomingRequest, IncomingResponse } from './message.ts';
 import { parseVia, responseDestination, stampVia, type TopVia } from './via.ts';
 import { NonInviteServerTransaction } from './non-invite-server-transaction.ts';
 import { NonInviteClientTransaction, type ClientTxResult } from './non-invite-client-transaction.ts';
-import type { Flow } from './transport.ts';
+import { sourceOf, type Flow } from './transport.ts';
 import { tagOf } from './name-addr.ts';
 
 const MAGIC_COOKIE = 'z9hG4bK';
@@ -70,7 +70,7 @@ export class TransactionLayer {
       existing.retransmitted();
       return { kind: 'absorbed' };
     }
-    const source = { address: flow.remoteAddress, port: flow.remotePort };
+    const source = sourceOf(flow);
     const destination = responseDestination(via, source);
     const topVia = stampVia(req.headers.get('via')!, source, via);
     const tx = new NonInviteServerTransaction(

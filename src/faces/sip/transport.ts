@@ -14,6 +14,11 @@ export interface Flow {
   open(): boolean;
 }
 
+/** Where a request came from: what its response's top Via records (RFC 3581) and where a UDP answer goes. */
+export function sourceOf(flow: Flow): { address: string; port: number } {
+  return { address: flow.remoteAddress, port: flow.remotePort };
+}
+
 export interface TransportDelegate {
   onMessage(bytes: Buffer, flow: Flow): void;
   /** A stream that cannot be framed any more: the transport closes it after this call. */

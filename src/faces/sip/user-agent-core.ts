@@ -9,7 +9,7 @@ import type { IncomingRequest } from './message.ts';
 import { parseMessage, SipParseError } from './parser.ts';
 import { newTag, responseTo, serialize, type HeaderList } from './outgoing-message.ts';
 import { TransactionLayer } from './transaction-layer.ts';
-import type { Flow, TransportDelegate } from './transport.ts';
+import { sourceOf, type Flow, type TransportDelegate } from './transport.ts';
 import { parseVia, responseDestination, stampVia } from './via.ts';
 import { parseCSeq } from './parser.ts';
 import { refusalOf, reasonPhrase } from './sip-refusal.ts';
@@ -140,7 +140,7 @@ export class UserAgentCore implements TransportDelegate {
     ];
     const reason = `Bad Request (${e.message.replace(/[\r\n]/g, ' ').slice(0, 100)})`;
     const bytesOut = serialize({ kind: 'response', status: 400, reason, headers });
-    flow.send(bytesOut, flow.transport === 'udp' ? responseDestination(via, { address: flow.remoteAddress, port: flow.remotePort }) : undefined);
+    flow.send(bytesOut, flow.transport === 'udp' ? responseDestination(via, sourceOf(flow)) : undefined);
   }
 
   async exclusive<T>(userId: McUri, fn: () => Promise<T>): Promise<T> {
@@ -255,7 +255,8 @@ export class UserAgentCore implements TransportDelegate {
    * subscription) carries none, so a client never takes it for the outcome of its own PUBLISH.
    */
   private async userStatusOf(sub: Subscription, pId: string | undefined): Promise<AffiliationStatusDocument> {
-    // The publication as stored: whichever instance took the PUBLISH, its tuple id and p-id are in the NOTIFY.
+    // The publication as stored: whichever instance took the PUBLISH, its tuple id is in the NOTIFY (the p-id only
+    // when this NOTIFY answers that PUBLISH: `pId`).
     const [records, pub] = await Promise.all([this.ctx.server.store.affiliationsOfUser(sub.userId, sub.service), this.ctx.publications.get(sub.userId, sub.service)]);
     return {
       entity: sub.userId,
@@ -290,11 +291,6 @@ function tagFor(req: IncomingRequest): string {
 
 function statusText(status: number): string {
   return ({ 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 406: 'Not Acceptable', 412: 'Conditional Request Failed', 413: 'Request Entity Too Large', 415: 'Unsupported Media Type', 481: 'Call/Transaction Does Not Exist', 489: 'Bad Event', 500: 'Server Internal Error' } as Record<number, string>)[status] ?? 'Error';
-}
-
-/** Where a request came from: what its response's top Via records. */
-function sourceOf(flow: Flow): { address: string; port: number } {
-  return { address: flow.remoteAddress, port: flow.remotePort };
 }
 
 /** Error answers to an in-dialog request that end that transaction, not the subscription (RFC 5057 §5.1). */

@@ -53,7 +53,8 @@ export function refusalWarnings(agent: string, service: McService, status: reado
  * asking a change): code 100 with the table's own detailed reason (Table 4.4.2-2).
  */
 export function forbiddenWarning(agent: string): [string, string] {
-  return ['Warning', `399 ${agent} "100 function not allowed due to user authorisation"`];
+  const w = MC_WARNING['not-authorised']('mcptt'); // the same words for every service
+  return ['Warning', `399 ${agent} "${w.code} ${w.text}"`];
 }
 
 /** What a client reads back out of one Warning value (the inverse of refusalWarnings). */
