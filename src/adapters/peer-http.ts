@@ -1,7 +1,7 @@
 // Server-to-server HTTP (partner systems and the next hops towards them, a GMS elsewhere): undici's request API over
 // one connection pool per peer. fetch's WHATWG streams, AbortSignal and Response were 26 % of a primary's main thread
-// in bench 2's profile (issue 6). Connecting, waiting for the answer's head and for each piece of its body are each
-// bounded by the peer's timeout.
+// in bench 2's profile (issue 6). Connecting, waiting for the answer's head and reading its whole body (textOf,
+// jsonOf: within the deadline and MAX_ANSWER_BYTES) are each bounded by the peer's timeout.
 import { Pool, type Dispatcher } from 'undici';
 import { MusterError } from '../domain/errors.ts';
 

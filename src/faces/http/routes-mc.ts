@@ -136,7 +136,7 @@ export async function mcRoutes(app: FastifyInstance, deps: HttpFaceDeps): Promis
 
   // Open streams per user: each holds a connection, a subscription and an unread buffer, so one credential's are bounded.
   const streamsOf = new Map<string, number>();
-  app.get('/events', { schema: { summary: 'Server-Sent Events for the caller: affiliation-change and affiliation-status; resumes after Last-Event-ID; at most 16 open per user (429)' } }, async (req, reply) => {
+  app.get('/events', { schema: { summary: 'Server-Sent Events for the caller: affiliation-change and affiliation-status; resumes after Last-Event-ID; at most 16 open per user at an instance (429)' } }, async (req, reply) => {
     const cred = await authenticate(req, deps, ['user']);
     const open = streamsOf.get(cred.subject) ?? 0;
     if (open >= MAX_EVENT_STREAMS_PER_USER) {
