@@ -73,6 +73,11 @@ export type GroupStatus =
   | { groupId: McUri; status: 'affiliated' | 'deaffiliated' }
   | { groupId: McUri; status: 'rejected'; reason: RefusalReason };
 
+/** A refusal because the group's home system did not answer: asking again later may succeed, unlike any other. */
+export function notAnsweredYet(s: GroupStatus): boolean {
+  return s.status === 'rejected' && s.reason === 'partner-unreachable';
+}
+
 export interface AffiliationRequest {
   mcServiceId: McUri;
   service: McService;

@@ -2,7 +2,7 @@
 // server and a group host compare what each holds of the primary's users in the host's groups, and agree again.
 import type { McUri } from '../ids.ts';
 import type { McService } from '../services.ts';
-import type { GroupStatus } from '../flows.ts';
+import { notAnsweredYet, type GroupStatus } from '../flows.ts';
 import type { HeldState } from './group-home.ts';
 import type { RefusalReason } from '../reasons.ts';
 
@@ -67,7 +67,7 @@ export type ReaskOutcome =
 /** What the primary does with the group host's answer to a re-asked affiliation. */
 export function decideReaskOutcome(status: GroupStatus): ReaskOutcome {
   if (status.status === 'affiliated') return { outcome: 'agreed' };
-  if (status.status === 'rejected' && status.reason !== 'partner-unreachable') return { outcome: 'drop', reason: status.reason };
+  if (status.status === 'rejected' && !notAnsweredYet(status)) return { outcome: 'drop', reason: status.reason };
   return { outcome: 'retry-later' };
 }
 

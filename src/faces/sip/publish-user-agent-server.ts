@@ -3,7 +3,7 @@
 // what was left out and hands both to the affiliation and de-affiliation procedures. No rule is decided here.
 import type { McUri } from '../../domain/ids.ts';
 import type { McService } from '../../domain/services.ts';
-import type { GroupStatus } from '../../domain/flows.ts';
+import { notAnsweredYet, type GroupStatus } from '../../domain/flows.ts';
 import type { StoredAlongside } from '../../procedures/affiliate.ts';
 import { MusterError } from '../../domain/errors.ts';
 import { decideChangeRight } from '../../domain/decisions/remote-change-right.ts';
@@ -149,7 +149,7 @@ export async function expirePublication(ctx: SipFaceContext, pub: Publication): 
         await retry();
         throw e;
       }
-      if (status.some((s) => s.status === 'rejected' && s.reason === 'partner-unreachable')) await retry();
+      if (status.some(notAnsweredYet)) await retry();
       return true;
     });
     if (ended) ctx.notifyWatchers(userId, service);
