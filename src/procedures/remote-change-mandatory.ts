@@ -5,9 +5,18 @@ import type { ChangeRequest, ChangeTargetResult, GroupStatus } from '../domain/f
 import { decideChangeRight } from '../domain/decisions/remote-change-right.ts';
 import type { McServiceServer } from './context.ts';
 import { applyAffiliationChange } from './apply-affiliation-change.ts';
-import type { ChangeRecord, NewEvent } from '../ports/store.ts';
+import type { AffiliationProgress } from './affiliate.ts';
+import type { ChangeRecord, NewAuditEntry, NewEvent } from '../ports/store.ts';
 
-export async function remoteChangeMandatory(server: McServiceServer, req: ChangeRequest, id: string): Promise<ChangeTargetResult[]> {
+/** What a face adds to the change of one target; the HTTP face adds nothing, the SIP face's on-behalf PUBLISH both. */
+export interface MandatoryChangeHooks {
+  /** Partner systems are deciding some of the target's groups (10.X.5.2.1): its watchers may be told they are affiliating. */
+  progress?: (target: McUri) => AffiliationProgress;
+  /** The face's audit entries of the target's outcome, stored in the transaction that applies the change and tells it. */
+  audit?: (target: McUri, status: GroupStatus[]) => NewAuditEntry[];
+}
+
+export async function remoteChangeMandatory(server: McServiceServer, req: ChangeRequest, id: string, hooks: MandatoryChangeHooks = {}): Promise<ChangeTargetResult[]> {
   // Step 1: client 1's affiliation change request, mandatory mode.
   const actor = server.profiles.get(req.mcServiceId);
   return Promise.all(
@@ -28,12 +37,17 @@ export async function remoteChangeMandatory(server: McServiceServer, req: Change
       const applied = await applyAffiliationChange(
         server,
         { target, service: req.service, affiliate: req.affiliate.filter((g) => right.groupAllowed(g)), deaffiliate: req.deaffiliate.filter((g) => right.groupAllowed(g)) },
-        undefined,
-        (decided) => ((toldWithChange = true), told(inRequestOrder(req, decided, refusedByRight))),
+        hooks.progress?.(target),
+        (decided) => {
+          toldWithChange = true;
+          const status = inRequestOrder(req, decided, refusedByRight);
+          return { ...told(status), audit: hooks.audit?.(target, status) };
+        },
       );
       const status = inRequestOrder(req, applied, refusedByRight);
       if (!toldWithChange) {
-        // Nothing to apply (every group outside the right): the record and event are stored on their own.
+        // Nothing to apply (every group outside the right): the record and event are stored on their own (a face's
+        // audit entry too, by the face: createChanges takes none).
         const { changes, events } = told(status);
         server.notifier.publish(await server.store.createChanges(changes, events));
       }

@@ -11,10 +11,15 @@ import type { AffiliationProgress, StoredAlongside } from './affiliate.ts';
 
 /** `alongside`: the audit entries of the set's outcome, stored with its last write (see applyAffiliationChange). */
 export async function replaceAffiliationSet(server: McServiceServer, userId: McUri, service: McService, wanted: readonly McUri[], groupAllowed: (g: McUri) => boolean, progress?: AffiliationProgress, alongside?: (status: GroupStatus[]) => StoredAlongside): Promise<GroupStatus[]> {
-  const records = await server.store.affiliationsOfUser(userId, service);
-  const delta = publicationDelta(wanted, new Map(records.map((r) => [r.groupId, r.state])));
+  const delta = await changeOfPublishedSet(server, userId, service, wanted);
   // Groups outside a limited remote-change right are refused one by one, the rest proceed.
   const refused: GroupStatus[] = [...delta.affiliate, ...delta.deaffiliate].filter((g) => !groupAllowed(g)).map((groupId) => ({ groupId, status: 'rejected', reason: 'not-authorised' }));
   const applied = await applyAffiliationChange(server, { target: userId, service, affiliate: delta.affiliate.filter(groupAllowed), deaffiliate: delta.deaffiliate.filter(groupAllowed) }, progress, alongside && ((a) => alongside([...refused, ...a])));
   return [...refused, ...applied];
+}
+
+/** What a published set asks of the user's stored groups: the additions to affiliate, the omissions to leave. */
+export async function changeOfPublishedSet(server: McServiceServer, userId: McUri, service: McService, wanted: readonly McUri[]): Promise<{ affiliate: McUri[]; deaffiliate: McUri[] }> {
+  const records = await server.store.affiliationsOfUser(userId, service);
+  return publicationDelta(wanted, new Map(records.map((r) => [r.groupId, r.state])));
 }

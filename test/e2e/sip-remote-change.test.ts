@@ -1,27 +1,33 @@
 // Remote change over SIP (TS 24.379 §9.2.1.4, §9.2.1.5, Annex F.4) against a real server process, driven by sipp:
 // the affiliation command MESSAGE of a dispatcher, the MESSAGE to the target's client over its subscription's flow,
-// the target's answer (PUBLISH of its new set, or 603), refusals that store nothing, and HTTP <-> SIP visibility.
+// the target's answer (PUBLISH of its new set, or 603), refusals that store nothing, HTTP <-> SIP visibility, and a
+// dispatcher's PUBLISH on another user's behalf as the same mandatory change the HTTP API makes.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Muster, call } from '../support/harness.ts';
 import { startPoliceWithSip } from '../support/sip-system.ts';
 import { sipp, type SippRun } from '../support/sipp.ts';
 import { MusterClient, type McEvent } from '../../src/client/muster-client.ts';
+import { UdpClient } from '../support/sip-udp.ts';
+import { readRefusalWarning } from '../../src/faces/sip/warning.ts';
 
 const D = 'police.example';
 const PSI = `sip:mc-server@${D}`;
 const G = { patrol: `sip:patrol@${D}`, north: `sip:north@${D}`, south: `sip:south@${D}` };
 const u = (n: string): string => `sip:${n}@${D}`;
 const [dispatch, carol, bob, erin, frank, gina, hank, ivy] = ['dispatch', 'carol', 'bob', 'erin', 'frank', 'gina', 'hank', 'ivy'].map(u) as [string, string, string, string, string, string, string, string];
+// lead's remote-change right covers patrol and north only; jack, kate and liam are targets of on-behalf PUBLISHes.
+const [lead, jack, kate, liam] = ['lead', 'jack', 'kate', 'liam'].map(u) as [string, string, string, string];
 
 let m: Muster;
 let sipPort: number;
 
 before(async () => {
-  const people = [bob, erin, frank, gina, hank, carol, ivy];
+  const people = [bob, erin, frank, gina, hank, carol, ivy, jack, kate, liam];
   ({ m, sipPort } = await startPoliceWithSip({
     users: [
       { id: dispatch, services: ['mcptt'], n2: 3, groups: Object.values(G), remoteChange: true },
+      { id: lead, services: ['mcptt'], n2: 3, groups: Object.values(G), remoteChange: { groups: [G.patrol, G.north] } },
       ...people.map((id) => ({ id, services: ['mcptt'], n2: 3, groups: Object.values(G) })),
     ],
     groups: Object.values(G).map((id) => ({ id, services: ['mcptt'], members: [dispatch, ...people] })),
@@ -158,4 +164,64 @@ void test("a dispatcher's PUBLISH for another user (mandatory mode) changes that
   const audit = await call('GET', `${m.url()}/admin/v1/audit?onBehalfOf=${encodeURIComponent(ivy)}`, await m.operatorToken());
   const entries = (audit.body as { entries: { subject: string; action: string }[] }).entries;
   assert.ok(entries.some((e) => e.subject === dispatch && e.action === 'sip-publish'), JSON.stringify(entries));
+});
+
+/** A PUBLISH of `groups` as the set of `served`, sent by `sender` (trusted source: P-Asserted-Identity), and its final response. */
+async function publishFor(sender: string, served: string, groups: string[]): Promise<{ status: number; headers: { get(n: string): string | undefined; all(n: string): readonly string[] } }> {
+  const c = await UdpClient.open(sipPort);
+  try {
+    const body =
+      `<?xml version="1.0" encoding="UTF-8"?><presence xmlns="urn:ietf:params:xml:ns:pidf" xmlns:mcpttPI10="urn:3gpp:ns:mcpttPresInfo:1.0" entity="${served}">` +
+      `<tuple id="dispatch-client"><status>${groups.map((g) => `<mcpttPI10:affiliation group="${g}"/>`).join('')}</status></tuple></presence>`;
+    c.send([...c.request({ method: 'PUBLISH', uri: PSI, user: sender, callId: `on-behalf-${served}`, cseq: 1, fromTag: 'd1' }), 'Expires: 600', 'Content-Type: application/pidf+xml'], body);
+    return await c.response('PUBLISH');
+  } finally {
+    c.close();
+  }
+}
+
+type ChangeData = { id: string; mode: string; actor: string; target: string; service: string; affiliate: string[]; deaffiliate: string[]; status: unknown[] };
+
+void test("a dispatcher's PUBLISH for another user runs the mandatory change of the HTTP API: the target gets an affiliation-change event, the change is on record (its acknowledgement answers the stored statuses), the audit entry names it", async () => {
+  const held = await call('POST', `${m.url()}/mc/v1/affiliations`, await m.token(jack), { mcServiceId: jack, service: 'mcptt', groupIds: [G.patrol] });
+  assert.equal(held.status, 200, JSON.stringify(held.body));
+  const sse = await eventsOf(jack);
+  // The set {north} for jack, who holds {patrol}: north to join, patrol to leave.
+  const answer = await publishFor(dispatch, jack, [G.north]);
+  assert.equal(answer.status, 200);
+  assert.equal(answer.headers.get('expires'), '0');
+  assert.ok(answer.headers.get('sip-etag'));
+  const event = await sse.next(changeEvent('mandatory', jack)).finally(() => sse.close());
+  const data = event.data as ChangeData;
+  const status = [{ groupId: G.north, status: 'affiliated' }, { groupId: G.patrol, status: 'deaffiliated' }];
+  assert.deepEqual({ ...data, id: '' }, { id: '', mode: 'mandatory', actor: dispatch, target: jack, service: 'mcptt', affiliate: [G.north], deaffiliate: [G.patrol], status });
+  assert.deepEqual(await m.affiliatedGroups(jack), [G.north]);
+  // The change request record: jack acknowledges it (10.X.5.1.1 step 7b) as after an HTTP mandatory change.
+  const ack = await call('POST', `${m.url()}/mc/v1/affiliation-changes/${data.id}/answer`, await m.token(jack), { accept: true });
+  assert.equal(ack.status, 200, JSON.stringify(ack.body));
+  assert.deepEqual(ack.body, { id: data.id, state: 'acknowledged', status });
+  const audit = await call('GET', `${m.url()}/admin/v1/audit?onBehalfOf=${encodeURIComponent(jack)}`, await m.operatorToken());
+  const entries = (audit.body as { entries: { subject: string; action: string; result: { changeId?: string } }[] }).entries;
+  assert.ok(entries.some((e) => e.subject === dispatch && e.action === 'sip-publish' && e.result.changeId === data.id), JSON.stringify(entries));
+});
+
+void test('with a right limited to some groups, a PUBLISH on behalf and the same change over HTTP give the same per-group outcome: groups outside the right refused not-authorised (a Warning over SIP), the rest applied', async () => {
+  // kate (SIP) and liam (HTTP) hold {south}, outside lead's right; lead wants {patrol} for both: patrol joins, south may not be left.
+  for (const user of [kate, liam]) {
+    const r = await call('POST', `${m.url()}/mc/v1/affiliations`, await m.token(user), { mcServiceId: user, service: 'mcptt', groupIds: [G.south] });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+  }
+  const sse = await eventsOf(kate);
+  const answer = await publishFor(lead, kate, [G.patrol]);
+  assert.equal(answer.status, 200);
+  assert.deepEqual(answer.headers.all('warning').map(readRefusalWarning), [{ agent: D, code: 100, text: 'function not allowed due to user authorisation', reason: 'not-authorised', groupId: G.south }]);
+  const overSip = (await sse.next(changeEvent('mandatory', kate)).finally(() => sse.close())).data as ChangeData;
+
+  const res = await call('POST', `${m.url()}/mc/v1/affiliation-changes`, await m.token(lead), { mcServiceId: lead, service: 'mcptt', mode: 'mandatory', targets: [liam], affiliate: [G.patrol], deaffiliate: [G.south] });
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  const overHttp = resultOf(res);
+  assert.deepEqual(overHttp, { target: liam, outcome: 'applied', status: [{ groupId: G.patrol, status: 'affiliated' }, { groupId: G.south, status: 'rejected', reason: 'not-authorised' }] });
+  assert.deepEqual({ affiliate: overSip.affiliate, deaffiliate: overSip.deaffiliate, status: overSip.status }, { affiliate: [G.patrol], deaffiliate: [G.south], status: overHttp.status });
+  assert.deepEqual(await m.affiliatedGroups(kate), await m.affiliatedGroups(liam));
+  assert.deepEqual(await m.affiliatedGroups(kate), [G.patrol, G.south]);
 });

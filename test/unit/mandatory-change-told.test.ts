@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MusterError } from '../../src/domain/errors.ts';
 import type { McServiceServer } from '../../src/procedures/context.ts';
-import type { Store } from '../../src/ports/store.ts';
+import type { NewAuditEntry, Store } from '../../src/ports/store.ts';
 import { remoteChangeMandatory } from '../../src/procedures/remote-change-mandatory.ts';
 import { policeId, policeSystem, withSystem } from '../support/in-process.ts';
 
@@ -65,5 +65,23 @@ void test('a change with nothing to apply (every group outside the right) is sti
     assert.deepEqual(result?.status, [{ groupId: north, status: 'rejected', reason: 'not-authorised' }]);
     assert.equal((await police.server.store.getChange('m-2', alice))?.state, 'told');
     assert.deepEqual(await toldEvents(police.server), ['m-2']);
+  });
+});
+
+void test("a face's audit entry rides on the change's transaction (stored with it, or neither); with nothing to apply the hook is not called", async () => {
+  await withSystem(system, async (police) => {
+    const entry = (target: string, status: unknown): NewAuditEntry[] => [{ at: 1, subject: dispatch, role: 'user', onBehalfOf: target, action: 'sip-publish', service: 'mcptt', groups: [], httpStatus: 200, errorCode: null, result: { status } }];
+    const failing: McServiceServer = { ...police.server, store: failingFrom(police.server.store, 1) };
+    const refused = await remoteChangeMandatory(failing, { mcServiceId: dispatch, service: 'mcptt', mode: 'mandatory', targets: [alice], affiliate: [patrol], deaffiliate: [] }, 'm-3', { audit: entry }).catch((e: unknown) => e);
+    assert.ok(refused instanceof MusterError && refused.code === 'unavailable');
+    assert.deepEqual(await police.server.store.queryAudit({ limit: 10 }), [], 'no entry without the change');
+
+    const [applied] = await remoteChangeMandatory(police.server, { mcServiceId: dispatch, service: 'mcptt', mode: 'mandatory', targets: [alice], affiliate: [patrol], deaffiliate: [] }, 'm-4', { audit: entry });
+    assert.deepEqual((await police.server.store.queryAudit({ limit: 10 })).map((e) => e.result), [{ status: applied?.status }]);
+
+    let called = false;
+    await remoteChangeMandatory(police.server, { mcServiceId: dispatch, service: 'mcptt', mode: 'mandatory', targets: [alice], affiliate: [north], deaffiliate: [] }, 'm-5', { audit: (t, st) => ((called = true), entry(t, st)) });
+    assert.equal(called, false, 'the face stores its entry itself');
+    assert.equal((await police.server.store.getChange('m-5', alice))?.state, 'told');
   });
 });

@@ -1,13 +1,16 @@
 // TS 24.379 §9.2.2.2.3 (MC service server receives an affiliation PUBLISH) over RFC 3903 §6 (processing PUBLISH):
 // the PIDF's set of groups replaces the user's previous set for the service; the face computes what was added and
-// what was left out and hands both to the affiliation and de-affiliation procedures. No rule is decided here.
+// what was left out and hands both to the affiliation and de-affiliation procedures (for another user, to the
+// mandatory remote change). No rule is decided here.
+import { randomUUID } from 'node:crypto';
 import type { McUri } from '../../domain/ids.ts';
 import type { McService } from '../../domain/services.ts';
-import { notAnsweredYet, type GroupStatus } from '../../domain/flows.ts';
+import { notAnsweredYet, type ChangeRequest, type GroupStatus } from '../../domain/flows.ts';
 import type { StoredAlongside } from '../../procedures/affiliate.ts';
 import { MusterError } from '../../domain/errors.ts';
 import { decideChangeRight } from '../../domain/decisions/remote-change-right.ts';
-import { replaceAffiliationSet } from '../../procedures/replace-affiliation-set.ts';
+import { changeOfPublishedSet, replaceAffiliationSet } from '../../procedures/replace-affiliation-set.ts';
+import { remoteChangeMandatory } from '../../procedures/remote-change-mandatory.ts';
 import { acceptChangesByPublication } from '../../procedures/accept-changes-by-publication.ts';
 import type { IncomingRequest } from './message.ts';
 import type { Flow } from './transport.ts';
@@ -55,7 +58,7 @@ export async function publishUas(ctx: SipFaceContext, req: IncomingRequest, flow
       // TS 23.280 10.X.5.1.1: acting for another user is a mandatory remote change and needs the right.
       const right = decideChangeRight(sender, ctx.server.profiles.get(sender), served, ctx.server.domain);
       if (!right.allowed) throw new MusterError('forbidden', `${sender} may not change the affiliations of ${served}`);
-      if (sender !== served) return publishOnBehalf(ctx, served, service, expires === 0 ? [] : pidf!.groups, pidf?.pId, right.groupAllowed, ifMatch, entryOf);
+      if (sender !== served) return publishOnBehalf(ctx, sender, served, service, expires === 0 ? [] : pidf!.groups, pidf?.pId, ifMatch, entryOf);
 
       // From the store: a publication made before a restart, or on another instance, is found too.
       const current = await ctx.publications.get(served, service);
@@ -96,17 +99,33 @@ export async function publishUas(ctx: SipFaceContext, req: IncomingRequest, flow
 }
 
 /**
- * TS 24.379 §9.2.1.4 mandatory mode: an authorised client PUBLISHes a set for another user, who learns it by NOTIFY.
- * The set replaces that user's affiliations as its own PUBLISH would, but the publication is not kept: the served
- * user's own publication (its client's entity-tag, its expiry) stands, so its client's next refresh still matches
- * and its own expiry decides when its groups end, not the dispatcher's. The 200 says `Expires: 0`: nothing to refresh.
+ * TS 24.379 §9.2.1.4 mandatory mode: an authorised client PUBLISHes a set for another user. What the set changes of
+ * that user's groups is run as the HTTP API's mandatory remote change (remoteChangeMandatory: the right per group,
+ * the change record, the target's `affiliation-change` event), so the target learns it by NOTIFY and as any change
+ * request. The publication is not kept: the served user's own publication (its client's entity-tag, its expiry)
+ * stands, so its client's next refresh still matches and its own expiry decides when its groups end, not the
+ * dispatcher's. The 200 says `Expires: 0`: nothing to refresh.
  */
-async function publishOnBehalf(ctx: SipFaceContext, served: McUri, service: McService, wanted: readonly McUri[], pId: string | undefined, groupAllowed: (g: McUri) => boolean, ifMatch: string | undefined, entryOf: AuditEntryOf): Promise<AuditedAnswer> {
+async function publishOnBehalf(ctx: SipFaceContext, sender: McUri, served: McUri, service: McService, wanted: readonly McUri[], pId: string | undefined, ifMatch: string | undefined, entryOf: AuditEntryOf): Promise<AuditedAnswer> {
   if (ifMatch !== undefined) throw new SipRefusal(412, `no publication with entity-tag ${ifMatch}: one made for another user is not kept`);
-  const progress = { reserved: (): void => ctx.notifyWatchers(served, service) };
-  const status = await replaceAffiliationSet(ctx.server, served, service, wanted, groupAllowed, progress, (s) => ({ audit: entryOf(200, { expires: 0, status: s }) }));
+  const change = await changeOfPublishedSet(ctx.server, served, service, wanted);
+  // The set the user holds asks nothing: no change request to record (an HTTP one names at least one group).
+  if (change.affiliate.length + change.deaffiliate.length === 0) return onBehalfAnswer(ctx, served, service, pId, [], { expires: 0, status: [] });
+  const id = randomUUID();
+  const request: ChangeRequest = { mcServiceId: sender, service, mode: 'mandatory', targets: [served], ...change };
+  const [result] = await remoteChangeMandatory(ctx.server, request, id, {
+    progress: () => ({ reserved: (): void => ctx.notifyWatchers(served, service) }),
+    audit: (_target, status) => entryOf(200, { expires: 0, status, changeId: id }),
+  });
+  // The right is decided again after the store read; a profile changed meanwhile refuses the request as a whole.
+  if (!result || result.outcome === 'not-authorised') throw new MusterError('forbidden', `${sender} may not change the affiliations of ${served}`);
+  return onBehalfAnswer(ctx, served, service, pId, result.status, { expires: 0, status: result.status, changeId: id });
+}
+
+/** The 200 to a PUBLISH on another's behalf: an entity-tag that is not kept, `Expires: 0`, a Warning per refused group. */
+function onBehalfAnswer(ctx: SipFaceContext, served: McUri, service: McService, pId: string | undefined, status: GroupStatus[], result: unknown): AuditedAnswer {
   const headers: HeaderList = [['SIP-ETag', ctx.publications.unkeptEtag()], ['Expires', '0'], ...refusalWarnings(ctx.agent, service, status)];
-  return { status: 200, headers, after: () => ctx.notifyWatchers(served, service, pId), result: { expires: 0, status } };
+  return { status: 200, headers, after: () => ctx.notifyWatchers(served, service, pId), result };
 }
 
 function publicationHeaders(pub: Publication): HeaderList {
