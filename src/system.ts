@@ -112,8 +112,7 @@ export class McSystem {
     const outbox = new GmsOutboxSender(store, gmsPort, log);
     // A GMS elsewhere that answers again gets the waiting updates at once, not after the sender's back-off.
     if (gmsPort instanceof HttpGroupManagement) gmsPort.onReconnect(() => outbox.kick());
-    const partners = new HttpPartnerServers(config.domain, config.partners, log);
-    partners.heldNow = async (userId, service) => new Map((await store.affiliationsOfUser(userId, service)).map((r) => [r.groupId, r.state]));
+    const partners = new HttpPartnerServers(config.domain, config.partners, log, async (userId, service) => new Map((await store.affiliationsOfUser(userId, service)).map((r) => [r.groupId, r.state])));
     const server: McServiceServer = {
       domain: config.domain,
       store,

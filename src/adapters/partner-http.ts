@@ -22,6 +22,9 @@ const latestKey = (req: PartnerRequest, groupId: string): string => `${req.mcSer
 /** A partner's answer: its status, Retry-After, and its body as JSON (or why that could not be read). */
 type Exchange = { status: number; retryAfter: string | undefined } & ({ body: unknown } | { bodyError: string });
 
+/** What the primary's store holds for a user and service now. */
+export type HeldNow = (userId: McUri, service: McService) => Promise<ReadonlyMap<McUri, 'affiliated' | 'reserved'>>;
+
 export class HttpPartnerServers implements PartnerServers {
   private readonly byDomain: Map<string, PartnerConfig>;
   private readonly tokens = new Map<string, { token: string; until: number }>();
@@ -37,15 +40,15 @@ export class HttpPartnerServers implements PartnerServers {
   private readonly undoRetries = new Set<NodeJS.Timeout>();
   private closed = false;
   /**
-   * What the primary's store holds for a user and service now: an undo is sent only for groups that still need it
-   * (another instance sharing the store may have completed a later request for them; `latest` knows only this one's).
+   * `heldNow`: what the primary's store holds for a user and service now. An undo is sent only for groups that still
+   * need it (another instance sharing the store may have completed a later request for them; `latest` knows only
+   * this one's). Asked of the constructor, not defaulted: an adapter that took "holds nothing" would undo wrongly.
    */
-  heldNow: (userId: McUri, service: McService) => Promise<ReadonlyMap<McUri, 'affiliated' | 'reserved'>> = async () => new Map();
-
   constructor(
     private readonly ownDomain: string,
     partners: PartnerConfig[],
     private readonly log: Logger,
+    private readonly heldNow: HeldNow,
   ) {
     this.byDomain = new Map(partners.map((p) => [p.domain, p]));
   }

@@ -13,7 +13,10 @@ const engine = 'sip:engine@fire.example' as McUri;
 const request = { domain: 'fire.example', mcServiceId: 'sip:alice@police.example' as McUri, service: 'mcptt' as const, groupIds: [engine] };
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-async function withPartner(held: ReadonlyMap<McUri, 'affiliated' | 'reserved'>, run: (partners: HttpPartnerServers, seen: string[]) => Promise<void>): Promise<void> {
+type Held = ReadonlyMap<McUri, 'affiliated' | 'reserved'>;
+
+/** `held`: the store's view, or a function giving it (it may act while the store is read). */
+async function withPartner(held: Held | ((partners: HttpPartnerServers) => Promise<Held>), run: (partners: HttpPartnerServers, seen: string[]) => Promise<void>): Promise<void> {
   const seen: string[] = [];
   const server = createServer((req, res) => {
     seen.push(`${req.method} ${req.url}`);
@@ -22,8 +25,8 @@ async function withPartner(held: ReadonlyMap<McUri, 'affiliated' | 'reserved'>, 
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
-  const partners = new HttpPartnerServers('police.example', [{ domain: 'fire.example', url, nextHop: url, secret: 'shared', timeoutMs: 2000 }], pino({ level: 'silent' }));
-  partners.heldNow = async () => held;
+  const heldNow = (): Promise<Held> => (typeof held === 'function' ? held(partners) : Promise.resolve(held));
+  const partners: HttpPartnerServers = new HttpPartnerServers('police.example', [{ domain: 'fire.example', url, nextHop: url, secret: 'shared', timeoutMs: 2000 }], pino({ level: 'silent' }), heldNow);
   try {
     await run(partners, seen);
   } finally {
@@ -64,17 +67,17 @@ void test('an unanswered de-affiliation is undone only while the store still hol
 });
 
 void test('a request the user sends again while the undo reads the store is not overtaken by that undo', async () => {
-  await withPartner(new Map([[engine, 'reserved']]), async (partners, seen) => {
-    let retried = false;
-    // The store read is slow; meanwhile the user's client asks again (a later request decides the group).
-    partners.heldNow = async () => {
-      if (!retried) {
-        retried = true;
-        void partners.affiliate(request);
-        await sleep(100);
-      }
-      return new Map([[engine, 'reserved' as const]]);
-    };
+  let retried = false;
+  // The store read is slow; meanwhile the user's client asks again (a later request decides the group).
+  const slowRead = async (partners: HttpPartnerServers): Promise<Held> => {
+    if (!retried) {
+      retried = true;
+      void partners.affiliate(request);
+      await sleep(100);
+    }
+    return new Map([[engine, 'reserved' as const]]);
+  };
+  await withPartner(slowRead, async (partners, seen) => {
     await partners.affiliate(request);
     await sleep(300); // past the first undo's store read (100 ms), before the later undo's retry (500 ms: the stand-in answers 500)
     assert.deepEqual(seen.filter((s) => s.startsWith('POST /federation/v1/affiliations')).length, 2, 'both requests sent');
