@@ -74,6 +74,10 @@ export const POSTGRES_MIGRATIONS: string[] = [
   CREATE INDEX sip_subscriptions_by_expiry ON sip_subscriptions (expires_at);
   CREATE INDEX change_requests_answered_unfinished ON change_requests (deadline) WHERE state IN ('accepted', 'rejected') AND result = 'null';
   `,
+  // 5: a publication keeps its set of groups (as SQLite's migration 7).
+  `
+  ALTER TABLE sip_publications ADD COLUMN groups TEXT;
+  `,
 ];
 
 /** The transaction-level advisory lock key that serialises migrations of every instance ('muster' in ASCII). */

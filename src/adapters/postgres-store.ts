@@ -122,12 +122,17 @@ const SIP_Q = {
   putPublication: {
     name: 'muster-sip-put-publication',
     text: `INSERT INTO sip_publications (${SIP_PUBLICATION_COLUMNS.join(', ')}) VALUES (${placeholders(SIP_PUBLICATION_COLUMNS.length)})
-           ON CONFLICT (user_id, service) DO UPDATE SET etag = excluded.etag, expires = excluded.expires, expires_at = excluded.expires_at, p_id = excluded.p_id, tuple_id = excluded.tuple_id`,
+           ON CONFLICT (user_id, service) DO UPDATE SET etag = excluded.etag, expires = excluded.expires, expires_at = excluded.expires_at, p_id = excluded.p_id, tuple_id = excluded.tuple_id, groups = excluded.groups`,
+  },
+  // An expiry's retry: only while no publication is stored (a new PUBLISH elsewhere won).
+  insertPublication: {
+    name: 'muster-sip-insert-publication',
+    text: `INSERT INTO sip_publications (${SIP_PUBLICATION_COLUMNS.join(', ')}) VALUES (${placeholders(SIP_PUBLICATION_COLUMNS.length)}) ON CONFLICT (user_id, service) DO NOTHING`,
   },
   // A refresh: only while the stored publication still has the entity-tag the request named.
   replacePublication: {
     name: 'muster-sip-replace-publication',
-    text: 'UPDATE sip_publications SET etag = $3, expires = $4, expires_at = $5, p_id = $6, tuple_id = $7 WHERE user_id = $1 AND service = $2 AND etag = $8',
+    text: 'UPDATE sip_publications SET etag = $3, expires = $4, expires_at = $5, p_id = $6, tuple_id = $7, groups = $8 WHERE user_id = $1 AND service = $2 AND etag = $9',
   },
   publication: { name: 'muster-sip-publication', text: 'SELECT * FROM sip_publications WHERE user_id = $1 AND service = $2 AND (expires_at IS NULL OR expires_at > $3)' },
   removePublication: { name: 'muster-sip-remove-publication', text: 'DELETE FROM sip_publications WHERE user_id = $1 AND service = $2 AND etag = $3' },
@@ -399,10 +404,11 @@ export class PostgresStore implements Store {
     if (!this.pool.ended && !this.pool.ending) await this.pool.end();
   }
 
-  async putSipPublication(pub: SipPublicationRecord, replacing?: string): Promise<'stored' | 'etag-taken' | 'stale'> {
+  async putSipPublication(pub: SipPublicationRecord, replacing?: string | null): Promise<'stored' | 'etag-taken' | 'stale'> {
     const values = sipPublicationValues(pub);
     try {
-      const r = replacing === undefined ? await this.run({ ...SIP_Q.putPublication, values }) : await this.run({ ...SIP_Q.replacePublication, values: [...values, replacing] });
+      const q = replacing === undefined ? { ...SIP_Q.putPublication, values } : replacing === null ? { ...SIP_Q.insertPublication, values } : { ...SIP_Q.replacePublication, values: [...values, replacing] };
+      const r = await this.run(q);
       return r.rowCount === 1 ? 'stored' : 'stale';
     } catch (e) {
       // RFC 3903: the store's unique index is what keeps two publications from sharing one entity-tag.

@@ -5,10 +5,10 @@ import type { McService } from '../domain/services.ts';
 import type { SipPublicationRecord, SipSubscriptionRecord } from '../ports/store.ts';
 import type { Row } from './store-rows.ts';
 
-export const SIP_PUBLICATION_COLUMNS = ['user_id', 'service', 'etag', 'expires', 'expires_at', 'p_id', 'tuple_id'] as const;
+export const SIP_PUBLICATION_COLUMNS = ['user_id', 'service', 'etag', 'expires', 'expires_at', 'p_id', 'tuple_id', 'groups'] as const;
 
 /** PostgreSQL's types of SIP_PUBLICATION_COLUMNS, for a restore's column arrays (postgres-store.ts). */
-export const SIP_PUBLICATION_TYPES = ['text', 'text', 'text', 'bigint', 'bigint', 'text', 'text'] as const;
+export const SIP_PUBLICATION_TYPES = ['text', 'text', 'text', 'bigint', 'bigint', 'text', 'text', 'text'] as const;
 
 export const SIP_SUBSCRIPTION_COLUMNS = [
   'id',
@@ -35,7 +35,8 @@ export const SIP_SUBSCRIPTION_TYPES = ['text', 'text', 'text', 'text', 'text', '
 
 /** A publication's values in SIP_PUBLICATION_COLUMNS order. */
 export function sipPublicationValues(p: SipPublicationRecord): (string | number | null)[] {
-  return [p.userId, p.service, p.etag, p.expires, p.expiresAt, p.pId, p.tupleId];
+  // The set as a JSON array; a dump written before sets were kept has none (undefined): null.
+  return [p.userId, p.service, p.etag, p.expires, p.expiresAt, p.pId, p.tupleId, p.groups ? JSON.stringify(p.groups) : null];
 }
 
 /** A subscription's values in SIP_SUBSCRIPTION_COLUMNS order. */
@@ -52,6 +53,7 @@ export function toSipPublication(r: Row): SipPublicationRecord {
     expiresAt: r['expires_at'] === null ? null : Number(r['expires_at']),
     pId: (r['p_id'] as string | null) ?? null,
     tupleId: (r['tuple_id'] as string | null) ?? null,
+    groups: typeof r['groups'] === 'string' ? (JSON.parse(r['groups']) as McUri[]) : null,
   };
 }
 

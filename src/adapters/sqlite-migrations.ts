@@ -77,4 +77,10 @@ export const SQLITE_MIGRATIONS: string[] = [
   CREATE INDEX sip_subscriptions_by_expiry ON sip_subscriptions (expires_at);
   CREATE INDEX change_requests_answered_unfinished ON change_requests (deadline) WHERE state IN ('accepted', 'rejected') AND result = 'null';
   `,
+  // 7: a publication keeps its set of groups (a JSON array), so an expiry that left them after another instance
+  // stored a new publication gives them back (src/faces/sip/README.md, "Expiry against a new PUBLISH"). Null in
+  // rows written before.
+  `
+  ALTER TABLE sip_publications ADD COLUMN groups TEXT;
+  `,
 ];

@@ -421,12 +421,13 @@ export class SqliteStore implements Store {
     return (this.sipStatements ??= prepareSip(this.db));
   }
 
-  async putSipPublication(pub: SipPublicationRecord, replacing?: string): Promise<'stored' | 'etag-taken' | 'stale'> {
+  async putSipPublication(pub: SipPublicationRecord, replacing?: string | null): Promise<'stored' | 'etag-taken' | 'stale'> {
     // Through the group commit: a PUBLISH's publication shares the transaction and fsync of its affiliation change.
     return this.write(() => {
       const holder = this.sip.etagHolder.get(pub.etag) as Row | undefined;
       if (holder && (holder['user_id'] !== pub.userId || holder['service'] !== pub.service)) return 'etag-taken';
-      if (replacing !== undefined && (this.sip.etagOf.get(pub.userId, pub.service) as Row | undefined)?.['etag'] !== replacing) return 'stale';
+      // null: only where none is stored, so the stored tag (if any) must be absent.
+      if (replacing !== undefined && ((this.sip.etagOf.get(pub.userId, pub.service) as Row | undefined)?.['etag'] ?? null) !== replacing) return 'stale';
       this.sip.putPublication.run(...sipPublicationValues(pub));
       return 'stored';
     });
@@ -483,7 +484,7 @@ function prepareSip(db: Database.Database) {
     etagOf: db.prepare('SELECT etag FROM sip_publications WHERE user_id = ? AND service = ?'),
     putPublication: db.prepare(
       `INSERT INTO sip_publications (${SIP_PUBLICATION_COLUMNS.join(', ')}) VALUES (${SIP_PUBLICATION_COLUMNS.map(() => '?').join(', ')})
-       ON CONFLICT (user_id, service) DO UPDATE SET etag = excluded.etag, expires = excluded.expires, expires_at = excluded.expires_at, p_id = excluded.p_id, tuple_id = excluded.tuple_id`,
+       ON CONFLICT (user_id, service) DO UPDATE SET etag = excluded.etag, expires = excluded.expires, expires_at = excluded.expires_at, p_id = excluded.p_id, tuple_id = excluded.tuple_id, groups = excluded.groups`,
     ),
     publication: db.prepare('SELECT * FROM sip_publications WHERE user_id = ? AND service = ? AND (expires_at IS NULL OR expires_at > ?)'),
     removePublication: db.prepare('DELETE FROM sip_publications WHERE user_id = ? AND service = ? AND etag = ?'),

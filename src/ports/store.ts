@@ -193,6 +193,12 @@ export interface SipPublicationRecord {
   expiresAt: number | null;
   pId: string | null;
   tupleId: string | null;
+  /**
+   * The published set (the PIDF's groups): what the expiry of the publication before it gives back when it left
+   * them after this one was stored (another instance; src/faces/sip/README.md, "Expiry against a new PUBLISH").
+   * Null when stored before sets were kept.
+   */
+  groups: McUri[] | null;
 }
 
 /** A SIP subscription (RFC 6665 dialog) as stored by the instance that owns it and sends its NOTIFYs. */
@@ -291,10 +297,11 @@ export interface Store {
 
   /**
    * SIP face state (src/faces/sip/README.md). Stores the (user, service) publication in place of the one before.
-   * With `replacing`, only if the stored one still has that entity-tag ('stale' otherwise: a refresh lost a race).
+   * With `replacing`, only if the stored one still has that entity-tag ('stale' otherwise: a refresh lost a race);
+   * with `replacing` null, only if none is stored ('stale' otherwise: an expiry's retry lost to a new PUBLISH).
    * 'etag-taken' when another publication holds `pub.etag` (RFC 3903: two publications never share one).
    */
-  putSipPublication(pub: SipPublicationRecord, replacing?: string): Promise<'stored' | 'etag-taken' | 'stale'>;
+  putSipPublication(pub: SipPublicationRecord, replacing?: string | null): Promise<'stored' | 'etag-taken' | 'stale'>;
   /** The (user, service) publication, unless it expired by `now`. */
   getSipPublication(userId: McUri, service: McService, now: number): Promise<SipPublicationRecord | undefined>;
   /** Removes the publication if it still has `etag`; false when it was replaced or removed meanwhile. */

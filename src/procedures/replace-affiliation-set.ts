@@ -7,7 +7,7 @@ import type { GroupStatus } from '../domain/flows.ts';
 import { publicationDelta } from '../domain/decisions/publication-set.ts';
 import type { McServiceServer } from './context.ts';
 import { applyAffiliationChange } from './apply-affiliation-change.ts';
-import type { AffiliationProgress, StoredAlongside } from './affiliate.ts';
+import { affiliate, type AffiliationProgress, type StoredAlongside } from './affiliate.ts';
 
 /** `alongside`: the audit entries of the set's outcome, stored with its last write (see applyAffiliationChange). */
 export async function replaceAffiliationSet(server: McServiceServer, userId: McUri, service: McService, wanted: readonly McUri[], groupAllowed: (g: McUri) => boolean, progress?: AffiliationProgress, alongside?: (status: GroupStatus[]) => StoredAlongside): Promise<GroupStatus[]> {
@@ -16,6 +16,15 @@ export async function replaceAffiliationSet(server: McServiceServer, userId: McU
   const refused: GroupStatus[] = [...delta.affiliate, ...delta.deaffiliate].filter((g) => !groupAllowed(g)).map((groupId) => ({ groupId, status: 'rejected', reason: 'not-authorised' }));
   const applied = await applyAffiliationChange(server, { target: userId, service, affiliate: delta.affiliate.filter(groupAllowed), deaffiliate: delta.deaffiliate.filter(groupAllowed) }, progress, alongside && ((a) => alongside([...refused, ...a])));
   return [...refused, ...applied];
+}
+
+/**
+ * The groups of a published set that the user does not hold now, affiliated again; none is left. For a set whose
+ * groups something else removed while it was published: an expiry on another instance (src/faces/sip/README.md).
+ */
+export async function regainPublishedSet(server: McServiceServer, userId: McUri, service: McService, wanted: readonly McUri[], progress?: AffiliationProgress): Promise<GroupStatus[]> {
+  const missing = (await changeOfPublishedSet(server, userId, service, wanted)).affiliate;
+  return missing.length === 0 ? [] : (await affiliate(server, { mcServiceId: userId, service, groupIds: missing }, progress)).status;
 }
 
 /** What a published set asks of the user's stored groups: the additions to affiliate, the omissions to leave. */

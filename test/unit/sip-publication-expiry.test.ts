@@ -25,7 +25,7 @@ void test("an expired publication whose partner group cannot be left now comes b
     const server = police.server;
     await server.store.changeAffiliations(alice, 'mcptt', () => ({ put: [patrol, engine].map((groupId) => ({ groupId, state: 'affiliated' as const })), remove: [], tellGms: [], events: [], result: null }));
     const publications = new Publications(server.store, server.clock);
-    const pub = await publications.put(alice, 'mcptt', 60, { pId: undefined, tupleId: undefined });
+    const pub = await publications.put(alice, 'mcptt', 60, { pId: undefined, tupleId: undefined, groups: [patrol, engine] });
     let notified = 0;
     const ctx = { server, publications, exclusive: (_u: McUri, fn: () => Promise<unknown>) => fn(), notifyWatchers: () => void notified++ } as unknown as SipFaceContext;
 

@@ -161,14 +161,14 @@ void test('entity-tags are random and never shared: a drawn tag another publicat
   const store = new SqliteStore(openSqlite(':memory:'), clock.now);
   const draws = ['same', 'same', 'fresh'];
   const pubs = new Publications(store, clock, () => draws.shift() ?? 'exhausted');
-  const alice = await pubs.put(uri('sip:alice@police.example'), 'mcptt', 60, { pId: 'p1', tupleId: 't1' });
-  const bob = await pubs.put(uri('sip:bob@police.example'), 'mcptt', 60, { pId: undefined, tupleId: undefined });
+  const alice = await pubs.put(uri('sip:alice@police.example'), 'mcptt', 60, { pId: 'p1', tupleId: 't1', groups: [] });
+  const bob = await pubs.put(uri('sip:bob@police.example'), 'mcptt', 60, { pId: undefined, tupleId: undefined, groups: [] });
   assert.equal(alice.etag, 'same');
   assert.equal(bob.etag, 'fresh', 'the second draw of a taken tag was refused by the store and drawn again');
   // The default generator: 1,000 publications, 1,000 distinct tags.
   const real = new Publications(store, clock);
   const tags = new Set<string>();
-  for (let i = 0; i < 1000; i++) tags.add((await real.put(uri(`sip:u${i}@police.example`), 'mcptt', 60, { pId: undefined, tupleId: undefined })).etag);
+  for (let i = 0; i < 1000; i++) tags.add((await real.put(uri(`sip:u${i}@police.example`), 'mcptt', 60, { pId: undefined, tupleId: undefined, groups: [] })).etag);
   assert.equal(tags.size, 1000);
   await store.close();
 });
@@ -177,7 +177,7 @@ void test('a publication outlives its process: a new one finds it by user, refre
   const clock = new FakeClock();
   const store = new SqliteStore(openSqlite(':memory:'), clock.now);
   const alice = uri('sip:alice@police.example');
-  const first = await new Publications(store, clock).put(alice, 'mcptt', 600, { pId: 'p1', tupleId: 'client-7' });
+  const first = await new Publications(store, clock).put(alice, 'mcptt', 600, { pId: 'p1', tupleId: 'client-7', groups: [uri('sip:patrol@police.example')] });
   const restarted = new Publications(store, clock);
   const found = await restarted.get(alice, 'mcptt');
   assert.deepEqual(found, first);
@@ -185,7 +185,7 @@ void test('a publication outlives its process: a new one finds it by user, refre
   assert.ok(refreshed && refreshed.etag !== first.etag);
   assert.equal(refreshed.tupleId, 'client-7');
   assert.equal(await restarted.refresh(first, 600), undefined, 'the replaced tag no longer refreshes');
-  const forever = await restarted.put(alice, 'mcdata', EXPIRES_FOREVER, { pId: undefined, tupleId: undefined });
+  const forever = await restarted.put(alice, 'mcdata', EXPIRES_FOREVER, { pId: undefined, tupleId: undefined, groups: [] });
   assert.equal(forever.expiresAt, null);
   clock.t += 601_000;
   assert.equal(await restarted.get(alice, 'mcptt'), undefined, 'expired');
@@ -197,7 +197,7 @@ void test('1,000 publications expiring at once are taken in pages of 200 and eac
   const clock = new FakeClock();
   const store = new SqliteStore(openSqlite(':memory:'), clock.now);
   const pubs = new Publications(store, clock);
-  await Promise.all(Array.from({ length: 1000 }, (_, i) => pubs.put(uri(`sip:u${i}@police.example`), 'mcptt', 60, { pId: undefined, tupleId: undefined })));
+  await Promise.all(Array.from({ length: 1000 }, (_, i) => pubs.put(uri(`sip:u${i}@police.example`), 'mcptt', 60, { pId: undefined, tupleId: undefined, groups: [] })));
   const pages: number[] = [];
   let removed = 0;
   const expiry = new PagedExpiry(clock, {

@@ -767,7 +767,7 @@ function contract(backend: Backend): void {
 
     void test('SIP publications: one per (user, service), a refresh only with the stored entity-tag, expired ones absent and listed for expiry oldest first', async () => {
       const { store, second } = await backend.fresh();
-      const pub = (over: Partial<SipPublicationRecord>): SipPublicationRecord => ({ userId: alice, service: 'mcptt', etag: 'e1', expires: 60, expiresAt: 1000, pId: 'p-1', tupleId: 'client-1', ...over });
+      const pub = (over: Partial<SipPublicationRecord>): SipPublicationRecord => ({ userId: alice, service: 'mcptt', etag: 'e1', expires: 60, expiresAt: 1000, pId: 'p-1', tupleId: 'client-1', groups: [g(1), g(2)], ...over });
       assert.equal(await store.putSipPublication(pub({})), 'stored');
       // The other instance reads what this one wrote (a refresh after a restart or on another instance).
       assert.deepEqual(await second.getSipPublication(alice, 'mcptt', 999), pub({}));
@@ -775,8 +775,8 @@ function contract(backend: Backend): void {
       assert.equal(await store.getSipPublication(alice, 'mcdata', 0), undefined);
       assert.equal(await second.putSipPublication(pub({ etag: 'e2', expiresAt: 5000 }), 'e0'), 'stale', 'a refresh naming another entity-tag changes nothing');
       assert.equal((await store.getSipPublication(alice, 'mcptt', 0))?.etag, 'e1');
-      assert.equal(await second.putSipPublication(pub({ etag: 'e2', expiresAt: 5000, pId: null, tupleId: null }), 'e1'), 'stored');
-      assert.deepEqual(await store.getSipPublication(alice, 'mcptt', 4999), pub({ etag: 'e2', expiresAt: 5000, pId: null, tupleId: null }));
+      assert.equal(await second.putSipPublication(pub({ etag: 'e2', expiresAt: 5000, pId: null, tupleId: null, groups: [] }), 'e1'), 'stored');
+      assert.deepEqual(await store.getSipPublication(alice, 'mcptt', 4999), pub({ etag: 'e2', expiresAt: 5000, pId: null, tupleId: null, groups: [] }));
       assert.equal(await store.putSipPublication(pub({ userId: bob, etag: 'e3', expires: 4294967295, expiresAt: null })), 'stored');
       assert.equal(await store.putSipPublication(pub({ service: 'mcdata', etag: 'e4', expiresAt: 3000 })), 'stored');
       assert.deepEqual((await store.expiredSipPublications(6000, 10)).map((p) => p.etag), ['e4', 'e2'], 'oldest first; a publication without expiry never');
@@ -787,9 +787,22 @@ function contract(backend: Backend): void {
       assert.equal((await store.getSipPublication(bob, 'mcptt', 10 ** 13))?.etag, 'e3', 'no expiry');
     });
 
+    void test("SIP publications: a put conditional on none stored (an expiry's retry) never replaces another instance's new one", async () => {
+      const { store, second } = await backend.fresh();
+      const pub = (etag: string, groups: McUri[] | null): SipPublicationRecord => ({ userId: alice, service: 'mcptt', etag, expires: 60, expiresAt: 1000, pId: null, tupleId: null, groups });
+      assert.equal(await store.putSipPublication(pub('old', [g(1)]), null), 'stored', 'none stored: put');
+      assert.equal(await second.removeSipPublication(alice, 'mcptt', 'old'), true);
+      assert.equal(await second.putSipPublication(pub('new', [g(1), g(2)])), 'stored', 'a new PUBLISH on the other instance');
+      assert.equal(await store.putSipPublication(pub('old', [g(1)]), null), 'stale', 'the old one does not come back over it');
+      assert.deepEqual(await store.getSipPublication(alice, 'mcptt', 0), pub('new', [g(1), g(2)]), 'the new one stands, with its set');
+      assert.equal(await store.putSipPublication({ ...pub('new', null), userId: bob }, null), 'etag-taken', 'a taken entity-tag is still refused');
+      assert.equal(await second.putSipPublication({ ...pub('b1', null), userId: bob }, null), 'stored');
+      assert.equal((await store.getSipPublication(bob, 'mcptt', 0))?.groups, null, 'a set not known is null');
+    });
+
     void test('SIP publications never share an entity-tag (RFC 3903 §6), whichever instance writes', async () => {
       const { store, second } = await backend.fresh();
-      const pub = (userId: McUri, etag: string): SipPublicationRecord => ({ userId, service: 'mcptt', etag, expires: 60, expiresAt: 1000, pId: null, tupleId: null });
+      const pub = (userId: McUri, etag: string): SipPublicationRecord => ({ userId, service: 'mcptt', etag, expires: 60, expiresAt: 1000, pId: null, tupleId: null, groups: null });
       assert.equal(await store.putSipPublication(pub(alice, 'same')), 'stored');
       assert.equal(await second.putSipPublication(pub(bob, 'same')), 'etag-taken');
       assert.equal(await second.getSipPublication(bob, 'mcptt', 0), undefined);
@@ -845,7 +858,7 @@ function contract(backend: Backend): void {
 
     void test('SIP publications listed live for operators, by user, paged by entity-tag', async () => {
       const { store } = await backend.fresh();
-      const pub = (userId: McUri, service: McService, etag: string, expiresAt: number | null): SipPublicationRecord => ({ userId, service, etag, expires: 60, expiresAt, pId: null, tupleId: null });
+      const pub = (userId: McUri, service: McService, etag: string, expiresAt: number | null): SipPublicationRecord => ({ userId, service, etag, expires: 60, expiresAt, pId: null, tupleId: null, groups: null });
       await store.putSipPublication(pub(alice, 'mcptt', 'b', 5000));
       await store.putSipPublication(pub(alice, 'mcdata', 'a', null));
       await store.putSipPublication(pub(bob, 'mcptt', 'c', 100));

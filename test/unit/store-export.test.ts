@@ -153,8 +153,8 @@ async function populate({ store, gms, clock }: Opened): Promise<void> {
   assert.equal(await store.transitionChange('c-late', bob, ['asked'], 'timed-out'), true);
   await store.appendEvents([{ userId: dispatch, type: 'affiliation-status', data: { note: 'ünïcødé ✓', nested: { a: [1, 2.5, null, true] } } }]);
   // The SIP face's state: a publication that never expires and one that does, a subscription over UDP and one over TCP.
-  assert.equal(await store.putSipPublication({ userId: alice, service: 'mcptt', etag: 'etag-a', expires: 4294967295, expiresAt: null, pId: null, tupleId: null }), 'stored');
-  assert.equal(await store.putSipPublication({ userId: bob, service: 'mcptt', etag: 'etag-b', expires: 3600, expiresAt: 1_700_003_600_000, pId: 'sip:bob@police.example', tupleId: 't1' }), 'stored');
+  assert.equal(await store.putSipPublication({ userId: alice, service: 'mcptt', etag: 'etag-a', expires: 4294967295, expiresAt: null, pId: null, tupleId: null, groups: null }), 'stored');
+  assert.equal(await store.putSipPublication({ userId: bob, service: 'mcptt', etag: 'etag-b', expires: 3600, expiresAt: 1_700_003_600_000, pId: 'sip:bob@police.example', tupleId: 't1', groups: [uri('sip:patrol@police.example'), uri('sip:north@police.example')] }), 'stored');
   for (const [id, transport] of [['sub-1', 'udp'], ['sub-2', 'tcp']] as const) {
     assert.equal(
       await store.putSipSubscription({

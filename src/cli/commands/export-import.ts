@@ -211,7 +211,17 @@ const DocumentSchema = Type.Object(
             {
               publications: Type.Array(
                 Type.Object(
-                  { userId: Str, service: Service, etag: Str, expires: Int, expiresAt: Type.Union([Int, Type.Null()]), pId: Type.Union([Type.String(), Type.Null()]), tupleId: Type.Union([Type.String(), Type.Null()]) },
+                  {
+                    userId: Str,
+                    service: Service,
+                    etag: Str,
+                    expires: Int,
+                    expiresAt: Type.Union([Int, Type.Null()]),
+                    pId: Type.Union([Type.String(), Type.Null()]),
+                    tupleId: Type.Union([Type.String(), Type.Null()]),
+                    // Missing in documents written before publications kept their set: imported as null (set unknown).
+                    groups: Type.Optional(Type.Union([Type.Array(Str), Type.Null()])),
+                  },
                   strict,
                 ),
               ),

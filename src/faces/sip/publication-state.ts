@@ -57,9 +57,9 @@ export class Publications {
     return requested >= EXPIRES_FOREVER ? EXPIRES_FOREVER : requested;
   }
 
-  /** Stores (or replaces) the publication under a fresh entity-tag no other publication holds. */
-  async put(userId: McUri, service: McService, expires: number, doc: { pId: string | undefined; tupleId: string | undefined }): Promise<Publication> {
-    const pub = await this.store({ userId, service, etag: '', ...this.expiry(expires), pId: doc.pId ?? null, tupleId: doc.tupleId ?? null });
+  /** Stores (or replaces) the publication of `doc.groups` under a fresh entity-tag no other publication holds. */
+  async put(userId: McUri, service: McService, expires: number, doc: { pId: string | undefined; tupleId: string | undefined; groups: readonly McUri[] }): Promise<Publication> {
+    const pub = await this.store({ userId, service, etag: '', ...this.expiry(expires), pId: doc.pId ?? null, tupleId: doc.tupleId ?? null, groups: [...doc.groups] });
     if (!pub) throw new Error('unreachable: an unconditional put is never stale');
     return pub;
   }
@@ -77,6 +77,11 @@ export class Publications {
   /** Puts `pub` back as it was (its own entity-tag), after the request that replaced or removed it failed. */
   async restore(pub: Publication): Promise<void> {
     await this.rows.putSipPublication(pub);
+  }
+
+  /** Puts `pub` back only if the user has no publication now; false when a new PUBLISH (on any instance) came first. */
+  async restoreIfNone(pub: Publication): Promise<boolean> {
+    return (await this.rows.putSipPublication(pub, null)) === 'stored';
   }
 
   /** A page of expired publications, the longest expired first (for PagedExpiry). */

@@ -9,7 +9,7 @@ import { notAnsweredYet, type ChangeRequest, type GroupStatus } from '../../doma
 import type { StoredAlongside } from '../../procedures/affiliate.ts';
 import { MusterError } from '../../domain/errors.ts';
 import { decideChangeRight } from '../../domain/decisions/remote-change-right.ts';
-import { changeOfPublishedSet, replaceAffiliationSet } from '../../procedures/replace-affiliation-set.ts';
+import { changeOfPublishedSet, regainPublishedSet, replaceAffiliationSet } from '../../procedures/replace-affiliation-set.ts';
 import { remoteChangeMandatory } from '../../procedures/remote-change-mandatory.ts';
 import { acceptChangesByPublication } from '../../procedures/accept-changes-by-publication.ts';
 import type { IncomingRequest } from './message.ts';
@@ -80,7 +80,7 @@ export async function publishUas(ctx: SipFaceContext, req: IncomingRequest, flow
       const progress = { reserved: (): void => ctx.notifyWatchers(served, service) };
       // The publication is written alongside the affiliation change (on SQLite in the same group commit, so the
       // PUBLISH costs no extra fsync); if the change fails, the publication before it is put back.
-      const publication = expires === 0 ? (current ? ctx.publications.remove(served, service, current.etag).then(() => undefined) : Promise.resolve(undefined)) : ctx.publications.put(served, service, expires, { pId: pidf!.pId, tupleId: pidf!.clientId });
+      const publication = expires === 0 ? (current ? ctx.publications.remove(served, service, current.etag).then(() => undefined) : Promise.resolve(undefined)) : ctx.publications.put(served, service, expires, { pId: pidf!.pId, tupleId: pidf!.clientId, groups: pidf!.groups });
       // The audit entry goes in the transaction of the set's last write (issue 6): change, publication and entry then
       // share one commit and fsync. A set that changes nothing writes nothing, and its entry is stored on its own.
       const alongside = (status: GroupStatus[]): StoredAlongside => ({ audit: entryOf(200, { expires, status }) });
@@ -90,7 +90,11 @@ export async function publishUas(ctx: SipFaceContext, req: IncomingRequest, flow
         throw applied.reason;
       }
       if (stored.status === 'rejected') throw stored.reason;
-      const status = applied.value;
+      // Instances share the store, not this lock: an expiry elsewhere may have left groups of this set after the
+      // difference was read and before the publication was stored (later, it sees the publication: expirePublication).
+      const refused = new Set(applied.value.filter((s) => s.status === 'rejected').map((s) => s.groupId));
+      const regained = wanted.length > 0 ? await regainPublishedSet(ctx.server, served, service, wanted.filter((g) => !refused.has(g)), progress) : [];
+      const status = [...applied.value.filter((s) => !regained.some((r) => r.groupId === s.groupId)), ...regained];
       const headers: HeaderList = stored.value ? publicationHeaders(stored.value) : [...(current ? [['SIP-ETag', current.etag] as [string, string]] : []), ['Expires', '0']];
       const pId = pidf?.pId;
       return { status: 200, headers: [...headers, ...refusalWarnings(ctx.agent, service, status)], after: () => ctx.notifyWatchers(served, service, pId), result: { expires, status } };
@@ -154,21 +158,32 @@ export const EXPIRY_RETRY_MS = 30_000;
  * or a new PUBLISH that came first keeps the user's groups. A group that could not be left now (its partner system or
  * GMS not answering, the store failing) brings the publication back, expiring again in EXPIRY_RETRY_MS: the user's
  * groups end with it, not when someone notices.
+ *
+ * The per-user lock orders this against a PUBLISH of this process only; a new PUBLISH on another instance may read
+ * the groups as held (nothing to change) while they are being left here. So whoever finishes last restores its set:
+ * the PUBLISH reads the groups again once its publication is stored, and this expiry, after its last removal (a
+ * partner's group included), reads the publication again and gives a new one the groups of its stored set. A
+ * publication stored before that read is seen by it; one stored after it follows every removal, which its own read
+ * sees. A retry puts the old publication back only where there is none (restoreIfNone), never over the new one.
  */
 export async function expirePublication(ctx: SipFaceContext, pub: Publication): Promise<void> {
   const { userId, service } = pub;
   try {
     const ended = await ctx.exclusive(userId, async () => {
       if (!(await ctx.publications.remove(userId, service, pub.etag))) return false;
-      const retry = (): Promise<void> => ctx.publications.restore({ ...pub, expiresAt: ctx.server.clock.now() + EXPIRY_RETRY_MS });
-      let status: GroupStatus[];
+      let status: GroupStatus[] = [];
+      let failure: { cause: unknown } | undefined;
       try {
         status = await replaceAffiliationSet(ctx.server, userId, service, [], () => true);
       } catch (e) {
-        await retry();
-        throw e;
+        failure = { cause: e };
       }
-      if (status.some(notAnsweredYet)) await retry();
+      const retry = failure !== undefined || status.some(notAnsweredYet);
+      const back = retry && (await ctx.publications.restoreIfNone({ ...pub, expiresAt: ctx.server.clock.now() + EXPIRY_RETRY_MS }));
+      // Any publication found now was stored after the claim removed this one: a new PUBLISH, on another instance.
+      const newer = back ? undefined : await ctx.publications.get(userId, service);
+      if (newer?.groups?.length) await regainPublishedSet(ctx.server, userId, service, newer.groups);
+      if (failure) throw failure.cause;
       return true;
     });
     if (ended) ctx.notifyWatchers(userId, service);

@@ -1,0 +1,297 @@
+// RFC 3903 §6 expiry (expirePublication) racing the client's new PUBLISH (publishUas) on another instance of the same
+// system: two instances on one PostgreSQL store (two McSystems in this process, each with its own per-user lock),
+// and the same on one SQLite store with two face contexts. The interleaving is forced with gates in the publication
+// rows and in a stand-in partner system, never with timing: the user's new publication must end with its groups
+// held, whichever side finishes last, a partner's group included.
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import type { McUri } from '../../src/domain/ids.ts';
+import { resolveConfig } from '../../src/config/config.ts';
+import { McSystem } from '../../src/system.ts';
+import { AuditRecorder } from '../../src/adapters/audit-recorder.ts';
+import { parseMessage } from '../../src/faces/sip/parser.ts';
+import type { IncomingRequest } from '../../src/faces/sip/message.ts';
+import type { Flow } from '../../src/faces/sip/transport.ts';
+import type { SipFaceContext } from '../../src/faces/sip/face-context.ts';
+import { Publications, type PublicationRows } from '../../src/faces/sip/publication-state.ts';
+import { expirePublication, publishUas } from '../../src/faces/sip/publish-user-agent-server.ts';
+import { createTestDatabase, dropTestDatabases } from '../support/postgres.ts';
+import { policeId, policeSystem } from '../support/in-process.ts';
+import { standInPartners } from '../support/stand-in-partners.ts';
+
+const alice = policeId('alice');
+const patrol = policeId('patrol');
+const north = policeId('north');
+const engine = 'sip:engine@fire.example' as McUri;
+const PSI = policeId('mc-server');
+
+const databases: string[] = [];
+after(() => dropTestDatabases(databases));
+
+/** A promise and its resolver: a gate the test opens, or a signal the code under test gives. */
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve = (): void => undefined;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+/** One instance as the SIP face sees it: its server, its own per-user lock, and publication rows a test can hold. */
+interface Instance {
+  ctx: SipFaceContext;
+  /** Armed: the next claim (removal under an entity-tag) resolves `claimed` once done, then waits for `open`. */
+  holdAfterClaim?: { claimed: () => void; open: Promise<void> };
+  /** Armed: the next publication write waits for `open` before it reaches the store. */
+  holdBeforePut?: Promise<void>;
+}
+
+function instance(system: McSystem, partner: FirePartner): Instance {
+  const server = { ...system.server, partners: partner.port };
+  const inst: Instance = { ctx: undefined as unknown as SipFaceContext };
+  const rows: PublicationRows = {
+    getSipPublication: (u, s, now) => server.store.getSipPublication(u, s, now),
+    expiredSipPublications: (now, limit) => server.store.expiredSipPublications(now, limit),
+    putSipPublication: async (pub, replacing) => {
+      const hold = inst.holdBeforePut;
+      inst.holdBeforePut = undefined;
+      if (hold) await hold;
+      return server.store.putSipPublication(pub, replacing);
+    },
+    removeSipPublication: async (u, s, etag) => {
+      const removed = await server.store.removeSipPublication(u, s, etag);
+      const hold = inst.holdAfterClaim;
+      inst.holdAfterClaim = undefined;
+      if (hold) {
+        hold.claimed();
+        await hold.open;
+      }
+      return removed;
+    },
+  };
+  // The face's per-user lock (user-agent-core.ts): one map per instance, so it orders nothing between the two.
+  const locks = new Map<McUri, Promise<unknown>>();
+  const exclusive = <T>(u: McUri, fn: () => Promise<T>): Promise<T> => {
+    const run = (locks.get(u) ?? Promise.resolve()).then(fn, fn);
+    locks.set(u, run.catch(() => undefined));
+    return run;
+  };
+  inst.ctx = {
+    server,
+    psi: PSI,
+    trustedPeers: ['127.0.0.1'],
+    agent: server.domain,
+    publications: new Publications(rows, server.clock),
+    senderRate: { take: () => 0 },
+    audit: new AuditRecorder(server.store, pino({ level: 'silent' })),
+    exclusive,
+    notifyWatchers: () => undefined,
+  } as unknown as SipFaceContext;
+  return inst;
+}
+
+const flow: Flow = { transport: 'udp', remoteAddress: '127.0.0.1', remotePort: 5070, send: () => undefined, open: () => true };
+let requests = 0;
+
+/** Alice's own initial PUBLISH of `groups` (TS 24.379 §9.2.1.2), from a trusted peer with P-Asserted-Identity. */
+function publish(groups: McUri[]): IncomingRequest {
+  const n = ++requests;
+  const body = Buffer.from(
+    '<?xml version="1.0" encoding="UTF-8"?><presence xmlns="urn:ietf:params:xml:ns:pidf" xmlns:mcpttPI10="urn:3gpp:ns:mcpttPresInfo:1.0" entity="sip:alice@police.example">' +
+      `<tuple id="client-1"><status>${groups.map((g) => `<mcpttPI10:affiliation group="${g}"/>`).join('')}</status></tuple><mcpttPI10:p-id>pub-${n}</mcpttPI10:p-id></presence>`,
+  );
+  const head = [
+    `PUBLISH ${PSI} SIP/2.0`,
+    `Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-race-${n}`,
+    `From: <${alice}>;tag=p${n}`,
+    `To: <${PSI}>`,
+    `Call-ID: race-${n}`,
+    `CSeq: ${n} PUBLISH`,
+    'Max-Forwards: 70',
+    `P-Asserted-Identity: <${alice}>`,
+    'P-Preferred-Service: urn:urn-7:3gpp-service.ims.icsi.mcptt',
+    'Event: presence',
+    'Expires: 3600',
+    'Content-Type: application/pidf+xml',
+    `Content-Length: ${body.length}`,
+  ];
+  const msg = parseMessage(Buffer.concat([Buffer.from(head.join('\r\n') + '\r\n\r\n'), body]));
+  assert.equal(msg.kind, 'request');
+  return msg;
+}
+
+const held = async (inst: Instance): Promise<string[]> =>
+  (await inst.ctx.server.store.affiliationsOfUser(alice, 'mcptt'))
+    .filter((r) => r.state === 'affiliated')
+    .map((r) => r.groupId)
+    .sort();
+
+const etagOf = (headers: [string, string][]): string | undefined => headers.find(([k]) => k === 'SIP-ETag')?.[1];
+
+const SYSTEM = policeSystem({
+  // The configured partner is replaced by FirePartner in each instance's server; this entry makes fire.example one.
+  partners: [{ domain: 'fire.example', url: 'http://127.0.0.1:9', secret: 'shared' }],
+  users: [{ id: alice, services: ['mcptt'], n2: 3, groups: [patrol, north, engine] }],
+  groups: [patrol, north].map((id) => ({ id, services: ['mcptt'], members: [alice] })),
+});
+
+/** fire.example, host of `engine`, as both instances reach it: it holds what it was told, and a leave can be held. */
+interface FirePartner {
+  port: ReturnType<typeof standInPartners>;
+  holds: Set<McUri>;
+  /** Armed: the next de-affiliation resolves `asked` when it arrives, then waits for `open`; `unanswered`: then fails. */
+  holdLeave?: { asked: () => void; open: Promise<void>; unanswered?: true };
+}
+
+function firePartner(): FirePartner {
+  const partner: FirePartner = { port: undefined as unknown as FirePartner['port'], holds: new Set() };
+  partner.port = standInPartners('fire.example', {
+    affiliate: async (req) => req.groupIds.map((groupId) => (partner.holds.add(groupId), { groupId, status: 'affiliated' as const })),
+    deaffiliate: async (req) => {
+      const hold = partner.holdLeave;
+      partner.holdLeave = undefined;
+      if (hold) {
+        hold.asked();
+        await hold.open;
+        if (hold.unanswered) return req.groupIds.map((groupId) => ({ groupId, status: 'rejected' as const, reason: 'partner-unreachable' as const }));
+      }
+      return req.groupIds.map((groupId) => (partner.holds.delete(groupId), { groupId, status: 'deaffiliated' as const }));
+    },
+  });
+  return partner;
+}
+
+/** Instance A and instance B of police.example on one store: two systems on one PostgreSQL database, or one SQLite system. */
+async function twoInstances(kind: 'postgres' | 'sqlite', work: (a: Instance, b: Instance, fire: FirePartner) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'muster-expiry-race-'));
+  const opened: McSystem[] = [];
+  try {
+    let store: string | undefined;
+    if (kind === 'postgres') {
+      const db = await createTestDatabase();
+      databases.push(db.name);
+      store = db.url;
+    }
+    const [config] = resolveConfig({ dataDir: dir, systems: [{ ...SYSTEM, ...(store ? { store } : {}) }] });
+    for (let i = 0; i < (kind === 'postgres' ? 2 : 1); i++) opened.push(await McSystem.open(config!, { log: pino({ level: 'silent' }) }));
+    const fire = firePartner();
+    await work(instance(opened[0]!, fire), instance(opened[opened.length - 1]!, fire), fire);
+  } finally {
+    for (const s of opened.reverse()) await s.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Alice publishes {patrol, north} through A; that publication is the one that expires. */
+async function publishedThroughA(a: Instance): Promise<NonNullable<Awaited<ReturnType<Publications['get']>>>> {
+  const first = await publishUas(a.ctx, publish([patrol, north]), flow);
+  assert.equal(first.status, 200);
+  assert.deepEqual(await held(a), [north, patrol]);
+  const pub = await a.ctx.publications.get(alice, 'mcptt');
+  assert.ok(pub, 'the first publication is stored');
+  return pub;
+}
+
+for (const kind of ['postgres', 'sqlite'] as const) {
+  void describe(`expiry on instance A against a new PUBLISH on instance B (${kind})`, () => {
+    void test('A claims the expired publication, B accepts the same set before A has left the groups: the groups stay', async () => {
+      await twoInstances(kind, async (a, b) => {
+        const expired = await publishedThroughA(a);
+        const claimed = deferred();
+        const open = deferred();
+        a.holdAfterClaim = { claimed: claimed.resolve, open: open.promise };
+        const expiry = expirePublication(a.ctx, expired);
+        await claimed.promise; // A removed the publication under its entity-tag and has not left any group yet.
+
+        const answer = await publishUas(b.ctx, publish([patrol, north]), flow);
+        assert.equal(answer.status, 200);
+        open.resolve();
+        await expiry;
+
+        const live = await b.ctx.publications.get(alice, 'mcptt');
+        assert.equal(live?.etag, etagOf(answer.headers), "B's publication is the live one");
+        assert.deepEqual(await held(b), [north, patrol], "a live publication's groups are held");
+      });
+    });
+
+    void test('B reads the groups held, A then leaves them all, then B stores its publication: the groups come back', async () => {
+      await twoInstances(kind, async (a, b) => {
+        const expired = await publishedThroughA(a);
+        const read = deferred();
+        const open = deferred();
+        b.holdBeforePut = open.promise;
+        // B's set difference is computed against the groups still held (nothing to change), then B waits to store.
+        const store = b.ctx.server.store;
+        const affiliationsOfUser = store.affiliationsOfUser.bind(store);
+        let reads = 0;
+        store.affiliationsOfUser = async (...args) => {
+          const rows = await affiliationsOfUser(...args);
+          if (++reads === 1) read.resolve();
+          return rows;
+        };
+        const answering = publishUas(b.ctx, publish([patrol, north]), flow);
+        await read.promise;
+
+        await expirePublication(a.ctx, expired);
+        assert.deepEqual(await held(a), [], 'A left every group: no publication was stored when it looked');
+        open.resolve();
+        const answer = await answering;
+        assert.equal(answer.status, 200);
+
+        const live = await b.ctx.publications.get(alice, 'mcptt');
+        assert.equal(live?.etag, etagOf(answer.headers), "B's publication is the live one");
+        assert.deepEqual(await held(b), [north, patrol], "a live publication's groups are held");
+      });
+    });
+
+    void test("A asks the partner to drop its group, B's PUBLISH is answered meanwhile (the group still held), then A drops it: it comes back", async () => {
+      await twoInstances(kind, async (a, b, fire) => {
+        const first = await publishUas(a.ctx, publish([patrol, engine]), flow);
+        assert.equal(first.status, 200);
+        assert.deepEqual(await held(a), [engine, patrol]);
+        const expired = await a.ctx.publications.get(alice, 'mcptt');
+        assert.ok(expired);
+        const asked = deferred();
+        const open = deferred();
+        fire.holdLeave = { asked: asked.resolve, open: open.promise };
+        const expiry = expirePublication(a.ctx, expired);
+        await asked.promise; // A left patrol, and waits for fire.example to drop engine (10.X.4.3 step 3).
+
+        const answer = await publishUas(b.ctx, publish([patrol, engine]), flow);
+        assert.equal(answer.status, 200);
+        assert.deepEqual(await held(b), [engine, patrol], 'B took patrol again and found engine still held');
+        open.resolve();
+        await expiry;
+
+        const live = await b.ctx.publications.get(alice, 'mcptt');
+        assert.equal(live?.etag, etagOf(answer.headers), "B's publication is the live one");
+        assert.deepEqual(await held(b), [engine, patrol], "a live publication's groups are held, the partner's too");
+        assert.ok(fire.holds.has(engine), 'and fire.example holds the user in engine again');
+      });
+    });
+
+    void test("A's partner does not answer, so A would bring the expired publication back: B's new one stays instead", async () => {
+      await twoInstances(kind, async (a, b, fire) => {
+        assert.equal((await publishUas(a.ctx, publish([patrol, engine]), flow)).status, 200);
+        const expired = await a.ctx.publications.get(alice, 'mcptt');
+        assert.ok(expired);
+        const asked = deferred();
+        const open = deferred();
+        fire.holdLeave = { asked: asked.resolve, open: open.promise, unanswered: true };
+        const expiry = expirePublication(a.ctx, expired);
+        await asked.promise;
+
+        const answer = await publishUas(b.ctx, publish([patrol, engine]), flow);
+        assert.equal(answer.status, 200);
+        open.resolve(); // fire.example does not answer: engine could not be left, a retry is due.
+        await expiry;
+
+        const live = await b.ctx.publications.get(alice, 'mcptt');
+        assert.equal(live?.etag, etagOf(answer.headers), "B's publication is the live one, not the expired one back");
+        assert.deepEqual(await held(b), [engine, patrol]);
+      });
+    });
+  });
+}
