@@ -78,6 +78,12 @@ export const POSTGRES_MIGRATIONS: string[] = [
   `
   ALTER TABLE sip_publications ADD COLUMN groups TEXT;
   `,
+  // 6: when a de-affiliation of the record was sent to the group's host and its outcome not stored yet (as SQLite's
+  // migration 8): every instance's re-synchronisation sees it, not only the instance that sent it. Null otherwise.
+  `
+  ALTER TABLE affiliations ADD COLUMN forwarded_at BIGINT;
+  CREATE INDEX affiliations_forwarded ON affiliations (forwarded_at) WHERE forwarded_at IS NOT NULL;
+  `,
 ];
 
 /** The transaction-level advisory lock key that serialises migrations of every instance ('muster' in ASCII). */

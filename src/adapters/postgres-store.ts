@@ -69,6 +69,14 @@ const Q = {
              ORDER BY user_id, service, group_id LIMIT $9`,
   },
   sweep: { name: 'muster-sweep', text: "DELETE FROM affiliations WHERE state = 'reserved' AND updated_at < $1" },
+  // A de-affiliation on its way to the group's host (AffiliationWrite.forwarded): stamped, unstamped by its own stamp only.
+  markForwarded: { name: 'muster-mark-forwarded', text: 'UPDATE affiliations SET forwarded_at = $4 WHERE user_id = $1 AND service = $2 AND group_id = ANY($3::text[])' },
+  clearForwarded: {
+    name: 'muster-clear-forwarded',
+    text: 'UPDATE affiliations SET forwarded_at = NULL WHERE user_id = $1 AND service = $2 AND group_id = ANY($3::text[]) AND forwarded_at = $4',
+  },
+  forwarded: { name: 'muster-forwarded', text: 'SELECT group_id FROM affiliations WHERE user_id = $1 AND service = $2 AND forwarded_at IS NOT NULL ORDER BY group_id' },
+  sweepForwarded: { name: 'muster-sweep-forwarded', text: 'UPDATE affiliations SET forwarded_at = NULL WHERE forwarded_at < $1' },
   pruneAudit: { name: 'muster-prune-audit', text: 'DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE at < $1 ORDER BY at LIMIT $2)' },
   // The next $3 events by id (oldest first), the old ones among them removed, in one round trip: the window's last
   // id, its size, whether it reached events within retention (where a prune stops), and how many went.
@@ -175,6 +183,9 @@ export class PostgresStore implements Store {
       const puts = new Map(w.put.map((p) => [p.groupId, p.state]));
       if (puts.size > 0) await c.query({ ...Q.put, values: [userId, service, [...puts.keys()], [...puts.values()], at] });
       if (w.remove.length > 0) await c.query({ ...Q.remove, values: [userId, service, w.remove] });
+      const f = w.forwarded;
+      if (f && 'mark' in f && f.mark.length > 0) await c.query({ ...Q.markForwarded, values: [userId, service, f.mark, f.at] });
+      if (f && 'clear' in f && f.clear.length > 0) await c.query({ ...Q.clearForwarded, values: [userId, service, f.clear, f.at] });
       // Step 5b (10.X.4.2 step 4b): a co-located GMS reads these very rows (PostgresGmsStore.ownSource), so telling
       // it is this transaction's commit; a GMS elsewhere is told through the outbox.
       if (!this.colocatedGms) for (const u of w.tellGms) await c.query({ ...Q.outbox, values: [userId, service, u.groupId, u.status, at] });
@@ -221,9 +232,14 @@ export class PostgresStore implements Store {
     return events;
   }
 
+  async forwardedGroups(userId: McUri, service: McService): Promise<McUri[]> {
+    return (await this.query({ ...Q.forwarded, values: [userId, service] })).map((r) => r['group_id'] as McUri);
+  }
+
   async sweepReservations(before: number): Promise<number> {
     // Row locks serialise this with a concurrent write of the same row; it only ever lowers a user's count.
-    return (await this.run({ ...Q.sweep, values: [before] })).rowCount ?? 0;
+    const swept = (await this.run({ ...Q.sweep, values: [before] })).rowCount ?? 0;
+    return swept + ((await this.run({ ...Q.sweepForwarded, values: [before] })).rowCount ?? 0);
   }
 
   async pendingGmsUpdates(limit: number): Promise<GmsStatusUpdate[]> {

@@ -83,4 +83,10 @@ export const SQLITE_MIGRATIONS: string[] = [
   `
   ALTER TABLE sip_publications ADD COLUMN groups TEXT;
   `,
+  // 8: when a de-affiliation of the record was sent to the group's host and its outcome not stored yet (the store's
+  // port, forwardedGroups): null otherwise. The stamps are swept with the reservations, all of them at start.
+  `
+  ALTER TABLE affiliations ADD COLUMN forwarded_at INTEGER;
+  CREATE INDEX affiliations_forwarded ON affiliations (forwarded_at) WHERE forwarded_at IS NOT NULL;
+  `,
 ];

@@ -116,6 +116,11 @@ export class SqliteStore implements Store {
       ofGroup: db.prepare('SELECT * FROM affiliations WHERE group_id = ? ORDER BY service, user_id'),
       ofGroupService: db.prepare('SELECT * FROM affiliations WHERE group_id = ? AND service = ? ORDER BY user_id'),
       sweep: db.prepare("DELETE FROM affiliations WHERE state = 'reserved' AND updated_at < ?"),
+      // A de-affiliation on its way to the group's host (AffiliationWrite.forwarded): stamped, unstamped by its own stamp only.
+      markForwarded: db.prepare('UPDATE affiliations SET forwarded_at = ? WHERE user_id = ? AND service = ? AND group_id = ?'),
+      clearForwarded: db.prepare('UPDATE affiliations SET forwarded_at = NULL WHERE user_id = ? AND service = ? AND group_id = ? AND forwarded_at = ?'),
+      forwarded: db.prepare('SELECT group_id FROM affiliations WHERE user_id = ? AND service = ? AND forwarded_at IS NOT NULL ORDER BY group_id'),
+      sweepForwarded: db.prepare('UPDATE affiliations SET forwarded_at = NULL WHERE forwarded_at < ?'),
       // A domain is what follows the last '@', so '@' + domain as the ID's end names it exactly.
       acrossDomains: db.prepare(
         `SELECT * FROM affiliations WHERE substr(user_id, -length(@ud)) = @ud AND substr(group_id, -length(@gd)) = @gd
@@ -160,6 +165,9 @@ export class SqliteStore implements Store {
       // One statement for all of a request's rows, not one per group (statements are most of a write's cost).
       if (w.put.length > 0) this.rows.put(w.put.length).run(w.put.flatMap((p) => [userId, service, p.groupId, p.state, at]));
       if (w.remove.length > 0) this.rows.remove(w.remove.length).run(userId, service, ...w.remove);
+      const f = w.forwarded;
+      if (f && 'mark' in f) for (const g of f.mark) this.q.markForwarded.run(f.at, userId, service, g);
+      if (f && 'clear' in f) for (const g of f.clear) this.q.clearForwarded.run(userId, service, g, f.at);
       // Step 5b (10.X.4.2 step 4b): a co-located GMS reads these very rows (SqliteGmsStore.ownServer), so telling it
       // is this transaction's commit; a GMS elsewhere is told through the outbox.
       if (!this.colocatedGms) for (const u of w.tellGms) this.q.outbox.run(userId, service, u.groupId, u.status, at);
@@ -212,8 +220,12 @@ export class SqliteStore implements Store {
     return events;
   }
 
+  async forwardedGroups(userId: McUri, service: McService): Promise<McUri[]> {
+    return (this.q.forwarded.all(userId, service) as Row[]).map((r) => r['group_id'] as McUri);
+  }
+
   async sweepReservations(before: number): Promise<number> {
-    return this.write(() => this.q.sweep.run(before).changes);
+    return this.write(() => this.q.sweep.run(before).changes + this.q.sweepForwarded.run(before).changes);
   }
 
   async pendingGmsUpdates(limit: number): Promise<GmsStatusUpdate[]> {

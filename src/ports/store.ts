@@ -60,6 +60,13 @@ export interface AffiliationWrite<T> {
   audit?: NewAuditEntry[];
   /** Change requests created with this write: a mandatory change's record (10.X.5.1.1 step 7a), applied and told at once. */
   changes?: ChangeRecord[];
+  /**
+   * De-affiliations from partner groups on their way to the groups' host (10.X.4.3 steps 3-7): `mark` stamps the user's
+   * records of these groups with `at` as the request leaves; `clear` takes the stamp off with the write that stores its
+   * outcome, where it is still `at` (a later request's stamp stays). In the store, so a partner re-synchronisation at
+   * any instance sharing it leaves these records to that outcome (`forwardedGroups`).
+   */
+  forwarded?: { mark: McUri[]; at: number } | { clear: McUri[]; at: number };
   result: T;
 }
 
@@ -251,7 +258,12 @@ export interface Store {
   affiliationsOfGroup(groupId: McUri, service?: McService): Promise<AffiliationRecord[]>;
   /** Partner re-synchronisation: one system's users in another system's groups, a page at a time (reserved rows included). */
   affiliationsAcrossDomains(q: AcrossDomainsQuery): Promise<AffiliationRecord[]>;
-  /** Removes reservations older than `before` (epoch ms) left by a crash while a partner was asked. */
+  /** The user's records of `service` stamped as having a de-affiliation on its way to their host (AffiliationWrite.forwarded). */
+  forwardedGroups(userId: McUri, service: McService): Promise<McUri[]>;
+  /**
+   * Removes reservations older than `before` (epoch ms) left by a crash while a partner was asked, and takes off
+   * forwarded stamps older than it (a crash before the de-affiliation's outcome was stored); returns how many of both.
+   */
   sweepReservations(before: number): Promise<number>;
   /**
    * Retention: removes client events older than `before` (epoch ms), except change requests their target has not

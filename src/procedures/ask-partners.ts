@@ -5,34 +5,6 @@ import type { McService } from '../domain/services.ts';
 import type { GroupStatus } from '../domain/flows.ts';
 import type { McServiceServer } from './context.ts';
 
-/**
- * Records whose de-affiliation a procedure has sent to a partner and not yet stored the outcome of (10.X.4.3 steps
- * 3-7): still `affiliated` here, maybe gone at the partner. The re-synchronisation leaves them to that outcome
- * instead of asking for them again. Per store (one per system), in this process.
- */
-const forwarding = new WeakMap<object, Map<string, number>>();
-const forwardKey = (userId: McUri, service: McService, groupId: McUri): string => `${userId} ${service} ${groupId}`;
-
-export async function whileForwarding<T>(server: McServiceServer, userId: McUri, service: McService, groupIds: readonly McUri[], work: () => Promise<T>): Promise<T> {
-  const held = forwarding.get(server.store) ?? new Map<string, number>();
-  forwarding.set(server.store, held);
-  const keys = groupIds.map((g) => forwardKey(userId, service, g));
-  keys.forEach((k) => held.set(k, (held.get(k) ?? 0) + 1));
-  try {
-    return await work();
-  } finally {
-    for (const k of keys) {
-      const n = (held.get(k) ?? 1) - 1;
-      if (n > 0) held.set(k, n);
-      else held.delete(k);
-    }
-  }
-}
-
-export function isForwarding(server: McServiceServer, key: { userId: McUri; service: McService; groupId: McUri }): boolean {
-  return forwarding.get(server.store)?.has(forwardKey(key.userId, key.service, key.groupId)) ?? false;
-}
-
 export async function askPartners(
   server: McServiceServer,
   flow: 'affiliate' | 'deaffiliate',

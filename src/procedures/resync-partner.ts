@@ -7,7 +7,7 @@ import type { McService } from '../domain/services.ts';
 import type { RefusalReason } from '../domain/reasons.ts';
 import { byUserAndService, decideReask, decideReaskOutcome, type ResyncKey } from '../domain/decisions/partner-resync.ts';
 import type { McServiceServer } from './context.ts';
-import { askPartners, isForwarding } from './ask-partners.ts';
+import { askPartners } from './ask-partners.ts';
 import { statusEvents } from './affiliate.ts';
 
 /** Records per page at most. */
@@ -81,12 +81,15 @@ export async function resyncPartner(server: McServiceServer, domain: string, opt
 async function reask(server: McServiceServer, domain: string, missing: readonly ResyncKey[], report: ResyncReport, deadline: number): Promise<boolean> {
   for (const { userId, service, groupIds } of byUserAndService(missing)) {
     if (server.clock.now() > deadline) return false;
-    // Step 3a: ask only what this system still holds as affiliated with nothing on its way (the decision).
+    // Step 3a: ask only what this system still holds as affiliated with nothing on its way (the decision): no request
+    // or undo of this instance's, and no de-affiliation of any instance's (stamped in the store, deaffiliate.ts). The
+    // stamps first: one taken off in between went with the record's removal, which the second read sees, or left the
+    // record held (the host refused to remove it, or did not answer and is being told to keep it), asked again rightly.
+    const leaving = await server.store.forwardedGroups(userId, service);
     const held = new Map((await server.store.affiliationsOfUser(userId, service)).map((r) => [r.groupId, r.state]));
     const ask: McUri[] = [];
     for (const groupId of groupIds) {
-      const key = { userId, service, groupId };
-      const v = decideReask({ heldNow: held.get(groupId), inFlight: server.partners.inFlight(key) || isForwarding(server, key) });
+      const v = decideReask({ heldNow: held.get(groupId), inFlight: server.partners.inFlight({ userId, service, groupId }) || leaving.includes(groupId) });
       if (v.verdict === 'reask') ask.push(groupId);
       else report.skipped.push({ userId, service, groupId, why: v.why });
     }

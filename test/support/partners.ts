@@ -213,8 +213,8 @@ export type RelayMode =
   | { kind: 'slow'; ms: number }
   /** Forwards the request, then answers `body` (with `status`) instead of the partner's answer. */
   | { kind: 'garble'; status: number; body: string }
-  /** Answers `body` without forwarding anything. */
-  | { kind: 'junk'; status: number; body: string };
+  /** Answers `body` without forwarding anything; with `path`, only requests whose path starts with it (the rest pass). */
+  | { kind: 'junk'; status: number; body: string; path?: string };
 
 /** A plain HTTP intermediate node in front of `target`: forwards path, headers and body; its mode can be switched. */
 export class Relay {
@@ -242,7 +242,7 @@ export class Relay {
     const body = Buffer.concat(chunks).toString();
     this.seen.push({ path: req.url ?? '', body, authorization: req.headers.authorization });
     const mode = this.mode;
-    if (mode.kind === 'junk') {
+    if (mode.kind === 'junk' && (mode.path === undefined || (req.url ?? '').startsWith(mode.path))) {
       res.writeHead(mode.status, { 'content-type': 'application/json' }).end(mode.body);
       return;
     }

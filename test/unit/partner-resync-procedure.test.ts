@@ -19,6 +19,7 @@ import { RESYNC_PAGE, RESYNC_PAGE_BYTES, RESYNC_RATE_LIMITED_ATTEMPTS, resyncPar
 import { deaffiliate } from '../../src/procedures/deaffiliate.ts';
 import { resyncKeyOf } from '../../src/domain/decisions/partner-resync.ts';
 import { standInPartners } from '../support/stand-in-partners.ts';
+import { createTestDatabase, dropTestDatabases } from '../support/postgres.ts';
 
 const P = 'police.example';
 const F = 'fire.example';
@@ -33,11 +34,11 @@ const GRACE_MS = 5000;
 /** A settable clock for both systems: records are written "long ago", then the re-sync runs "now". */
 const clock: Clock & { t: number } = { t: 1_800_000_000_000, now: () => clock.t, after: () => () => undefined };
 
-function configOf(name: string, domain: string, partner: string, dir: string) {
+function configOf(name: string, domain: string, partner: string, dir: string, store?: string) {
   const groups = domain === F ? Array.from({ length: GROUPS }, (_, i) => ({ id: group(i), services: ['mcptt'], members: Array.from({ length: USERS }, (_, u) => user(u)) })) : [];
   return resolveConfig({
     dataDir: dir,
-    systems: [{ name, domain, http: { port: 0 }, secret: `${name}-secret`, partners: [{ domain: partner, url: 'http://127.0.0.1:9', secret: 'shared' }], groups }],
+    systems: [{ name, domain, http: { port: 0 }, secret: `${name}-secret`, partners: [{ domain: partner, url: 'http://127.0.0.1:9', secret: 'shared' }], groups, ...(store ? { store } : {}) }],
   })[0]!;
 }
 
@@ -57,6 +58,23 @@ async function withPolicePair(work: (police: McSystem, fire: McSystem) => Promis
   } finally {
     await police.stop();
     await fire.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Two instances of police on one PostgreSQL database (two McSystems in this process, as two processes would share it), and fire. */
+async function withPoliceInstances(work: (a: McSystem, b: McSystem, fire: McSystem) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'muster-resync-'));
+  const db = await createTestDatabase();
+  const silent = pino({ level: 'silent' });
+  const opened: McSystem[] = [];
+  try {
+    for (let i = 0; i < 2; i++) opened.push(await McSystem.open(configOf('police', P, F, dir, db.url), { clock, log: silent }));
+    opened.push(await McSystem.open(configOf('fire', F, P, dir), { clock, log: silent }));
+    await work(opened[0]!, opened[1]!, opened[2]!);
+  } finally {
+    for (const s of opened.reverse()) await s.stop();
+    await dropTestDatabases([db.name]);
     rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -143,37 +161,45 @@ void test('pages stay under the body limit with long IDs: cut by size, and every
     assert.ok(Math.max(...sizes) <= RESYNC_PAGE_BYTES, `largest page ${Math.max(...sizes)} bytes`);
   }));
 
-void test('a de-affiliation the host has applied but the primary has not stored yet is not asked for again', () =>
-  withPolicePair(async (police, fire) => {
-    await put(police.server, user(0), [group(0)]);
-    await put(fire.server, user(0), [group(0)]);
-    clock.t += 60_000;
-    let release!: () => void;
-    const held = new Promise<void>((r) => (release = r));
-    const partners = standInPartners(F, {
-      // The host removes at once; the answer reaches the primary only later (another partner of the request is slow).
-      deaffiliate: async (req) => {
-        const status = (await deaffiliateAsGroupHost(fire.server, req)).status;
-        await held;
-        return status;
-      },
-      affiliate: async (req) => (await affiliateAsGroupHost(fire.server, req)).status,
-      resync: async (page) => ({ kind: 'answered' as const, answer: await resyncAsGroupHost(fire.server, { origin: P, ...page, graceMs: GRACE_MS }) }),
-    });
-    const server = { ...police.server, partners };
-    const leaving = deaffiliate(server, { mcServiceId: user(0), service: 'mcptt', groupIds: [group(0)] });
-    for (let i = 0; i < 100 && (await fire.server.store.affiliationsOfUser(user(0))).length > 0; i++) await new Promise((r) => setTimeout(r, 10));
-    assert.deepEqual(await fire.server.store.affiliationsOfUser(user(0)), [], 'the host applied the de-affiliation');
+/**
+ * The host has applied a de-affiliation whose answer has not reached the primary yet (another partner of the request
+ * is slow); a re-synchronisation meanwhile, at `resyncAt`, must not ask the host for it again: the host would keep
+ * what the primary then drops. `leavingAt` and `resyncAt` are one instance, or two sharing the store.
+ */
+async function deaffiliationOnItsWay(leavingAt: McSystem, resyncAt: McSystem, fire: McSystem): Promise<void> {
+  await put(leavingAt.server, user(0), [group(0)]);
+  await put(fire.server, user(0), [group(0)]);
+  clock.t += 60_000;
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  const partners = standInPartners(F, {
+    // The host removes at once; the answer reaches the primary only later.
+    deaffiliate: async (req) => {
+      const status = (await deaffiliateAsGroupHost(fire.server, req)).status;
+      await held;
+      return status;
+    },
+    affiliate: async (req) => (await affiliateAsGroupHost(fire.server, req)).status,
+    resync: async (page) => ({ kind: 'answered' as const, answer: await resyncAsGroupHost(fire.server, { origin: P, ...page, graceMs: GRACE_MS }) }),
+  });
+  const leaving = deaffiliate({ ...leavingAt.server, partners }, { mcServiceId: user(0), service: 'mcptt', groupIds: [group(0)] });
+  for (let i = 0; i < 100 && (await fire.server.store.affiliationsOfUser(user(0))).length > 0; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.deepEqual(await fire.server.store.affiliationsOfUser(user(0)), [], 'the host applied the de-affiliation');
 
-    const report = await resyncPartner(server, F, { reason: 'test', deadline: clock.now() + 60_000 });
-    assert.deepEqual(report.reasked, []);
-    assert.deepEqual(report.skipped, [{ userId: user(0), service: 'mcptt', groupId: group(0), why: 'in-flight' }]);
+  const report = await resyncPartner({ ...resyncAt.server, partners }, F, { reason: 'test', deadline: clock.now() + 60_000 });
+  assert.deepEqual(report.reasked, []);
+  assert.deepEqual(report.skipped, [{ userId: user(0), service: 'mcptt', groupId: group(0), why: 'in-flight' }]);
 
-    release();
-    assert.deepEqual((await leaving).status, [{ groupId: group(0), status: 'deaffiliated' }]);
-    assert.deepEqual(await police.server.store.affiliationsOfUser(user(0)), []);
-    assert.deepEqual(await fire.server.store.affiliationsOfUser(user(0)), [], 'both agree: not affiliated');
-  }));
+  release();
+  assert.deepEqual((await leaving).status, [{ groupId: group(0), status: 'deaffiliated' }]);
+  assert.deepEqual(await resyncAt.server.store.affiliationsOfUser(user(0)), []);
+  assert.deepEqual(await fire.server.store.affiliationsOfUser(user(0)), [], 'both agree: not affiliated');
+  assert.deepEqual(await resyncAt.server.store.forwardedGroups(user(0), 'mcptt'), []);
+}
+
+void test('a de-affiliation the host has applied but the primary has not stored yet is not asked for again', () => withPolicePair((police, fire) => deaffiliationOnItsWay(police, police, fire)));
+
+void test('a de-affiliation on its way at one instance is not asked for again by another instance sharing the store (PostgreSQL)', () => withPoliceInstances((a, b, fire) => deaffiliationOnItsWay(a, b, fire)));
 
 void test('a page the host refuses for now (429) is read again before it is sent again: what was affiliated meanwhile is in it', () =>
   withPolicePair(async (police, fire) => {

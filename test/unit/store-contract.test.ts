@@ -608,6 +608,31 @@ function contract(backend: Backend): void {
       );
     });
 
+    void test('forwarded stamps: seen by every instance, taken off only by their own stamp or with the record, swept when old', async () => {
+      const { store, second } = await backend.fresh();
+      const write = (w: Partial<AffiliationWrite<null>>, who = alice, s: Store = store) => s.changeAffiliations(who, 'mcptt', () => ({ put: [], remove: [], tellGms: [], events: [], result: null, ...w }));
+      await write({ put: [1, 2, 3].map((n) => ({ groupId: g(n), state: 'affiliated' as const })) });
+      await write({ put: [{ groupId: g(1), state: 'affiliated' }] }, bob);
+      // Two de-affiliations on their way (stamped 100 and 200), one of them at the other instance.
+      await write({ forwarded: { mark: [g(1), g(2)], at: 100 } });
+      await write({ forwarded: { mark: [g(3)], at: 200 } }, alice, second);
+      assert.deepEqual(await second.forwardedGroups(alice, 'mcptt'), [g(1), g(2), g(3)]);
+      assert.deepEqual(await store.forwardedGroups(alice, 'mcdata'), []);
+      assert.deepEqual(await store.forwardedGroups(bob, 'mcptt'), []);
+      // A later request stamps g(2) again: the first one's outcome leaves that stamp on, and removes g(1) with its own.
+      await write({ forwarded: { mark: [g(2)], at: 150 } }, alice, second);
+      await write({ remove: [g(1)], forwarded: { clear: [g(1), g(2)], at: 100 } });
+      assert.deepEqual(await second.forwardedGroups(alice, 'mcptt'), [g(2), g(3)]);
+      assert.deepEqual((await store.affiliationsOfUser(alice)).map((r) => r.groupId), [g(2), g(3)], 'a refused or unanswered one keeps its record');
+      await write({ forwarded: { clear: [g(2)], at: 150 } }, alice, second);
+      assert.deepEqual(await store.forwardedGroups(alice, 'mcptt'), [g(3)]);
+      // A crash before the outcome was stored: the stamp goes with the sweep of that age, not before.
+      assert.equal(await store.sweepReservations(200), 0);
+      assert.equal(await second.sweepReservations(201), 1);
+      assert.deepEqual(await store.forwardedGroups(alice, 'mcptt'), []);
+      assert.deepEqual((await store.affiliationsOfUser(alice)).map((r) => [r.groupId, r.state]), [[g(2), 'affiliated'], [g(3), 'affiliated']]);
+    });
+
     void test('audit: append from two instances, ids increase oldest first, filters, limit and paging, dump and restore', async () => {
       const { store, second } = await backend.fresh();
       const dispatch = uri('sip:dispatch@police.example');
