@@ -86,11 +86,9 @@ export class McSystem {
         const { id, profile } = d as { id: McUri; profile: UserProfile | null };
         profiles.apply(id, profile ?? undefined);
       });
-      // Changes announced while this instance was cut off from NATS never reach it: read them from the store.
-      fabric.onReconnect(() => {
-        void Promise.all([profiles.load(), gms.reloadAll()])
-          .then(() => log.info('profiles and group policies read again after the fabric was back'))
-          .catch((err: unknown) => log.warn({ err }, 'profiles and group policies could not be read again after the fabric was back'));
+      // Changes announced while this instance was cut off from NATS, or whose handler failed here: read from the store.
+      fabric.onCatchUp(async () => {
+        await Promise.all([profiles.load(), gms.reloadAll()]);
       });
     }
     const notifier = fabric ? new FabricNotifier(local.notifier, fabric) : local.notifier;

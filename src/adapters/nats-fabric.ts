@@ -1,7 +1,8 @@
 // The event fabric between instances of one MC system (NATS): each instance announces what it changed, the
 // others refresh their caches and wake their waiting clients. Durable facts stay in the shared store; NATS only
 // carries the news, so a missed message costs freshness, never data. Messages are lost while an instance's
-// connection is down: once it is back (onReconnect), the instance reads its caches from the store again.
+// connection is down, and a handler may fail on one: then (onCatchUp) the instance reads its caches from the store
+// again, and confirms a message only once it is in force here.
 import { connect, createInbox, Events, JSONCodec, type NatsConnection, type Subscription } from 'nats';
 import { createHash, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -26,7 +27,7 @@ export class NatsFabric {
   /** The other live instances of this system, by the last time each said so. */
   private readonly peers = new Map<string, number>();
   private heartbeat?: NodeJS.Timeout;
-  private readonly reconnectListeners: (() => void)[] = [];
+  private readonly catchUpListeners: (() => Promise<void>)[] = [];
 
   private constructor(
     private readonly nc: NatsConnection,
@@ -53,9 +54,25 @@ export class NatsFabric {
     return fabric;
   }
 
-  /** Calls `listener` each time the connection to NATS is back after a loss: what was published meanwhile is lost to this instance. */
-  onReconnect(listener: () => void): void {
-    this.reconnectListeners.push(listener);
+  /**
+   * `listener` reads from the store what this instance may have missed: called each time the connection to NATS is
+   * back after a loss (what was published meanwhile is lost to it), and when a handler failed on a message.
+   */
+  onCatchUp(listener: () => Promise<void>): void {
+    this.catchUpListeners.push(listener);
+  }
+
+  /** True once every listener read the store again; false if one failed or none is there to do it. */
+  private async catchUp(why: string): Promise<boolean> {
+    if (this.catchUpListeners.length === 0) return false;
+    try {
+      await Promise.all(this.catchUpListeners.map((l) => l()));
+      this.log.info({ why }, 'caches read again from the store');
+      return true;
+    } catch (e) {
+      this.log.warn({ why, err: (e as Error).message }, 'caches could not be read again from the store');
+      return false;
+    }
   }
 
   private watchConnection(): void {
@@ -64,7 +81,7 @@ export class NatsFabric {
         if (s.type === Events.Disconnect) this.log.warn({ server: s.data }, 'fabric connection lost; reconnecting');
         if (s.type === Events.Reconnect) {
           this.log.info({ server: s.data }, 'fabric connection back');
-          this.reconnectListeners.forEach((l) => l());
+          void this.catchUp('the fabric connection was back');
         }
       }
     })().catch((e: unknown) => this.log.warn({ err: (e as Error).message }, 'fabric status watch ended'));
@@ -141,10 +158,18 @@ export class NatsFabric {
           return this.log.warn({ topic }, 'fabric message not JSON');
         }
         if (env.from === this.instanceId) return;
-        Promise.resolve(handler(env.data))
-          .catch((e: unknown) => this.log.warn({ topic, err: (e as Error).message }, 'fabric handler failed'))
-          .finally(() => {
-            if (msg.reply) msg.respond(new TextEncoder().encode(this.instanceId));
+        // Confirmed only once in force here: a failed handler's news is taken from the store instead, or not confirmed.
+        void Promise.resolve()
+          .then(() => handler(env.data))
+          .then(
+            () => true,
+            (e: unknown) => {
+              this.log.warn({ topic, err: (e as Error).message }, 'fabric handler failed; reading the caches from the store again');
+              return this.catchUp(`a ${topic} handler failed`);
+            },
+          )
+          .then((inForce) => {
+            if (inForce && msg.reply) msg.respond(new TextEncoder().encode(this.instanceId));
           });
       },
     });
@@ -163,6 +188,11 @@ export class NatsFabric {
     }, HEARTBEAT_MS);
     this.heartbeat.unref();
     await this.nc.flush();
+  }
+
+  /** How many other live instances this one knows of: those whose confirmation publishConfirmed waits for. */
+  livePeers(): number {
+    return this.peers.size;
   }
 
   async health(): Promise<'up' | 'down'> {

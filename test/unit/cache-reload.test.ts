@@ -1,4 +1,4 @@
-// What an instance does once its fabric connection is back (system.ts, onReconnect): it reads its user profiles and
+// What an instance does once its fabric connection is back (system.ts, onCatchUp): it reads its user profiles and
 // group policies from the store again. Another instance changed or deleted some meanwhile (straight in the shared
 // store here, as that instance would have); the reload takes them, and a change announced while it reads is kept.
 import { test } from 'node:test';
