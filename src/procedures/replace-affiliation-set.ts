@@ -9,13 +9,14 @@ import type { McServiceServer } from './context.ts';
 import { applyAffiliationChange } from './apply-affiliation-change.ts';
 import { affiliate, type AffiliationProgress, type StoredAlongside } from './affiliate.ts';
 
-/** `alongside`: the audit entries of the set's outcome, stored with its last write (see applyAffiliationChange). */
-export async function replaceAffiliationSet(server: McServiceServer, userId: McUri, service: McService, wanted: readonly McUri[], groupAllowed: (g: McUri) => boolean, progress?: AffiliationProgress, alongside?: (status: GroupStatus[]) => StoredAlongside): Promise<GroupStatus[]> {
+/**
+ * The user's own set (a PUBLISH, or its expiry with none): one's own affiliations need no change right, so every
+ * group proceeds; another user's set is a mandatory remote change (remoteChangeMandatory). `alongside`: the audit
+ * entries of the set's outcome, stored with its last write (see applyAffiliationChange).
+ */
+export async function replaceAffiliationSet(server: McServiceServer, userId: McUri, service: McService, wanted: readonly McUri[], progress?: AffiliationProgress, alongside?: (status: GroupStatus[]) => StoredAlongside): Promise<GroupStatus[]> {
   const delta = await changeOfPublishedSet(server, userId, service, wanted);
-  // Groups outside a limited remote-change right are refused one by one, the rest proceed.
-  const refused: GroupStatus[] = [...delta.affiliate, ...delta.deaffiliate].filter((g) => !groupAllowed(g)).map((groupId) => ({ groupId, status: 'rejected', reason: 'not-authorised' }));
-  const applied = await applyAffiliationChange(server, { target: userId, service, affiliate: delta.affiliate.filter(groupAllowed), deaffiliate: delta.deaffiliate.filter(groupAllowed) }, progress, alongside && ((a) => alongside([...refused, ...a])));
-  return [...refused, ...applied];
+  return applyAffiliationChange(server, { target: userId, service, ...delta }, progress, alongside);
 }
 
 /**

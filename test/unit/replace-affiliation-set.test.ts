@@ -42,9 +42,9 @@ void test('publicationDelta: additions, omissions of affiliated groups; reservat
 
 void test('replacing a full set (N2 = 2) with two other groups leaves the old ones first, so the new ones join', () =>
   withPolice(2, ['a', 'b', 'c', 'd'].map(g), async (system) => {
-    const first = await replaceAffiliationSet(system.server, alice, 'mcptt', [g('a'), g('b')], () => true);
+    const first = await replaceAffiliationSet(system.server, alice, 'mcptt', [g('a'), g('b')]);
     assert.deepEqual(first.map((s) => s.status), ['affiliated', 'affiliated']);
-    const swapped = await replaceAffiliationSet(system.server, alice, 'mcptt', [g('c'), g('d')], () => true);
+    const swapped = await replaceAffiliationSet(system.server, alice, 'mcptt', [g('c'), g('d')]);
     assert.deepEqual(
       swapped.map((s) => `${s.groupId}=${s.status}`),
       [`${g('c')}=affiliated`, `${g('d')}=affiliated`, `${g('a')}=deaffiliated`, `${g('b')}=deaffiliated`],
@@ -65,10 +65,10 @@ void test('the audit entry of a set goes in the transaction of its last write, w
         return w;
       });
     const entry = (status: GroupStatus[]): StoredAlongside => ({ audit: [{ at: 1, subject: alice, role: 'user', onBehalfOf: alice, action: 'sip-publish', service: 'mcptt', groups: [], httpStatus: 200, errorCode: null, result: { status } }] });
-    await replaceAffiliationSet(system.server, alice, 'mcptt', [g('a')], () => true, undefined, entry);
+    await replaceAffiliationSet(system.server, alice, 'mcptt', [g('a')], undefined, entry);
     writes.length = 0;
     // A swap: de-affiliation of a, then affiliation of b and c; the entry rides on the second write only.
-    const swapped = await replaceAffiliationSet(system.server, alice, 'mcptt', [g('b'), g('c')], () => true, undefined, entry);
+    const swapped = await replaceAffiliationSet(system.server, alice, 'mcptt', [g('b'), g('c')], undefined, entry);
     assert.deepEqual(writes, [false, true]);
     const audit = await store.queryAudit({ limit: 10 });
     assert.equal(audit.length, 2);
@@ -76,7 +76,7 @@ void test('the audit entry of a set goes in the transaction of its last write, w
     writes.length = 0;
     // The same set again: nothing to write, so the caller stores its entry itself.
     let called = false;
-    await replaceAffiliationSet(system.server, alice, 'mcptt', [g('b'), g('c')], () => true, undefined, (s) => ((called = true), entry(s)));
+    await replaceAffiliationSet(system.server, alice, 'mcptt', [g('b'), g('c')], undefined, (s) => ((called = true), entry(s)));
     assert.deepEqual(writes, []);
     assert.equal(called, false);
   }));

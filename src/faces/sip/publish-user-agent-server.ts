@@ -84,7 +84,7 @@ export async function publishUas(ctx: SipFaceContext, req: IncomingRequest, flow
       // The audit entry goes in the transaction of the set's last write (issue 6): change, publication and entry then
       // share one commit and fsync. A set that changes nothing writes nothing, and its entry is stored on its own.
       const alongside = (status: GroupStatus[]): StoredAlongside => ({ audit: entryOf(200, { expires, status }) });
-      const [applied, stored] = await Promise.allSettled([replaceAffiliationSet(ctx.server, served, service, wanted, right.groupAllowed, progress, alongside), publication]);
+      const [applied, stored] = await Promise.allSettled([replaceAffiliationSet(ctx.server, served, service, wanted, progress, alongside), publication]);
       if (applied.status === 'rejected') {
         if (stored.status === 'fulfilled') await undoPublication(ctx, served, service, current, stored.value?.etag ?? null);
         throw applied.reason;
@@ -174,7 +174,7 @@ export async function expirePublication(ctx: SipFaceContext, pub: Publication): 
       let status: GroupStatus[] = [];
       let failure: { cause: unknown } | undefined;
       try {
-        status = await replaceAffiliationSet(ctx.server, userId, service, [], () => true);
+        status = await replaceAffiliationSet(ctx.server, userId, service, []);
       } catch (e) {
         failure = { cause: e };
       }
