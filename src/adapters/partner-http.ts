@@ -142,7 +142,8 @@ export class HttpPartnerServers implements PartnerServers {
       return { kind: 'failed', why: failureOf(e) };
     }
     // A 429 whatever its body (a proxy's may not be JSON).
-    if (res.status === 429) return { kind: 'rate-limited', retryAfterMs: Math.min(1000 * (Number(res.retryAfter) || 1), 5000) };
+    // Retry-After in seconds, as the host said (an HTTP-date or nothing: 1 s); how long to wait is the procedure's.
+    if (res.status === 429) return { kind: 'rate-limited', retryAfterMs: 1000 * Math.max(1, Number(res.retryAfter) || 1) };
     if (!('body' in res)) return { kind: 'failed', why: res.bodyError };
     const answer = res.body;
     if (res.status !== 200) return { kind: 'failed', why: `status ${res.status}: ${JSON.stringify(answer).slice(0, 200)}` };

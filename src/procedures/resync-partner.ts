@@ -16,6 +16,8 @@ export const RESYNC_PAGE = 200;
 export const RESYNC_PAGE_BYTES = 48 * 1024;
 /** Times in a row one page may be refused for now (429) before the run gives up (and is tried later). */
 export const RESYNC_RATE_LIMITED_ATTEMPTS = 20;
+/** The longest wait for a page the host refused for now, whatever its Retry-After: the run is bounded, and keeps moving. */
+export const RESYNC_RETRY_AFTER_MAX_MS = 5000;
 
 export interface ResyncReport {
   partner: string;
@@ -59,7 +61,7 @@ export async function resyncPartner(server: McServiceServer, domain: string, opt
       // The host is busy (a storm of its partner's users): wait as it says, then read this page again (step 1), so
       // it holds what was affiliated meanwhile; the host would remove what a stale page left out.
       if (++rateLimited >= RESYNC_RATE_LIMITED_ATTEMPTS) return { ...report, error: 'rate-limited by the partner' };
-      await new Promise<void>((resume) => server.clock.after(sent.retryAfterMs, resume));
+      await new Promise<void>((resume) => server.clock.after(Math.min(sent.retryAfterMs, RESYNC_RETRY_AFTER_MAX_MS), resume));
       continue;
     }
     rateLimited = 0;

@@ -15,7 +15,7 @@ import type { Clock } from '../../src/ports/clock.ts';
 import type { McServiceServer } from '../../src/procedures/context.ts';
 import { affiliateAsGroupHost, deaffiliateAsGroupHost } from '../../src/procedures/affiliate-as-group-host.ts';
 import { HOST_READ_LIMIT, resyncAsGroupHost } from '../../src/procedures/resync-as-group-host.ts';
-import { RESYNC_PAGE, RESYNC_PAGE_BYTES, RESYNC_RATE_LIMITED_ATTEMPTS, resyncPartner } from '../../src/procedures/resync-partner.ts';
+import { RESYNC_PAGE, RESYNC_PAGE_BYTES, RESYNC_RATE_LIMITED_ATTEMPTS, RESYNC_RETRY_AFTER_MAX_MS, resyncPartner } from '../../src/procedures/resync-partner.ts';
 import { deaffiliate } from '../../src/procedures/deaffiliate.ts';
 import { resyncKeyOf } from '../../src/domain/decisions/partner-resync.ts';
 import { standInPartners } from '../support/stand-in-partners.ts';
@@ -228,9 +228,12 @@ void test('a page the host refuses for now (429) is read again before it is sent
     assert.deepEqual(report.removed, [], 'the host removed nothing the primary holds');
     assert.deepEqual((await fire.server.store.affiliationsOfUser(user(2))).map((r) => r.groupId), [group(1)]);
 
-    // A host that stays busy: the run gives up after RESYNC_RATE_LIMITED_ATTEMPTS, to be tried later.
+    // A host that stays busy, asking for a minute each time: each wait is at most RESYNC_RETRY_AFTER_MAX_MS, and the
+    // run gives up after RESYNC_RATE_LIMITED_ATTEMPTS, to be tried later.
     let refusals = 0;
-    const busy = standInPartners(F, { resync: async () => (refusals++, { kind: 'rate-limited', retryAfterMs: 1 }) });
+    waits.length = 0;
+    const busy = standInPartners(F, { resync: async () => (refusals++, { kind: 'rate-limited', retryAfterMs: 60_000 }) });
     const gaveUp = await resyncPartner({ ...police.server, partners: busy, clock: waiting }, F, { reason: 'test', deadline: clock.now() + 60_000 });
     assert.deepEqual([gaveUp.complete, gaveUp.error, refusals], [false, 'rate-limited by the partner', RESYNC_RATE_LIMITED_ATTEMPTS]);
+    assert.deepEqual(new Set(waits), new Set([RESYNC_RETRY_AFTER_MAX_MS]), 'a minute asked, at most the cap waited');
   }));
