@@ -74,7 +74,10 @@ export class PartnerPeers {
   }
 }
 
-/** A peer's answer body larger than this is refused: the largest a peer sends, a re-sync page's answer, is tens of KiB. */
+/**
+ * A peer's answer body larger than this is refused: the largest a peer sends, a re-sync page's answer, is tens of KiB.
+ * Counted here, not by undici's maxResponseSize: that is a pool's, and a pool also carries streams that live for days.
+ */
 export const MAX_ANSWER_BYTES = 4 * 1024 * 1024;
 
 /**
