@@ -16,14 +16,14 @@ const PSI = `sip:mc-server@${D}`;
 const G = { patrol: `sip:patrol@${D}`, north: `sip:north@${D}`, south: `sip:south@${D}` };
 const u = (n: string): string => `sip:${n}@${D}`;
 const [dispatch, carol, bob, erin, frank, gina, hank, ivy] = ['dispatch', 'carol', 'bob', 'erin', 'frank', 'gina', 'hank', 'ivy'].map(u) as [string, string, string, string, string, string, string, string];
-// lead's remote-change right covers patrol and north only; jack, kate and liam are targets of on-behalf PUBLISHes.
-const [lead, jack, kate, liam] = ['lead', 'jack', 'kate', 'liam'].map(u) as [string, string, string, string];
+// lead's remote-change right covers patrol and north only; jack, kate, liam and mona are targets of on-behalf PUBLISHes.
+const [lead, jack, kate, liam, mona] = ['lead', 'jack', 'kate', 'liam', 'mona'].map(u) as [string, string, string, string, string];
 
 let m: Muster;
 let sipPort: number;
 
 before(async () => {
-  const people = [bob, erin, frank, gina, hank, carol, ivy, jack, kate, liam];
+  const people = [bob, erin, frank, gina, hank, carol, ivy, jack, kate, liam, mona];
   ({ m, sipPort } = await startPoliceWithSip({
     users: [
       { id: dispatch, services: ['mcptt'], n2: 3, groups: Object.values(G), remoteChange: true },
@@ -224,4 +224,24 @@ void test('with a right limited to some groups, a PUBLISH on behalf and the same
   assert.deepEqual({ affiliate: overSip.affiliate, deaffiliate: overSip.deaffiliate, status: overSip.status }, { affiliate: [G.patrol], deaffiliate: [G.south], status: overHttp.status });
   assert.deepEqual(await m.affiliatedGroups(kate), await m.affiliatedGroups(liam));
   assert.deepEqual(await m.affiliatedGroups(kate), [G.patrol, G.south]);
+});
+
+void test("a dispatcher's PUBLISH for a SIP-subscribed target reaches it as the MESSAGE and NOTIFY an HTTP mandatory change sends; the MESSAGE 200 acknowledges it", async () => {
+  const target = sipp('change-notification.xml', { port: sipPort }, { psi: PSI, user: mona });
+  await settle(1500);
+  const answer = await publishFor(dispatch, mona, [G.patrol]);
+  assert.equal(answer.status, 200);
+  const run: SippRun = await target;
+  assert.equal(run.code, 0, run.output);
+  // Acknowledged (step 7b) by the MESSAGE's 200: a fresh event stream no longer replays it as waiting.
+  let waiting: McEvent[] = [];
+  for (let i = 0; i < 20; i++) {
+    const sse = await eventsOf(mona);
+    sse.close();
+    waiting = sse.events.filter(changeEvent('mandatory', mona));
+    if (waiting.length === 0) break;
+    await settle(100);
+  }
+  assert.deepEqual(waiting, []);
+  assert.deepEqual(await m.affiliatedGroups(mona), [G.patrol]);
 });
