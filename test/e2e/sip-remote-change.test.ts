@@ -68,6 +68,19 @@ const changeEvent = (mode: string, target: string) => (e: McEvent): boolean => e
 const resultOf = (res: { body: unknown }): { target: string; outcome: string; status: unknown[] } => (res.body as { results: { target: string; outcome: string; status: unknown[] }[] }).results[0]!;
 const settle = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** The mandatory changes a fresh event stream of `user` still replays as waiting, asked again (bounded) until none. */
+async function mandatoryChangesWaiting(user: string): Promise<McEvent[]> {
+  let waiting: McEvent[] = [];
+  for (let i = 0; i < 20; i++) {
+    const sse = await eventsOf(user);
+    sse.close();
+    waiting = sse.events.filter(changeEvent('mandatory', user));
+    if (waiting.length === 0) break;
+    await settle(100);
+  }
+  return waiting;
+}
+
 void test('(a) a dispatcher MESSAGE asks a negotiated change; the subscribed target gets the command, answers 200, PUBLISHes its new set; the change is accepted, visible over HTTP', async () => {
   const sse = await eventsOf(bob);
   const target = sipp('change-target-accepts.xml', { port: sipPort }, { psi: PSI, user: bob });
@@ -107,16 +120,7 @@ void test('(d) a mandatory change over HTTP reaches the SIP-subscribed target as
   assert.equal(resultOf(res).outcome, 'applied');
   const run: SippRun = await target;
   assert.equal(run.code, 0, run.output);
-  // Acknowledged (step 7b): a fresh event stream no longer replays it as waiting.
-  let waiting: McEvent[] = [];
-  for (let i = 0; i < 20; i++) {
-    const sse = await eventsOf(erin);
-    sse.close();
-    waiting = sse.events.filter(changeEvent('mandatory', erin));
-    if (waiting.length === 0) break;
-    await settle(100);
-  }
-  assert.deepEqual(waiting, []);
+  assert.deepEqual(await mandatoryChangesWaiting(erin), [], 'acknowledged (step 7b): a fresh event stream no longer replays it');
   assert.deepEqual(await m.affiliatedGroups(erin), [G.patrol]);
 });
 
@@ -233,15 +237,6 @@ void test("a dispatcher's PUBLISH for a SIP-subscribed target reaches it as the 
   assert.equal(answer.status, 200);
   const run: SippRun = await target;
   assert.equal(run.code, 0, run.output);
-  // Acknowledged (step 7b) by the MESSAGE's 200: a fresh event stream no longer replays it as waiting.
-  let waiting: McEvent[] = [];
-  for (let i = 0; i < 20; i++) {
-    const sse = await eventsOf(mona);
-    sse.close();
-    waiting = sse.events.filter(changeEvent('mandatory', mona));
-    if (waiting.length === 0) break;
-    await settle(100);
-  }
-  assert.deepEqual(waiting, []);
+  assert.deepEqual(await mandatoryChangesWaiting(mona), [], "acknowledged (step 7b) by the MESSAGE's 200: a fresh event stream no longer replays it");
   assert.deepEqual(await m.affiliatedGroups(mona), [G.patrol]);
 });
