@@ -166,6 +166,13 @@ export class Muster {
         reject(new Error(`server exited with ${code}:\n${this.output}`));
       });
     });
+    // Once started, a server that dies on its own is a finding, not noise: say so, with its output, where the next failure shows.
+    proc.once('exit', (code, signal) => {
+      if (signalled.has(proc)) return;
+      const death = `server ${file} (pid ${proc.pid}) exited on its own (code ${code}, signal ${signal}); its output:\n${this.output.slice(-4000)}`;
+      serverDeaths.push(death);
+      process.stderr.write(`${death}\n`);
+    });
     return urls;
   }
 
@@ -223,6 +230,11 @@ export class Muster {
   }
 }
 
+/** Servers that exited without the harness stopping them (see spawnInstance), reported with a failed call. */
+const serverDeaths: string[] = [];
+/** Processes the harness itself signalled (kill, stop): their exit is expected. */
+const signalled = new WeakSet<ChildProcess>();
+
 /** JSON over HTTP with a bearer credential; returns status and parsed body. */
 export async function call(method: string, url: string, token: string | undefined, body?: unknown): Promise<{ status: number; body: any }> { // eslint-disable-line @typescript-eslint/no-explicit-any -- test bodies are inspected freely
   const res = await fetch(url, {
@@ -230,6 +242,11 @@ export async function call(method: string, url: string, token: string | undefine
     headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
     body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
     signal: AbortSignal.timeout(30_000),
+  }).catch((e: unknown) => {
+    // undici says only "fetch failed"; what failed (refused, reset, timed out) is in its cause.
+    const cause = e instanceof Error && e.cause instanceof Error ? `: ${e.cause.message}${'code' in e.cause ? ` (${String(e.cause.code)})` : ''}` : '';
+    const deaths = serverDeaths.length > 0 ? `\n${serverDeaths.join('\n')}` : '';
+    throw new Error(`${method} ${url}: ${e instanceof Error ? e.message : String(e)}${cause}${deaths}`, { cause: e });
   });
   const text = await res.text();
   let parsed: unknown = text;
@@ -261,6 +278,7 @@ export async function cli(args: string[], env: Record<string, string> = {}): Pro
 export async function stopProcess(p: ChildProcess): Promise<void> {
   if (p.exitCode !== null || p.signalCode !== null) return;
   await new Promise<void>((resolve) => {
+    signalled.add(p);
     const t = setTimeout(() => p.kill('SIGKILL'), 5000);
     p.once('exit', () => {
       clearTimeout(t);
@@ -273,6 +291,7 @@ export async function stopProcess(p: ChildProcess): Promise<void> {
 async function killHard(p: ChildProcess): Promise<void> {
   if (p.exitCode !== null || p.signalCode !== null) return;
   await new Promise<void>((resolve) => {
+    signalled.add(p);
     p.once('exit', () => resolve());
     p.kill('SIGKILL');
   });
