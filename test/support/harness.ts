@@ -235,19 +235,34 @@ const serverDeaths: string[] = [];
 /** Processes the harness itself signalled (kill, stop): their exit is expected. */
 const signalled = new WeakSet<ChildProcess>();
 
-/** JSON over HTTP with a bearer credential; returns status and parsed body. */
+/** A connection the peer had already closed (a keep-alive one to a server since killed): not a refusal, not a status. */
+const STALE_CONNECTION = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE']);
+
+/**
+ * JSON over HTTP with a bearer credential; returns status and parsed body. A GET that meets a stale connection is
+ * sent once more, as an HTTP client does with an idempotent request (and says so on stderr); nothing else is retried.
+ */
 export async function call(method: string, url: string, token: string | undefined, body?: unknown): Promise<{ status: number; body: any }> { // eslint-disable-line @typescript-eslint/no-explicit-any -- test bodies are inspected freely
-  const res = await fetch(url, {
-    method,
-    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
-    signal: AbortSignal.timeout(30_000),
-  }).catch((e: unknown) => {
-    // undici says only "fetch failed"; what failed (refused, reset, timed out) is in its cause.
-    const cause = e instanceof Error && e.cause instanceof Error ? `: ${e.cause.message}${'code' in e.cause ? ` (${String(e.cause.code)})` : ''}` : '';
-    const deaths = serverDeaths.length > 0 ? `\n${serverDeaths.join('\n')}` : '';
-    throw new Error(`${method} ${url}: ${e instanceof Error ? e.message : String(e)}${cause}${deaths}`, { cause: e });
-  });
+  const send = (): Promise<Response> =>
+    fetch(url, {
+      method,
+      headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+      signal: AbortSignal.timeout(30_000),
+    });
+  const code = (e: unknown): string => (e instanceof Error && e.cause instanceof Error && 'code' in e.cause ? String(e.cause.code) : '');
+  const res = await send()
+    .catch((e: unknown) => {
+      if (method !== 'GET' || !STALE_CONNECTION.has(code(e))) throw e;
+      process.stderr.write(`harness: GET ${url} met a closed connection (${code(e)}); sent again\n`);
+      return send();
+    })
+    .catch((e: unknown) => {
+      // undici says only "fetch failed"; what failed (refused, reset, timed out) is in its cause.
+      const cause = e instanceof Error && e.cause instanceof Error ? `: ${e.cause.message}${code(e) ? ` (${code(e)})` : ''}` : '';
+      const deaths = serverDeaths.length > 0 ? `\n${serverDeaths.join('\n')}` : '';
+      throw new Error(`${method} ${url}: ${e instanceof Error ? e.message : String(e)}${cause}${deaths}`, { cause: e });
+    });
   const text = await res.text();
   let parsed: unknown = text;
   try {
