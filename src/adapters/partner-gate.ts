@@ -57,7 +57,7 @@ export class PartnerGate {
     return partner.domain;
   }
 
-  /** A short-lived server credential for requests to `partner`. */
+  /** A short-lived server credential for requests to `partner` (ServerCredentials keeps one for reuse). */
   static async sign(ownDomain: string, partner: PartnerConfig): Promise<string> {
     return new SignJWT({ role: 'server' })
       .setProtectedHeader({ alg: 'HS256' })
@@ -67,5 +67,25 @@ export class PartnerGate {
       .setIssuedAt()
       .setExpirationTime('120s')
       .sign(new TextEncoder().encode(partner.secret));
+  }
+}
+
+/**
+ * The server credentials this system sends to its partners, each reused for a minute (it is valid for two): the
+ * end-to-end one for a group host, and the hop credential for an intermediate Muster node, which is the same.
+ */
+export class ServerCredentials {
+  private readonly tokens = new Map<string, { token: string; until: number }>();
+  constructor(
+    private readonly ownDomain: string,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async of(partner: PartnerConfig): Promise<string> {
+    const cached = this.tokens.get(partner.domain);
+    if (cached && cached.until > this.now()) return cached.token;
+    const token = await PartnerGate.sign(this.ownDomain, partner);
+    this.tokens.set(partner.domain, { token, until: this.now() + 60_000 });
+    return token;
   }
 }

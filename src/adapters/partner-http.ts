@@ -9,7 +9,7 @@ import { compareResyncKeys, type ResyncKey } from '../domain/decisions/partner-r
 import { MC_SERVICES } from '../domain/services.ts';
 import type { McUri } from '../domain/ids.ts';
 import type { McService } from '../domain/services.ts';
-import { PartnerGate } from './partner-gate.ts';
+import { ServerCredentials } from './partner-gate.ts';
 import type { Logger } from 'pino';
 import { PartnerPeers, failureOf, jsonOf } from './peer-http.ts';
 import { groupsToUndo } from '../domain/decisions/partner-answers.ts';
@@ -27,7 +27,7 @@ export type HeldNow = (userId: McUri, service: McService) => Promise<ReadonlyMap
 
 export class HttpPartnerServers implements PartnerServers {
   private readonly byDomain: Map<string, PartnerConfig>;
-  private readonly tokens = new Map<string, { token: string; until: number }>();
+  private readonly credentials: ServerCredentials;
   /** The last request sent per user, service and group: an undo stops for groups a later request was sent for. */
   private readonly latest = new Map<string, number>();
   private seq = 0;
@@ -45,12 +45,13 @@ export class HttpPartnerServers implements PartnerServers {
    * this one's). Asked of the constructor, not defaulted: an adapter that took "holds nothing" would undo wrongly.
    */
   constructor(
-    private readonly ownDomain: string,
+    ownDomain: string,
     partners: PartnerConfig[],
     private readonly log: Logger,
     private readonly heldNow: HeldNow,
   ) {
     this.byDomain = new Map(partners.map((p) => [p.domain, p]));
+    this.credentials = new ServerCredentials(ownDomain);
   }
 
   domains(): string[] {
@@ -254,8 +255,14 @@ export class HttpPartnerServers implements PartnerServers {
 
   /** POSTs JSON to the partner's /federation/v1/<path>; throws on a transport failure (no answer at all). */
   private async postJson(partner: PartnerConfig, path: string, body: unknown): Promise<Exchange> {
+    // Through an intermediate Muster node: it relays only for a partner that identifies itself at its hop.
+    const node = partner.viaPartner === undefined ? undefined : this.byDomain.get(partner.viaPartner);
     const res = await this.peers.of(partner).request('POST', `/federation/v1/${path}`, {
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${await this.token(partner)}` },
+      headers: {
+        'content-type': 'application/json',
+        authorization: `Bearer ${await this.credentials.of(partner)}`,
+        ...(node ? { 'proxy-authorization': `Bearer ${await this.credentials.of(node)}` } : {}),
+      },
       body: JSON.stringify(body),
     });
     return { status: res.statusCode, retryAfter: [res.headers['retry-after']].flat()[0], ...(await jsonOf(res, partner.timeoutMs)) };
@@ -267,14 +274,6 @@ export class HttpPartnerServers implements PartnerServers {
     this.undoRetries.forEach(clearTimeout);
     this.undoRetries.clear();
     await this.peers.close();
-  }
-
-  private async token(partner: PartnerConfig): Promise<string> {
-    const cached = this.tokens.get(partner.domain);
-    if (cached && cached.until > Date.now()) return cached.token;
-    const token = await PartnerGate.sign(this.ownDomain, partner);
-    this.tokens.set(partner.domain, { token, until: Date.now() + 60_000 });
-    return token;
   }
 }
 

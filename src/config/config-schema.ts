@@ -38,7 +38,10 @@ const Partner = Type.Object(
     domain: Str,
     url: Str,
     secret: Secret,
-    /** Intermediate signalling node: requests for this partner go to this URL instead (10.X.3.2 step 3). */
+    /**
+     * Intermediate signalling node: requests for this partner go to this URL instead (10.X.3.2 step 3). When it is
+     * another partner's `url`, that partner relays them and is sent a hop credential (Proxy-Authorization) too.
+     */
     via: Type.Optional(Str),
     timeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 600000 })),
   },
@@ -100,6 +103,8 @@ export const ConfigSchema = Type.Object(
     rateLimit: Type.Optional(Type.Object({ perSecond: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1_000_000 })), burst: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })) }, strict)),
     /** Requests one server instance works on at once; more are refused with 503 at once instead of queueing. */
     maxInFlight: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
+    /** As an intermediate signalling node: relayed requests one server instance has under way to one next hop (more: 503). */
+    maxRelaysInFlight: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
     systems: Type.Array(System, { minItems: 1 }),
   },
   strict,

@@ -16,6 +16,11 @@ export interface PartnerConfig {
   nextHop: string;
   secret: string;
   timeoutMs: number;
+  /**
+   * The partner at `nextHop` when it is an intermediate Muster node (`via` is that partner's `url`): it relays only for
+   * a partner it identifies at its hop, so requests carry a hop credential signed for it beside the end-to-end one.
+   */
+  viaPartner?: string;
 }
 
 export interface GmsConfig {
@@ -53,6 +58,8 @@ export interface SystemConfig {
   rateLimit: { perSecond: number; burst: number };
   /** Requests one server instance works on at once before it sheds load with 503. */
   maxInFlight: number;
+  /** As an intermediate signalling node: relayed requests one server instance has under way to one next hop. */
+  maxRelaysInFlight: number;
 }
 
 /**
@@ -61,6 +68,8 @@ export interface SystemConfig {
  */
 export const DEFAULT_RATE_LIMIT = { perSecond: 200, burst: 500 } as const;
 export const DEFAULT_MAX_IN_FLIGHT = 1024;
+/** An eighth of DEFAULT_MAX_IN_FLIGHT: a flood relayed to one next hop leaves this system room for its own users. */
+export const DEFAULT_MAX_RELAYS_IN_FLIGHT = 128;
 
 export class ConfigError extends Error {
   constructor(
@@ -136,6 +145,12 @@ export function resolveConfig(raw: unknown, baseDir = process.cwd()): SystemConf
         timeoutMs: p.timeoutMs ?? cfg.partnerTimeoutMs ?? 5000,
       };
     });
+    // A next hop that is another partner's URL is that partner, an intermediate Muster node: it wants our hop credential.
+    const sameUrl = (a: string, b: string): boolean => new URL(a).href.replace(/\/+$/, '') === new URL(b).href.replace(/\/+$/, '');
+    for (const p of partners) {
+      const node = sameUrl(p.nextHop, p.url) ? undefined : partners.find((q) => q !== p && sameUrl(q.url, p.nextHop));
+      if (node) p.viaPartner = node.domain;
+    }
     const partnerDomains = new Set(partners.map((p) => p.domain));
     const role = s.role ?? 'mc-and-gms';
     const gms: GmsConfig | undefined = s.gms && {
@@ -235,6 +250,7 @@ export function resolveConfig(raw: unknown, baseDir = process.cwd()): SystemConf
       logLevel: cfg.logLevel ?? 'info',
       rateLimit: { perSecond: cfg.rateLimit?.perSecond ?? DEFAULT_RATE_LIMIT.perSecond, burst: cfg.rateLimit?.burst ?? DEFAULT_RATE_LIMIT.burst },
       maxInFlight: cfg.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT,
+      maxRelaysInFlight: cfg.maxRelaysInFlight ?? DEFAULT_MAX_RELAYS_IN_FLIGHT,
       eventRetentionMs: Math.round((cfg.eventRetentionHours ?? 168) * 3600_000),
       auditRetentionMs: Math.round((cfg.auditRetentionDays ?? 365) * 86_400_000),
     };

@@ -71,7 +71,7 @@ void describe('forged server-to-server requests are refused', () => {
     // A group of a system fire has no route to.
     const unknown = await toFire('affiliations', police, alice, ['sip:x@nowhere.example']);
     assert.equal(unknown.status, 403, JSON.stringify(unknown.body));
-    // Ambulance's group with police's fire credential: fire relays it, ambulance refuses the credential.
+    // Ambulance's group with police's fire credential but no hop credential: fire, as intermediate node, relays nothing.
     const foreign = await toFire('affiliations', police, alice, [medic]);
     assert.equal(foreign.status, 401, JSON.stringify(foreign.body));
     // Groups of two systems in one server-to-server request.

@@ -6,6 +6,7 @@ import { MusterError } from '../../domain/errors.ts';
 import { toErrorReply } from './error-reply.ts';
 import type { CredentialVerifier } from './credentials.ts';
 import type { PartnerGate } from '../../adapters/partner-gate.ts';
+import { HOP_CREDENTIAL } from './intermediate-node.ts';
 
 export interface RateLimit {
   /** Tokens added per second. */
@@ -85,18 +86,32 @@ export function limitRatePerCredential(app: FastifyInstance, buckets: TokenBucke
 /**
  * The caller's bucket key, from the same verifiers the routes use (verified credentials are cached, so the route's
  * own check costs a lookup): a user's MC service ID, the operator, or a partner system's domain for server credentials.
+ * A partner has one budget here whether it asks this system as group host or relays through it.
  */
 export function callerSubject(verifier: CredentialVerifier, partnerGate: PartnerGate): (req: FastifyRequest) => Promise<string | undefined> {
+  const partnerOf = async (header: string | string[] | undefined): Promise<string | undefined> => {
+    if (typeof header !== 'string' || header === '') return undefined;
+    try {
+      return await partnerGate.verify(header);
+    } catch {
+      return undefined;
+    }
+  };
   return async (req) => {
     const authorization = req.headers.authorization;
+    if (req.url.startsWith('/federation/')) {
+      // Partner servers' credentials, signed with the secret shared with that partner: the hop credential of a request
+      // to relay (intermediate-node.ts), else the end-to-end one of a request for our groups.
+      const partner = (await partnerOf(req.headers[HOP_CREDENTIAL])) ?? (await partnerOf(authorization));
+      // None: the route answers 401 (the relay too, before it forwards anything).
+      return partner === undefined ? undefined : `server:${partner}`;
+    }
     if (!authorization) return undefined;
     try {
-      // The federation face takes partner servers' credentials, signed with the secret shared with that partner.
-      if (req.url.startsWith('/federation/')) return `server:${await partnerGate.verify(authorization)}`;
       const cred = await verifier.verify(authorization);
       return `${cred.role}:${cred.subject}`;
     } catch {
-      return undefined; // not authenticated: the route answers 401 (or, relaying, leaves it to the group host)
+      return undefined; // not authenticated: the route answers 401
     }
   };
 }

@@ -1,5 +1,6 @@
 // /federation/v1: server-to-server flows (10.X.2.1a, 10.X.2.4a). As group host this system decides for its own
-// groups; as an intermediate signalling node it relays a request for another partner's groups unchanged.
+// groups; as an intermediate signalling node it relays a request for another partner's groups unchanged, for a
+// partner identified at this hop and within its bounds (intermediate-node.ts).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type, type Static } from 'typebox';
 import { randomUUID } from 'node:crypto';
@@ -16,7 +17,7 @@ import { RESYNC_PAGE } from '../../procedures/resync-partner.ts';
 import { hostOfPartnerRequest, requireUsersOfPartner } from '../../domain/decisions/partner-trust.ts';
 import { affiliateAsGroupHost, changeAsGroupHost, deaffiliateAsGroupHost } from '../../procedures/affiliate-as-group-host.ts';
 import type { HttpFaceDeps } from './app.ts';
-import { PartnerPeers, failureOf, textOf } from '../../adapters/peer-http.ts';
+import { IntermediateSignallingNode } from './intermediate-node.ts';
 
 /**
  * The client flow's body, plus `undo` on a de-affiliation: the primary withdraws an affiliation it asked for but
@@ -46,17 +47,20 @@ const toWire = (k: ResyncKey): ResyncKeyBody => ({ mcServiceId: k.userId, servic
 
 export async function federationRoutes(app: FastifyInstance, deps: HttpFaceDeps): Promise<void> {
   const own = deps.config.domain;
+  /** The relay towards each next hop; its connections close with the face. */
+  const node = new IntermediateSignallingNode(deps.config, deps.partnerGate);
+  app.addHook('onClose', () => node.close());
 
   /**
    * Groups of another system: as an intermediate signalling node, relay the request unchanged (the credential is for
-   * the group host, which checks it end to end) and answer 'relayed'. Groups hosted here: 'here'.
+   * the group host, which checks it end to end; the hop credential is ours) and answer 'relayed'. Groups hosted here: 'here'.
    */
   async function routeByGroups(req: FastifyRequest, reply: FastifyReply, lists: { field: string; groupIds: McUri[] }[], path: string): Promise<'here' | 'relayed'> {
     const host = hostOfPartnerRequest(lists);
     if (host === own) return 'here';
     const next = deps.config.partners.find((p) => p.domain === host);
     if (!next) throw new MusterError('forbidden', `groups of ${host} are not hosted here and there is no route to them`, lists.find((l) => l.groupIds.length > 0)?.field);
-    await relay(req, reply, next, `/federation/v1/${path}`);
+    await node.relay(req, reply, next, `/federation/v1/${path}`);
     return 'relayed';
   }
 
@@ -73,21 +77,6 @@ export async function federationRoutes(app: FastifyInstance, deps: HttpFaceDeps)
     const origin = await deps.partnerGate.verify(req.headers.authorization);
     req.credential = { subject: origin, role: 'server', expiresAt: Number.POSITIVE_INFINITY };
     return origin;
-  }
-
-  /** The connections to each next hop this node relays to; closed with the face. */
-  const nextHops = new PartnerPeers();
-  app.addHook('onClose', () => nextHops.close());
-
-  /** Passes the request on unchanged (originator and credential intact) and the next hop's answer back. */
-  async function relay(req: FastifyRequest, reply: FastifyReply, next: { domain: string; nextHop: string; timeoutMs: number }, path: string): Promise<void> {
-    const where = `${next.nextHop}${path}`;
-    const res = await nextHops.of(next).request('POST', path, { headers: { 'content-type': 'application/json', authorization: req.headers.authorization ?? '' }, body: JSON.stringify(req.body) }).catch((e: unknown) => {
-      throw new MusterError('unavailable', `next hop ${where} unreachable: ${failureOf(e)}`);
-    });
-    const read = await textOf(res, next.timeoutMs);
-    if (!('text' in read)) throw new MusterError('unavailable', `next hop ${where} broke off its answer: ${read.bodyError}`);
-    await reply.code(res.statusCode).type('application/json').send(read.text);
   }
 
   app.post<{ Body: FederationRequestBody }>(
@@ -126,7 +115,7 @@ export async function federationRoutes(app: FastifyInstance, deps: HttpFaceDeps)
         // As an intermediate signalling node: pass the page on unchanged; the host checks the credential.
         const next = deps.config.partners.find((p) => p.domain === host);
         if (!next) throw new MusterError('forbidden', `groups of ${host} are not hosted here and there is no route to them`, 'host');
-        await relay(req, reply, next, '/federation/v1/affiliation-resyncs');
+        await node.relay(req, reply, next, '/federation/v1/affiliation-resyncs');
         return reply;
       }
       // Partner trust: the caller's own users only (a page naming another system's user is refused as a whole).

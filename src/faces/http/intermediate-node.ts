@@ -1,0 +1,90 @@
+// This system as an intermediate signalling node (10.X.3.2 step 3, "possibly through intermediate signalling nodes"):
+// it passes a federation request for another partner's groups on unchanged; the end-to-end credential is the group
+// host's to check. It relays only for a configured partner that identifies itself at this hop with a hop credential
+// (Proxy-Authorization, RFC 9110 11.7.2: signed with the secret of that pair), whose rate budget the request takes
+// (rate-limit.ts), and holds at most `maxRelaysInFlight` relays per next hop.
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { MusterError } from '../../domain/errors.ts';
+import type { PartnerConfig, SystemConfig } from '../../config/config.ts';
+import { ServerCredentials, type PartnerGate } from '../../adapters/partner-gate.ts';
+import { PartnerPeers, failureOf, textOf } from '../../adapters/peer-http.ts';
+import { toErrorReply } from './error-reply.ts';
+
+/** The header of the hop credential: for the intermediate node that receives it, never passed on. */
+export const HOP_CREDENTIAL = 'proxy-authorization';
+
+export class IntermediateSignallingNode {
+  /** The connections to each next hop. */
+  private readonly nextHops = new PartnerPeers();
+  /** Relays under way per next hop URL (several partners may share one next hop). */
+  private readonly inFlight = new Map<string, number>();
+  private readonly byDomain: Map<string, PartnerConfig>;
+  private readonly credentials: ServerCredentials;
+
+  constructor(
+    private readonly config: SystemConfig,
+    private readonly gate: PartnerGate,
+  ) {
+    this.byDomain = new Map(config.partners.map((p) => [p.domain, p]));
+    this.credentials = new ServerCredentials(config.domain);
+  }
+
+  /** The configured partner that sent this hop, from its hop credential; else a 401 naming the header. */
+  async sender(req: FastifyRequest): Promise<string> {
+    try {
+      return await this.gate.verify(headerOf(req, HOP_CREDENTIAL));
+    } catch (e) {
+      if (!(e instanceof MusterError)) throw e;
+      throw new MusterError('unauthenticated', `Proxy-Authorization: ${e.message}; ${this.config.domain} relays only for a partner system that identifies itself at this hop`);
+    }
+  }
+
+  /**
+   * Passes the request on to `next` (the group host's partner entry) with the end-to-end credential unchanged and the
+   * next hop's answer back. Refused before anything is sent: no hop credential of a partner (401), no end-to-end
+   * credential (401), `maxRelaysInFlight` already under way to that next hop (503 with Retry-After).
+   */
+  async relay(req: FastifyRequest, reply: FastifyReply, next: PartnerConfig, path: string): Promise<void> {
+    await this.sender(req);
+    const authorization = headerOf(req, 'authorization');
+    if (!authorization) throw new MusterError('unauthenticated', `relayed request without the credential for the group host ${next.domain} (Authorization)`);
+    const where = next.nextHop;
+    const held = this.inFlight.get(where) ?? 0;
+    if (held >= this.config.maxRelaysInFlight) {
+      // Answered at once, like load shedding: a queue towards a slow next hop would only grow.
+      const { status, body } = toErrorReply(new MusterError('unavailable', `next hop ${where} has ${held} relayed requests in progress (maxRelaysInFlight); retry shortly`));
+      await reply.code(status).header('retry-after', '1').send(body);
+      return;
+    }
+    this.inFlight.set(where, held + 1);
+    try {
+      // The next hop may itself be an intermediate Muster node (our partner): it wants our hop credential, not the sender's.
+      const node = next.viaPartner === undefined ? undefined : this.byDomain.get(next.viaPartner);
+      const headers: Record<string, string> = { 'content-type': 'application/json', authorization, ...(node ? { [HOP_CREDENTIAL]: `Bearer ${await this.credentials.of(node)}` } : {}) };
+      const res = await this.nextHops
+        .of(next)
+        .request('POST', path, { headers, body: JSON.stringify(req.body) })
+        .catch((e: unknown) => {
+          throw new MusterError('unavailable', `next hop ${where}${path} unreachable: ${failureOf(e)}`);
+        });
+      const read = await textOf(res, next.timeoutMs);
+      if (!('text' in read)) throw new MusterError('unavailable', `next hop ${where}${path} broke off its answer: ${read.bodyError}`);
+      await reply.code(res.statusCode).type('application/json').send(read.text);
+    } finally {
+      const left = (this.inFlight.get(where) ?? 1) - 1;
+      if (left > 0) this.inFlight.set(where, left);
+      else this.inFlight.delete(where);
+    }
+  }
+
+  /** Waits for the relays under way, then closes the connections (with the face). */
+  close(): Promise<void> {
+    return this.nextHops.close();
+  }
+}
+
+/** One header's value, absent when empty (Node keeps the first of repeated credential headers). */
+function headerOf(req: FastifyRequest, name: 'authorization' | typeof HOP_CREDENTIAL): string | undefined {
+  const v = req.headers[name];
+  return typeof v === 'string' && v.length > 0 ? v : undefined;
+}

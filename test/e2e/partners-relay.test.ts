@@ -1,0 +1,244 @@
+// E2E: fire as an intermediate signalling node (10.X.3.2 step 3), one `muster serve` process, between senders (the
+// test, signing as police, coast and harbour) and a stand-in next hop on loopback that records what reaches it.
+// Fire relays only for a partner it identifies at this hop (its hop credential, Proxy-Authorization), counts relayed
+// requests against that partner's rate budget (429 with Retry-After), and holds at most maxRelaysInFlight relays per
+// next hop (503 with Retry-After). The end-to-end credential passes unchanged; the hop credential stays at fire.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { freePort, Muster, secret } from '../support/harness.ts';
+import { PartnerGate } from '../../src/adapters/partner-gate.ts';
+import type { PartnerConfig } from '../../src/config/config.ts';
+
+const P = 'police.example';
+const F = 'fire.example';
+const A = 'ambulance.example';
+/** Another group host, reached through a further Muster node (gateway.example). */
+const M = 'medevac.example';
+const G = 'gateway.example';
+const COAST = 'coast.example';
+const HARBOUR = 'harbour.example';
+const BURST = 6;
+const MAX_RELAYS = 2;
+
+const alice = `sip:alice@${P}`;
+const medic = `sip:medic@${A}`;
+const lift = `sip:lift@${M}`;
+
+/** Secrets of each pair; `police-ambulance` is the end-to-end pair, which fire does not have. */
+const keys = { policeFire: secret(), coastFire: secret(), harbourFire: secret(), fireAmbulance: secret(), fireGateway: secret(), fireMedevac: secret(), policeAmbulance: secret(), policeMedevac: secret() };
+
+const partner = (domain: string, key: string): PartnerConfig => ({ domain, url: 'http://x', nextHop: 'http://x', secret: key, timeoutMs: 1000 });
+/** A server credential as system `from` signs it for system `to` with `key`. */
+const serverToken = (from: string, to: string, key: string): Promise<string> => PartnerGate.sign(from, partner(to, key));
+
+type Seen = { path: string; authorization: string | undefined; proxyAuthorization: string | undefined; body: string };
+
+/** The next hop of fire: answers every affiliation request affiliated; holds answers to paths under `holdPath` while set. */
+class NextHop {
+  readonly seen: Seen[] = [];
+  holdPath: string | undefined;
+  private readonly waiting: (() => void)[] = [];
+  private constructor(
+    private readonly server: Server,
+    readonly url: string,
+  ) {}
+
+  static async start(): Promise<NextHop> {
+    const port = await freePort();
+    const holder: { hop?: NextHop } = {};
+    const server = createServer((req, res) => void holder.hop!.handle(req, res));
+    await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+    holder.hop = new NextHop(server, `http://127.0.0.1:${port}`);
+    return holder.hop;
+  }
+
+  /** Relayed affiliation requests seen so far (fire's own re-synchronisation pages and probes are not counted). */
+  relayed(): Seen[] {
+    return this.seen.filter((s) => s.path.endsWith('/federation/v1/affiliations'));
+  }
+
+  release(): void {
+    this.holdPath = undefined;
+    this.waiting.splice(0).forEach((go) => go());
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const body = Buffer.concat(chunks).toString();
+    const path = req.url ?? '';
+    const header = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);
+    this.seen.push({ path, authorization: header(req.headers.authorization), proxyAuthorization: header(req.headers['proxy-authorization']), body });
+    if (path.endsWith('/affiliation-resyncs')) {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ removed: [], spared: [], missing: [], graceMs: 0 }));
+      return;
+    }
+    if (!path.endsWith('/federation/v1/affiliations')) {
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      return;
+    }
+    if (this.holdPath !== undefined && path.startsWith(this.holdPath)) await new Promise<void>((go) => this.waiting.push(go));
+    const flow = JSON.parse(body) as { mcServiceId: string; service: string; groupIds: string[] };
+    const answer = { ...flow, status: flow.groupIds.map((groupId) => ({ groupId, status: 'affiliated' })) };
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(answer));
+  }
+
+  async stop(): Promise<void> {
+    this.release();
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+let hop: NextHop;
+let fire: Muster;
+
+before(async () => {
+  hop = await NextHop.start();
+  const gateway = `${hop.url}/gw`;
+  // Per-instance bounds, so one instance (not two behind a balancer, as the PostgreSQL e2e run would start).
+  fire = await Muster.start(
+    {
+      rateLimit: { perSecond: 0.1, burst: BURST },
+      maxRelaysInFlight: MAX_RELAYS,
+      systems: [
+        {
+          name: 'fire',
+          domain: F,
+          http: { port: await freePort() },
+          secret: secret(),
+          partners: [
+            { domain: P, url: hop.url, secret: keys.policeFire },
+            { domain: COAST, url: hop.url, secret: keys.coastFire },
+            { domain: HARBOUR, url: hop.url, secret: keys.harbourFire },
+            { domain: A, url: hop.url, secret: keys.fireAmbulance },
+            { domain: G, url: gateway, secret: keys.fireGateway },
+            // Medevac is reached through the gateway, another Muster node: fire signs its own hop credential for it.
+            { domain: M, url: 'http://127.0.0.1:9', via: gateway, secret: keys.fireMedevac },
+          ],
+        },
+      ],
+    },
+    undefined,
+    'sqlite',
+  );
+});
+
+after(async () => {
+  await fire?.stop();
+  await hop?.stop();
+});
+
+/** A federation request to fire for `groupIds`, with the end-to-end credential and, when given, a hop credential. */
+async function toFire(opts: { e2e?: string; hop?: string; groupIds?: string[]; path?: string; body?: unknown }): Promise<{ status: number; retryAfter: string | null; body: { error?: { code?: string; message?: string } } }> {
+  const res = await fetch(`${fire.url()}/federation/v1/${opts.path ?? 'affiliations'}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(opts.e2e ? { authorization: `Bearer ${opts.e2e}` } : {}), ...(opts.hop ? { 'proxy-authorization': opts.hop } : {}) },
+    body: JSON.stringify(opts.body ?? { mcServiceId: alice, service: 'mcptt', groupIds: opts.groupIds ?? [medic] }),
+    signal: AbortSignal.timeout(20_000),
+  });
+  return { status: res.status, retryAfter: res.headers.get('retry-after'), body: (await res.json()) as { error?: { code?: string; message?: string } } };
+}
+
+const policeToAmbulance = (): Promise<string> => serverToken(P, A, keys.policeAmbulance);
+const hopOf = async (from: string, key: string): Promise<string> => `Bearer ${await serverToken(from, F, key)}`;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+void describe('fire as an intermediate signalling node', () => {
+  void test('a request for another partner\'s groups without a hop credential fire can verify: 401, nothing forwarded', async () => {
+    const e2e = await policeToAmbulance();
+    const before = hop.relayed().length;
+    const cases: [string, string | undefined][] = [
+      ['no Proxy-Authorization', undefined],
+      ['a hop credential signed with a wrong secret', await hopOf(P, secret())],
+      ['a hop credential of a system fire has no partner entry for', await hopOf('evil.example', keys.policeFire)],
+      ["the end-to-end credential (for ambulance) replayed as the hop credential", `Bearer ${e2e}`],
+      ['not a bearer credential', 'Basic cG9saWNlOnNlY3JldA=='],
+    ];
+    for (const [what, hopCredential] of cases) {
+      const r = await toFire({ e2e, ...(hopCredential ? { hop: hopCredential } : {}) });
+      assert.equal(r.status, 401, `${what}: ${JSON.stringify(r.body)}`);
+      assert.equal(r.body.error?.code, 'unauthenticated', what);
+      assert.match(r.body.error?.message ?? '', /Proxy-Authorization/, what);
+    }
+    // A re-synchronisation page for another host is relayed on the same terms.
+    const page = await toFire({ e2e, path: 'affiliation-resyncs', body: { host: A, affiliations: [] } });
+    assert.equal(page.status, 401, JSON.stringify(page.body));
+    assert.equal(hop.relayed().length, before, 'fire forwarded a request it could not verify');
+    assert.equal(hop.seen.filter((s) => s.authorization === `Bearer ${e2e}`).length, 0);
+  });
+
+  void test('a valid hop credential but no end-to-end credential: 401, nothing forwarded', async () => {
+    const before = hop.seen.length;
+    const r = await toFire({ hop: await hopOf(P, keys.policeFire) });
+    assert.equal(r.status, 401, JSON.stringify(r.body));
+    assert.equal(r.body.error?.code, 'unauthenticated');
+    assert.equal(hop.seen.length, before);
+  });
+
+  void test('with police\'s hop credential: relayed with the end-to-end credential unchanged, the hop credential stays at fire', async () => {
+    const e2e = await policeToAmbulance();
+    const r = await toFire({ e2e, hop: await hopOf(P, keys.policeFire) });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.deepEqual((r.body as unknown as { status: unknown[] }).status, [{ groupId: medic, status: 'affiliated' }]);
+    const seen = hop.relayed().at(-1)!;
+    assert.equal(seen.path, '/federation/v1/affiliations');
+    assert.equal(seen.authorization, `Bearer ${e2e}`);
+    assert.equal(seen.proxyAuthorization, undefined, 'the next hop is the group host itself: no hop credential');
+    assert.deepEqual(JSON.parse(seen.body), { mcServiceId: alice, service: 'mcptt', groupIds: [medic] });
+  });
+
+  void test('through a further Muster node: fire signs its own hop credential for it, the end-to-end one passes unchanged', async () => {
+    const e2e = await serverToken(P, M, keys.policeMedevac);
+    const r = await toFire({ e2e, hop: await hopOf(P, keys.policeFire), groupIds: [lift] });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const seen = hop.relayed().at(-1)!;
+    assert.equal(seen.path, '/gw/federation/v1/affiliations');
+    assert.equal(seen.authorization, `Bearer ${e2e}`);
+    const atGateway = new PartnerGate(G, [partner(F, keys.fireGateway)]);
+    assert.equal(await atGateway.verify(seen.proxyAuthorization), F, 'the gateway identifies fire at its hop');
+  });
+
+  void test('relayed requests count against the sending partner\'s rate budget: 429 with Retry-After, other partners unaffected', async () => {
+    const e2e = await serverToken(COAST, A, secret());
+    const coast = await hopOf(COAST, keys.coastFire);
+    const before = hop.relayed().length;
+    for (let i = 0; i < BURST; i++) {
+      const r = await toFire({ e2e, hop: coast });
+      assert.equal(r.status, 200, `request ${i + 1}: ${JSON.stringify(r.body)}`);
+    }
+    const over = await toFire({ e2e, hop: coast });
+    assert.equal(over.status, 429, JSON.stringify(over.body));
+    assert.equal(over.body.error?.code, 'rate-limited');
+    assert.ok(Number(over.retryAfter) >= 1, `Retry-After ${over.retryAfter}`);
+    assert.equal(hop.relayed().length, before + BURST, 'the refused request was not forwarded');
+    // Police keeps its own budget.
+    const police = await toFire({ e2e: await policeToAmbulance(), hop: await hopOf(P, keys.policeFire) });
+    assert.equal(police.status, 200, JSON.stringify(police.body));
+  });
+
+  void test('at most maxRelaysInFlight relays per next hop: one more is 503 with Retry-After; other next hops still relay', async () => {
+    const e2e = await serverToken(HARBOUR, A, secret());
+    const harbour = await hopOf(HARBOUR, keys.harbourFire);
+    hop.holdPath = '/federation/v1/affiliations';
+    const before = hop.relayed().length;
+    const held = Array.from({ length: MAX_RELAYS }, () => toFire({ e2e, hop: harbour }));
+    for (let i = 0; i < 100 && hop.relayed().length < before + MAX_RELAYS; i++) await sleep(50);
+    assert.equal(hop.relayed().length, before + MAX_RELAYS, 'the held relays reached the next hop');
+    const over = await toFire({ e2e, hop: harbour });
+    assert.equal(over.status, 503, JSON.stringify(over.body));
+    assert.equal(over.body.error?.code, 'unavailable');
+    assert.match(over.body.error?.message ?? '', /next hop/);
+    assert.equal(over.retryAfter, '1');
+    assert.equal(hop.relayed().length, before + MAX_RELAYS, 'the refused relay was not forwarded');
+    // Medevac's next hop (the gateway) is another one: not bound by the full one.
+    const other = await toFire({ e2e: await serverToken(P, M, keys.policeMedevac), hop: await hopOf(P, keys.policeFire), groupIds: [lift] });
+    assert.equal(other.status, 200, JSON.stringify(other.body));
+    hop.release();
+    for (const r of await Promise.all(held)) assert.equal(r.status, 200, JSON.stringify(r.body));
+    // The slots are free again.
+    const again = await toFire({ e2e, hop: harbour });
+    assert.equal(again.status, 200, JSON.stringify(again.body));
+  });
+});
