@@ -21,9 +21,8 @@ export const PARTNER_RECOVERY_DEFAULTS: PartnerRecoveryOptions = { probeEveryMs:
 
 interface Waiting {
   reason: string;
-  timer?: NodeJS.Timeout;
-  /** Failed runs in a row: the probe interval doubles with each. */
-  failures: number;
+  /** Cancels the timer of the next probe; none while the probe is under way. */
+  cancel?: () => void;
 }
 
 export class PartnerRecovery {
@@ -32,6 +31,8 @@ export class PartnerRecovery {
   private readonly queued = new Map<string, Promise<ResyncReport>>();
   private readonly waiting = new Map<string, Waiting>();
   private readonly followUps = new Map<string, number>();
+  /** Failed runs in a row per partner, counted where a run ends (a shared one once): the wait doubles with each. */
+  private readonly failures = new Map<string, number>();
   private stopped = false;
 
   constructor(
@@ -50,14 +51,23 @@ export class PartnerRecovery {
     for (const domain of this.server.partners.domains()) this.whenReachable(domain, reason);
   }
 
-  /** A partner that has just started sent its re-synchronisation: re-synchronise the other way too. */
+  /**
+   * A partner that has just started sent its re-synchronisation: re-synchronise the other way too, now. A back-off
+   * wait for it ends at once; its failures are kept, so a partner that fails again waits longer still, not in a loop.
+   */
   partnerStarted(domain: string): void {
-    if (this.server.partners.domains().includes(domain)) this.whenReachable(domain, 'partner restarted');
+    if (!this.server.partners.domains().includes(domain)) return;
+    this.whenReachable(domain, 'partner restarted');
+    // A run already waiting keeps its reason (start-up); one probing now (no timer) runs anyway.
+    const w = this.waiting.get(domain);
+    if (!w?.cancel) return;
+    w.cancel();
+    this.schedule(domain, w, 0);
   }
 
   stop(): void {
     this.stopped = true;
-    for (const w of this.waiting.values()) clearTimeout(w.timer);
+    for (const w of this.waiting.values()) w.cancel?.();
     this.waiting.clear();
   }
 
@@ -77,25 +87,32 @@ export class PartnerRecovery {
   }
 
   /** Re-synchronises `domain` once it answers its /healthz; several reasons while waiting make one run. */
-  whenReachable(domain: string, reason: string, failures = 0): void {
-    if (this.stopped) return;
-    const w = this.waiting.get(domain);
-    if (w) return;
-    const entry: Waiting = { reason, failures };
+  whenReachable(domain: string, reason: string): void {
+    if (this.stopped || this.waiting.has(domain)) return;
+    const entry: Waiting = { reason };
     this.waiting.set(domain, entry);
-    const delay = failures === 0 ? 0 : Math.min(this.opts.probeEveryMs * 2 ** failures, this.opts.maxProbeEveryMs);
-    this.schedule(domain, entry, delay);
+    this.schedule(domain, entry, this.backOff(domain, 0));
+  }
+
+  /** The wait before the next probe: `none` while no run failed, then doubling with each failed run in a row, up to the longest. */
+  private backOff(domain: string, none: number): number {
+    const failed = this.failures.get(domain) ?? 0;
+    return failed === 0 ? none : Math.min(this.opts.probeEveryMs * 2 ** failed, this.opts.maxProbeEveryMs);
   }
 
   private schedule(domain: string, entry: Waiting, delay: number): void {
-    entry.timer = setTimeout(() => void this.probe(domain, entry), delay);
-    entry.timer.unref();
+    entry.cancel = this.server.clock.after(delay, () => {
+      entry.cancel = undefined;
+      void this.probe(domain, entry);
+    });
   }
 
   private async probe(domain: string, entry: Waiting): Promise<void> {
     if (this.stopped || this.waiting.get(domain) !== entry) return;
-    if (!(await this.server.partners.reachable(domain))) {
-      this.schedule(domain, entry, Math.min(this.opts.probeEveryMs * 2 ** entry.failures, this.opts.maxProbeEveryMs));
+    const reachable = await this.server.partners.reachable(domain);
+    if (this.stopped || this.waiting.get(domain) !== entry) return;
+    if (!reachable) {
+      this.schedule(domain, entry, this.backOff(domain, this.opts.probeEveryMs));
       return;
     }
     this.waiting.delete(domain);
@@ -103,7 +120,7 @@ export class PartnerRecovery {
     const report = await this.resync(domain, entry.reason).catch((err: unknown) => ({ complete: false, error: String(err), spared: [], graceMs: 0 }));
     if (!report.complete) {
       // The partner answered its /healthz but not the re-synchronisation: try again, less often each time.
-      this.whenReachable(domain, entry.reason, entry.failures + 1);
+      this.whenReachable(domain, entry.reason);
       return;
     }
     this.followUp(domain, report.spared.length > 0, report.graceMs);
@@ -117,19 +134,30 @@ export class PartnerRecovery {
       return;
     }
     this.followUps.set(domain, n + 1);
-    const timer = setTimeout(() => this.whenReachable(domain, 'records spared as recent'), graceMs + 100);
-    timer.unref();
+    this.server.clock.after(graceMs + 100, () => this.whenReachable(domain, 'records spared as recent'));
+  }
+
+  private counted(domain: string, complete: boolean): void {
+    if (complete) this.failures.delete(domain);
+    else this.failures.set(domain, (this.failures.get(domain) ?? 0) + 1);
   }
 
   private run(domain: string, reason: string): Promise<ResyncReport> {
     const started = this.server.clock.now();
     const run = resyncPartner(this.server, domain, { reason, deadline: started + this.opts.runTimeoutMs, startUp: reason === START_UP })
-      .then((report) => {
-        const log = { partner: domain, reason, complete: report.complete, error: report.error, pages: report.pages, removed: report.removed.length, spared: report.spared.length, reasked: report.reasked.length, ms: this.server.clock.now() - started };
-        if (report.complete) this.server.log.info(log, 'partner re-synchronised');
-        else this.server.log.warn(log, 'partner re-synchronisation incomplete');
-        return report;
-      })
+      .then(
+        (report) => {
+          this.counted(domain, report.complete);
+          const log = { partner: domain, reason, complete: report.complete, error: report.error, pages: report.pages, removed: report.removed.length, spared: report.spared.length, reasked: report.reasked.length, ms: this.server.clock.now() - started };
+          if (report.complete) this.server.log.info(log, 'partner re-synchronised');
+          else this.server.log.warn(log, 'partner re-synchronisation incomplete');
+          return report;
+        },
+        (err: unknown) => {
+          this.counted(domain, false);
+          throw err;
+        },
+      )
       .finally(() => this.running.delete(domain));
     this.running.set(domain, run);
     return run;

@@ -61,6 +61,7 @@ export async function resyncPartner(server: McServiceServer, domain: string, opt
       // The host is busy (a storm of its partner's users): wait as it says, then read this page again (step 1), so
       // it holds what was affiliated meanwhile; the host would remove what a stale page left out.
       if (++rateLimited >= RESYNC_RATE_LIMITED_ATTEMPTS) return { ...report, error: 'rate-limited by the partner' };
+      // Waited out even if the partner announces a restart meanwhile: it asked for it, it is capped, and the restart's run follows this one.
       await new Promise<void>((resume) => server.clock.after(Math.min(sent.retryAfterMs, RESYNC_RETRY_AFTER_MAX_MS), resume));
       continue;
     }
