@@ -1,8 +1,9 @@
 // RFC 3903 §6 expiry (expirePublication) racing the client's new PUBLISH (publishUas) on another instance of the same
 // system: two instances on one PostgreSQL store (two McSystems in this process, each with its own per-user lock),
 // and the same on one SQLite store with two face contexts. The interleaving is forced with gates in the publication
-// rows and in a stand-in partner system, never with timing: the user's new publication must end with its groups
-// held, whichever side finishes last, a partner's group included.
+// rows, in the affiliation writes and in a stand-in partner system, never with timing: the user's new publication must
+// end with its groups held, whichever side finishes last, a partner's group included. And a PUBLISH that fails after
+// it wrote something undoes it without overwriting what another instance wrote meanwhile.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -19,6 +20,8 @@ import type { Flow } from '../../src/faces/sip/transport.ts';
 import type { SipFaceContext } from '../../src/faces/sip/face-context.ts';
 import { Publications, type PublicationRows } from '../../src/faces/sip/publication-state.ts';
 import { expirePublication, publishUas } from '../../src/faces/sip/publish-user-agent-server.ts';
+import { MusterError } from '../../src/domain/errors.ts';
+import type { ClientEvent, Store } from '../../src/ports/store.ts';
 import { createTestDatabase, dropTestDatabases } from '../support/postgres.ts';
 import { policeId, policeSystem } from '../support/in-process.ts';
 import { standInPartners } from '../support/stand-in-partners.ts';
@@ -46,6 +49,8 @@ interface Instance {
   holdAfterClaim?: { claimed: () => void; open: Promise<void> };
   /** Armed: the next publication write waits for `open` before it reaches the store. */
   holdBeforePut?: Promise<void>;
+  /** Armed: called once the next publication write reached the store. */
+  afterPut?: () => void;
 }
 
 function instance(system: McSystem, partner: FirePartner): Instance {
@@ -58,7 +63,11 @@ function instance(system: McSystem, partner: FirePartner): Instance {
       const hold = inst.holdBeforePut;
       inst.holdBeforePut = undefined;
       if (hold) await hold;
-      return server.store.putSipPublication(pub, replacing);
+      const outcome = await server.store.putSipPublication(pub, replacing);
+      const put = inst.afterPut;
+      inst.afterPut = undefined;
+      put?.();
+      return outcome;
     },
     removeSipPublication: async (u, s, etag) => {
       const removed = await server.store.removeSipPublication(u, s, etag);
@@ -92,15 +101,40 @@ function instance(system: McSystem, partner: FirePartner): Instance {
   return inst;
 }
 
+/** What an adapter throws when its database went away (sqlite-group-commit.ts, postgres-pool.ts). */
+const storeGone = (): MusterError => new MusterError('unavailable', 'store unavailable: test');
+
+/**
+ * The `nth` affiliation write from now (1: the next) at `inst`'s store fails as a store that went away does, after
+ * `asked` was called and `open` resolved when given. On SQLite both instances share the store: arm it when only one acts.
+ */
+function failAffiliationWrite(inst: Instance, nth: number, gate?: { asked: () => void; open: Promise<void> }): void {
+  const store = inst.ctx.server.store;
+  const original = store.changeAffiliations.bind(store);
+  let count = 0;
+  store.changeAffiliations = async function <T>(...args: Parameters<Store['changeAffiliations']>): Promise<{ result: T; events: ClientEvent[] }> {
+    if (++count < nth) return original(...args) as Promise<{ result: T; events: ClientEvent[] }>;
+    store.changeAffiliations = original;
+    gate?.asked();
+    await gate?.open;
+    throw storeGone();
+  };
+}
+
 const flow: Flow = { transport: 'udp', remoteAddress: '127.0.0.1', remotePort: 5070, send: () => undefined, open: () => true };
 let requests = 0;
 
-/** Alice's own initial PUBLISH of `groups` (TS 24.379 §9.2.1.2), from a trusted peer with P-Asserted-Identity. */
-function publish(groups: McUri[]): IncomingRequest {
+/**
+ * Alice's own initial PUBLISH of `groups` (TS 24.379 §9.2.1.2), from a trusted peer with P-Asserted-Identity; null:
+ * her `Expires: 0` without a body, which removes her publication (RFC 3903 §4.5).
+ */
+function publish(groups: McUri[] | null): IncomingRequest {
   const n = ++requests;
   const body = Buffer.from(
-    '<?xml version="1.0" encoding="UTF-8"?><presence xmlns="urn:ietf:params:xml:ns:pidf" xmlns:mcpttPI10="urn:3gpp:ns:mcpttPresInfo:1.0" entity="sip:alice@police.example">' +
-      `<tuple id="client-1"><status>${groups.map((g) => `<mcpttPI10:affiliation group="${g}"/>`).join('')}</status></tuple><mcpttPI10:p-id>pub-${n}</mcpttPI10:p-id></presence>`,
+    groups === null
+      ? ''
+      : '<?xml version="1.0" encoding="UTF-8"?><presence xmlns="urn:ietf:params:xml:ns:pidf" xmlns:mcpttPI10="urn:3gpp:ns:mcpttPresInfo:1.0" entity="sip:alice@police.example">' +
+          `<tuple id="client-1"><status>${groups.map((g) => `<mcpttPI10:affiliation group="${g}"/>`).join('')}</status></tuple><mcpttPI10:p-id>pub-${n}</mcpttPI10:p-id></presence>`,
   );
   const head = [
     `PUBLISH ${PSI} SIP/2.0`,
@@ -113,8 +147,8 @@ function publish(groups: McUri[]): IncomingRequest {
     `P-Asserted-Identity: <${alice}>`,
     'P-Preferred-Service: urn:urn-7:3gpp-service.ims.icsi.mcptt',
     'Event: presence',
-    'Expires: 3600',
-    'Content-Type: application/pidf+xml',
+    `Expires: ${groups === null ? 0 : 3600}`,
+    ...(groups === null ? [] : ['Content-Type: application/pidf+xml']),
     `Content-Length: ${body.length}`,
   ];
   const msg = parseMessage(Buffer.concat([Buffer.from(head.join('\r\n') + '\r\n\r\n'), body]));
@@ -291,6 +325,52 @@ for (const kind of ['postgres', 'sqlite'] as const) {
         const live = await b.ctx.publications.get(alice, 'mcptt');
         assert.equal(live?.etag, etagOf(answer.headers), "B's publication is the live one, not the expired one back");
         assert.deepEqual(await held(b), [engine, patrol]);
+      });
+    });
+  });
+
+  void describe(`a PUBLISH on instance B that fails after writing, against a PUBLISH on instance A meanwhile (${kind})`, () => {
+    void test("B stored its publication, then its set change fails; A stored a newer one meanwhile: B's undo does not put the old one back over A's", async () => {
+      await twoInstances(kind, async (a, b) => {
+        await publishedThroughA(a);
+        const asked = deferred();
+        const open = deferred();
+        const stored = deferred();
+        b.afterPut = stored.resolve;
+        failAffiliationWrite(b, 1, { asked: asked.resolve, open: open.promise });
+        const failing = publishUas(b.ctx, publish([patrol]), flow);
+        await Promise.all([asked.promise, stored.promise]); // B's publication is stored; its leaving north waits.
+
+        const answer = await publishUas(a.ctx, publish([patrol, north]), flow);
+        assert.equal(answer.status, 200);
+        open.resolve();
+        await assert.rejects(failing, (e) => e instanceof MusterError && e.code === 'unavailable');
+
+        const live = await a.ctx.publications.get(alice, 'mcptt');
+        assert.equal(live?.etag, etagOf(answer.headers), "A's publication, the newest, is the live one");
+        assert.deepEqual(await held(a), [north, patrol]);
+      });
+    });
+
+    void test("B's Expires: 0 removed the publication, then leaving the groups fails; A stored a new one meanwhile: B's undo does not put the old one back over it", async () => {
+      await twoInstances(kind, async (a, b) => {
+        await publishedThroughA(a);
+        const asked = deferred();
+        const open = deferred();
+        const removed = deferred();
+        b.holdAfterClaim = { claimed: removed.resolve, open: Promise.resolve() };
+        failAffiliationWrite(b, 1, { asked: asked.resolve, open: open.promise });
+        const failing = publishUas(b.ctx, publish(null), flow);
+        await Promise.all([asked.promise, removed.promise]); // B removed the publication; its leaving the groups waits.
+
+        const answer = await publishUas(a.ctx, publish([patrol, north]), flow);
+        assert.equal(answer.status, 200);
+        open.resolve();
+        await assert.rejects(failing, (e) => e instanceof MusterError && e.code === 'unavailable');
+
+        const live = await a.ctx.publications.get(alice, 'mcptt');
+        assert.equal(live?.etag, etagOf(answer.headers), "A's publication, stored after B's removal, is the live one");
+        assert.deepEqual(await held(a), [north, patrol]);
       });
     });
   });

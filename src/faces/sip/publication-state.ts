@@ -74,14 +74,12 @@ export class Publications {
     return this.rows.removeSipPublication(userId, service, etag);
   }
 
-  /** Puts `pub` back as it was (its own entity-tag), after the request that replaced or removed it failed. */
-  async restore(pub: Publication): Promise<void> {
-    await this.rows.putSipPublication(pub);
-  }
-
-  /** Puts `pub` back only if the user has no publication now; false when a new PUBLISH (on any instance) came first. */
-  async restoreIfNone(pub: Publication): Promise<boolean> {
-    return (await this.rows.putSipPublication(pub, null)) === 'stored';
+  /**
+   * Puts `pub` back as it was (its own entity-tag) only over the publication with entity-tag `replacing`, or with
+   * `replacing` null only where the user has none now; false when another request (on any instance) came first.
+   */
+  async restore(pub: Publication, replacing: string | null): Promise<boolean> {
+    return (await this.rows.putSipPublication(pub, replacing)) === 'stored';
   }
 
   /** A page of expired publications, the longest expired first (for PagedExpiry). */

@@ -79,14 +79,19 @@ export async function publishUas(ctx: SipFaceContext, req: IncomingRequest, flow
       // without a p-id: it does not answer the PUBLISH yet.
       const progress = { reserved: (): void => ctx.notifyWatchers(served, service) };
       // The publication is written alongside the affiliation change (on SQLite in the same group commit, so the
-      // PUBLISH costs no extra fsync); if the change fails, the publication before it is put back.
-      const publication = expires === 0 ? (current ? ctx.publications.remove(served, service, current.etag).then(() => undefined) : Promise.resolve(undefined)) : ctx.publications.put(served, service, expires, { pId: pidf!.pId, tupleId: pidf!.clientId, groups: pidf!.groups });
+      // PUBLISH costs no extra fsync); if the change fails, the publication before it is put back over this one only.
+      const publication: Promise<Publication | 'removed' | undefined> =
+        expires === 0
+          ? current
+            ? ctx.publications.remove(served, service, current.etag).then((gone) => (gone ? 'removed' : undefined))
+            : Promise.resolve(undefined)
+          : ctx.publications.put(served, service, expires, { pId: pidf!.pId, tupleId: pidf!.clientId, groups: pidf!.groups });
       // The audit entry goes in the transaction of the set's last write (issue 6): change, publication and entry then
       // share one commit and fsync. A set that changes nothing writes nothing, and its entry is stored on its own.
       const alongside = (status: GroupStatus[]): StoredAlongside => ({ audit: entryOf(200, { expires, status }) });
       const [applied, stored] = await Promise.allSettled([replaceAffiliationSet(ctx.server, served, service, wanted, progress, alongside), publication]);
       if (applied.status === 'rejected') {
-        if (stored.status === 'fulfilled') await undoPublication(ctx, served, service, current, stored.value?.etag ?? null);
+        if (stored.status === 'fulfilled' && stored.value) await undoPublication(ctx, served, service, current, stored.value);
         throw applied.reason;
       }
       if (stored.status === 'rejected') throw stored.reason;
@@ -95,7 +100,7 @@ export async function publishUas(ctx: SipFaceContext, req: IncomingRequest, flow
       const refused = new Set(applied.value.filter((s) => s.status === 'rejected').map((s) => s.groupId));
       const regained = wanted.length > 0 ? await regainPublishedSet(ctx.server, served, service, wanted.filter((g) => !refused.has(g)), progress) : [];
       const status = [...applied.value.filter((s) => !regained.some((r) => r.groupId === s.groupId)), ...regained];
-      const headers: HeaderList = stored.value ? publicationHeaders(stored.value) : [...(current ? [['SIP-ETag', current.etag] as [string, string]] : []), ['Expires', '0']];
+      const headers: HeaderList = typeof stored.value === 'object' ? publicationHeaders(stored.value) : [...(current ? [['SIP-ETag', current.etag] as [string, string]] : []), ['Expires', '0']];
       const pId = pidf?.pId;
       return { status: 200, headers: [...headers, ...refusalWarnings(ctx.agent, service, status)], after: () => ctx.notifyWatchers(served, service, pId), result: { expires, status } };
     }),
@@ -139,11 +144,15 @@ function publicationHeaders(pub: Publication): HeaderList {
   ];
 }
 
-/** The PUBLISH failed after its publication was written: the one before it comes back (or none, as before). */
-async function undoPublication(ctx: SipFaceContext, userId: McUri, service: McService, before: Publication | undefined, written: string | null): Promise<void> {
+/**
+ * The PUBLISH failed after it wrote its publication (or removed the one before): the one before comes back (or none,
+ * as before), but only over what this PUBLISH wrote. A publication another instance stored since is newer and stays.
+ */
+async function undoPublication(ctx: SipFaceContext, userId: McUri, service: McService, before: Publication | undefined, written: Publication | 'removed'): Promise<void> {
   try {
-    if (before) await ctx.publications.restore(before);
-    else if (written) await ctx.publications.remove(userId, service, written);
+    // Over this PUBLISH's own entity-tag, or, after its removal, only where none is stored now.
+    if (before) await ctx.publications.restore(before, written === 'removed' ? null : written.etag);
+    else if (written !== 'removed') await ctx.publications.remove(userId, service, written.etag);
   } catch (e) {
     ctx.server.log.error({ err: e, userId, service }, 'SIP publication could not be put back after a failed PUBLISH');
   }
@@ -164,7 +173,7 @@ export const EXPIRY_RETRY_MS = 30_000;
  * the PUBLISH reads the groups again once its publication is stored, and this expiry, after its last removal (a
  * partner's group included), reads the publication again and gives a new one the groups of its stored set. A
  * publication stored before that read is seen by it; one stored after it follows every removal, which its own read
- * sees. A retry puts the old publication back only where there is none (restoreIfNone), never over the new one.
+ * sees. A retry puts the old publication back only where there is none (restore over null), never over the new one.
  */
 export async function expirePublication(ctx: SipFaceContext, pub: Publication): Promise<void> {
   const { userId, service } = pub;
@@ -179,7 +188,7 @@ export async function expirePublication(ctx: SipFaceContext, pub: Publication): 
         failure = { cause: e };
       }
       const retry = failure !== undefined || status.some(notAnsweredYet);
-      const back = retry && (await ctx.publications.restoreIfNone({ ...pub, expiresAt: ctx.server.clock.now() + EXPIRY_RETRY_MS }));
+      const back = retry && (await ctx.publications.restore({ ...pub, expiresAt: ctx.server.clock.now() + EXPIRY_RETRY_MS }, null));
       // Any publication found now was stored after the claim removed this one: a new PUBLISH, on another instance.
       const newer = back ? undefined : await ctx.publications.get(userId, service);
       if (newer?.groups?.length) await regainPublishedSet(ctx.server, userId, service, newer.groups);
