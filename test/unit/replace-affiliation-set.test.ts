@@ -7,7 +7,7 @@ import type { HeldState } from '../../src/domain/decisions/group-home.ts';
 import { publicationDelta } from '../../src/domain/decisions/publication-set.ts';
 import type { McSystem } from '../../src/system.ts';
 import { withSystem } from '../support/in-process.ts';
-import { replaceAffiliationSet } from '../../src/procedures/replace-affiliation-set.ts';
+import { replaceAffiliationSet, undoSetChange, type SetChange } from '../../src/procedures/replace-affiliation-set.ts';
 import type { GroupStatus } from '../../src/domain/flows.ts';
 import type { StoredAlongside } from '../../src/procedures/affiliate.ts';
 
@@ -79,4 +79,21 @@ void test('the audit entry of a set goes in the transaction of its last write, w
     await replaceAffiliationSet(system.server, alice, 'mcptt', [g('b'), g('c')], undefined, (s) => ((called = true), entry(s)));
     assert.deepEqual(writes, []);
     assert.equal(called, false);
+  }));
+
+void test('undoSetChange puts back what a set asked, as read: the omissions left are affiliated again, the additions left; other groups are not looked at', () =>
+  withPolice(3, ['a', 'b', 'c', 'd'].map(g), async (system) => {
+    const held = async (): Promise<McUri[]> => (await system.server.store.affiliationsOfUser(alice, 'mcptt')).map((r) => r.groupId).sort();
+    await replaceAffiliationSet(system.server, alice, 'mcptt', [g('a'), g('b')]);
+    const asked: SetChange[] = [];
+    await replaceAffiliationSet(system.server, alice, 'mcptt', [g('b'), g('c')], { reserved: () => undefined, asked: (c) => void asked.push(c) });
+    assert.deepEqual(asked, [{ affiliate: [g('c')], deaffiliate: [g('a')] }]);
+    // Something else affiliates d meanwhile: not this set's to undo.
+    await replaceAffiliationSet(system.server, alice, 'mcptt', [g('b'), g('c'), g('d')]);
+    const undone = await undoSetChange(system.server, alice, 'mcptt', asked[0]!);
+    assert.deepEqual(
+      undone.map((s) => `${s.groupId}=${s.status}`),
+      [`${g('a')}=affiliated`, `${g('c')}=deaffiliated`],
+    );
+    assert.deepEqual(await held(), [g('a'), g('b'), g('d')]);
   }));

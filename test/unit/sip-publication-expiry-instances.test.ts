@@ -22,6 +22,7 @@ import { Publications, type PublicationRows } from '../../src/faces/sip/publicat
 import { expirePublication, publishUas } from '../../src/faces/sip/publish-user-agent-server.ts';
 import { MusterError } from '../../src/domain/errors.ts';
 import type { ClientEvent, Store } from '../../src/ports/store.ts';
+import { systemClock, type Clock } from '../../src/ports/clock.ts';
 import { createTestDatabase, dropTestDatabases } from '../support/postgres.ts';
 import { policeId, policeSystem } from '../support/in-process.ts';
 import { standInPartners } from '../support/stand-in-partners.ts';
@@ -49,12 +50,24 @@ interface Instance {
   holdAfterClaim?: { claimed: () => void; open: Promise<void> };
   /** Armed: the next publication write waits for `open` before it reaches the store. */
   holdBeforePut?: Promise<void>;
+  /** Armed: the next publication write (after any hold) fails as a store that went away does. */
+  failPut?: true;
   /** Armed: called once the next publication write reached the store. */
   afterPut?: () => void;
 }
 
-function instance(system: McSystem, partner: FirePartner): Instance {
-  const server = { ...system.server, partners: partner.port };
+/** The instances' clock: the system's, moved on by `pass` (an expiry is claimed only once its time has passed). */
+interface TestClock extends Clock {
+  pass(ms: number): void;
+}
+
+function testClock(): TestClock {
+  let ahead = 0;
+  return { now: () => systemClock.now() + ahead, after: (ms, fire) => systemClock.after(ms, fire), pass: (ms) => void (ahead += ms) };
+}
+
+function instance(system: McSystem, partner: FirePartner, clock: TestClock): Instance {
+  const server = { ...system.server, partners: partner.port, clock };
   const inst: Instance = { ctx: undefined as unknown as SipFaceContext };
   const rows: PublicationRows = {
     getSipPublication: (u, s, now) => server.store.getSipPublication(u, s, now),
@@ -63,6 +76,9 @@ function instance(system: McSystem, partner: FirePartner): Instance {
       const hold = inst.holdBeforePut;
       inst.holdBeforePut = undefined;
       if (hold) await hold;
+      const fail = inst.failPut;
+      inst.failPut = undefined;
+      if (fail) throw storeGone();
       const outcome = await server.store.putSipPublication(pub, replacing);
       const put = inst.afterPut;
       inst.afterPut = undefined;
@@ -120,6 +136,24 @@ function failAffiliationWrite(inst: Instance, nth: number, gate?: { asked: () =>
     throw storeGone();
   };
 }
+
+/** Resolves once the next affiliation write at `inst`'s store is done. */
+function affiliationWritten(inst: Instance): Promise<void> {
+  const store = inst.ctx.server.store;
+  const original = store.changeAffiliations.bind(store);
+  return new Promise((resolve) => {
+    store.changeAffiliations = async function <T>(...args: Parameters<Store['changeAffiliations']>): Promise<{ result: T; events: ClientEvent[] }> {
+      store.changeAffiliations = original;
+      try {
+        return (await original(...args)) as { result: T; events: ClientEvent[] };
+      } finally {
+        resolve();
+      }
+    };
+  });
+}
+
+const unavailable = (e: unknown): boolean => e instanceof MusterError && e.code === 'unavailable';
 
 const flow: Flow = { transport: 'udp', remoteAddress: '127.0.0.1', remotePort: 5070, send: () => undefined, open: () => true };
 let requests = 0;
@@ -198,7 +232,7 @@ function firePartner(): FirePartner {
 }
 
 /** Instance A and instance B of police.example on one store: two systems on one PostgreSQL database, or one SQLite system. */
-async function twoInstances(kind: 'postgres' | 'sqlite', work: (a: Instance, b: Instance, fire: FirePartner) => Promise<void>): Promise<void> {
+async function twoInstances(kind: 'postgres' | 'sqlite', work: (a: Instance, b: Instance, fire: FirePartner, clock: TestClock) => Promise<void>): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'muster-expiry-race-'));
   const opened: McSystem[] = [];
   try {
@@ -211,7 +245,8 @@ async function twoInstances(kind: 'postgres' | 'sqlite', work: (a: Instance, b: 
     const [config] = resolveConfig({ dataDir: dir, systems: [{ ...SYSTEM, ...(store ? { store } : {}) }] });
     for (let i = 0; i < (kind === 'postgres' ? 2 : 1); i++) opened.push(await McSystem.open(config!, { log: pino({ level: 'silent' }) }));
     const fire = firePartner();
-    await work(instance(opened[0]!, fire), instance(opened[opened.length - 1]!, fire), fire);
+    const clock = testClock();
+    await work(instance(opened[0]!, fire, clock), instance(opened[opened.length - 1]!, fire, clock), fire, clock);
   } finally {
     for (const s of opened.reverse()) await s.stop();
     rmSync(dir, { recursive: true, force: true });
@@ -344,7 +379,7 @@ for (const kind of ['postgres', 'sqlite'] as const) {
         const answer = await publishUas(a.ctx, publish([patrol, north]), flow);
         assert.equal(answer.status, 200);
         open.resolve();
-        await assert.rejects(failing, (e) => e instanceof MusterError && e.code === 'unavailable');
+        await assert.rejects(failing, unavailable);
 
         const live = await a.ctx.publications.get(alice, 'mcptt');
         assert.equal(live?.etag, etagOf(answer.headers), "A's publication, the newest, is the live one");
@@ -366,11 +401,94 @@ for (const kind of ['postgres', 'sqlite'] as const) {
         const answer = await publishUas(a.ctx, publish([patrol, north]), flow);
         assert.equal(answer.status, 200);
         open.resolve();
-        await assert.rejects(failing, (e) => e instanceof MusterError && e.code === 'unavailable');
+        await assert.rejects(failing, unavailable);
 
         const live = await a.ctx.publications.get(alice, 'mcptt');
         assert.equal(live?.etag, etagOf(answer.headers), "A's publication, stored after B's removal, is the live one");
         assert.deepEqual(await held(a), [north, patrol]);
+      });
+    });
+  });
+
+  void describe(`a PUBLISH that fails after it changed groups is told as not done, so it undoes them (${kind})`, () => {
+    void test('a swap left patrol, then joining north fails: patrol is affiliated again, the publication before stands, the refusal says so', async () => {
+      await twoInstances(kind, async (a) => {
+        assert.equal((await publishUas(a.ctx, publish([patrol]), flow)).status, 200);
+        const before = await a.ctx.publications.get(alice, 'mcptt');
+        failAffiliationWrite(a, 2); // the first write leaves patrol, the second (joining north) fails
+        await assert.rejects(publishUas(a.ctx, publish([north]), flow), unavailable);
+
+        assert.deepEqual(await held(a), [patrol], 'what the failed PUBLISH left is affiliated again');
+        assert.equal((await a.ctx.publications.get(alice, 'mcptt'))?.etag, before?.etag);
+        const refusal = (await a.ctx.server.store.queryAudit({ onBehalfOf: alice, limit: 10 })).at(-1);
+        assert.equal(refusal?.httpStatus, 503);
+        assert.deepEqual((refusal?.result as { undone?: unknown }).undone, [{ groupId: patrol, status: 'affiliated' }]);
+      });
+    });
+
+    void test('the set change is stored, then the publication cannot be: the change is undone', async () => {
+      await twoInstances(kind, async (a) => {
+        assert.equal((await publishUas(a.ctx, publish([patrol]), flow)).status, 200);
+        const before = await a.ctx.publications.get(alice, 'mcptt');
+        a.failPut = true;
+        await assert.rejects(publishUas(a.ctx, publish([north]), flow), unavailable);
+
+        assert.deepEqual(await held(a), [patrol]);
+        assert.equal((await a.ctx.publications.get(alice, 'mcptt'))?.etag, before?.etag);
+      });
+    });
+
+    void test("B's re-check takes back the groups A's expiry left, then fails part-way: B leaves what it took back and keeps no publication", async () => {
+      await twoInstances(kind, async (a, b, fire, clock) => {
+        assert.equal((await publishUas(a.ctx, publish([patrol, engine]), flow)).status, 200);
+        const expired = await a.ctx.publications.get(alice, 'mcptt');
+        assert.ok(expired);
+        clock.pass(3601_000);
+        const read = deferred();
+        const open = deferred();
+        b.holdBeforePut = open.promise;
+        const store = b.ctx.server.store;
+        const affiliationsOfUser = store.affiliationsOfUser.bind(store);
+        let reads = 0;
+        store.affiliationsOfUser = async (...args) => {
+          const rows = await affiliationsOfUser(...args);
+          if (++reads === 1) read.resolve();
+          return rows;
+        };
+        // B finds both groups held (nothing to change) and waits to store its publication; A then leaves them.
+        const answering = publishUas(b.ctx, publish([patrol, engine]), flow);
+        await read.promise;
+        await expirePublication(a.ctx, expired);
+        assert.deepEqual(await held(a), []);
+        // B's re-check: its first write takes patrol back and reserves engine; the second, once fire.example said yes, fails.
+        failAffiliationWrite(b, 2);
+        open.resolve();
+        await assert.rejects(answering, unavailable);
+
+        assert.deepEqual(await held(b), [], 'the failed PUBLISH does not keep patrol, which only its re-check took back');
+        assert.equal(await b.ctx.publications.get(alice, 'mcptt'), undefined, 'nor its publication');
+        assert.ok(fire.holds.has(engine), "fire.example's confirmation is left to the reservation sweep and re-synchronisation");
+      });
+    });
+
+    void test("B left north, then cannot store its publication; A accepted {patrol} meanwhile: B's undo does not give north back against A's set", async () => {
+      await twoInstances(kind, async (a, b) => {
+        await publishedThroughA(a);
+        const left = affiliationWritten(b);
+        const open = deferred();
+        b.holdBeforePut = open.promise;
+        b.failPut = true;
+        const failing = publishUas(b.ctx, publish([patrol]), flow);
+        await left; // B left north; its publication waits, then fails.
+
+        const answer = await publishUas(a.ctx, publish([patrol]), flow);
+        assert.equal(answer.status, 200);
+        open.resolve();
+        await assert.rejects(failing, unavailable);
+
+        const live = await a.ctx.publications.get(alice, 'mcptt');
+        assert.equal(live?.etag, etagOf(answer.headers), "A's publication is the live one");
+        assert.deepEqual(await held(a), [patrol], "the groups follow A's set, the newest");
       });
     });
   });

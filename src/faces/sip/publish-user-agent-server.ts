@@ -9,7 +9,7 @@ import { notAnsweredYet, type ChangeRequest, type GroupStatus } from '../../doma
 import type { StoredAlongside } from '../../procedures/affiliate.ts';
 import { MusterError } from '../../domain/errors.ts';
 import { decideChangeRight } from '../../domain/decisions/remote-change-right.ts';
-import { changeOfPublishedSet, regainPublishedSet, replaceAffiliationSet } from '../../procedures/replace-affiliation-set.ts';
+import { changeOfPublishedSet, groupsOf, regainPublishedSet, replaceAffiliationSet, replaceAffiliationSetAmong, undoSetChange, type SetChange, type SetProgress } from '../../procedures/replace-affiliation-set.ts';
 import { remoteChangeMandatory } from '../../procedures/remote-change-mandatory.ts';
 import { acceptChangesByPublication } from '../../procedures/accept-changes-by-publication.ts';
 import type { IncomingRequest } from './message.ts';
@@ -54,7 +54,7 @@ export async function publishUas(ctx: SipFaceContext, req: IncomingRequest, flow
   // Issue 7: the request is on record from here, refused or not (sip-audit.ts); recorded while the user's lock is
   // held, so the NOTIFY this PUBLISH causes still follows its 200.
   return ctx.exclusive(served, () =>
-    audited(ctx, { sender, onBehalfOf: served, action: 'sip-publish', service, groups: expires === 0 ? [] : (pidf?.groups ?? []) }, async (entryOf): Promise<AuditedAnswer> => {
+    audited(ctx, { sender, onBehalfOf: served, action: 'sip-publish', service, groups: expires === 0 ? [] : (pidf?.groups ?? []) }, async (entryOf, noteRefusal): Promise<AuditedAnswer> => {
       // TS 23.280 10.X.5.1.1: acting for another user is a mandatory remote change and needs the right.
       const right = decideChangeRight(sender, ctx.server.profiles.get(sender), served, ctx.server.domain);
       if (!right.allowed) throw new MusterError('forbidden', `${sender} may not change the affiliations of ${served}`);
@@ -75,9 +75,14 @@ export async function publishUas(ctx: SipFaceContext, req: IncomingRequest, flow
       const wanted = expires === 0 ? [] : pidf!.groups;
       // TS 24.379 §9.2.1.5: the user's own new set is also its answer to the negotiated changes it fulfils.
       if (pidf) await acceptChangesByPublication(ctx.server, served, service, wanted);
-      // While partner systems decide, watchers get a NOTIFY with those groups `affiliating` (TS 24.379 §9.2.2.2.5),
-      // without a p-id: it does not answer the PUBLISH yet.
-      const progress = { reserved: (): void => ctx.notifyWatchers(served, service) };
+      // What this PUBLISH asks of the groups, each change as read: if it fails later, those changes are undone.
+      const asked: SetChange = { affiliate: [], deaffiliate: [] };
+      const progress: SetProgress = {
+        // While partner systems decide, watchers get a NOTIFY with those groups `affiliating` (TS 24.379 §9.2.2.2.5),
+        // without a p-id: it does not answer the PUBLISH yet.
+        reserved: (): void => ctx.notifyWatchers(served, service),
+        asked: (change) => void (asked.affiliate.push(...change.affiliate), asked.deaffiliate.push(...change.deaffiliate)),
+      };
       // The publication is written alongside the affiliation change (on SQLite in the same group commit, so the
       // PUBLISH costs no extra fsync); if the change fails, the publication before it is put back over this one only.
       const publication: Promise<Publication | 'removed' | undefined> =
@@ -90,16 +95,21 @@ export async function publishUas(ctx: SipFaceContext, req: IncomingRequest, flow
       // share one commit and fsync. A set that changes nothing writes nothing, and its entry is stored on its own.
       const alongside = (status: GroupStatus[]): StoredAlongside => ({ audit: entryOf(200, { expires, status }) });
       const [applied, stored] = await Promise.allSettled([replaceAffiliationSet(ctx.server, served, service, wanted, progress, alongside), publication]);
-      if (applied.status === 'rejected') {
-        if (stored.status === 'fulfilled' && stored.value) await undoPublication(ctx, served, service, current, stored.value);
-        throw applied.reason;
+      let status: GroupStatus[];
+      try {
+        if (applied.status === 'rejected') throw applied.reason;
+        if (stored.status === 'rejected') throw stored.reason;
+        // Instances share the store, not this lock: an expiry elsewhere may have left groups of this set after the
+        // difference was read and before the publication was stored (later, it sees the publication: expirePublication).
+        const refused = new Set(applied.value.filter((s) => s.status === 'rejected').map((s) => s.groupId));
+        const regained = wanted.length > 0 ? await regainPublishedSet(ctx.server, served, service, wanted.filter((g) => !refused.has(g)), progress) : [];
+        status = [...applied.value.filter((s) => !regained.some((r) => r.groupId === s.groupId)), ...regained];
+      } catch (e) {
+        // The error answer tells the client nothing was done, so nothing this PUBLISH did may stay.
+        const undone = await undoPublish(ctx, served, service, current, stored.status === 'fulfilled' ? stored.value : undefined, asked);
+        if (undone.length > 0) noteRefusal({ undone });
+        throw e;
       }
-      if (stored.status === 'rejected') throw stored.reason;
-      // Instances share the store, not this lock: an expiry elsewhere may have left groups of this set after the
-      // difference was read and before the publication was stored (later, it sees the publication: expirePublication).
-      const refused = new Set(applied.value.filter((s) => s.status === 'rejected').map((s) => s.groupId));
-      const regained = wanted.length > 0 ? await regainPublishedSet(ctx.server, served, service, wanted.filter((g) => !refused.has(g)), progress) : [];
-      const status = [...applied.value.filter((s) => !regained.some((r) => r.groupId === s.groupId)), ...regained];
       const headers: HeaderList = typeof stored.value === 'object' ? publicationHeaders(stored.value) : [...(current ? [['SIP-ETag', current.etag] as [string, string]] : []), ['Expires', '0']];
       const pId = pidf?.pId;
       return { status: 200, headers: [...headers, ...refusalWarnings(ctx.agent, service, status)], after: () => ctx.notifyWatchers(served, service, pId), result: { expires, status } };
@@ -142,6 +152,32 @@ function publicationHeaders(pub: Publication): HeaderList {
     ['SIP-ETag', pub.etag],
     ['Expires', String(pub.expires)],
   ];
+}
+
+/**
+ * A PUBLISH answered with an error: what it changed of the user's groups (its set's change, and what its re-check took
+ * back) and its publication are put back. Then, if the live publication is not the one before (another instance
+ * stored one meanwhile, or the one before has expired), the groups it touched follow that one's set instead (none when
+ * there is none), read after every write of the undo, as expirePublication does. Returns what became of those groups.
+ */
+async function undoPublish(ctx: SipFaceContext, userId: McUri, service: McService, before: Publication | undefined, written: Publication | 'removed' | undefined, asked: SetChange): Promise<GroupStatus[]> {
+  const touched = groupsOf(asked);
+  const undone = new Map<McUri, GroupStatus>();
+  const record = (status: GroupStatus[]): void => status.forEach((s) => undone.set(s.groupId, s));
+  try {
+    if (touched.size > 0) record(await undoSetChange(ctx.server, userId, service, asked));
+    if (written) await undoPublication(ctx, userId, service, before, written);
+    const live = touched.size > 0 ? await ctx.publications.get(userId, service) : before;
+    if (live?.etag !== before?.etag && live?.groups !== null) {
+      record(await replaceAffiliationSetAmong(ctx.server, userId, service, live?.groups ?? [], touched));
+      // One stored after that read may have read the groups before these writes left some: it gets its set back.
+      const newest = await ctx.publications.get(userId, service);
+      if (newest?.groups?.length && newest.etag !== live?.etag) record(await regainPublishedSet(ctx.server, userId, service, newest.groups));
+    }
+  } catch (e) {
+    ctx.server.log.error({ err: e, userId, service }, 'the groups a failed SIP PUBLISH changed could not all be put back');
+  }
+  return [...undone.values()];
 }
 
 /**

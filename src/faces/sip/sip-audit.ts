@@ -27,22 +27,26 @@ export type AuditedAnswer = UasAnswer & { result?: unknown };
  */
 export type AuditEntryOf = (status: number, result: unknown) => NewAuditEntry[];
 
+/** Adds to the refusal entry's result what the request did after it failed (a PUBLISH: what it undid). */
+export type RefusalNote = (extra: Record<string, unknown>) => void;
+
 /** Runs `run` and stores its audit entry (success or refusal) before the answer goes back to the core. */
-export async function audited(ctx: Pick<SipFaceContext, 'audit' | 'agent' | 'server'>, what: AuditedSipRequest, run: (entryOf: AuditEntryOf) => Promise<AuditedAnswer>): Promise<UasAnswer> {
+export async function audited(ctx: Pick<SipFaceContext, 'audit' | 'agent' | 'server'>, what: AuditedSipRequest, run: (entryOf: AuditEntryOf, noteRefusal: RefusalNote) => Promise<AuditedAnswer>): Promise<UasAnswer> {
   const base = { subject: what.sender, role: 'user', onBehalfOf: what.onBehalfOf, action: what.action, service: what.service, groups: [...what.groups] };
   let storedAlongside = false;
   const entryOf: AuditEntryOf = (status, result) => {
     storedAlongside = true;
     return [{ ...base, at: ctx.server.clock.now(), httpStatus: status, errorCode: null, result }];
   };
+  let note: Record<string, unknown> = {};
   let answer: AuditedAnswer;
   try {
-    answer = await run(entryOf);
+    answer = await run(entryOf, (extra) => void (note = { ...note, ...extra }));
   } catch (e) {
     // Also when the change was stored with its entry and a later step failed: the refusal the client got is on record too.
     const refusal = refusalOf(e, ctx.agent);
     const errorCode = e instanceof MusterError ? e.code : `sip-${refusal.status}`;
-    await ctx.audit.record([{ ...base, at: ctx.server.clock.now(), httpStatus: refusal.status, errorCode, result: { error: { code: errorCode, message: e instanceof Error ? e.message : String(e) } } }]);
+    await ctx.audit.record([{ ...base, at: ctx.server.clock.now(), httpStatus: refusal.status, errorCode, result: { error: { code: errorCode, message: e instanceof Error ? e.message : String(e) }, ...note } }]);
     throw e;
   }
   const { result, ...uas } = answer;
