@@ -171,8 +171,9 @@ export class HttpPartnerServers implements PartnerServers {
   }
 
   /**
-   * One server-to-server request. `refused`: the partner (or a node on the way) definitely applied nothing
-   * (not reachable, or a 4xx refusal); `unknown`: it may have applied the request (timeout, 5xx, garbled answer).
+   * One server-to-server request. `refused`: the partner (or a node on the way) definitely applied nothing (not
+   * reachable, a 4xx refusal, or an error marked `processed: false`: an intermediate node's bound or loop, a host's
+   * load shedding); `unknown`: it may have applied the request (timeout, any other 5xx, garbled answer).
    */
   private async post(partner: PartnerConfig, path: Path, req: PartnerRequest, success: 'affiliated' | 'deaffiliated', undo = false): Promise<PostOutcome> {
     // Stopping: nothing is sent, so nothing can have been applied.
@@ -186,7 +187,7 @@ export class HttpPartnerServers implements PartnerServers {
     }
     if (!('body' in res)) return { kind: res.status >= 400 && res.status < 500 ? 'refused' : 'unknown', why: `status ${res.status}, body not JSON: ${res.bodyError}` };
     const body = res.body;
-    if (res.status !== 200) return { kind: res.status >= 400 && res.status < 500 ? 'refused' : 'unknown', why: `status ${res.status}: ${JSON.stringify(body).slice(0, 200)}` };
+    if (res.status !== 200) return { kind: (res.status >= 400 && res.status < 500) || unprocessed(body) ? 'refused' : 'unknown', why: `status ${res.status}: ${JSON.stringify(body).slice(0, 200)}` };
     const status = this.readStatus(body, req, success);
     return status ? { kind: 'answered', status } : { kind: 'unknown', why: `malformed answer: ${JSON.stringify(body).slice(0, 200)}` };
   }
@@ -275,6 +276,12 @@ export class HttpPartnerServers implements PartnerServers {
     this.undoRetries.clear();
     await this.peers.close();
   }
+}
+
+/** An error its sender refused before it did or passed on anything (error-reply.ts, toUnprocessedReply). */
+function unprocessed(body: unknown): boolean {
+  // Anyone answering can set it, but a host or node that applied the request could as well answer a 4xx, which we already take as "not applied".
+  return (body as { error?: { processed?: unknown } } | null)?.error?.processed === false;
 }
 
 /**

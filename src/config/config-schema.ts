@@ -105,6 +105,8 @@ export const ConfigSchema = Type.Object(
     maxInFlight: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
     /** As an intermediate signalling node: relayed requests one server instance has under way to one next hop (more: 503). */
     maxRelaysInFlight: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
+    /** As an intermediate signalling node: a request whose Via already lists this many intermediaries is refused (508). */
+    maxIntermediateNodes: Type.Optional(Type.Integer({ minimum: 1, maximum: 64 })),
     systems: Type.Array(System, { minItems: 1 }),
   },
   strict,

@@ -60,6 +60,8 @@ export interface SystemConfig {
   maxInFlight: number;
   /** As an intermediate signalling node: relayed requests one server instance has under way to one next hop. */
   maxRelaysInFlight: number;
+  /** As an intermediate signalling node: the intermediaries (Via) a relayed request may pass, this system included. */
+  maxIntermediateNodes: number;
 }
 
 /**
@@ -70,6 +72,8 @@ export const DEFAULT_RATE_LIMIT = { perSecond: 200, burst: 500 } as const;
 export const DEFAULT_MAX_IN_FLIGHT = 1024;
 /** An eighth of DEFAULT_MAX_IN_FLIGHT: a flood relayed to one next hop leaves this system room for its own users. */
 export const DEFAULT_MAX_RELAYS_IN_FLIGHT = 128;
+/** Room for paths far longer than a federation needs (one node, two at most), short enough that a loop ends at once. */
+export const DEFAULT_MAX_INTERMEDIATE_NODES = 8;
 
 export class ConfigError extends Error {
   constructor(
@@ -251,6 +255,7 @@ export function resolveConfig(raw: unknown, baseDir = process.cwd()): SystemConf
       rateLimit: { perSecond: cfg.rateLimit?.perSecond ?? DEFAULT_RATE_LIMIT.perSecond, burst: cfg.rateLimit?.burst ?? DEFAULT_RATE_LIMIT.burst },
       maxInFlight: cfg.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT,
       maxRelaysInFlight: cfg.maxRelaysInFlight ?? DEFAULT_MAX_RELAYS_IN_FLIGHT,
+      maxIntermediateNodes: cfg.maxIntermediateNodes ?? DEFAULT_MAX_INTERMEDIATE_NODES,
       eventRetentionMs: Math.round((cfg.eventRetentionHours ?? 168) * 3600_000),
       auditRetentionMs: Math.round((cfg.auditRetentionDays ?? 365) * 86_400_000),
     };

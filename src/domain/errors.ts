@@ -10,6 +10,8 @@ export const ERRORS = {
   // SIP has no "too many requests" (429 there is Provide Referrer Identity): overload is 503 with Retry-After (RFC 3261 21.5.4).
   'rate-limited': { http: 429, sip: 503 },
   'unavailable': { http: 503, sip: 503 },
+  // A relay loop, or a chain of intermediate nodes longer than allowed: HTTP 508 (RFC 5842 7.2), SIP 482 (RFC 3261 21.4.20).
+  'loop-detected': { http: 508, sip: 482 },
   internal: { http: 500, sip: 500 },
 } as const;
 export type ErrorCode = keyof typeof ERRORS;

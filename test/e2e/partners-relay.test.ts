@@ -3,12 +3,18 @@
 // Fire relays only for a partner it identifies at this hop (its hop credential, Proxy-Authorization), counts relayed
 // requests against that partner's rate budget (429 with Retry-After), and holds at most maxRelaysInFlight relays per
 // next hop (503 with Retry-After). The end-to-end credential passes unchanged; the hop credential stays at fire.
+// Fire adds itself to Via (RFC 9110 7.6.3) and refuses a request that already names it there, or that already passed
+// maxIntermediateNodes, with 508 loop-detected; its refusals before forwarding say `processed: false`, so a sending
+// server does not send undos through it.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { freePort, Muster, secret } from '../support/harness.ts';
+import pino from 'pino';
 import { PartnerGate } from '../../src/adapters/partner-gate.ts';
+import { HttpPartnerServers } from '../../src/adapters/partner-http.ts';
 import type { PartnerConfig } from '../../src/config/config.ts';
+import type { McUri } from '../../src/domain/ids.ts';
 
 const P = 'police.example';
 const F = 'fire.example';
@@ -18,21 +24,26 @@ const M = 'medevac.example';
 const G = 'gateway.example';
 const COAST = 'coast.example';
 const HARBOUR = 'harbour.example';
-const BURST = 6;
+/** The sender of the Via tests. */
+const REEF = 'reef.example';
+const BURST = 8;
 const MAX_RELAYS = 2;
+const MAX_NODES = 3;
 
 const alice = `sip:alice@${P}`;
 const medic = `sip:medic@${A}`;
 const lift = `sip:lift@${M}`;
+/** A group whose request the next hop takes in full and then breaks off, without an answer. */
+const crash = `sip:crash@${A}`;
 
 /** Secrets of each pair; `police-ambulance` is the end-to-end pair, which fire does not have. */
-const keys = { policeFire: secret(), coastFire: secret(), harbourFire: secret(), fireAmbulance: secret(), fireGateway: secret(), fireMedevac: secret(), policeAmbulance: secret(), policeMedevac: secret() };
+const keys = { policeFire: secret(), coastFire: secret(), harbourFire: secret(), reefFire: secret(), fireAmbulance: secret(), fireGateway: secret(), fireMedevac: secret(), policeAmbulance: secret(), policeMedevac: secret() };
 
 const partner = (domain: string, key: string): PartnerConfig => ({ domain, url: 'http://x', nextHop: 'http://x', secret: key, timeoutMs: 1000 });
 /** A server credential as system `from` signs it for system `to` with `key`. */
 const serverToken = (from: string, to: string, key: string): Promise<string> => PartnerGate.sign(from, partner(to, key));
 
-type Seen = { path: string; authorization: string | undefined; proxyAuthorization: string | undefined; body: string };
+type Seen = { path: string; authorization: string | undefined; proxyAuthorization: string | undefined; via: string | undefined; body: string };
 
 /** The next hop of fire: answers every affiliation request affiliated; holds answers to paths under `holdPath` while set. */
 class NextHop {
@@ -69,7 +80,7 @@ class NextHop {
     const body = Buffer.concat(chunks).toString();
     const path = req.url ?? '';
     const header = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);
-    this.seen.push({ path, authorization: header(req.headers.authorization), proxyAuthorization: header(req.headers['proxy-authorization']), body });
+    this.seen.push({ path, authorization: header(req.headers.authorization), proxyAuthorization: header(req.headers['proxy-authorization']), via: header(req.headers.via), body });
     if (path.endsWith('/affiliation-resyncs')) {
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ removed: [], spared: [], missing: [], graceMs: 0 }));
       return;
@@ -80,6 +91,10 @@ class NextHop {
     }
     if (this.holdPath !== undefined && path.startsWith(this.holdPath)) await new Promise<void>((go) => this.waiting.push(go));
     const flow = JSON.parse(body) as { mcServiceId: string; service: string; groupIds: string[] };
+    if (flow.groupIds.includes(crash)) {
+      res.socket?.destroy();
+      return;
+    }
     const answer = { ...flow, status: flow.groupIds.map((groupId) => ({ groupId, status: 'affiliated' })) };
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(answer));
   }
@@ -102,6 +117,7 @@ before(async () => {
     {
       rateLimit: { perSecond: 0.1, burst: BURST },
       maxRelaysInFlight: MAX_RELAYS,
+      maxIntermediateNodes: MAX_NODES,
       systems: [
         {
           name: 'fire',
@@ -112,6 +128,7 @@ before(async () => {
             { domain: P, url: hop.url, secret: keys.policeFire },
             { domain: COAST, url: hop.url, secret: keys.coastFire },
             { domain: HARBOUR, url: hop.url, secret: keys.harbourFire },
+            { domain: REEF, url: hop.url, secret: keys.reefFire },
             { domain: A, url: hop.url, secret: keys.fireAmbulance },
             { domain: G, url: gateway, secret: keys.fireGateway },
             // Medevac is reached through the gateway, another Muster node: fire signs its own hop credential for it.
@@ -130,15 +147,17 @@ after(async () => {
   await hop?.stop();
 });
 
-/** A federation request to fire for `groupIds`, with the end-to-end credential and, when given, a hop credential. */
-async function toFire(opts: { e2e?: string; hop?: string; groupIds?: string[]; path?: string; body?: unknown }): Promise<{ status: number; retryAfter: string | null; body: { error?: { code?: string; message?: string } } }> {
+type ErrorAnswer = { error?: { code?: string; message?: string; field?: string; processed?: unknown } };
+
+/** A federation request to fire for `groupIds`, with the end-to-end credential and, when given, a hop credential and a Via. */
+async function toFire(opts: { e2e?: string; hop?: string; via?: string; groupIds?: string[]; path?: string; body?: unknown }): Promise<{ status: number; retryAfter: string | null; body: ErrorAnswer }> {
   const res = await fetch(`${fire.url()}/federation/v1/${opts.path ?? 'affiliations'}`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', ...(opts.e2e ? { authorization: `Bearer ${opts.e2e}` } : {}), ...(opts.hop ? { 'proxy-authorization': opts.hop } : {}) },
+    headers: { 'content-type': 'application/json', ...(opts.e2e ? { authorization: `Bearer ${opts.e2e}` } : {}), ...(opts.hop ? { 'proxy-authorization': opts.hop } : {}), ...(opts.via !== undefined ? { via: opts.via } : {}) },
     body: JSON.stringify(opts.body ?? { mcServiceId: alice, service: 'mcptt', groupIds: opts.groupIds ?? [medic] }),
     signal: AbortSignal.timeout(20_000),
   });
-  return { status: res.status, retryAfter: res.headers.get('retry-after'), body: (await res.json()) as { error?: { code?: string; message?: string } } };
+  return { status: res.status, retryAfter: res.headers.get('retry-after'), body: (await res.json()) as ErrorAnswer };
 }
 
 const policeToAmbulance = (): Promise<string> => serverToken(P, A, keys.policeAmbulance);
@@ -211,6 +230,7 @@ void describe('fire as an intermediate signalling node', () => {
     const over = await toFire({ e2e, hop: coast });
     assert.equal(over.status, 429, JSON.stringify(over.body));
     assert.equal(over.body.error?.code, 'rate-limited');
+    assert.equal(over.body.error?.processed, false, 'refused before anything was forwarded');
     assert.ok(Number(over.retryAfter) >= 1, `Retry-After ${over.retryAfter}`);
     assert.equal(hop.relayed().length, before + BURST, 'the refused request was not forwarded');
     // Police keeps its own budget.
@@ -226,19 +246,106 @@ void describe('fire as an intermediate signalling node', () => {
     const held = Array.from({ length: MAX_RELAYS }, () => toFire({ e2e, hop: harbour }));
     for (let i = 0; i < 100 && hop.relayed().length < before + MAX_RELAYS; i++) await sleep(50);
     assert.equal(hop.relayed().length, before + MAX_RELAYS, 'the held relays reached the next hop');
-    const over = await toFire({ e2e, hop: harbour });
-    assert.equal(over.status, 503, JSON.stringify(over.body));
-    assert.equal(over.body.error?.code, 'unavailable');
-    assert.match(over.body.error?.message ?? '', /next hop/);
-    assert.equal(over.retryAfter, '1');
-    assert.equal(hop.relayed().length, before + MAX_RELAYS, 'the refused relay was not forwarded');
-    // Medevac's next hop (the gateway) is another one: not bound by the full one.
-    const other = await toFire({ e2e: await serverToken(P, M, keys.policeMedevac), hop: await hopOf(P, keys.policeFire), groupIds: [lift] });
-    assert.equal(other.status, 200, JSON.stringify(other.body));
-    hop.release();
+    try {
+      const over = await toFire({ e2e, hop: harbour });
+      assert.equal(over.status, 503, JSON.stringify(over.body));
+      assert.equal(over.body.error?.code, 'unavailable');
+      assert.match(over.body.error?.message ?? '', /next hop/);
+      assert.equal(over.body.error?.processed, false, 'refused before anything was forwarded');
+      assert.equal(over.retryAfter, '1');
+      assert.equal(hop.relayed().length, before + MAX_RELAYS, 'the refused relay was not forwarded');
+      // A sending server (partner-http.ts) through the full node: partner-unreachable, and no undo sent through it.
+      let undoReads = 0;
+      const sender = new HttpPartnerServers(
+        HARBOUR,
+        [
+          { domain: F, url: fire.url(), nextHop: fire.url(), secret: keys.harbourFire, timeoutMs: 5000 },
+          { domain: A, url: 'http://127.0.0.1:9', nextHop: fire.url(), viaPartner: F, secret: secret(), timeoutMs: 5000 },
+        ],
+        pino({ level: 'silent' }),
+        async () => {
+          undoReads++; // read only when an undo is about to be sent
+          return new Map();
+        },
+      );
+      try {
+        const status = await sender.affiliate({ domain: A, mcServiceId: `sip:skipper@${HARBOUR}` as McUri, service: 'mcptt', groupIds: [medic as McUri] });
+        assert.deepEqual(status, [{ groupId: medic, status: 'rejected', reason: 'partner-unreachable' }]);
+        await sleep(100);
+        assert.equal(undoReads, 0, 'an undo was started through the node that refused before forwarding');
+      } finally {
+        await sender.close();
+      }
+      assert.equal(hop.relayed().length, before + MAX_RELAYS, 'nothing more forwarded');
+      // Medevac's next hop (the gateway) is another one: not bound by the full one.
+      const other = await toFire({ e2e: await serverToken(P, M, keys.policeMedevac), hop: await hopOf(P, keys.policeFire), groupIds: [lift] });
+      assert.equal(other.status, 200, JSON.stringify(other.body));
+    } finally {
+      // Also when an assertion above failed: held relays would fill the next hop for the tests after this one.
+      hop.release();
+    }
     for (const r of await Promise.all(held)) assert.equal(r.status, 200, JSON.stringify(r.body));
     // The slots are free again.
     const again = await toFire({ e2e, hop: harbour });
     assert.equal(again.status, 200, JSON.stringify(again.body));
+  });
+
+  void test('a next hop that fails mid-request: 503 unavailable without processed: false (it may have applied it)', async () => {
+    const before = hop.relayed().length;
+    const r = await toFire({ e2e: await policeToAmbulance(), hop: await hopOf(P, keys.policeFire), groupIds: [crash] });
+    assert.equal(r.status, 503, JSON.stringify(r.body));
+    assert.equal(r.body.error?.code, 'unavailable');
+    assert.equal(r.body.error?.processed, undefined, 'forwarded: the next hop may have applied it');
+    assert.equal(hop.relayed().length, before + 1);
+  });
+});
+
+void describe('fire in Via (RFC 9110 7.6.3): loops and long chains', () => {
+  const reef = (): Promise<string> => hopOf(REEF, keys.reefFire);
+  const toAmbulance = (): Promise<string> => serverToken(REEF, A, secret());
+
+  void test('fire adds `1.1 fire.example` to the Via it relays, after the intermediaries already there', async () => {
+    const e2e = await toAmbulance();
+    const first = await toFire({ e2e, hop: await reef() });
+    assert.equal(first.status, 200, JSON.stringify(first.body));
+    assert.equal(hop.relayed().at(-1)!.via, `1.1 ${F}`);
+    const second = await toFire({ e2e, hop: await reef(), via: 'HTTP/1.1 relay.reef.example:8080 (squid/6.6, a comment)' });
+    assert.equal(second.status, 200, JSON.stringify(second.body));
+    assert.equal(hop.relayed().at(-1)!.via, `HTTP/1.1 relay.reef.example:8080 (squid/6.6, a comment), 1.1 ${F}`);
+  });
+
+  void test('a request that already passed fire: 508 loop-detected naming the chain, processed: false, nothing forwarded', async () => {
+    const before = hop.seen.length;
+    const r = await toFire({ e2e: await toAmbulance(), hop: await reef(), via: `1.1 gateway.example, 1.1 FIRE.example` });
+    assert.equal(r.status, 508, JSON.stringify(r.body));
+    assert.equal(r.body.error?.code, 'loop-detected');
+    assert.match(r.body.error?.message ?? '', /gateway\.example -> FIRE\.example -> fire\.example/);
+    assert.match(r.body.error?.message ?? '', /ambulance\.example/, 'names the host whose route loops');
+    assert.equal(r.body.error?.processed, false);
+    assert.equal(hop.seen.length, before, 'nothing forwarded');
+  });
+
+  void test(`a request that already passed maxIntermediateNodes (${MAX_NODES}): 508 naming the chain and the key; one fewer is relayed`, async () => {
+    const before = hop.seen.length;
+    const chain = ['1.1 a.example', '1.1 b.example', '1.1 c.example'];
+    const over = await toFire({ e2e: await toAmbulance(), hop: await reef(), via: chain.slice(0, MAX_NODES).join(', ') });
+    assert.equal(over.status, 508, JSON.stringify(over.body));
+    assert.equal(over.body.error?.code, 'loop-detected');
+    assert.match(over.body.error?.message ?? '', /a\.example -> b\.example -> c\.example -> fire\.example/);
+    assert.match(over.body.error?.message ?? '', /maxIntermediateNodes/);
+    assert.equal(over.body.error?.processed, false);
+    assert.equal(hop.seen.length, before, 'nothing forwarded');
+    const under = await toFire({ e2e: await toAmbulance(), hop: await reef(), via: chain.slice(0, MAX_NODES - 1).join(', ') });
+    assert.equal(under.status, 200, JSON.stringify(under.body));
+    assert.equal(hop.relayed().at(-1)!.via, `1.1 a.example, 1.1 b.example, 1.1 ${F}`);
+  });
+
+  void test('a malformed Via: 400 bad-request naming Via, nothing forwarded', async () => {
+    const before = hop.seen.length;
+    const r = await toFire({ e2e: await toAmbulance(), hop: await reef(), via: 'fire.example' });
+    assert.equal(r.status, 400, JSON.stringify(r.body));
+    assert.equal(r.body.error?.code, 'bad-request');
+    assert.equal(r.body.error?.field, 'Via');
+    assert.equal(hop.seen.length, before, 'nothing forwarded');
   });
 });

@@ -4,7 +4,8 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { MusterError, ERRORS, type ErrorCode } from '../../domain/errors.ts';
 
 export interface ErrorBody {
-  error: { code: string; message: string; field?: string };
+  /** `processed: false`: refused before any of the request was done or passed on (toUnprocessedReply). */
+  error: { code: string; message: string; field?: string; processed?: false };
 }
 
 interface ValidationIssue {
@@ -72,6 +73,16 @@ export function toErrorReply(err: unknown): { status: number; body: ErrorBody } 
   // A client error the catalogue has no entry for (406, 431, ...) is still the client's: bad-request, not internal.
   const code = (Object.keys(ERRORS) as ErrorCode[]).find((c) => ERRORS[c].http === status) ?? (status < 500 ? 'bad-request' : 'internal');
   return { status, body: { error: { code, message: status === 500 ? 'internal error' : fe.message, ...(status === 400 ? { field: 'request' } : {}) } } };
+}
+
+/**
+ * A refusal made before any of the request was done or passed on (a bound, a relay loop): `processed: false` tells the
+ * sender that nothing was applied, which a 503 or 508 alone does not, so it has nothing to undo (RFC 9113 8.7 says the
+ * same of a refused stream: "prior to any processing").
+ */
+export function toUnprocessedReply(err: MusterError): { status: number; body: ErrorBody } {
+  const { status, body } = toErrorReply(err);
+  return { status, body: { error: { ...body.error, processed: false } } };
 }
 
 /** Fastify's own refusals before a route is found (a malformed percent-encoding, an over-long path segment). */

@@ -2,13 +2,16 @@
 // it passes a federation request for another partner's groups on unchanged; the end-to-end credential is the group
 // host's to check. It relays only for a configured partner that identifies itself at this hop with a hop credential
 // (Proxy-Authorization, RFC 9110 11.7.2: signed with the secret of that pair), whose rate budget the request takes
-// (rate-limit.ts), and holds at most `maxRelaysInFlight` relays per next hop.
+// (rate-limit.ts), and holds at most `maxRelaysInFlight` relays per next hop. It adds itself to Via (RFC 9110 7.6.3,
+// its domain as pseudonym) and refuses a request that already passed it (a relay loop) or passed `maxIntermediateNodes`.
+// Its refusals of a valid request made before anything was forwarded say `processed: false`: the sender has no undo to send.
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { MusterError } from '../../domain/errors.ts';
+import { MusterError, badInput } from '../../domain/errors.ts';
 import type { PartnerConfig, SystemConfig } from '../../config/config.ts';
 import { ServerCredentials, type PartnerGate } from '../../adapters/partner-gate.ts';
 import { PartnerPeers, failureOf, textOf } from '../../adapters/peer-http.ts';
-import { toErrorReply } from './error-reply.ts';
+import { toUnprocessedReply } from './error-reply.ts';
+import { parseVia } from './via.ts';
 
 /** The header of the hop credential: for the intermediate node that receives it, never passed on. */
 export const HOP_CREDENTIAL = 'proxy-authorization';
@@ -41,18 +44,25 @@ export class IntermediateSignallingNode {
 
   /**
    * Passes the request on to `next` (the group host's partner entry) with the end-to-end credential unchanged and the
-   * next hop's answer back. Refused before anything is sent: no hop credential of a partner (401), no end-to-end
-   * credential (401), `maxRelaysInFlight` already under way to that next hop (503 with Retry-After).
+   * next hop's answer back, with this node added to Via. Refused before anything is sent: no hop credential of a
+   * partner (401), no end-to-end credential (401), a malformed Via (400), this node already in Via or the chain at
+   * `maxIntermediateNodes` (508), `maxRelaysInFlight` already under way to that next hop (503 with Retry-After).
    */
   async relay(req: FastifyRequest, reply: FastifyReply, next: PartnerConfig, path: string): Promise<void> {
     await this.sender(req);
     const authorization = headerOf(req, 'authorization');
     if (!authorization) throw new MusterError('unauthenticated', `relayed request without the credential for the group host ${next.domain} (Authorization)`);
+    const loop = this.loopIn(headerOf(req, 'via'), next);
+    if (loop) {
+      const { status, body } = toUnprocessedReply(loop);
+      await reply.code(status).send(body);
+      return;
+    }
     const where = next.nextHop;
     const held = this.inFlight.get(where) ?? 0;
     if (held >= this.config.maxRelaysInFlight) {
       // Answered at once, like load shedding: a queue towards a slow next hop would only grow.
-      const { status, body } = toErrorReply(new MusterError('unavailable', `next hop ${where} has ${held} relayed requests in progress (maxRelaysInFlight); retry shortly`));
+      const { status, body } = toUnprocessedReply(new MusterError('unavailable', `next hop ${where} has ${held} relayed requests in progress (maxRelaysInFlight); retry shortly`));
       await reply.code(status).header('retry-after', '1').send(body);
       return;
     }
@@ -60,7 +70,15 @@ export class IntermediateSignallingNode {
     try {
       // The next hop may itself be an intermediate Muster node (our partner): it wants our hop credential, not the sender's.
       const node = next.viaPartner === undefined ? undefined : this.byDomain.get(next.viaPartner);
-      const headers: Record<string, string> = { 'content-type': 'application/json', authorization, ...(node ? { [HOP_CREDENTIAL]: `Bearer ${await this.credentials.of(node)}` } : {}) };
+      // RFC 9110 7.6.3: a proxy appends `received-protocol received-by` for itself to the Via it received.
+      const received = `${req.raw.httpVersion} ${this.config.domain}`;
+      const via = headerOf(req, 'via');
+      const headers: Record<string, string> = {
+        'content-type': 'application/json',
+        authorization,
+        via: via ? `${via}, ${received}` : received,
+        ...(node ? { [HOP_CREDENTIAL]: `Bearer ${await this.credentials.of(node)}` } : {}),
+      };
       const res = await this.nextHops
         .of(next)
         .request('POST', path, { headers, body: JSON.stringify(req.body) })
@@ -77,14 +95,33 @@ export class IntermediateSignallingNode {
     }
   }
 
+  /**
+   * Why a request with this Via must not be relayed towards `next`: it already passed this node (a loop of the
+   * partners' `via` routes), or as many intermediaries as `maxIntermediateNodes` allows; none when it may go on.
+   * A malformed Via is bad input (400): a loop could hide in it.
+   */
+  private loopIn(value: string | undefined, next: PartnerConfig): MusterError | undefined {
+    const via = parseVia(value);
+    if (!via) throw badInput('Via', 'not a list of `received-protocol received-by [comment]` (RFC 9110 7.6.3)');
+    const own = this.config.domain.toLowerCase();
+    const chain = [...via.map((v) => v.receivedBy), this.config.domain].join(' -> ');
+    if (via.some((v) => v.receivedBy.toLowerCase() === own)) {
+      return new MusterError('loop-detected', `relay loop towards ${next.domain}: ${chain} (Via); the partners' \`via\` routes to ${next.domain} lead back to ${this.config.domain}`);
+    }
+    if (via.length >= this.config.maxIntermediateNodes) {
+      return new MusterError('loop-detected', `relay chain towards ${next.domain} too long: ${chain} (Via) would pass more than maxIntermediateNodes (${this.config.maxIntermediateNodes}) intermediate nodes`);
+    }
+    return undefined;
+  }
+
   /** Waits for the relays under way, then closes the connections (with the face). */
   close(): Promise<void> {
     return this.nextHops.close();
   }
 }
 
-/** One header's value, absent when empty (Node keeps the first of repeated credential headers). */
-function headerOf(req: FastifyRequest, name: 'authorization' | typeof HOP_CREDENTIAL): string | undefined {
+/** One header's value, absent when empty (Node keeps the first of repeated credential headers, joins repeated Via with ", "). */
+function headerOf(req: FastifyRequest, name: 'authorization' | 'via' | typeof HOP_CREDENTIAL): string | undefined {
   const v = req.headers[name];
   return typeof v === 'string' && v.length > 0 ? v : undefined;
 }

@@ -4,7 +4,7 @@
 // server recovers by itself when the load drops.
 import type { FastifyInstance } from 'fastify';
 import { MusterError } from '../../domain/errors.ts';
-import { toErrorReply } from './error-reply.ts';
+import { toUnprocessedReply } from './error-reply.ts';
 
 /** Routes that answer with a Server-Sent Events stream: admitted against the bound, but idle, so they hold no slot. */
 const STREAMS = new Set(['/mc/v1/events', '/gms/v1/policy/events']);
@@ -16,7 +16,7 @@ export function shedLoad(app: FastifyInstance, maxInFlight: number): { inFlight(
     const route = req.routeOptions.url ?? '';
     if (EXEMPT.has(route)) return;
     if (inFlight >= maxInFlight) {
-      const { status, body } = toErrorReply(new MusterError('unavailable', `overloaded: ${inFlight} requests in progress; retry shortly`));
+      const { status, body } = toUnprocessedReply(new MusterError('unavailable', `overloaded: ${inFlight} requests in progress; retry shortly`));
       return reply.code(status).header('retry-after', '1').send(body);
     }
     if (STREAMS.has(route)) return;

@@ -3,7 +3,7 @@
 // is answered 429 with Retry-After; other clients keep their own buckets, so one cannot starve the others.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { MusterError } from '../../domain/errors.ts';
-import { toErrorReply } from './error-reply.ts';
+import { toUnprocessedReply } from './error-reply.ts';
 import type { CredentialVerifier } from './credentials.ts';
 import type { PartnerGate } from '../../adapters/partner-gate.ts';
 import { HOP_CREDENTIAL } from './intermediate-node.ts';
@@ -78,7 +78,7 @@ export function limitRatePerCredential(app: FastifyInstance, buckets: TokenBucke
     if (subject === undefined) return;
     const wait = buckets.take(subject);
     if (wait === 0) return;
-    const { status, body } = toErrorReply(new MusterError('rate-limited', `more than ${limit.perSecond} requests a second (burst ${limit.burst}) for this credential; retry after ${wait} s`));
+    const { status, body } = toUnprocessedReply(new MusterError('rate-limited', `more than ${limit.perSecond} requests a second (burst ${limit.burst}) for this credential; retry after ${wait} s`));
     return reply.code(status).header('retry-after', String(wait)).send(body);
   });
 }
