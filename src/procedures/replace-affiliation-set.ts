@@ -34,12 +34,13 @@ export async function replaceAffiliationSet(server: McServiceServer, userId: McU
 /**
  * The groups of a published set that the user does not hold now, affiliated again; none is left. For a set whose
  * groups something else removed while it was published: an expiry on another instance (src/faces/sip/README.md).
+ * `alongside`: what is stored with that affiliation's outcome, in its completing transaction (not called without one).
  */
-export async function regainPublishedSet(server: McServiceServer, userId: McUri, service: McService, wanted: readonly McUri[], progress?: SetProgress): Promise<GroupStatus[]> {
+export async function regainPublishedSet(server: McServiceServer, userId: McUri, service: McService, wanted: readonly McUri[], progress?: SetProgress, alongside?: (status: GroupStatus[]) => StoredAlongside): Promise<GroupStatus[]> {
   const missing = (await changeOfPublishedSet(server, userId, service, wanted)).affiliate;
   if (missing.length === 0) return [];
   progress?.asked?.({ affiliate: missing, deaffiliate: [] });
-  return (await affiliate(server, { mcServiceId: userId, service, groupIds: missing }, progress)).status;
+  return (await affiliate(server, { mcServiceId: userId, service, groupIds: missing }, progress, alongside && ((r) => alongside(r.status)))).status;
 }
 
 /**

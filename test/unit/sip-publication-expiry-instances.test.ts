@@ -341,6 +341,44 @@ for (const kind of ['postgres', 'sqlite'] as const) {
       });
     });
 
+    void test("B's set joins north while A's expiry leaves every group, B's re-check takes them back: B's audit entry lists what the re-check affiliated", async () => {
+      await twoInstances(kind, async (a, b) => {
+        assert.equal((await publishUas(a.ctx, publish([patrol]), flow)).status, 200);
+        const expired = await a.ctx.publications.get(alice, 'mcptt');
+        assert.ok(expired);
+        const read = deferred();
+        const open = deferred();
+        b.holdBeforePut = open.promise;
+        const store = b.ctx.server.store;
+        const affiliationsOfUser = store.affiliationsOfUser.bind(store);
+        let reads = 0;
+        store.affiliationsOfUser = async (...args) => {
+          const rows = await affiliationsOfUser(...args);
+          if (++reads === 1) read.resolve();
+          return rows;
+        };
+        const joined = affiliationWritten(b);
+        const answering = publishUas(b.ctx, publish([patrol, north]), flow);
+        await Promise.all([read.promise, joined]); // B found patrol held and joined north, with its audit entry.
+
+        await expirePublication(a.ctx, expired);
+        assert.deepEqual(await held(a), [], 'A left patrol and north');
+        open.resolve();
+        assert.equal((await answering).status, 200);
+        assert.deepEqual(await held(b), [north, patrol]);
+
+        const entries = await b.ctx.server.store.queryAudit({ onBehalfOf: alice, limit: 10 });
+        const last = entries.at(-1)!;
+        assert.equal(last.httpStatus, 200);
+        const status = (last.result as { status: { groupId: string; status: string }[] }).status.map((s) => `${s.groupId}=${s.status}`).sort();
+        assert.deepEqual(status, [`${north}=affiliated`, `${patrol}=affiliated`], "B's entry has what its 200 and NOTIFY said, the re-check's groups too");
+        assert.deepEqual([...(last.result as { regained: string[] }).regained].sort(), [north, patrol], 'and names them');
+        // A's PUBLISH, then B's: the entry stored with its set's change (north), then the one stored with its re-check.
+        assert.deepEqual(entries.map((e) => e.httpStatus), [200, 200, 200]);
+        assert.deepEqual((entries[1]!.result as { status: unknown }).status, [{ groupId: north, status: 'affiliated' }]);
+      });
+    });
+
     void test("A's partner does not answer, so A would bring the expired publication back: B's new one stays instead", async () => {
       await twoInstances(kind, async (a, b, fire) => {
         assert.equal((await publishUas(a.ctx, publish([patrol, engine]), flow)).status, 200);

@@ -96,14 +96,17 @@ export async function publishUas(ctx: SipFaceContext, req: IncomingRequest, flow
       const alongside = (status: GroupStatus[]): StoredAlongside => ({ audit: entryOf(200, { expires, status }) });
       const [applied, stored] = await Promise.allSettled([replaceAffiliationSet(ctx.server, served, service, wanted, progress, alongside), publication]);
       let status: GroupStatus[];
+      let regained: GroupStatus[];
       try {
         if (applied.status === 'rejected') throw applied.reason;
         if (stored.status === 'rejected') throw stored.reason;
         // Instances share the store, not this lock: an expiry elsewhere may have left groups of this set after the
         // difference was read and before the publication was stored (later, it sees the publication: expirePublication).
         const refused = new Set(applied.value.filter((s) => s.status === 'rejected').map((s) => s.groupId));
-        const regained = wanted.length > 0 ? await regainPublishedSet(ctx.server, served, service, wanted.filter((g) => !refused.has(g)), progress) : [];
-        status = [...applied.value.filter((s) => !regained.some((r) => r.groupId === s.groupId)), ...regained];
+        // What the re-check affiliates is stored with an entry of its own, of the whole outcome (the set's may be stored already).
+        const regainedAlongside = (r: GroupStatus[]): StoredAlongside => ({ audit: entryOf(200, { expires, status: outcomeOf(applied.value, r), regained: r.map((s) => s.groupId) }) });
+        regained = wanted.length > 0 ? await regainPublishedSet(ctx.server, served, service, wanted.filter((g) => !refused.has(g)), progress, regainedAlongside) : [];
+        status = outcomeOf(applied.value, regained);
       } catch (e) {
         // The error answer tells the client nothing was done, so nothing this PUBLISH did may stay.
         const undone = await undoPublish(ctx, served, service, current, stored.status === 'fulfilled' ? stored.value : undefined, asked);
@@ -112,9 +115,15 @@ export async function publishUas(ctx: SipFaceContext, req: IncomingRequest, flow
       }
       const headers: HeaderList = typeof stored.value === 'object' ? publicationHeaders(stored.value) : [...(current ? [['SIP-ETag', current.etag] as [string, string]] : []), ['Expires', '0']];
       const pId = pidf?.pId;
-      return { status: 200, headers: [...headers, ...refusalWarnings(ctx.agent, service, status)], after: () => ctx.notifyWatchers(served, service, pId), result: { expires, status } };
+      const result = { expires, status, ...(regained.length > 0 ? { regained: regained.map((s) => s.groupId) } : {}) };
+      return { status: 200, headers: [...headers, ...refusalWarnings(ctx.agent, service, status)], after: () => ctx.notifyWatchers(served, service, pId), result };
     }),
   );
+}
+
+/** A PUBLISH's outcome per group: its set's statuses, those of the groups its re-check affiliated again in their place. */
+function outcomeOf(set: GroupStatus[], regained: GroupStatus[]): GroupStatus[] {
+  return [...set.filter((s) => !regained.some((r) => r.groupId === s.groupId)), ...regained];
 }
 
 /**
