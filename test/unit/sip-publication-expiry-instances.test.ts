@@ -21,6 +21,7 @@ import type { SipFaceContext } from '../../src/faces/sip/face-context.ts';
 import { Publications, type PublicationRows } from '../../src/faces/sip/publication-state.ts';
 import { expirePublication, publishUas } from '../../src/faces/sip/publish-user-agent-server.ts';
 import { MusterError } from '../../src/domain/errors.ts';
+import { SipRefusal } from '../../src/faces/sip/sip-refusal.ts';
 import type { ClientEvent, Store } from '../../src/ports/store.ts';
 import { systemClock, type Clock } from '../../src/ports/clock.ts';
 import { createTestDatabase, dropTestDatabases } from '../support/postgres.ts';
@@ -162,7 +163,7 @@ let requests = 0;
  * Alice's own initial PUBLISH of `groups` (TS 24.379 §9.2.1.2), from a trusted peer with P-Asserted-Identity; null:
  * her `Expires: 0` without a body, which removes her publication (RFC 3903 §4.5).
  */
-function publish(groups: McUri[] | null): IncomingRequest {
+function publish(groups: McUri[] | null, ifMatch?: string): IncomingRequest {
   const n = ++requests;
   const body = Buffer.from(
     groups === null
@@ -182,6 +183,7 @@ function publish(groups: McUri[] | null): IncomingRequest {
     'P-Preferred-Service: urn:urn-7:3gpp-service.ims.icsi.mcptt',
     'Event: presence',
     `Expires: ${groups === null ? 0 : 3600}`,
+    ...(ifMatch ? [`SIP-If-Match: ${ifMatch}`] : []),
     ...(groups === null ? [] : ['Content-Type: application/pidf+xml']),
     `Content-Length: ${body.length}`,
   ];
@@ -444,6 +446,29 @@ for (const kind of ['postgres', 'sqlite'] as const) {
         const live = await a.ctx.publications.get(alice, 'mcptt');
         assert.equal(live?.etag, etagOf(answer.headers), "A's publication, stored after B's removal, is the live one");
         assert.deepEqual(await held(a), [north, patrol]);
+      });
+    });
+  });
+
+  void describe(`a modification (SIP-If-Match) on instance A against a newer publication on instance B (${kind})`, () => {
+    void test("A read the entity-tag and left north, B replaced that publication meanwhile: A's write is 412, its change undone, B's publication stands", async () => {
+      await twoInstances(kind, async (a, b) => {
+        const first = await publishedThroughA(a);
+        const left = affiliationWritten(a);
+        const open = deferred();
+        a.holdBeforePut = open.promise;
+        const modifying = publishUas(a.ctx, publish([patrol], first.etag), flow);
+        await left; // A matched the entity-tag and left north; its publication waits to be written.
+
+        const answer = await publishUas(b.ctx, publish([patrol, north], first.etag), flow);
+        assert.equal(answer.status, 200, 'B matched the same entity-tag first');
+        open.resolve();
+        // The entity-tag A matched is gone when A writes (RFC 3903 §6 step 4).
+        await assert.rejects(modifying, (e: unknown) => e instanceof SipRefusal && e.status === 412);
+
+        const live = await a.ctx.publications.get(alice, 'mcptt');
+        assert.equal(live?.etag, etagOf(answer.headers), "B's publication is the live one, not overwritten by A's");
+        assert.deepEqual(await held(a), [north, patrol], "the groups follow B's set: A's leaving north is undone");
       });
     });
   });

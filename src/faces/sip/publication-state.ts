@@ -16,6 +16,9 @@ const ETAG_ATTEMPTS = 5;
 
 export type Publication = SipPublicationRecord;
 
+/** What a PUBLISH's PIDF document gives its publication. */
+type PublishedDocument = { pId: string | undefined; tupleId: string | undefined; groups: readonly McUri[] };
+
 export type PublicationRows = Pick<Store, 'putSipPublication' | 'getSipPublication' | 'removeSipPublication' | 'expiredSipPublications'>;
 
 export class EtagExhausted extends Error {}
@@ -57,10 +60,16 @@ export class Publications {
     return requested >= EXPIRES_FOREVER ? EXPIRES_FOREVER : requested;
   }
 
-  /** Stores (or replaces) the publication of `doc.groups` under a fresh entity-tag no other publication holds. */
-  async put(userId: McUri, service: McService, expires: number, doc: { pId: string | undefined; tupleId: string | undefined; groups: readonly McUri[] }): Promise<Publication> {
-    const pub = await this.store({ userId, service, etag: '', ...this.expiry(expires), pId: doc.pId ?? null, tupleId: doc.tupleId ?? null, groups: [...doc.groups] });
-    if (!pub) throw new Error('unreachable: an unconditional put is never stale');
+  /**
+   * Stores the publication of `doc.groups` under a fresh entity-tag no other publication holds: over whatever the user
+   * has (an initial PUBLISH), or with `replacing` only over the publication with that entity-tag (a modification,
+   * RFC 3903 §6 step 4 at write time); undefined when that one was refreshed, replaced or removed meanwhile.
+   */
+  async put(userId: McUri, service: McService, expires: number, doc: PublishedDocument): Promise<Publication>;
+  async put(userId: McUri, service: McService, expires: number, doc: PublishedDocument, replacing: string | undefined): Promise<Publication | undefined>;
+  async put(userId: McUri, service: McService, expires: number, doc: PublishedDocument, replacing?: string): Promise<Publication | undefined> {
+    const pub = await this.store({ userId, service, etag: '', ...this.expiry(expires), pId: doc.pId ?? null, tupleId: doc.tupleId ?? null, groups: [...doc.groups] }, replacing);
+    if (!pub && replacing === undefined) throw new Error('unreachable: an unconditional put is never stale');
     return pub;
   }
 

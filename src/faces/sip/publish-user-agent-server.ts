@@ -90,7 +90,11 @@ export async function publishUas(ctx: SipFaceContext, req: IncomingRequest, flow
           ? current
             ? ctx.publications.remove(served, service, current.etag).then((gone) => (gone ? 'removed' : undefined))
             : Promise.resolve(undefined)
-          : ctx.publications.put(served, service, expires, { pId: pidf!.pId, tupleId: pidf!.clientId, groups: pidf!.groups });
+          : ctx.publications.put(served, service, expires, { pId: pidf!.pId, tupleId: pidf!.clientId, groups: pidf!.groups }, ifMatch).then((pub) => {
+              // RFC 3903 §6 step 4 again at the write: the entity-tag read above was refreshed or replaced elsewhere meanwhile.
+              if (!pub) throw new SipRefusal(412, `no publication with entity-tag ${ifMatch}`);
+              return pub;
+            });
       // The audit entry goes in the transaction of the set's last write (issue 6): change, publication and entry then
       // share one commit and fsync. A set that changes nothing writes nothing, and its entry is stored on its own.
       const alongside = (status: GroupStatus[]): StoredAlongside => ({ audit: entryOf(200, { expires, status }) });
