@@ -26,6 +26,8 @@ const COAST = 'coast.example';
 const HARBOUR = 'harbour.example';
 /** The sender of the Via tests. */
 const REEF = 'reef.example';
+/** The sender of the tests of the answers passed back. */
+const ISLE = 'isle.example';
 const BURST = 8;
 const MAX_RELAYS = 2;
 const MAX_NODES = 3;
@@ -35,9 +37,13 @@ const medic = `sip:medic@${A}`;
 const lift = `sip:lift@${M}`;
 /** A group whose request the next hop takes in full and then breaks off, without an answer. */
 const crash = `sip:crash@${A}`;
+/** A group whose host sheds load: 503 with Retry-After, its own Via, and hop-by-hop fields fire must not pass back. */
+const busy = `sip:busy@${A}`;
+/** A group whose host refuses the end-to-end credential: 401 with its challenge (WWW-Authenticate). */
+const denied = `sip:denied@${A}`;
 
 /** Secrets of each pair; `police-ambulance` is the end-to-end pair, which fire does not have. */
-const keys = { policeFire: secret(), coastFire: secret(), harbourFire: secret(), reefFire: secret(), fireAmbulance: secret(), fireGateway: secret(), fireMedevac: secret(), policeAmbulance: secret(), policeMedevac: secret() };
+const keys = { policeFire: secret(), coastFire: secret(), harbourFire: secret(), reefFire: secret(), isleFire: secret(), fireAmbulance: secret(), fireGateway: secret(), fireMedevac: secret(), policeAmbulance: secret(), policeMedevac: secret() };
 
 const partner = (domain: string, key: string): PartnerConfig => ({ domain, url: 'http://x', nextHop: 'http://x', secret: key, timeoutMs: 1000 });
 /** A server credential as system `from` signs it for system `to` with `key`. */
@@ -95,6 +101,27 @@ class NextHop {
       res.socket?.destroy();
       return;
     }
+    if (flow.groupIds.includes(busy)) {
+      res
+        .writeHead(503, {
+          'content-type': 'application/json; charset=utf-8',
+          'retry-after': '7',
+          via: '1.1 edge.ambulance.example',
+          // Hop-by-hop: the connection between fire and this next hop only (RFC 9110 7.6.1), and one it names.
+          connection: 'keep-alive, x-edge-hop',
+          'keep-alive': 'timeout=42',
+          'x-edge-hop': 'for fire only',
+          'proxy-authenticate': 'Bearer realm="edge.ambulance.example"',
+        })
+        .end(JSON.stringify({ error: { code: 'unavailable', message: 'overloaded: 900 requests in progress; retry shortly', processed: false } }));
+      return;
+    }
+    if (flow.groupIds.includes(denied)) {
+      res
+        .writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Bearer realm="ambulance.example", error="invalid_token"' })
+        .end(JSON.stringify({ error: { code: 'unauthenticated', message: 'credential expired' } }));
+      return;
+    }
     const answer = { ...flow, status: flow.groupIds.map((groupId) => ({ groupId, status: 'affiliated' })) };
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(answer));
   }
@@ -129,6 +156,7 @@ before(async () => {
             { domain: COAST, url: hop.url, secret: keys.coastFire },
             { domain: HARBOUR, url: hop.url, secret: keys.harbourFire },
             { domain: REEF, url: hop.url, secret: keys.reefFire },
+            { domain: ISLE, url: hop.url, secret: keys.isleFire },
             { domain: A, url: hop.url, secret: keys.fireAmbulance },
             { domain: G, url: gateway, secret: keys.fireGateway },
             // Medevac is reached through the gateway, another Muster node: fire signs its own hop credential for it.
@@ -347,5 +375,41 @@ void describe('fire in Via (RFC 9110 7.6.3): loops and long chains', () => {
     assert.equal(r.body.error?.code, 'bad-request');
     assert.equal(r.body.error?.field, 'Via');
     assert.equal(hop.seen.length, before, 'nothing forwarded');
+  });
+});
+
+void describe("the next hop's answer passed back (RFC 9110 7.6)", () => {
+  /** A relayed request from isle for `group`: the answer fire gives, headers and all. */
+  async function relayed(group: string): Promise<{ res: Response; body: ErrorAnswer }> {
+    const res = await fetch(`${fire.url()}/federation/v1/affiliations`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${await serverToken(ISLE, A, secret())}`, 'proxy-authorization': await hopOf(ISLE, keys.isleFire) },
+      body: JSON.stringify({ mcServiceId: `sip:ferry@${ISLE}`, service: 'mcptt', groupIds: [group] }),
+      signal: AbortSignal.timeout(20_000),
+    });
+    return { res, body: (await res.json()) as ErrorAnswer };
+  }
+
+  void test("a host's 503: its Retry-After and Via come back, fire added to Via; hop-by-hop fields stay between fire and its next hop", async () => {
+    const { res, body } = await relayed(busy);
+    assert.equal(res.status, 503, JSON.stringify(body));
+    assert.deepEqual(body.error, { code: 'unavailable', message: 'overloaded: 900 requests in progress; retry shortly', processed: false }, 'the body unchanged');
+    assert.equal(res.headers.get('retry-after'), '7');
+    assert.equal(res.headers.get('via'), `1.1 edge.ambulance.example, 1.1 ${F}`);
+    assert.equal(res.headers.get('content-type'), 'application/json; charset=utf-8');
+    assert.equal(res.headers.get('x-edge-hop'), null, 'a field the next hop named in Connection');
+    assert.equal(res.headers.get('proxy-authenticate'), null, "the next hop's challenge is for fire, not for the sender");
+    assert.notEqual(res.headers.get('keep-alive'), 'timeout=42', "the next hop's Keep-Alive is for its connection to fire");
+  });
+
+  void test("a host's 401: its challenge (WWW-Authenticate) comes back; a 200 says Via fire too", async () => {
+    const refused = await relayed(denied);
+    assert.equal(refused.res.status, 401, JSON.stringify(refused.body));
+    assert.equal(refused.res.headers.get('www-authenticate'), 'Bearer realm="ambulance.example", error="invalid_token"');
+    assert.equal(refused.res.headers.get('via'), `1.1 ${F}`);
+    const fine = await relayed(medic);
+    assert.equal(fine.res.status, 200, JSON.stringify(fine.body));
+    assert.equal(fine.res.headers.get('via'), `1.1 ${F}`);
+    assert.match(fine.res.headers.get('content-type') ?? '', /^application\/json/);
   });
 });

@@ -5,6 +5,8 @@
 // (rate-limit.ts), and holds at most `maxRelaysInFlight` relays per next hop. It adds itself to Via (RFC 9110 7.6.3,
 // its domain as pseudonym) and refuses a request that already passed it (a relay loop) or passed `maxIntermediateNodes`.
 // Its refusals of a valid request made before anything was forwarded say `processed: false`: the sender has no undo to send.
+// The next hop's answer goes back with its end-to-end fields (a host's Retry-After among them) and this node in its Via.
+import type { IncomingHttpHeaders } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { MusterError, badInput } from '../../domain/errors.ts';
 import type { PartnerConfig, SystemConfig } from '../../config/config.ts';
@@ -15,6 +17,19 @@ import { parseVia } from './via.ts';
 
 /** The header of the hop credential: for the intermediate node that receives it, never passed on. */
 export const HOP_CREDENTIAL = 'proxy-authorization';
+
+/**
+ * The fields of the next hop's answer passed back to the sender (RFC 9110 7.6: a proxy passes end-to-end fields on and
+ * drops hop-by-hop ones). The ones that matter to a sender, rather than all but the hop-by-hop ones, so nothing
+ * meant for this node leaks: Content-Type (the body goes back unchanged), Retry-After (a host's 429 or 503 says when to
+ * send again: the sender's re-synchronisation waits it out) and WWW-Authenticate (the challenge of the end-to-end
+ * credential). Not Connection, Keep-Alive, Transfer-Encoding or any field Connection names (this connection only),
+ * Proxy-Authenticate (the next hop's challenge to this node's hop credential), Content-Length (fastify sets it for the
+ * body it sends) nor Content-Encoding (the body is read as text); Via is added to (RFC 9110 7.6.3).
+ */
+const PASSED_BACK = ['content-type', 'retry-after', 'www-authenticate'] as const;
+/** The protocol this node receives answers in: undici's pool speaks HTTP/1.1 to every next hop (no allowH2). */
+const NEXT_HOP_PROTOCOL = '1.1';
 
 export class IntermediateSignallingNode {
   /** The connections to each next hop. */
@@ -44,7 +59,7 @@ export class IntermediateSignallingNode {
 
   /**
    * Passes the request on to `next` (the group host's partner entry) with the end-to-end credential unchanged and the
-   * next hop's answer back, with this node added to Via. Refused before anything is sent: no hop credential of a
+   * next hop's answer back (its body unchanged, its end-to-end fields), with this node added to Via both ways. Refused before anything is sent: no hop credential of a
    * partner (401), no end-to-end credential (401), a malformed Via (400), this node already in Via or the chain at
    * `maxIntermediateNodes` (508), `maxRelaysInFlight` already under way to that next hop (503 with Retry-After).
    */
@@ -87,12 +102,35 @@ export class IntermediateSignallingNode {
         });
       const read = await textOf(res, next.timeoutMs);
       if (!('text' in read)) throw new MusterError('unavailable', `next hop ${where}${path} broke off its answer: ${read.bodyError}`);
-      await reply.code(res.statusCode).type('application/json').send(read.text);
+      await reply.code(res.statusCode).headers(this.answerFields(res.headers)).send(read.text);
     } finally {
       const left = (this.inFlight.get(where) ?? 1) - 1;
       if (left > 0) this.inFlight.set(where, left);
       else this.inFlight.delete(where);
     }
+  }
+
+  /**
+   * The fields of the next hop's answer to pass back (PASSED_BACK, less any the next hop's Connection names), and Via
+   * with this node appended: RFC 9110 7.6.3 asks it of a proxy in responses as in requests.
+   */
+  private answerFields(received: IncomingHttpHeaders): Record<string, string> {
+    const field = (name: string): string | undefined => {
+      const v = received[name];
+      const joined = Array.isArray(v) ? v.join(', ') : v;
+      return joined === undefined || joined === '' ? undefined : joined;
+    };
+    const hopByHop = new Set((field('connection') ?? '').split(',').map((n) => n.trim().toLowerCase()));
+    const out: Record<string, string> = {};
+    for (const name of PASSED_BACK) {
+      const v = field(name);
+      if (v !== undefined && !hopByHop.has(name)) out[name] = v;
+    }
+    out['content-type'] ??= 'application/json';
+    const via = hopByHop.has('via') ? undefined : field('via');
+    const own = `${NEXT_HOP_PROTOCOL} ${this.config.domain}`;
+    out['via'] = via ? `${via}, ${own}` : own;
+    return out;
   }
 
   /**
