@@ -15,7 +15,11 @@ import { PartnerPeers, failureOf, jsonOf } from './peer-http.ts';
 import { groupsToUndo } from '../domain/decisions/partner-answers.ts';
 
 type Path = 'affiliations' | 'deaffiliations';
-type PostOutcome = { kind: 'answered'; status: GroupStatus[] } | { kind: 'refused' | 'unknown'; why: string };
+/**
+ * `declined`: an answer refusing the request as a whole, nothing of it applied (a 4xx, or an error marked `processed:
+ * false`); `refused`: not sent or not taken (stopping, connection refused), nothing applied; `unknown`: it may have been.
+ */
+type PostOutcome = { kind: 'answered'; status: GroupStatus[] } | { kind: 'declined' | 'refused' | 'unknown'; why: string };
 const UNDO_ATTEMPTS = 4;
 const latestKey = (req: PartnerRequest, groupId: string): string => `${req.mcServiceId} ${req.service} ${groupId}`;
 
@@ -161,6 +165,12 @@ export class HttpPartnerServers implements PartnerServers {
     const outcome = await this.post(partner, path, req, success);
     if (outcome.kind !== 'unknown') this.forget(req, seq);
     if (outcome.kind === 'answered') return outcome.status;
+    if (outcome.kind === 'declined') {
+      // It (or a node on the way) answered, and applied nothing: there is nothing to undo or to re-synchronise, and a
+      // re-synchronisation would only meet the same refusal (a bound, a rate limit, a credential, a relay loop).
+      this.log.warn({ partner: partner.domain, path, why: outcome.why }, 'partner request refused; nothing applied');
+      return unreachable();
+    }
     this.log.warn({ partner: partner.domain, path, why: outcome.why }, 'partner unreachable');
     // Whatever it missed meanwhile is re-synchronised once it answers again.
     this.trouble(partner.domain, 'unreachable');
@@ -171,9 +181,10 @@ export class HttpPartnerServers implements PartnerServers {
   }
 
   /**
-   * One server-to-server request. `refused`: the partner (or a node on the way) definitely applied nothing (not
-   * reachable, a 4xx refusal, or an error marked `processed: false`: an intermediate node's bound or loop, a host's
-   * load shedding); `unknown`: it may have applied the request (timeout, any other 5xx, garbled answer).
+   * One server-to-server request. `declined` or `refused`: the partner (or a node on the way) definitely applied nothing
+   * (`declined`: it answered so, a 4xx refusal or an error marked `processed: false`: an intermediate node's bound or
+   * loop, a host's load shedding; `refused`: not reachable); `unknown`: it may have applied the request (timeout, any
+   * other 5xx, garbled answer).
    */
   private async post(partner: PartnerConfig, path: Path, req: PartnerRequest, success: 'affiliated' | 'deaffiliated', undo = false): Promise<PostOutcome> {
     // Stopping: nothing is sent, so nothing can have been applied.
@@ -185,9 +196,9 @@ export class HttpPartnerServers implements PartnerServers {
       const why = failureOf(e);
       return { kind: why === 'ECONNREFUSED' ? 'refused' : 'unknown', why };
     }
-    if (!('body' in res)) return { kind: res.status >= 400 && res.status < 500 ? 'refused' : 'unknown', why: `status ${res.status}, body not JSON: ${res.bodyError}` };
+    if (!('body' in res)) return { kind: res.status >= 400 && res.status < 500 ? 'declined' : 'unknown', why: `status ${res.status}, body not JSON: ${res.bodyError}` };
     const body = res.body;
-    if (res.status !== 200) return { kind: (res.status >= 400 && res.status < 500) || unprocessed(body) ? 'refused' : 'unknown', why: `status ${res.status}: ${JSON.stringify(body).slice(0, 200)}` };
+    if (res.status !== 200) return { kind: (res.status >= 400 && res.status < 500) || unprocessed(body) ? 'declined' : 'unknown', why: `status ${res.status}: ${JSON.stringify(body).slice(0, 200)}` };
     const status = this.readStatus(body, req, success);
     return status ? { kind: 'answered', status } : { kind: 'unknown', why: `malformed answer: ${JSON.stringify(body).slice(0, 200)}` };
   }

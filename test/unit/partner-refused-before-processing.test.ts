@@ -76,3 +76,29 @@ void test('processed: true or a string is no refusal before processing: undone',
     assert.deepEqual(r.sent.slice(0, 2), ['POST /federation/v1/affiliations', 'POST /federation/v1/deaffiliations'], JSON.stringify(processed));
   }
 });
+
+/** The troubles (partner-recovery.ts: each starts a re-synchronisation) one request answered as `answered` reports. */
+async function troublesOf(answered: typeof answer, to = url): Promise<string[]> {
+  answer = answered;
+  const troubles: string[] = [];
+  const partners = new HttpPartnerServers('police.example', [{ domain: 'fire.example', url: to, nextHop: to, secret: 'shared', timeoutMs: 2000 }], pino({ level: 'silent' }), async () => new Map());
+  partners.onTrouble((domain, trouble) => troubles.push(`${domain} ${trouble}`));
+  try {
+    assert.deepEqual(await partners.affiliate(request), unreachable);
+    return troubles;
+  } finally {
+    await partners.close();
+  }
+}
+
+void test('a refusal that applied nothing (processed: false, or a 4xx) starts no re-synchronisation; a request that may have been applied, or no answer, does', async () => {
+  const refusals: [string, typeof answer][] = [
+    ['a node full, 503', { status: 503, error: { code: 'unavailable', message: 'next hop full (maxRelaysInFlight)', processed: false } }],
+    ['a relay loop, 508', { status: 508, error: { code: 'loop-detected', message: 'relay loop: fire.example -> gateway.example -> fire.example', processed: false } }],
+    ['a rate limit, 429', { status: 429, error: { code: 'rate-limited', message: 'slow down', processed: false } }],
+    ['a 4xx without the marker', { status: 403, error: { code: 'forbidden', message: 'not a user of police.example' } }],
+  ];
+  for (const [what, answered] of refusals) assert.deepEqual(await troublesOf(answered), [], what);
+  assert.deepEqual(await troublesOf({ status: 503, error: { code: 'unavailable', message: 'next hop broke off its answer' } }), ['fire.example unreachable'], 'a 503 without the marker');
+  assert.deepEqual(await troublesOf(answer, 'http://127.0.0.1:9'), ['fire.example unreachable'], 'no answer at all (connection refused)');
+});
