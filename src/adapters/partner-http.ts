@@ -4,7 +4,7 @@
 import type { GroupStatus } from '../domain/flows.ts';
 import { REFUSAL_REASONS } from '../domain/reasons.ts';
 import type { PartnerConfig } from '../config/config.ts';
-import type { PartnerRequest, PartnerServers, PartnerTrouble, ResyncPage, ResyncPageAnswer, ResyncPageOutcome } from '../ports/partner.ts';
+import type { PartnerHealth, PartnerRequest, PartnerServers, PartnerTrouble, ResyncPage, ResyncPageAnswer, ResyncPageOutcome } from '../ports/partner.ts';
 import { compareResyncKeys, type ResyncKey } from '../domain/decisions/partner-resync.ts';
 import { MC_SERVICES } from '../domain/services.ts';
 import type { McUri } from '../domain/ids.ts';
@@ -42,6 +42,8 @@ export class HttpPartnerServers implements PartnerServers {
   private readonly peers = new PartnerPeers();
   /** Undo retries waiting for their moment; dropped on close (the re-synchronisation at the next start settles them). */
   private readonly undoRetries = new Set<NodeJS.Timeout>();
+  /** Per partner, the relay loop (508) its last answer reported, for /healthz; gone with its next other answer. */
+  private readonly loops = new Map<string, string>();
   private closed = false;
   /**
    * `heldNow`: what the primary's store holds for a user and service now. An undo is sent only for groups that still
@@ -75,11 +77,13 @@ export class HttpPartnerServers implements PartnerServers {
    * is in flight gets the last result at once instead of probing again (which would recurse between partners
    * until every probe timed out and reported them all down).
    */
-  async health(): Promise<Record<string, 'up' | 'down'>> {
-    if (this.probing) return this.lastHealth;
-    this.probing = this.probe().finally(() => (this.probing = undefined));
-    this.lastHealth = await this.probing;
-    return this.lastHealth;
+  async health(): Promise<Record<string, PartnerHealth>> {
+    if (!this.probing) {
+      this.probing = this.probe().finally(() => (this.probing = undefined));
+      this.lastHealth = await this.probing;
+    }
+    // A node on the way answers its /healthz whatever lies beyond it: a loop is known from the last answer through it.
+    return Object.fromEntries(Object.entries(this.lastHealth).map(([domain, h]) => [domain, h === 'up' && this.loops.has(domain) ? 'loop-detected' : h]));
   }
 
   private async probe(): Promise<Record<string, 'up' | 'down'>> {
@@ -148,9 +152,16 @@ export class HttpPartnerServers implements PartnerServers {
     }
     // A 429 whatever its body (a proxy's may not be JSON).
     // Retry-After in seconds, as the host said (an HTTP-date or nothing: 1 s); how long to wait is the procedure's.
-    if (res.status === 429) return { kind: 'rate-limited', retryAfterMs: 1000 * Math.max(1, Number(res.retryAfter) || 1) };
+    const retryAfterMs = 1000 * Math.max(1, Number(res.retryAfter) || 1);
+    const loop = this.noteLoop(partner, res);
+    if (res.status === 429) return { kind: 'rate-limited', retryAfterMs };
+    // A relay loop: sending the page again meets it again; the procedure says so and the recovery backs off.
+    if (loop !== undefined) return { kind: 'loop-detected', why: loop };
     if (!('body' in res)) return { kind: 'failed', why: res.bodyError };
     const answer = res.body;
+    // A node at its bound or a host shedding load refused it before doing anything: for now, as a 429. An unmarked 503
+    // (a next hop that failed mid-page) failed: the host may have compared part of it, and may be down.
+    if (res.status === 503 && unprocessed(answer)) return { kind: 'unavailable', retryAfterMs, why: `status 503: ${messageOf(answer)}` };
     if (res.status !== 200) return { kind: 'failed', why: `status ${res.status}: ${JSON.stringify(answer).slice(0, 200)}` };
     const read = readResyncAnswer(answer, page);
     return read ? { kind: 'answered', answer: read } : { kind: 'failed', why: `malformed answer: ${JSON.stringify(answer).slice(0, 200)}` };
@@ -196,9 +207,10 @@ export class HttpPartnerServers implements PartnerServers {
       const why = failureOf(e);
       return { kind: why === 'ECONNREFUSED' ? 'refused' : 'unknown', why };
     }
+    const loop = this.noteLoop(partner, res);
     if (!('body' in res)) return { kind: res.status >= 400 && res.status < 500 ? 'declined' : 'unknown', why: `status ${res.status}, body not JSON: ${res.bodyError}` };
     const body = res.body;
-    if (res.status !== 200) return { kind: (res.status >= 400 && res.status < 500) || unprocessed(body) ? 'declined' : 'unknown', why: `status ${res.status}: ${JSON.stringify(body).slice(0, 200)}` };
+    if (res.status !== 200) return { kind: (res.status >= 400 && res.status < 500) || unprocessed(body) ? 'declined' : 'unknown', why: `status ${res.status}: ${loop ?? JSON.stringify(body).slice(0, 200)}` };
     const status = this.readStatus(body, req, success);
     return status ? { kind: 'answered', status } : { kind: 'unknown', why: `malformed answer: ${JSON.stringify(body).slice(0, 200)}` };
   }
@@ -244,6 +256,29 @@ export class HttpPartnerServers implements PartnerServers {
       }, 500 * attempt).unref();
       this.undoRetries.add(retry);
     });
+  }
+
+  /**
+   * Keeps what an answer on the way to `partner` says of a relay loop, and gives the loop's description when it is one
+   * (508, RFC 5842 Loop Detected: an intermediate node met a request it had already passed on, or too long a chain;
+   * its refusal names the chain). A loop is a configuration error of the partners' `via` routes that retrying will not
+   * fix: logged at error level when it appears or changes, and /healthz says `loop-detected` until an answer gets
+   * through: any answer but a refusal made before anything was done (`processed: false`), which a node before the loop
+   * may have given (its rate limit, its bound).
+   */
+  private noteLoop(partner: PartnerConfig, res: Exchange): string | undefined {
+    if (res.status !== 508) {
+      const through = !('body' in res && unprocessed(res.body));
+      if (through && this.loops.delete(partner.domain)) this.log.info({ partner: partner.domain }, 'the route to the partner no longer loops');
+      return undefined;
+    }
+    const why = 'body' in res ? messageOf(res.body) : `a 508 answer, body not JSON: ${res.bodyError}`;
+    if (this.loops.get(partner.domain) !== why) {
+      const chain = /\S+(?: -> \S+)+/.exec(why)?.[0];
+      this.log.error({ partner: partner.domain, nextHop: partner.nextHop, ...(chain ? { chain } : {}), why }, 'relay loop on the way to the partner: a configuration error of the partners\' `via` routes, which retrying will not fix');
+    }
+    this.loops.set(partner.domain, why);
+    return why;
   }
 
   private forget(req: PartnerRequest, seq: number): void {
@@ -293,6 +328,12 @@ export class HttpPartnerServers implements PartnerServers {
 function unprocessed(body: unknown): boolean {
   // Anyone answering can set it, but a host or node that applied the request could as well answer a 4xx, which we already take as "not applied".
   return (body as { error?: { processed?: unknown } } | null)?.error?.processed === false;
+}
+
+/** An error answer's message (the refusal's own words, bounded), else the answer itself as JSON. */
+function messageOf(body: unknown): string {
+  const message = (body as { error?: { message?: unknown } } | null)?.error?.message;
+  return typeof message === 'string' ? message.slice(0, 1000) : JSON.stringify(body).slice(0, 200);
 }
 
 /**

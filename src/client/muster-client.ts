@@ -222,6 +222,8 @@ export interface PartnerResyncReport {
   reason: string;
   complete: boolean;
   error?: string;
+  /** `loop-detected`: the route to the partner loops through intermediate nodes (a configuration error). */
+  fault?: 'loop-detected';
   pages: number;
   removed: ResyncRecord[];
   spared: ResyncRecord[];

@@ -38,19 +38,34 @@ export interface ResyncPageAnswer {
 /** What made a partner need a re-synchronisation, told by the adapter to whoever re-synchronises. */
 export type PartnerTrouble = 'unreachable' | 'undo-failed';
 
-export type ResyncPageOutcome = { kind: 'answered'; answer: ResyncPageAnswer } | { kind: 'failed'; why: string } | { kind: 'rate-limited'; retryAfterMs: number };
+/**
+ * `rate-limited` (429) and `unavailable` (503 marked `processed: false`: an intermediate node at its bound, a host
+ * shedding load): refused for now before anything was done, to be read again and sent after `retryAfterMs`.
+ * `loop-detected` (508): the route to the partner loops through intermediate nodes, a configuration error of the
+ * partners' `via` routes that sending again will not fix; `why` is the refusal, naming the chain.
+ */
+export type ResyncPageOutcome =
+  | { kind: 'answered'; answer: ResyncPageAnswer }
+  | { kind: 'failed'; why: string }
+  | { kind: 'rate-limited'; retryAfterMs: number }
+  | { kind: 'unavailable'; retryAfterMs: number; why: string }
+  | { kind: 'loop-detected'; why: string };
+
+/** A partner's state in /healthz: `loop-detected` while the last answer on the way to it was a relay loop (508). */
+export type PartnerHealth = 'up' | 'down' | 'loop-detected';
 
 export interface PartnerServers {
   /** Resolves with one status per group; a partner down, slow or garbled gives partner-unreachable for its groups. */
   affiliate(req: PartnerRequest): Promise<GroupStatus[]>;
   deaffiliate(req: PartnerRequest): Promise<GroupStatus[]>;
   domains(): string[];
-  health(): Promise<Record<string, 'up' | 'down'>>;
+  health(): Promise<Record<string, PartnerHealth>>;
   /** Whether the partner answers its /healthz now (any answer but a gateway failure). */
   reachable(domain: string): Promise<boolean>;
   /**
    * Sends one re-synchronisation page; `failed` when the partner did not answer it well (it may have applied it);
-   * `rate-limited` when it refused it for now (429), to be read again and sent after `retryAfterMs`.
+   * `rate-limited` or `unavailable` when it (or a node on the way) refused it for now, to be read again and sent after
+   * `retryAfterMs`; `loop-detected` when a node on the way found a relay loop.
    */
   resync(page: ResyncPage): Promise<ResyncPageOutcome>;
   /** Whether a request (or its undo) for this user, service and group is on its way to a partner now. */

@@ -150,6 +150,8 @@ export class PartnerRecovery {
           this.counted(domain, report.complete);
           const log = { partner: domain, reason, complete: report.complete, error: report.error, pages: report.pages, removed: report.removed.length, spared: report.spared.length, reasked: report.reasked.length, ms: this.server.clock.now() - started };
           if (report.complete) this.server.log.info(log, 'partner re-synchronised');
+          // A relay loop is the operator's to fix (the partners' `via` routes): an error, tried again on the back-off only.
+          else if (report.fault === 'loop-detected') this.server.log.error({ ...log, fault: report.fault }, "partner re-synchronisation incomplete: a relay loop on the way to the partner, a configuration error of the partners' `via` routes; tried again on the back-off");
           else this.server.log.warn(log, 'partner re-synchronisation incomplete');
           return report;
         },

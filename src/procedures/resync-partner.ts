@@ -14,7 +14,7 @@ import { statusEvents } from './affiliate.ts';
 export const RESYNC_PAGE = 200;
 /** A page's records in JSON at most: under the 64 KiB body limit however long the IDs (up to 256 characters each). */
 export const RESYNC_PAGE_BYTES = 48 * 1024;
-/** Times in a row one page may be refused for now (429) before the run gives up (and is tried later). */
+/** Times in a row one page may be refused for now (429, or 503 marked `processed: false`) before the run gives up (and is tried later). */
 export const RESYNC_RATE_LIMITED_ATTEMPTS = 20;
 /** The longest wait for a page the host refused for now, whatever its Retry-After: the run is bounded, and keeps moving. */
 export const RESYNC_RETRY_AFTER_MAX_MS = 5000;
@@ -26,6 +26,11 @@ export interface ResyncReport {
   /** Every page compared; false when the partner stopped answering or the run ran out of time. */
   complete: boolean;
   error?: string;
+  /**
+   * `loop-detected`: the route to the partner loops through intermediate nodes (508), a configuration error of the
+   * partners' `via` routes that no later run fixes by itself; `error` has the node's refusal, naming the chain.
+   */
+  fault?: 'loop-detected';
   pages: number;
   /** De-affiliated at the partner: it held them, this system did not. */
   removed: ResyncKey[];
@@ -43,7 +48,8 @@ export interface ResyncReport {
 export async function resyncPartner(server: McServiceServer, domain: string, opts: { reason: string; deadline: number; startUp?: boolean }): Promise<ResyncReport> {
   const report: ResyncReport = { partner: domain, reason: opts.reason, complete: false, pages: 0, removed: [], spared: [], reasked: [], skipped: [], graceMs: 0 };
   let after: ResyncKey | undefined;
-  let rateLimited = 0;
+  /** Pages refused for now in a row (rate-limited, or unavailable before anything was done). */
+  let refusedForNow = 0;
   for (;;) {
     if (server.clock.now() > opts.deadline) return { ...report, error: 'the re-synchronisation ran out of time' };
     // Step 1: a page of this system's records of its users in the partner's groups, in key order; reserved ones
@@ -57,15 +63,17 @@ export async function resyncPartner(server: McServiceServer, domain: string, opt
     const startUp = opts.startUp === true && report.pages === 0;
     const sent = await server.partners.resync({ domain, ...(after ? { after } : {}), ...(through ? { through } : {}), affiliations: rows.map(keyOf), ...(startUp ? { startUp } : {}) });
     if (sent.kind === 'failed') return { ...report, error: sent.why };
-    if (sent.kind === 'rate-limited') {
-      // The host is busy (a storm of its partner's users): wait as it says, then read this page again (step 1), so
-      // it holds what was affiliated meanwhile; the host would remove what a stale page left out.
-      if (++rateLimited >= RESYNC_RATE_LIMITED_ATTEMPTS) return { ...report, error: 'rate-limited by the partner' };
+    if (sent.kind === 'loop-detected') return { ...report, error: `508 loop-detected: ${sent.why}`, fault: 'loop-detected' };
+    if (sent.kind === 'rate-limited' || sent.kind === 'unavailable') {
+      // The host is busy (a storm of its partner's users), or a node on the way is at its bound: wait as it says, then
+      // read this page again (step 1), so it holds what was affiliated meanwhile; the host would remove what a stale
+      // page left out. Nothing of the page was done (a 429, or a 503 marked processed: false), so the run goes on.
+      if (++refusedForNow >= RESYNC_RATE_LIMITED_ATTEMPTS) return { ...report, error: sent.kind === 'rate-limited' ? 'rate-limited by the partner' : `refused for now ${refusedForNow} times in a row: ${sent.why}` };
       // Waited out even if the partner announces a restart meanwhile: it asked for it, it is capped, and the restart's run follows this one.
       await new Promise<void>((resume) => server.clock.after(Math.min(sent.retryAfterMs, RESYNC_RETRY_AFTER_MAX_MS), resume));
       continue;
     }
-    rateLimited = 0;
+    refusedForNow = 0;
     report.pages++;
     report.removed.push(...sent.answer.removed);
     report.spared.push(...sent.answer.spared);

@@ -3,10 +3,13 @@
 // relays, so the request comes back to fire with fire in Via and is refused there with 508 loop-detected naming the
 // chain, passed back unchanged; it does not bounce until the relay bounds stop it. The sending server (police, the
 // test's HttpPartnerServers) reads `processed: false` in that refusal: partner-unreachable, and no undo into the loop.
+// Fire's own re-synchronisation with ambulance meets the loop too: an error in its log naming the chain, `loop-detected`
+// for ambulance in its /healthz, and `muster resync` saying it is a configuration error.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import pino from 'pino';
-import { freePort, Muster, secret } from '../support/harness.ts';
+import { join } from 'node:path';
+import { call, cli, freePort, Muster, secret } from '../support/harness.ts';
 import { HttpPartnerServers } from '../../src/adapters/partner-http.ts';
 import { PartnerGate } from '../../src/adapters/partner-gate.ts';
 import type { McUri } from '../../src/domain/ids.ts';
@@ -103,4 +106,30 @@ void test('a request for ambulance bounces fire -> gateway -> fire once: 508 loo
   } finally {
     await police.close();
   }
+});
+
+void test("fire's re-synchronisation with ambulance meets the loop: error log with the chain, /healthz loop-detected, muster resync says why", async () => {
+  const chain = /gateway\.example -> fire\.example -> gateway\.example/;
+  // Fire's start-up run for ambulance goes through the gateway as soon as the gateway answers its /healthz.
+  let health: { partners?: Record<string, string> } = {};
+  for (let i = 0; i < 100 && health.partners?.[A] !== 'loop-detected'; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    health = (await (await fetch(`${fireUrl}/healthz`, { signal: AbortSignal.timeout(5000) })).json()) as typeof health;
+  }
+  assert.equal(health.partners?.[A], 'loop-detected', JSON.stringify(health));
+  assert.equal(health.partners?.[G], 'up', 'the node itself answers');
+  const errors = systems.output.split('\n').filter((l) => l.startsWith('{"level":50,'));
+  assert.ok(errors.some((l) => chain.test(l) && /relay loop/.test(l) && l.includes(A)), `no error naming the chain:\n${systems.output.slice(-3000)}`);
+
+  const r = await cli(['resync', '--config', join(systems.dir, 'config.json'), '--system', 'fire', '--partner', A]);
+  assert.equal(r.code, 3, r.stderr);
+  const [first, second] = r.stdout.split('\n');
+  assert.match(first ?? '', new RegExp(`^${A.replace('.', '\\.')}  incomplete \\(508 loop-detected: relay loop`));
+  assert.match(first ?? '', chain);
+  assert.match(second ?? '', /configuration error/, r.stdout);
+  // The operator's API says the same, as a field.
+  const api = await call('POST', `${fireUrl}/admin/v1/partner-resyncs`, await systems.operatorToken(F), { partner: A });
+  const [report] = (api.body as { resyncs: { complete: boolean; fault?: string; error?: string }[] }).resyncs;
+  assert.deepEqual([api.status, report?.complete, report?.fault], [200, false, 'loop-detected'], JSON.stringify(api.body));
+  assert.match(report?.error ?? '', chain);
 });

@@ -1,7 +1,8 @@
 // The partner adapter's side of a re-synchronisation page, against a stand-in partner on loopback: a 429 goes back to
 // the procedure with its Retry-After (the procedure reads the page again before it resends); an answer that goes past
 // the page, or reports missing a record the page did not list, is refused as malformed (a partner cannot make the
-// primary ask for anything it did not hold).
+// primary ask for anything it did not hold). A 503 marked `processed: false` (a full intermediate node, a host shedding
+// load) is refused for now like a 429, Retry-After and all; a 508 relay loop is told apart, and /healthz says so.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
@@ -22,6 +23,8 @@ let partners: HttpPartnerServers;
 
 before(async () => {
   server = createServer((req, res) => {
+    // A health probe (GET /healthz): answered up, outside the queue of page answers.
+    if (req.method === 'GET') return void res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
     let text = '';
     req.on('data', (c: Buffer) => (text += c.toString()));
     req.on('end', () => {
@@ -73,4 +76,33 @@ void test('answers that would mislead the primary are refused as malformed', asy
   const refused = await partners.resync(page);
   assert.equal(refused.kind, 'failed');
   assert.match(refused.kind === 'failed' ? refused.why : '', /^status 403/);
+});
+
+const refusedForNow = { error: { code: 'unavailable', message: 'next hop http://127.0.0.1:1 has 128 relayed requests in progress (maxRelaysInFlight); retry shortly', processed: false } };
+
+void test('a 503 marked processed: false is refused for now with its Retry-After (1 s without one); an unmarked 503 failed', async () => {
+  answers = [
+    { status: 503, body: refusedForNow, headers: { 'retry-after': '3' } },
+    { status: 503, body: refusedForNow },
+    { status: 503, body: { error: { code: 'unavailable', message: 'next hop broke off its answer' } }, headers: { 'retry-after': '3' } },
+  ];
+  const marked = await partners.resync(page);
+  assert.equal(marked.kind, 'unavailable', JSON.stringify(marked));
+  assert.equal(marked.kind === 'unavailable' ? marked.retryAfterMs : 0, 3000);
+  assert.match(marked.kind === 'unavailable' ? marked.why : '', /maxRelaysInFlight/);
+  const noRetryAfter = await partners.resync(page);
+  assert.equal(noRetryAfter.kind === 'unavailable' ? noRetryAfter.retryAfterMs : 0, 1000, JSON.stringify(noRetryAfter));
+  assert.equal((await partners.resync(page)).kind, 'failed', 'a 503 without the marker may have been applied in part');
+});
+
+void test('a 508 relay loop is loop-detected with the chain the node named, and /healthz says so until an answer gets through', async () => {
+  const loop = { error: { code: 'loop-detected', message: "relay loop towards fire.example: gateway.example -> coast.example -> gateway.example (Via); the partners' `via` routes to fire.example lead back to gateway.example", processed: false } };
+  answers = [{ status: 508, body: loop }];
+  const r = await partners.resync(page);
+  assert.equal(r.kind, 'loop-detected', JSON.stringify(r));
+  assert.match(r.kind === 'loop-detected' ? r.why : '', /gateway\.example -> coast\.example -> gateway\.example/);
+  assert.deepEqual(await partners.health(), { 'fire.example': 'loop-detected' });
+  answers = [{ status: 200, body: fine }];
+  assert.equal((await partners.resync(page)).kind, 'answered');
+  assert.deepEqual(await partners.health(), { 'fire.example': 'up' });
 });

@@ -1,6 +1,8 @@
 // When the primary server re-synchronises with a partner server (partner-recovery.ts), on a clock the test moves:
 // a partner server that announces it started ends a back-off wait at once, the re-synchronisation runs promptly and
-// never twice at once, a partner that fails again backs off further, and a 429's Retry-After is still waited out.
+// never twice at once, a partner that fails again backs off further, and a 429's Retry-After is still waited out, as
+// is a 503's that a node or host refused before doing anything (processed: false); a relay loop (508) is logged as the
+// configuration error it is and tried again on the back-off only.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -82,16 +84,21 @@ async function quiet(clock: TestClock): Promise<void> {
   }
 }
 
-/** Police (SQLite, not listening: no re-synchronisation of its own) and its recovery towards the stand-in fire. */
-async function withRecovery(work: (recovery: PartnerRecovery, fire: ReturnType<typeof partner>) => Promise<void>): Promise<void> {
+/** A log line of the recovery, as pino writes it. */
+type LogLine = { level: number; msg: string; [k: string]: unknown };
+
+/** Police (SQLite, not listening: no re-synchronisation of its own) and its recovery towards the stand-in fire; `logs`: what the recovery logged. */
+async function withRecovery(work: (recovery: PartnerRecovery, fire: ReturnType<typeof partner>, logs: LogLine[]) => Promise<void>): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'muster-recovery-'));
   const clock = new TestClock();
   const config = resolveConfig({ dataDir: dir, systems: [{ name: 'police', domain: P, http: { port: 0 }, secret: 'police-secret', partners: [{ domain: F, url: 'http://127.0.0.1:9', secret: 'shared' }] }] })[0]!;
   const police = await McSystem.open(config, { clock, log: pino({ level: 'silent' }) });
   const fire = partner(clock);
-  const recovery = new PartnerRecovery({ ...police.server, partners: fire.partners, clock }, OPTS);
+  const logs: LogLine[] = [];
+  const log = pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line) as LogLine) });
+  const recovery = new PartnerRecovery({ ...police.server, partners: fire.partners, clock, log }, OPTS);
   try {
-    await work(recovery, fire);
+    await work(recovery, fire, logs);
   } finally {
     recovery.stop();
     await police.stop();
@@ -210,4 +217,41 @@ void test('announced while a failing re-synchronisation runs: the run after it i
     await settle(clock, () => seen.pages === 5, 'run 5');
     await quiet(clock);
     assert.deepEqual(clock.pending(), [32_000], 'five failed in a row, the announcement\'s run among them');
+  }));
+
+void test("a 503 refused before anything was done (processed: false) is waited out as its Retry-After says, and the run goes on", () =>
+  withRecovery(async (recovery, fire) => {
+    const { clock, seen } = fire;
+    // 3 s: not the 2 s a failed run's back-off would wait.
+    fire.answers.push(async () => ({ kind: 'unavailable', retryAfterMs: 3000, why: 'status 503: next hop has 128 relayed requests in progress (maxRelaysInFlight)' }));
+    fire.setDefault(async () => AGREED);
+    recovery.whenReachable(F, 'back after being unreachable');
+    await settle(clock, () => seen.pages === 1, 'the first page');
+    await quiet(clock);
+    assert.deepEqual(clock.pending(), [3000], 'the Retry-After, nothing else');
+    clock.t += 3000;
+    await settle(clock, () => seen.pages === 2 && seen.open === 0, 'the page again');
+    await quiet(clock);
+    assert.deepEqual([seen.pages, clock.pending()], [2, []], 'the run completed: no back-off');
+  }));
+
+void test('a relay loop (508) on the way to the partner: logged at error level with the chain, tried again on the back-off only', () =>
+  withRecovery(async (recovery, fire, logs) => {
+    const { clock, seen } = fire;
+    const why = "relay loop towards fire.example: gateway.example -> coast.example -> gateway.example (Via); the partners' `via` routes to fire.example lead back to gateway.example";
+    fire.setDefault(async () => ({ kind: 'loop-detected', why }));
+    recovery.whenReachable(F, 'back after being unreachable');
+    for (let run = 1; run <= 3; run++) {
+      await settle(clock, () => seen.pages === run, `run ${run}`);
+      await quiet(clock);
+      assert.deepEqual(clock.pending(), [OPTS.probeEveryMs * 2 ** run], `the back-off after run ${run}`);
+      clock.t += OPTS.probeEveryMs * 2 ** run - 1;
+      await quiet(clock);
+      assert.equal(seen.pages, run, 'no run before the back-off');
+      clock.t += 1;
+    }
+    const errors = logs.filter((l) => l.level === 50);
+    assert.equal(errors.length, 3, JSON.stringify(logs));
+    assert.match(JSON.stringify(errors[0]), /gateway\.example -> coast\.example -> gateway\.example/);
+    assert.match(errors[0]!.msg, /relay loop/);
   }));
