@@ -1,5 +1,6 @@
 // One MC system assembled from its configuration: store, GMS, MC service server procedures and their faces.
 import pino, { type Logger } from 'pino';
+import { hostname } from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import type { SystemConfig } from './config/config.ts';
 import { openSqlite, SqliteStore } from './adapters/sqlite-store.ts';
@@ -69,7 +70,7 @@ export class McSystem {
     // A serving system checkpoints its SQLite WAL in a worker thread, never in the middle of a commit (issue 6).
     if (store instanceof SqliteStore) checkpointInWorker(store.db, (message) => log.warn({ message }, 'WAL checkpoint failed; the next one retries'));
     // Several instances of one system share the store and learn each other's changes over the fabric.
-    const fabric = config.nats ? await NatsFabric.connect(config.nats, config.domain, config.store, log) : undefined;
+    const fabric = config.nats ? await NatsFabric.connect(config.nats, config.domain, config.store, log, { system: config.name }) : undefined;
     const gms = await GroupManagementServer.open(stores.gmsStore, () => clock.now());
     // The GMS of this process, or (issue 7) one elsewhere, reached over HTTP with its policies cached here.
     const gmsPort = config.gms ? new HttpGroupManagement(config.gms, log) : new LocalGroupManagement(gms, config.domain);
@@ -78,7 +79,8 @@ export class McSystem {
     await profiles.load();
     const local = { notifier: new LocalNotifier(), changeOutcomes: new LocalChangeOutcomes() };
     if (fabric) {
-      // Confirmed by every live instance before the GMS answers: the next request anywhere sees the change.
+      // Confirmed by every live instance before the GMS answers: the next request anywhere sees the change; those that
+      // did not confirm within the bound are named in the answer and asked again (nats-fabric.ts).
       gms.announce = (id) => fabric.publishConfirmed('policy', id);
       fabric.on('policy', (id) => gms.reload(id as McUri));
       profiles.announce = (id, profile) => fabric.publishConfirmed('profiles', { id, profile: profile ?? null });
@@ -186,6 +188,8 @@ export class McSystem {
     retention.unref();
     this.timers.push(sweep, expiry, retention);
     const address = await this.http.listen({ host: c.http.host, port: c.http.port });
+    // Other instances name this one by host and HTTP address, where an operator finds it (e.g. host-2/10.0.0.2:8080).
+    this.fabric?.nameInstance(`${hostname()}/${address.replace(/^https?:\/\//, '')}`);
     // SIP face (STAGE3.md): opt-in, only when the configuration has a `sip` key.
     if (c.sip) this.sip = await SipFace.start({ config: c.sip, server: this.server, verifier: new CredentialVerifier(c.secret, c.domain), secret: c.secret, rate, log: this.log });
     // Once this system answers, so partners re-synchronising with it at the same time find it up.
@@ -194,7 +198,7 @@ export class McSystem {
     return address;
   }
 
-  async health(opts: { partners: boolean } = { partners: true }): Promise<{ status: 'ok' | 'degraded'; system: string; store: string; gms: string; fabric: string; partners: Record<string, string> }> {
+  async health(opts: { partners: boolean } = { partners: true }): Promise<{ status: 'ok' | 'degraded'; system: string; store: string; gms: string; fabric: string; instances?: string[]; instancesBehind?: string[]; partners: Record<string, string> }> {
     let store = 'up';
     try {
       await this.server.store.pendingGmsUpdates(1);
@@ -206,7 +210,11 @@ export class McSystem {
     const gms = await this.server.gms.health();
     const partners = opts.partners ? await this.server.partners.health() : {};
     const fabric = this.fabric ? await this.fabric.health() : 'none';
-    return { status: store === 'up' && gms === 'up' && fabric !== 'down' ? 'ok' : 'degraded', system: this.config.name, store: `${this.server.store.kind}:${store}`, gms, fabric, partners };
+    // 'behind': this instance knows it serves profiles or policies older than the store's, so it is not up.
+    const status = store === 'up' && gms === 'up' && (fabric === 'up' || fabric === 'none') ? 'ok' : 'degraded';
+    // The other live instances, and those of them that have not confirmed a change this one announced.
+    const instances = this.fabric ? { instances: this.fabric.liveInstances(), instancesBehind: this.fabric.instancesBehind() } : {};
+    return { status, system: this.config.name, store: `${this.server.store.kind}:${store}`, gms, fabric, ...instances, partners };
   }
 
   async resyncPartners(partner?: string) {

@@ -2,7 +2,7 @@
 // the timings issue 6's investigation had to patch in by hand: WAL syncs, commit batches, the holds that restart
 // the WAL, request durations per route, and Node's own (event-loop delay, GC, memory). One registry per process:
 // Prometheus scrapes a process, and the SQLite adapters serve every system the process runs.
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 export const metricsRegistry = new Registry();
 collectDefaultMetrics({ register: metricsRegistry, prefix: 'muster_' });
@@ -80,3 +80,25 @@ export function observeSipRequest(method: string, status: number, seconds: numbe
   }
   child.observe(seconds);
 }
+
+// Several instances of one system (nats-fabric.ts): a change an instance did not confirm is not in force there.
+export const fabricInstancesBehind = new Gauge({
+  name: 'muster_fabric_instances_behind',
+  help: 'Other live instances that have not confirmed a change this instance announced (asked to read the store again until they do or leave)',
+  labelNames: ['system'] as const,
+  registers: [metricsRegistry],
+});
+
+export const fabricCachesBehind = new Gauge({
+  name: 'muster_fabric_caches_behind',
+  help: '1 while this instance knows its profiles or group policies miss a change (its read of the store failed; retried)',
+  labelNames: ['system'] as const,
+  registers: [metricsRegistry],
+});
+
+export const fabricUnconfirmedChanges = new Counter({
+  name: 'muster_fabric_unconfirmed_changes_total',
+  help: 'Changes answered as stored but not yet in force at every live instance (202 with notConfirmed)',
+  labelNames: ['system'] as const,
+  registers: [metricsRegistry],
+});

@@ -6,8 +6,8 @@ import type { UserProfiles } from '../procedures/context.ts';
 
 export class UserProfileCache implements UserProfiles {
   private readonly profiles = new Map<McUri, UserProfile>();
-  /** Other instances learn of a change through this (NATS when there are several). */
-  announce: (id: McUri, profile: UserProfile | undefined) => Promise<void> | void = () => undefined;
+  /** Other instances learn of a change through this (NATS when there are several): those that did not confirm it in time. */
+  announce: (id: McUri, profile: UserProfile | undefined) => Promise<readonly string[]> | readonly string[] = () => [];
   constructor(private readonly store: Store) {}
 
   /** Changes that arrive while load() reads: newer than what it read, so they are applied again after it. */
@@ -33,16 +33,20 @@ export class UserProfileCache implements UserProfiles {
   get(id: McUri): UserProfile | undefined {
     return this.profiles.get(id);
   }
-  async put(profile: UserProfile): Promise<void> {
+  /** Stores and caches the profile; answers the live instances that had not confirmed it (none: in force everywhere). */
+  async put(profile: UserProfile): Promise<{ notConfirmed: readonly string[] }> {
     await this.store.putProfile(profile);
     this.apply(profile.id, profile);
-    await this.announce(profile.id, profile);
+    return { notConfirmed: await this.announce(profile.id, profile) };
   }
   async delete(id: McUri): Promise<boolean> {
+    return (await this.deleteAnnounced(id)).existed;
+  }
+  /** delete, and the live instances that had not confirmed the deletion when it was answered. */
+  async deleteAnnounced(id: McUri): Promise<{ existed: boolean; notConfirmed: readonly string[] }> {
     const existed = await this.store.deleteProfile(id);
     this.apply(id, undefined);
-    await this.announce(id, undefined);
-    return existed;
+    return { existed, notConfirmed: await this.announce(id, undefined) };
   }
   /** Another instance stored this profile (or deleted it, when undefined): take it into the cache. */
   apply(id: McUri, profile: UserProfile | undefined): void {

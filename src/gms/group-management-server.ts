@@ -13,8 +13,8 @@ export class GroupManagementServer {
   private readonly changes = new EventEmitter();
   /** Group documents are few and read on every request: they live in memory, the store is their durable copy. */
   private readonly groups = new Map<McUri, GroupPolicy>();
-  /** Other instances of this GMS learn of a change through this (NATS when there are several). */
-  announce: (groupId: McUri) => Promise<void> | void = () => undefined;
+  /** Other instances of this GMS learn of a change through this (NATS when there are several): those that did not confirm it in time. */
+  announce: (groupId: McUri) => Promise<readonly string[]> | readonly string[] = () => [];
 
   private constructor(
     private readonly store: GmsStore,
@@ -60,19 +60,26 @@ export class GroupManagementServer {
 
   /** Creates or replaces a group document; subscribers learn it at once (policy subscription). */
   async putGroup(doc: Omit<GroupPolicy, 'revision'>): Promise<GroupPolicy> {
+    return (await this.putGroupAnnounced(doc)).group;
+  }
+
+  /** putGroup, and the live instances that had not confirmed the change when it was answered (none: in force everywhere). */
+  async putGroupAnnounced(doc: Omit<GroupPolicy, 'revision'>): Promise<{ group: GroupPolicy; notConfirmed: readonly string[] }> {
     const group = await this.store.putGroup(doc);
     this.changed(group.id, group);
-    await this.announce(group.id);
-    return group;
+    return { group, notConfirmed: await this.announce(group.id) };
   }
 
   async deleteGroup(id: McUri): Promise<boolean> {
+    return (await this.deleteGroupAnnounced(id)).existed;
+  }
+
+  /** deleteGroup, and the live instances that had not confirmed the deletion when it was answered. */
+  async deleteGroupAnnounced(id: McUri): Promise<{ existed: boolean; notConfirmed: readonly string[] }> {
     const existed = await this.store.deleteGroup(id);
-    if (existed) {
-      this.changed(id, undefined);
-      await this.announce(id);
-    }
-    return existed;
+    if (!existed) return { existed, notConfirmed: [] };
+    this.changed(id, undefined);
+    return { existed, notConfirmed: await this.announce(id) };
   }
 
   /** Another instance changed a group: read it again from the shared store and tell the subscribers. */
