@@ -7,7 +7,10 @@ export const EXIT = {
   error: 1,
   /** Bad command line. */
   usage: 2,
-  /** The request was answered, but at least one group was rejected (or a change target did not apply it). */
+  /**
+   * The request was answered, but at least one group was rejected (or a change target did not apply it), or an
+   * operator's change was stored but is not yet in force at every instance.
+   */
   rejected: 3,
 } as const;
 
@@ -15,7 +18,8 @@ export const EXIT_HELP = `Exit codes:
   0  answered, every group affiliated / deaffiliated (every change target applied)
   1  error: refused as a whole, no answer from the server, bad config
   2  bad command line
-  3  answered, but at least one group was rejected (or a change target did not apply)`;
+  3  answered, but at least one group was rejected (or a change target did not apply),
+     or a profile or group stored but not yet in force at every instance`;
 
 /** A refusal by the CLI itself (bad option values): printed as `muster: <message>`, exit 2. */
 export class UsageError extends Error {}

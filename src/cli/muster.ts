@@ -15,6 +15,7 @@ import { registerMigrate } from './commands/migrate.ts';
 import { registerExportImport } from './commands/export-import.ts';
 import { registerSip } from './commands/sip.ts';
 import { registerResync } from './commands/resync.ts';
+import { registerOperatorChanges } from './commands/operator-changes.ts';
 
 export function musterProgram(): Command {
   const program = new Command('muster')
@@ -32,6 +33,7 @@ export function musterProgram(): Command {
   registerExportImport(program);
   registerSip(program);
   registerResync(program);
+  registerOperatorChanges(program);
   return program;
 }
 

@@ -63,3 +63,8 @@ export function userAffiliationLines(answer: UserAffiliations): string[] {
 export function groupMemberLines(answer: GroupMembers): string[] {
   return (Array.isArray(answer.members) ? answer.members : []).map((m) => m.mcServiceId);
 }
+
+/** `<id>  stored, in force at every instance`, or `<id>  stored, not yet in force at instances: A, B` (an operator's change). */
+export function inForceLine(id: string, verb: 'stored' | 'deleted', notConfirmed: readonly string[]): string {
+  return notConfirmed.length === 0 ? `${id}  ${verb}, in force at every instance` : `${id}  ${verb}, not yet in force at instances: ${notConfirmed.join(', ')}`;
+}

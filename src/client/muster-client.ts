@@ -178,6 +178,18 @@ export type UserProfileDocument = Wire<UserProfile>;
 /** A group document as the GMS takes it; the GMS keeps the revision. */
 export type GroupDocument = Wire<Omit<GroupPolicy, 'revision'>> & { revision?: number };
 
+/**
+ * A change stored at a system of several instances but not yet confirmed by every live one (202): the instances
+ * that may still serve the old profile or policy, and the server's sentence saying so. Absent: in force everywhere.
+ */
+export interface NotInForce {
+  notConfirmed?: string[];
+  warning?: string;
+}
+
+/** A deletion's answer: nothing (204, in force everywhere), or 202 with what is not yet in force. */
+export type DeletedAnswer = ({ id: string; deleted: true } & NotInForce) | undefined;
+
 /** The operator's client: user profiles (`/admin/v1`) and group documents (`/gms/v1`); needs an operator credential. */
 export class OperatorClient extends HttpClient {
   /** Live SIP subscriptions of every instance (README "Operating it"), a page at a time. */
@@ -188,17 +200,20 @@ export class OperatorClient extends HttpClient {
   sipPublications(q: SipListQuery = {}, opts?: RequestOptions): Promise<{ publications: SipPublicationEntry[]; next: string | null }> {
     return this.call('GET', `/admin/v1/sip/publications${sipQuery(q)}`, undefined, opts);
   }
-  putUser(profile: UserProfileDocument, opts?: RequestOptions): Promise<UserProfileDocument> {
+  putUser(profile: UserProfileDocument, opts?: RequestOptions): Promise<UserProfileDocument & NotInForce> {
     return this.call('PUT', `/admin/v1/users/${seg(profile.id)}`, profile, opts);
   }
   getUser(id: string, opts?: RequestOptions): Promise<UserProfileDocument> {
     return this.call('GET', `/admin/v1/users/${seg(id)}`, undefined, opts);
   }
-  deleteUser(id: string, opts?: RequestOptions): Promise<unknown> {
+  deleteUser(id: string, opts?: RequestOptions): Promise<DeletedAnswer> {
     return this.call('DELETE', `/admin/v1/users/${seg(id)}`, undefined, opts);
   }
-  putGroup(doc: GroupDocument, opts?: RequestOptions): Promise<GroupDocument> {
+  putGroup(doc: GroupDocument, opts?: RequestOptions): Promise<GroupDocument & NotInForce> {
     return this.call('PUT', `/gms/v1/groups/${seg(doc.id)}`, doc, opts);
+  }
+  deleteGroup(id: string, opts?: RequestOptions): Promise<DeletedAnswer> {
+    return this.call('DELETE', `/gms/v1/groups/${seg(id)}`, undefined, opts);
   }
   getGroup(id: string, opts?: RequestOptions): Promise<GroupDocument> {
     return this.call('GET', `/gms/v1/groups/${seg(id)}`, undefined, opts);

@@ -187,6 +187,13 @@ export class Muster {
     if (p) await killHard(p);
   }
 
+  /** One instance's own address for a system (not the balancer's), e.g. to ask that instance alone. */
+  instanceUrl(index: number, name = this.config.systems[0]!.name): string {
+    const s = this.instanceConfigs[index]?.systems.find((x) => x.name === name);
+    if (!s) throw new Error(`no instance ${index} of system ${name}`);
+    return `http://${s.http.host ?? '127.0.0.1'}:${s.http.port}`;
+  }
+
   /** Process IDs of the running instances (for benchmarks that read their memory). */
   get pids(): number[] {
     return this.procs.map((p) => p.pid).filter((p): p is number => p !== undefined);

@@ -116,10 +116,11 @@ export function auditEntries(req: FastifyRequest, reply: FastifyReply, payload: 
     }
     case 'gms-group-put':
     case 'gms-group-delete':
-      return [{ ...base, action: kind, onBehalfOf: null, service: null, groups: strs([params['id']]), result: ok(kind === 'gms-group-put' ? answer : null) }];
+      // A deletion's answer is empty (204), or says which instances it is not yet in force at (202, in-force.ts).
+      return [{ ...base, action: kind, onBehalfOf: null, service: null, groups: strs([params['id']]), result: ok(answer ?? null) }];
     case 'profile-put':
     case 'profile-delete':
-      return [{ ...base, action: kind, onBehalfOf: id(params['id']), service: null, groups: [], result: ok(kind === 'profile-put' ? answer : null) }];
+      return [{ ...base, action: kind, onBehalfOf: id(params['id']), service: null, groups: [], result: ok(answer ?? null) }];
     default:
       return [];
   }

@@ -10,6 +10,7 @@ import { authenticate, type HttpFaceDeps } from './app.ts';
 import { auditRoutes } from './routes-audit.ts';
 import { sipAdminRoutes } from './routes-sip-admin.ts';
 import { metricsRegistry } from '../../adapters/metrics.ts';
+import { answerDeleted, answerStored } from './in-force.ts';
 
 const IdParam = Type.Object({ id: Type.String({ minLength: 1, maxLength: 256 }) });
 const N2 = Type.Integer({ minimum: 0, maximum: 10000 });
@@ -29,8 +30,8 @@ const ResyncRequestSchema = Type.Object({ partner: Type.Optional(Type.String({ m
 export async function adminRoutes(app: FastifyInstance, deps: HttpFaceDeps): Promise<void> {
   app.put<{ Params: { id: string }; Body: Static<typeof UserProfileSchema> }>(
     '/users/:id',
-    { schema: { summary: 'Create or replace a user profile; effective on the next request', params: IdParam, body: UserProfileSchema } },
-    async (req) => {
+    { schema: { summary: 'Create or replace a user profile; effective on the next request (202 with notConfirmed: stored, not yet in force at those instances)', params: IdParam, body: UserProfileSchema } },
+    async (req, reply) => {
       await authenticate(req, deps, ['operator']);
       const id = parseId(req.params.id, 'id');
       if (domainOf(id) !== deps.config.domain) throw badInput('id', `user ${id} is not of this system's domain ${deps.config.domain}`);
@@ -41,8 +42,8 @@ export async function adminRoutes(app: FastifyInstance, deps: HttpFaceDeps): Pro
           ? { ...(rc.users ? { users: parseIdList(rc.users, 'remoteChange.users') } : {}), ...(rc.groups ? { groups: parseIdList(rc.groups, 'remoteChange.groups') } : {}) }
           : (rc ?? false);
       const profile: UserProfile = { id, services: [...new Set(req.body.services)], n2: req.body.n2, groups: parseIdList(req.body.groups, 'groups'), remoteChange };
-      await deps.profiles.put(profile);
-      return profile;
+      const { notConfirmed } = await deps.profiles.put(profile);
+      return answerStored(reply, profile, notConfirmed);
     },
   );
 
@@ -53,10 +54,12 @@ export async function adminRoutes(app: FastifyInstance, deps: HttpFaceDeps): Pro
     return profile;
   });
 
-  app.delete<{ Params: { id: string } }>('/users/:id', { schema: { summary: 'Delete a user profile', params: IdParam } }, async (req, reply) => {
+  app.delete<{ Params: { id: string } }>('/users/:id', { schema: { summary: 'Delete a user profile (202 with notConfirmed: deleted, not yet in force at those instances)', params: IdParam } }, async (req, reply) => {
     await authenticate(req, deps, ['operator']);
-    if (!(await deps.profiles.delete(parseId(req.params.id, 'id')))) throw new MusterError('not-found', `no user ${req.params.id}`);
-    return reply.code(204).send();
+    const id = parseId(req.params.id, 'id');
+    const { existed, notConfirmed } = await deps.profiles.deleteAnnounced(id);
+    if (!existed) throw new MusterError('not-found', `no user ${req.params.id}`);
+    return answerDeleted(reply, id, notConfirmed);
   });
 
   app.post<{ Body: Static<typeof ResyncRequestSchema> }>(

@@ -10,6 +10,7 @@ import type { GmsStatusUpdate } from '../../ports/store.ts';
 import { authenticate, type HttpFaceDeps } from './app.ts';
 import { HEARTBEAT_MS } from './event-stream.ts';
 import { mayViewMembers } from '../../domain/decisions/remote-change-right.ts';
+import { answerDeleted, answerStored } from './in-force.ts';
 
 const IdParam = Type.Object({ id: Type.String({ minLength: 1, maxLength: 256 }) });
 export const GroupDocumentSchema = Type.Object(
@@ -52,12 +53,12 @@ export async function gmsRoutes(app: FastifyInstance, deps: HttpFaceDeps): Promi
 
   app.put<{ Params: { id: string }; Body: Static<typeof GroupDocumentSchema> }>(
     '/groups/:id',
-    { schema: { summary: 'Create or replace a group document; subscribed MC service servers see it on their next request', params: IdParam, body: GroupDocumentSchema } },
-    async (req) => {
+    { schema: { summary: 'Create or replace a group document; subscribed MC service servers see it on their next request (202 with notConfirmed: stored, not yet in force at those instances)', params: IdParam, body: GroupDocumentSchema } },
+    async (req, reply) => {
       await authenticate(req, deps, ['operator']);
       const id = ownGroup(req.params.id);
       if (req.body.id !== undefined && parseId(req.body.id, 'id') !== id) throw badInput('id', 'differs from the ID in the path');
-      return await gms.putGroup({
+      const { group, notConfirmed } = await gms.putGroupAnnounced({
         id,
         ...(req.body.displayName !== undefined ? { displayName: req.body.displayName } : {}),
         services: [...new Set(req.body.services)],
@@ -65,6 +66,7 @@ export async function gmsRoutes(app: FastifyInstance, deps: HttpFaceDeps): Promi
         members: parseIdList(req.body.members, 'members'),
         deaffiliationForbidden: req.body.deaffiliationForbidden ?? false,
       });
+      return answerStored(reply, group, notConfirmed);
     },
   );
 
@@ -81,10 +83,12 @@ export async function gmsRoutes(app: FastifyInstance, deps: HttpFaceDeps): Promi
     return group;
   });
 
-  app.delete<{ Params: { id: string } }>('/groups/:id', { schema: { summary: 'Delete a group document', params: IdParam } }, async (req, reply) => {
+  app.delete<{ Params: { id: string } }>('/groups/:id', { schema: { summary: 'Delete a group document (202 with notConfirmed: deleted, not yet in force at those instances)', params: IdParam } }, async (req, reply) => {
     await authenticate(req, deps, ['operator']);
-    if (!(await gms.deleteGroup(parseId(req.params.id, 'id')))) throw new MusterError('not-found', `no group ${req.params.id}`);
-    return reply.code(204).send();
+    const id = parseId(req.params.id, 'id');
+    const { existed, notConfirmed } = await gms.deleteGroupAnnounced(id);
+    if (!existed) throw new MusterError('not-found', `no group ${req.params.id}`);
+    return answerDeleted(reply, id, notConfirmed);
   });
 
   app.get<{ Params: { id: string }; Querystring: { service?: McService } }>(
