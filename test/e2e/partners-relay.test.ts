@@ -413,3 +413,24 @@ void describe("the next hop's answer passed back (RFC 9110 7.6)", () => {
     assert.match(fine.res.headers.get('content-type') ?? '', /^application\/json/);
   });
 });
+
+void test('the OpenAPI document describes the federation routes as a node serves them: Proxy-Authorization, Via, 508, processed', async () => {
+  type Op = { parameters?: { in: string; name: string; description?: string }[]; responses?: Record<string, { description?: string; headers?: Record<string, unknown>; content?: Record<string, { schema?: { properties?: { error?: { properties?: Record<string, unknown> } } } }> }> };
+  const doc = (await (await fetch(`${fire.url()}/openapi.json`, { signal: AbortSignal.timeout(10_000) })).json()) as { paths: Record<string, { post?: Op }> };
+  for (const path of ['affiliations', 'deaffiliations', 'affiliation-changes', 'affiliation-resyncs']) {
+    const op = doc.paths[`/federation/v1/${path}`]?.post;
+    assert.ok(op, path);
+    const headers = (op.parameters ?? []).filter((p) => p.in === 'header').map((p) => p.name.toLowerCase()).sort();
+    assert.deepEqual(headers, ['proxy-authorization', 'via'], path);
+    const responses = op.responses ?? {};
+    for (const status of ['400', '401', '403', '429', '503', '508']) {
+      const error = responses[status]?.content?.['application/json']?.schema?.properties?.error?.properties;
+      assert.ok(error?.['code'] && error['message'], `${path} ${status}: ${JSON.stringify(responses[status])}`);
+      assert.ok(error['processed'], `${path} ${status}: processed`);
+    }
+    assert.ok(responses['508']?.description?.includes('loop'), `${path} 508: ${responses['508']?.description}`);
+    for (const status of ['429', '503']) assert.ok(responses[status]?.headers?.['retry-after'], `${path} ${status}: Retry-After`);
+    assert.ok(responses['503']?.headers?.['via'], `${path} 503: Via on a relayed answer`);
+    assert.ok(responses['200']?.headers?.['via'], `${path} 200: described, Via on a relayed answer`);
+  }
+});

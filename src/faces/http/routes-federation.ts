@@ -2,7 +2,7 @@
 // groups; as an intermediate signalling node it relays a request for another partner's groups unchanged, for a
 // partner identified at this hop and within its bounds (intermediate-node.ts).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { Type, type Static } from 'typebox';
+import { Type, type Static, type TSchema } from 'typebox';
 import { randomUUID } from 'node:crypto';
 import { AffiliationRequestSchema, ChangeRequestSchema, type AffiliationRequest, type ChangeRequestBody } from '../../domain/flows.ts';
 import { parseAffiliationRequest, parseChangeRequest } from '../../domain/parse-flows.ts';
@@ -25,6 +25,60 @@ import { IntermediateSignallingNode } from './intermediate-node.ts';
  */
 const FederationRequestSchema = Type.Object({ ...AffiliationRequestSchema.properties, undo: Type.Optional(Type.Boolean()) }, { additionalProperties: false });
 type FederationRequestBody = Static<typeof FederationRequestSchema>;
+
+/**
+ * The fields an intermediate signalling node reads (intermediate-node.ts), for the OpenAPI document: described, never
+ * refused by the schema (the node answers a missing or malformed one itself, naming the field).
+ */
+const RelayFieldsSchema = Type.Object({
+  'proxy-authorization': Type.Optional(
+    Type.String({
+      description:
+        'Bearer <server credential>: the hop credential, for groups of another system (this system relays as an intermediate signalling node): a credential of a configured partner signed for this system with the secret of that pair. Without a valid one: 401 naming Proxy-Authorization. Not passed on.',
+    }),
+  ),
+  via: Type.Optional(
+    Type.String({
+      description:
+        'The intermediaries the request passed (RFC 9110 7.6.3). A node relays with `<protocol> <its domain>` appended; this system already in it, or maxIntermediateNodes entries: 508 loop-detected; malformed: 400 naming Via.',
+    }),
+  ),
+});
+
+/** An error answer (CONTRACT.md "Errors"; error-reply.ts), with the `processed` marker of a refusal before processing. */
+const ErrorFieldsSchema = Type.Object({
+  code: Type.String(),
+  message: Type.String(),
+  field: Type.Optional(Type.String({ description: 'the field (or header) at fault' })),
+  processed: Type.Optional(
+    Type.Literal(false, {
+      description:
+        'false: refused before any of the request was done or passed on (a rate limit, load shedding, maxRelaysInFlight, a relay loop), so nothing was applied; absent: it may have been, e.g. a next hop that failed mid-request. A node passes a further hop\'s marker back unchanged.',
+    }),
+  ),
+});
+const RETRY_AFTER = { 'retry-after': Type.Integer({ minimum: 0, description: 'seconds to wait before sending again (a node passes the group host\'s back)' }) };
+const ANSWER_VIA = Type.String({ description: 'on an answer relayed by intermediate nodes: the ones it passed, this one last (RFC 9110 7.6.3)' });
+/** An error answer with its description and response fields: a relayed one says Via. */
+function errorAnswer(description: string, fields: Record<string, TSchema> = {}): TSchema {
+  return { ...Type.Object({ error: ErrorFieldsSchema }), description, headers: { ...fields, via: ANSWER_VIA } };
+}
+/**
+ * The answers of every federation route, as a group host and as an intermediate signalling node. The 200 has a
+ * description only: a body schema would make fastify serialize the host's answer by it (and drop what it does not list).
+ */
+const FederationAnswers = {
+  200: { description: "the group host's answer (as the client flow's: an affiliation, de-affiliation or change response, or the re-synchronisation page's comparison), passed back unchanged by any node on the way", headers: { via: ANSWER_VIA } },
+  400: errorAnswer('bad-request: bad input, naming the field (`Via` when it is malformed)'),
+  401: errorAnswer('unauthenticated: no or a bad end-to-end credential (Authorization, checked by the group host), or hop credential (Proxy-Authorization, checked by an intermediate node)'),
+  403: errorAnswer('forbidden: a user of another system than the credential\'s, or groups of a system with no route from here'),
+  429: errorAnswer("rate-limited: over the sending partner's rateLimit (relayed requests count too); processed: false", RETRY_AFTER),
+  503: errorAnswer('unavailable: over maxInFlight, or maxRelaysInFlight relays already under way to the next hop (processed: false, Retry-After); or a next hop that failed mid-request (no processed: it may have been applied)', RETRY_AFTER),
+  508: errorAnswer('loop-detected (RFC 5842): a relay loop (this node already in Via) or a chain past maxIntermediateNodes; nothing forwarded, processed: false; the message names the chain'),
+};
+/** What every federation route says of relaying. */
+const RELAYED =
+  "For groups of another system this system is an intermediate signalling node: with the sending partner's hop credential (Proxy-Authorization) it passes the request on unchanged towards the group host, adds itself to Via, and passes the answer back (status, body, Content-Type, Retry-After, WWW-Authenticate) with itself added to its Via.";
 
 /** One affiliation record in a re-synchronisation page (README "Partner re-synchronisation"). */
 const ResyncKeySchema = Type.Object(
@@ -81,7 +135,7 @@ export async function federationRoutes(app: FastifyInstance, deps: HttpFaceDeps)
 
   app.post<{ Body: FederationRequestBody }>(
     '/affiliations',
-    { schema: { summary: 'Affiliation request from a primary MC service server (10.X.2.1a)', body: FederationRequestSchema } },
+    { schema: { summary: 'Affiliation request from a primary MC service server (10.X.2.1a)', description: RELAYED, headers: RelayFieldsSchema, body: FederationRequestSchema, response: FederationAnswers } },
     async (req, reply) => {
       const flow = await admit(req, reply, 'affiliations');
       return flow ? affiliateAsGroupHost(deps.server, flow) : reply;
@@ -90,7 +144,7 @@ export async function federationRoutes(app: FastifyInstance, deps: HttpFaceDeps)
 
   app.post<{ Body: FederationRequestBody }>(
     '/deaffiliations',
-    { schema: { summary: 'De-affiliation request from a primary MC service server (10.X.2.4a)', body: FederationRequestSchema } },
+    { schema: { summary: 'De-affiliation request from a primary MC service server (10.X.2.4a)', description: RELAYED, headers: RelayFieldsSchema, body: FederationRequestSchema, response: FederationAnswers } },
     async (req, reply) => {
       const flow = await admit(req, reply, 'deaffiliations');
       return flow ? deaffiliateAsGroupHost(deps.server, flow, { undo: req.body.undo === true }) : reply;
@@ -108,7 +162,7 @@ export async function federationRoutes(app: FastifyInstance, deps: HttpFaceDeps)
 
   app.post<{ Body: ResyncPageBody }>(
     '/affiliation-resyncs',
-    { schema: { summary: "Partner re-synchronisation: one page of the primary's records of its users in groups hosted here", body: ResyncPageSchema } },
+    { schema: { summary: "Partner re-synchronisation: one page of the primary's records of its users in groups hosted here", description: `${RELAYED} Here by \`host\`.`, headers: RelayFieldsSchema, body: ResyncPageSchema, response: FederationAnswers } },
     async (req, reply) => {
       const host = req.body.host.toLowerCase();
       if (host !== own) {
@@ -145,7 +199,7 @@ export async function federationRoutes(app: FastifyInstance, deps: HttpFaceDeps)
 
   app.post<{ Body: ChangeRequestBody }>(
     '/affiliation-changes',
-    { schema: { summary: 'Affiliation change request from a primary MC service server for groups hosted here (10.X.5.2.1 step 3)', body: ChangeRequestSchema } },
+    { schema: { summary: 'Affiliation change request from a primary MC service server for groups hosted here (10.X.5.2.1 step 3)', description: RELAYED, headers: RelayFieldsSchema, body: ChangeRequestSchema, response: FederationAnswers } },
     async (req, reply) => {
       const flow = parseChangeRequest(req.body);
       if ((await routeByGroups(req, reply, [{ field: 'affiliate', groupIds: flow.affiliate }, { field: 'deaffiliate', groupIds: flow.deaffiliate }], 'affiliation-changes')) === 'relayed') return reply;
