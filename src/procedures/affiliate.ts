@@ -79,7 +79,7 @@ function responseOf(req: AffiliationRequest, verdicts: AffiliationVerdict[], par
 }
 
 /** 10.X.3.2 steps 3 and 8: forward to the group hosts, then keep only what they confirmed, within N2. */
-async function askPartnersAndStore(server: McServiceServer, userId: McUri, service: McService, limit: number, verdicts: AffiliationVerdict[], alongside?: (answers: Map<McUri, GroupStatus>) => StoredAlongside): Promise<Map<McUri, GroupStatus>> {
+export async function askPartnersAndStore(server: McServiceServer, userId: McUri, service: McService, limit: number, verdicts: AffiliationVerdict[], alongside?: (answers: Map<McUri, GroupStatus>) => StoredAlongside): Promise<Map<McUri, GroupStatus>> {
   const asked = verdicts.flatMap((v) => (v.verdict === 'ask-partner' ? [{ groupId: v.groupId, domain: v.domain }] : []));
   if (asked.length === 0) return new Map();
   // Step 3: every partner at once.
@@ -104,7 +104,7 @@ async function askPartnersAndStore(server: McServiceServer, userId: McUri, servi
   return answers;
 }
 
-function statusOf(v: AffiliationVerdict, partnerStatus: Map<McUri, GroupStatus>): GroupStatus {
+export function statusOf(v: AffiliationVerdict, partnerStatus: Map<McUri, GroupStatus>): GroupStatus {
   switch (v.verdict) {
     case 'affiliate':
     case 'already-affiliated':

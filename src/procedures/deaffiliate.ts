@@ -65,7 +65,7 @@ async function askPartnersAndStore(server: McServiceServer, userId: McUri, servi
   return answers;
 }
 
-function statusOf(v: DeaffiliationVerdict, partnerStatus: Map<McUri, GroupStatus>): GroupStatus {
+export function statusOf(v: DeaffiliationVerdict, partnerStatus: Map<McUri, GroupStatus>): GroupStatus {
   switch (v.verdict) {
     case 'deaffiliate':
     case 'already-deaffiliated':

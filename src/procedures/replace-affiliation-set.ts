@@ -1,21 +1,31 @@
 // The stage-3 form of affiliation (TS 24.379 9.2.2.2.3, STAGE3.md): the set a client publishes replaces the
 // user's previous set. The difference runs as de-affiliation (10.X.4) then affiliation (10.X.3), so the slots the
-// omissions free count for the additions.
+// omissions free count for the additions. The own groups' difference is taken inside the store's per-user write
+// transaction, from the groups held then, so two replacements at once (two instances sharing a store) are ordered:
+// the one whose write commits last leaves exactly its set, nothing of the other's. Partner groups cannot be in that
+// transaction (their hosts are asked over HTTP): their omissions are left first, as read before it.
 import type { McUri } from '../domain/ids.ts';
 import type { McService } from '../domain/services.ts';
 import type { GroupStatus } from '../domain/flows.ts';
 import { publicationDelta } from '../domain/decisions/publication-set.ts';
-import type { McServiceServer } from './context.ts';
-import { applyAffiliationChange } from './apply-affiliation-change.ts';
-import { affiliate, type AffiliationProgress, type StoredAlongside } from './affiliate.ts';
+import { decideAffiliation, type AffiliationVerdict } from '../domain/decisions/affiliation.ts';
+import { decideDeaffiliation, type DeaffiliationVerdict } from '../domain/decisions/deaffiliation.ts';
+import { n2For, unknownUserProfile } from '../domain/profile.ts';
+import type { AffiliationWrite } from '../ports/store.ts';
+import { homeOf, ownGroups, type McServiceServer } from './context.ts';
+import { affiliate, askPartnersAndStore, statusEvents, statusOf as affiliationStatus, withAlongside, type AffiliationProgress, type StoredAlongside } from './affiliate.ts';
+import { deaffiliate, statusOf as deaffiliationStatus } from './deaffiliate.ts';
 
-/** What a published set asks of the user's groups as stored when it was read: the additions, the omissions to leave. */
+/** What a published set asks of the user's groups as they were held: the additions, the omissions to leave. */
 export interface SetChange {
   affiliate: McUri[];
   deaffiliate: McUri[];
 }
 
-/** What a face learns while a set is applied: the partners' reservations, and each change once read (to undo it). */
+/**
+ * What a face learns while a set is applied: the partners' reservations, and each change as it is made (to undo it):
+ * the partner groups to leave before they are asked, the rest once its transaction committed.
+ */
 export interface SetProgress extends AffiliationProgress {
   asked?(change: SetChange): void;
 }
@@ -23,12 +33,11 @@ export interface SetProgress extends AffiliationProgress {
 /**
  * The user's own set (a PUBLISH, or its expiry with none): one's own affiliations need no change right, so every
  * group proceeds; another user's set is a mandatory remote change (remoteChangeMandatory). `alongside`: the audit
- * entries of the set's outcome, stored with its last write (see applyAffiliationChange).
+ * entries of the set's outcome, stored with its last write (its own groups' transaction, or the one storing the
+ * partners' answers); not called when the set asks nothing of the groups read.
  */
-export async function replaceAffiliationSet(server: McServiceServer, userId: McUri, service: McService, wanted: readonly McUri[], progress?: SetProgress, alongside?: (status: GroupStatus[]) => StoredAlongside): Promise<GroupStatus[]> {
-  const delta = await changeOfPublishedSet(server, userId, service, wanted);
-  progress?.asked?.(delta);
-  return applyAffiliationChange(server, { target: userId, service, ...delta }, progress, alongside);
+export function replaceAffiliationSet(server: McServiceServer, userId: McUri, service: McService, wanted: readonly McUri[], progress?: SetProgress, alongside?: (status: GroupStatus[]) => StoredAlongside): Promise<GroupStatus[]> {
+  return replaceWithin(server, userId, service, wanted, undefined, progress, alongside);
 }
 
 /**
@@ -48,9 +57,8 @@ export async function regainPublishedSet(server: McServiceServer, userId: McUri,
  * where not held, the others left where affiliated; no other group is looked at. Puts back what a failed PUBLISH
  * changed (`undoSetChange`), or gives those groups the set of a publication stored meanwhile.
  */
-export async function replaceAffiliationSetAmong(server: McServiceServer, userId: McUri, service: McService, wanted: readonly McUri[], among: ReadonlySet<McUri>): Promise<GroupStatus[]> {
-  const delta = await changeOfPublishedSet(server, userId, service, wanted);
-  return applyAffiliationChange(server, { target: userId, service, affiliate: delta.affiliate.filter((g) => among.has(g)), deaffiliate: delta.deaffiliate.filter((g) => among.has(g)) });
+export function replaceAffiliationSetAmong(server: McServiceServer, userId: McUri, service: McService, wanted: readonly McUri[], among: ReadonlySet<McUri>): Promise<GroupStatus[]> {
+  return replaceWithin(server, userId, service, wanted, among);
 }
 
 /** The groups `change` asked to leave affiliated again, those it asked to join left: what was held when it was read. */
@@ -67,4 +75,87 @@ export function groupsOf(change: SetChange): Set<McUri> {
 export async function changeOfPublishedSet(server: McServiceServer, userId: McUri, service: McService, wanted: readonly McUri[]): Promise<SetChange> {
   const records = await server.store.affiliationsOfUser(userId, service);
   return publicationDelta(wanted, new Map(records.map((r) => [r.groupId, r.state])));
+}
+
+/** `change` within the groups `among` only; all of it without. */
+function within(change: SetChange, among: ReadonlySet<McUri> | undefined): SetChange {
+  return among ? { affiliate: change.affiliate.filter((g) => among.has(g)), deaffiliate: change.deaffiliate.filter((g) => among.has(g)) } : change;
+}
+
+/** What the set's own transaction decided: the verdicts, or the own groups whose policy must be fetched first. */
+type SetVerdicts = { leaving: DeaffiliationVerdict[]; joining: AffiliationVerdict[]; asked: SetChange } | { policiesOf: McUri[] };
+
+/** `wanted` replaces the user's set, within `among` when given (replaceAffiliationSet, replaceAffiliationSetAmong). */
+async function replaceWithin(server: McServiceServer, userId: McUri, service: McService, wanted: readonly McUri[], among: ReadonlySet<McUri> | undefined, progress?: SetProgress, alongside?: (status: GroupStatus[]) => StoredAlongside): Promise<GroupStatus[]> {
+  const profile = server.profiles.get(userId) ?? unknownUserProfile(userId);
+  // Read before any write: which partner groups to leave through their hosts, and which policies to fetch. A set
+  // that asks nothing of the groups read writes nothing (one that commits after this read decides after it).
+  const read = within(await changeOfPublishedSet(server, userId, service, wanted), among);
+  if (read.affiliate.length + read.deaffiliate.length === 0) return [];
+  const atPartners = read.deaffiliate.filter((g) => homeOf(server, g).home === 'partner');
+
+  // 10.X.4.3 (steps 1-3, 7-8): partner groups are left first, through their hosts, so the slots they free count below.
+  let leftAtPartners: GroupStatus[] = [];
+  if (atPartners.length > 0) {
+    progress?.asked?.({ affiliate: [], deaffiliate: atPartners });
+    leftAtPartners = (await deaffiliate(server, { mcServiceId: userId, service, groupIds: atPartners })).status;
+  }
+
+  // Pre-condition 1 of 10.X.4.2, steps 2a/2b of 10.X.3.1: the policies, fetched before the transaction (no I/O in it).
+  const fetched = new Set(ownGroups(server, [...read.affiliate, ...read.deaffiliate]));
+  await server.gms.ensurePolicies([...fetched]);
+  const statusOfSet = (v: { leaving: DeaffiliationVerdict[]; joining: AffiliationVerdict[] }, answers: Map<McUri, GroupStatus>): GroupStatus[] => [
+    ...v.joining.map((x) => affiliationStatus(x, answers)),
+    ...leftAtPartners,
+    ...v.leaving.map((x) => deaffiliationStatus(x, new Map())),
+  ];
+  for (;;) {
+    const { result: decided, events } = await server.store.changeAffiliations(userId, service, (held): AffiliationWrite<SetVerdicts> => {
+      // The difference as held now: a set another instance stored since the read above is replaced too.
+      const now = within(publicationDelta(wanted, held), among);
+      // A partner group not left above is another request's, found after the read: left to that request.
+      const leavingHere = now.deaffiliate.filter((g) => homeOf(server, g).home !== 'partner');
+      const unfetched = ownGroups(server, [...leavingHere, ...now.affiliate]).filter((g) => !fetched.has(g));
+      if (unfetched.length > 0) return { put: [], remove: [], tellGms: [], events: [], result: { policiesOf: unfetched } };
+      // 10.X.4.2 step 2: may the user leave? Step 3: remove.
+      const leaving = decideDeaffiliation({ userId, requested: leavingHere, held, homeOf: (g) => homeOf(server, g), asGroupHost: false });
+      const removed = leaving.filter((x) => x.verdict === 'deaffiliate').map((x) => x.groupId);
+      const rest = new Map(held);
+      for (const g of removed) rest.delete(g);
+      // 10.X.3.1 step 3 (10.X.3.2 step 2) against what is held once the omissions left; step 4: store, partner groups reserved.
+      const joining = decideAffiliation({ service, userId, profile, requested: now.affiliate, held: rest, homeOf: (g) => homeOf(server, g) });
+      const affiliated = joining.filter((x) => x.verdict === 'affiliate').map((x) => x.groupId);
+      const reserved = joining.filter((x) => x.verdict === 'ask-partner' && x.reserve).map((x) => x.groupId);
+      const v = { leaving, joining, asked: { affiliate: now.affiliate, deaffiliate: leavingHere } };
+      const w = {
+        put: [...affiliated.map((groupId) => ({ groupId, state: 'affiliated' as const })), ...reserved.map((groupId) => ({ groupId, state: 'reserved' as const }))],
+        remove: removed,
+        // 10.X.4.2 step 4b, 10.X.3.1 step 5b: own groups only (a record of a group of no reachable system has no GMS).
+        tellGms: [
+          ...removed.filter((g) => homeOf(server, g).home === 'own').map((groupId) => ({ groupId, status: 'deaffiliated' as const })),
+          ...affiliated.map((groupId) => ({ groupId, status: 'affiliated' as const })),
+        ],
+        events: statusEvents(userId, service, [...removed.map((groupId) => ({ groupId, status: 'deaffiliated' as const })), ...affiliated.map((groupId) => ({ groupId, status: 'affiliated' as const }))]),
+        result: v,
+      };
+      // No partner to ask: this transaction completes the set.
+      return withAlongside(w, alongside && !joining.some((x) => x.verdict === 'ask-partner') ? alongside(statusOfSet(v, new Map())) : undefined);
+    });
+    if ('policiesOf' in decided) {
+      // Groups another request affiliated after the read: their policies first (one may forbid leaving), then again.
+      decided.policiesOf.forEach((g) => fetched.add(g));
+      await server.gms.ensurePolicies(decided.policiesOf);
+      continue;
+    }
+    server.notifier.publish(events);
+    progress?.asked?.(decided.asked);
+    // 10.X.4.2 step 4b, 10.X.3.1 step 5b: the GMS learns it from the commit, or from the outbox rows written with it.
+    if (decided.leaving.some((x) => x.verdict === 'deaffiliate') || decided.joining.some((x) => x.verdict === 'affiliate')) server.tellGmsSoon();
+    const reserved = decided.joining.filter((x) => x.verdict === 'ask-partner' && x.reserve).map((x) => x.groupId);
+    if (reserved.length > 0) progress?.reserved(reserved);
+    // 10.X.3.2 steps 3-8: ask each partner system that hosts added groups, all in parallel.
+    const answers = await askPartnersAndStore(server, userId, service, n2For(profile, service), decided.joining, alongside && ((a) => alongside(statusOfSet(decided, a))));
+    // Step 5a (10.X.3.2 step 9): one status per group, the additions first.
+    return statusOfSet(decided, answers);
+  }
 }

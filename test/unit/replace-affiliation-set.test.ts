@@ -10,6 +10,7 @@ import { withSystem } from '../support/in-process.ts';
 import { replaceAffiliationSet, undoSetChange, type SetChange } from '../../src/procedures/replace-affiliation-set.ts';
 import type { GroupStatus } from '../../src/domain/flows.ts';
 import type { StoredAlongside } from '../../src/procedures/affiliate.ts';
+import { standInPartners } from '../support/stand-in-partners.ts';
 
 const g = (n: string): McUri => `sip:${n}@police.example` as McUri;
 const alice = 'sip:alice@police.example' as McUri;
@@ -67,9 +68,9 @@ void test('the audit entry of a set goes in the transaction of its last write, w
     const entry = (status: GroupStatus[]): StoredAlongside => ({ audit: [{ at: 1, subject: alice, role: 'user', onBehalfOf: alice, action: 'sip-publish', service: 'mcptt', groups: [], httpStatus: 200, errorCode: null, result: { status } }] });
     await replaceAffiliationSet(system.server, alice, 'mcptt', [g('a')], undefined, entry);
     writes.length = 0;
-    // A swap: de-affiliation of a, then affiliation of b and c; the entry rides on the second write only.
+    // A swap: de-affiliation of a, then affiliation of b and c, in one write of the own groups, which carries the entry.
     const swapped = await replaceAffiliationSet(system.server, alice, 'mcptt', [g('b'), g('c')], undefined, entry);
-    assert.deepEqual(writes, [false, true]);
+    assert.deepEqual(writes, [true]);
     const audit = await store.queryAudit({ limit: 10 });
     assert.equal(audit.length, 2);
     assert.deepEqual(audit[1]!.result, { status: swapped });
@@ -97,3 +98,36 @@ void test('undoSetChange puts back what a set asked, as read: the omissions left
     );
     assert.deepEqual(await held(), [g('a'), g('b'), g('d')]);
   }));
+
+void test("replacing a full set (N2 = 1) held at a partner's group: the host is asked to drop it first, so the own group takes its slot", () => {
+  const engine = 'sip:engine@fire.example' as McUri;
+  const hosted = new Set<McUri>();
+  const asked: string[] = [];
+  return withSystem(
+    {
+      name: 'police',
+      domain: 'police.example',
+      http: { port: 0 },
+      secret: 'replace-test-secret',
+      partners: [{ domain: 'fire.example', url: 'http://127.0.0.1:9', secret: 'shared' }],
+      users: [{ id: alice, services: ['mcptt'], n2: 1, groups: [g('a'), engine] }],
+      groups: [{ id: g('a'), services: ['mcptt'], members: [alice] }],
+    },
+    async (system) => {
+      const partners = standInPartners('fire.example', {
+        affiliate: async (req) => req.groupIds.map((groupId) => (asked.push(`join ${groupId}`), hosted.add(groupId), { groupId, status: 'affiliated' as const })),
+        deaffiliate: async (req) => req.groupIds.map((groupId) => (asked.push(`leave ${groupId}`), hosted.delete(groupId), { groupId, status: 'deaffiliated' as const })),
+      });
+      const server = { ...system.server, partners };
+      assert.deepEqual(await replaceAffiliationSet(server, alice, 'mcptt', [engine]), [{ groupId: engine, status: 'affiliated' }]);
+      const swapped = await replaceAffiliationSet(server, alice, 'mcptt', [g('a')]);
+      assert.deepEqual(swapped, [
+        { groupId: g('a'), status: 'affiliated' },
+        { groupId: engine, status: 'deaffiliated' },
+      ]);
+      assert.deepEqual(asked, [`join ${engine}`, `leave ${engine}`]);
+      assert.deepEqual((await server.store.affiliationsOfUser(alice, 'mcptt')).map((r) => r.groupId), [g('a')]);
+      assert.equal(hosted.size, 0);
+    },
+  );
+});

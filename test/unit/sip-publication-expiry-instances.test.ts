@@ -4,15 +4,11 @@
 // rows, in the affiliation writes and in a stand-in partner system, never with timing: the user's new publication must
 // end with its groups held, whichever side finishes last, a partner's group included. And a PUBLISH that fails after
 // it wrote something undoes it without overwriting what another instance wrote meanwhile.
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import pino from 'pino';
 import type { McUri } from '../../src/domain/ids.ts';
-import { resolveConfig } from '../../src/config/config.ts';
-import { McSystem } from '../../src/system.ts';
+import type { McSystem } from '../../src/system.ts';
 import { AuditRecorder } from '../../src/adapters/audit-recorder.ts';
 import { parseMessage } from '../../src/faces/sip/parser.ts';
 import type { IncomingRequest } from '../../src/faces/sip/message.ts';
@@ -24,25 +20,15 @@ import { MusterError } from '../../src/domain/errors.ts';
 import { SipRefusal } from '../../src/faces/sip/sip-refusal.ts';
 import type { ClientEvent, Store } from '../../src/ports/store.ts';
 import { systemClock, type Clock } from '../../src/ports/clock.ts';
-import { createTestDatabase, dropTestDatabases } from '../support/postgres.ts';
 import { policeId, policeSystem } from '../support/in-process.ts';
 import { standInPartners } from '../support/stand-in-partners.ts';
+import { deferred, twoInstancesOf } from '../support/two-instances.ts';
 
 const alice = policeId('alice');
 const patrol = policeId('patrol');
 const north = policeId('north');
 const engine = 'sip:engine@fire.example' as McUri;
 const PSI = policeId('mc-server');
-
-const databases: string[] = [];
-after(() => dropTestDatabases(databases));
-
-/** A promise and its resolver: a gate the test opens, or a signal the code under test gives. */
-function deferred(): { promise: Promise<void>; resolve: () => void } {
-  let resolve = (): void => undefined;
-  const promise = new Promise<void>((r) => (resolve = r));
-  return { promise, resolve };
-}
 
 /** One instance as the SIP face sees it: its server, its own per-user lock, and publication rows a test can hold. */
 interface Instance {
@@ -235,24 +221,11 @@ function firePartner(): FirePartner {
 
 /** Instance A and instance B of police.example on one store: two systems on one PostgreSQL database, or one SQLite system. */
 async function twoInstances(kind: 'postgres' | 'sqlite', work: (a: Instance, b: Instance, fire: FirePartner, clock: TestClock) => Promise<void>): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), 'muster-expiry-race-'));
-  const opened: McSystem[] = [];
-  try {
-    let store: string | undefined;
-    if (kind === 'postgres') {
-      const db = await createTestDatabase();
-      databases.push(db.name);
-      store = db.url;
-    }
-    const [config] = resolveConfig({ dataDir: dir, systems: [{ ...SYSTEM, ...(store ? { store } : {}) }] });
-    for (let i = 0; i < (kind === 'postgres' ? 2 : 1); i++) opened.push(await McSystem.open(config!, { log: pino({ level: 'silent' }) }));
+  await twoInstancesOf(kind, SYSTEM, async (a, b) => {
     const fire = firePartner();
     const clock = testClock();
-    await work(instance(opened[0]!, fire, clock), instance(opened[opened.length - 1]!, fire, clock), fire, clock);
-  } finally {
-    for (const s of opened.reverse()) await s.stop();
-    rmSync(dir, { recursive: true, force: true });
-  }
+    await work(instance(a, fire, clock), instance(b, fire, clock), fire, clock);
+  });
 }
 
 /** Alice publishes {patrol, north} through A; that publication is the one that expires. */
@@ -404,6 +377,39 @@ for (const kind of ['postgres', 'sqlite'] as const) {
     });
   });
 
+  void describe(`two PUBLISHes of different sets on instances A and B (${kind})`, () => {
+    void test("A read alice's groups (none), B's PUBLISH of another set was answered before A wrote: A's set is held, nothing of B's", async () => {
+      await twoInstances(kind, async (a, b) => {
+        const read = deferred();
+        const open = deferred();
+        // A's first read of alice's groups is held once done (on SQLite the store is shared: B's reads pass), and its
+        // publication waits with it, so A's is stored last.
+        const store = a.ctx.server.store;
+        const affiliationsOfUser = store.affiliationsOfUser.bind(store);
+        store.affiliationsOfUser = async (...args) => {
+          store.affiliationsOfUser = affiliationsOfUser;
+          const rows = await affiliationsOfUser(...args);
+          read.resolve();
+          await open.promise;
+          return rows;
+        };
+        a.holdBeforePut = open.promise;
+        const answering = publishUas(a.ctx, publish([north]), flow);
+        await read.promise; // A found no group held; it has written nothing yet.
+
+        assert.equal((await publishUas(b.ctx, publish([patrol]), flow)).status, 200);
+        assert.deepEqual(await held(b), [patrol]);
+        open.resolve();
+        const answer = await answering;
+        assert.equal(answer.status, 200);
+
+        const live = await a.ctx.publications.get(alice, 'mcptt');
+        assert.equal(live?.etag, etagOf(answer.headers), "A's publication, stored last, is the live one");
+        assert.deepEqual(await held(a), [north], "and exactly its set is held: B's patrol left, A's north joined");
+      });
+    });
+  });
+
   void describe(`a PUBLISH on instance B that fails after writing, against a PUBLISH on instance A meanwhile (${kind})`, () => {
     void test("B stored its publication, then its set change fails; A stored a newer one meanwhile: B's undo does not put the old one back over A's", async () => {
       await twoInstances(kind, async (a, b) => {
@@ -474,18 +480,38 @@ for (const kind of ['postgres', 'sqlite'] as const) {
   });
 
   void describe(`a PUBLISH that fails after it changed groups is told as not done, so it undoes them (${kind})`, () => {
-    void test('a swap left patrol, then joining north fails: patrol is affiliated again, the publication before stands, the refusal says so', async () => {
-      await twoInstances(kind, async (a) => {
+    void test("a swap left patrol and joined north, then storing engine's confirmation fails: patrol is affiliated again, north left, the refusal says so", async () => {
+      await twoInstances(kind, async (a, _b, fire) => {
         assert.equal((await publishUas(a.ctx, publish([patrol]), flow)).status, 200);
         const before = await a.ctx.publications.get(alice, 'mcptt');
-        failAffiliationWrite(a, 2); // the first write leaves patrol, the second (joining north) fails
-        await assert.rejects(publishUas(a.ctx, publish([north]), flow), unavailable);
+        failAffiliationWrite(a, 2); // the first write leaves patrol, joins north and reserves engine; the second (fire.example's yes) fails
+        await assert.rejects(publishUas(a.ctx, publish([north, engine]), flow), unavailable);
 
-        assert.deepEqual(await held(a), [patrol], 'what the failed PUBLISH left is affiliated again');
+        assert.deepEqual(await held(a), [patrol], 'what the failed PUBLISH left is affiliated again, what it joined left');
         assert.equal((await a.ctx.publications.get(alice, 'mcptt'))?.etag, before?.etag);
         const refusal = (await a.ctx.server.store.queryAudit({ onBehalfOf: alice, limit: 10 })).at(-1);
         assert.equal(refusal?.httpStatus, 503);
-        assert.deepEqual((refusal?.result as { undone?: unknown }).undone, [{ groupId: patrol, status: 'affiliated' }]);
+        assert.deepEqual((refusal?.result as { undone?: unknown }).undone, [
+          { groupId: patrol, status: 'affiliated' },
+          { groupId: north, status: 'deaffiliated' },
+        ]);
+        assert.ok(fire.holds.has(engine), "fire.example's confirmation is left to the reservation sweep and re-synchronisation");
+      });
+    });
+
+    void test('a swap left engine through its host, then the write of its own groups fails: engine is affiliated again, the refusal says so', async () => {
+      await twoInstances(kind, async (a, _b, fire) => {
+        assert.equal((await publishUas(a.ctx, publish([patrol, engine]), flow)).status, 200);
+        const before = await a.ctx.publications.get(alice, 'mcptt');
+        failAffiliationWrite(a, 3); // two writes leave engine (10.X.4.3 steps 3 and 7), the third (north for patrol) fails
+        await assert.rejects(publishUas(a.ctx, publish([north]), flow), unavailable);
+
+        assert.deepEqual(await held(a), [engine, patrol], 'engine is affiliated again, patrol never left');
+        assert.ok(fire.holds.has(engine), 'at fire.example too');
+        assert.equal((await a.ctx.publications.get(alice, 'mcptt'))?.etag, before?.etag);
+        const refusal = (await a.ctx.server.store.queryAudit({ onBehalfOf: alice, limit: 10 })).at(-1);
+        assert.equal(refusal?.httpStatus, 503);
+        assert.deepEqual((refusal?.result as { undone?: unknown }).undone, [{ groupId: engine, status: 'affiliated' }]);
       });
     });
 
