@@ -42,14 +42,43 @@ export function replaceAffiliationSet(server: McServiceServer, userId: McUri, se
 
 /**
  * The groups of a published set that the user does not hold now, affiliated again; none is left. For a set whose
- * groups something else removed while it was published: an expiry on another instance (src/faces/sip/README.md).
- * `alongside`: what is stored with that affiliation's outcome, in its completing transaction (not called without one).
+ * groups an expiry removed while a newer publication was stored (expirePublication, a failed PUBLISH's undo).
  */
-export async function regainPublishedSet(server: McServiceServer, userId: McUri, service: McService, wanted: readonly McUri[], progress?: SetProgress, alongside?: (status: GroupStatus[]) => StoredAlongside): Promise<GroupStatus[]> {
+export async function regainPublishedSet(server: McServiceServer, userId: McUri, service: McService, wanted: readonly McUri[]): Promise<GroupStatus[]> {
   const missing = (await changeOfPublishedSet(server, userId, service, wanted)).affiliate;
   if (missing.length === 0) return [];
-  progress?.asked?.({ affiliate: missing, deaffiliate: [] });
-  return (await affiliate(server, { mcServiceId: userId, service, groupIds: missing }, progress, alongside && ((r) => alongside(r.status)))).status;
+  return (await affiliate(server, { mcServiceId: userId, service, groupIds: missing })).status;
+}
+
+/** A publication as read from the store: its entity-tag (none: no publication) and its set (null: a row that kept none). */
+export interface PublishedSet {
+  tag: string | undefined;
+  groups: readonly McUri[] | null;
+}
+
+/** How many times the live publication is followed when another was stored while its set was applied. */
+export const FOLLOW_ROUNDS = 4;
+
+/**
+ * The user's groups made exactly the set of the publication live now (`live` reads it): a full replacement, decided in
+ * the per-user write transaction like any set. The publication is read again after that write; if another was stored
+ * meanwhile, its set is applied next (at most FOLLOW_ROUNDS times: one stored after the last read is followed by its
+ * own PUBLISH). `settled`: groups left as they are while the publication with that tag is live (a PUBLISH's own
+ * refusals: decided once). `alongside`: stored with each write's outcome. Returns the last status of each group changed.
+ */
+export async function followLivePublication(server: McServiceServer, userId: McUri, service: McService, live: () => Promise<PublishedSet>, settled?: { tag: string | undefined; groups: ReadonlySet<McUri> }, progress?: SetProgress, alongside?: (status: GroupStatus[]) => StoredAlongside): Promise<GroupStatus[]> {
+  const outcome = new Map<McUri, GroupStatus>();
+  let pub = await live();
+  for (let round = 0; round < FOLLOW_ROUNDS && pub.groups !== null; round++) {
+    const skip = settled && pub.tag === settled.tag ? settled.groups : undefined;
+    const status = await replaceWithin(server, userId, service, pub.groups, skip && ((g) => !skip.has(g)), progress, alongside);
+    status.forEach((s) => outcome.set(s.groupId, s));
+    // Another publication stored since the read above may have had its set written before this write: follow it.
+    const again = await live();
+    if (again.tag === pub.tag) break;
+    pub = again;
+  }
+  return [...outcome.values()];
 }
 
 /**
@@ -58,7 +87,7 @@ export async function regainPublishedSet(server: McServiceServer, userId: McUri,
  * changed (`undoSetChange`), or gives those groups the set of a publication stored meanwhile.
  */
 export function replaceAffiliationSetAmong(server: McServiceServer, userId: McUri, service: McService, wanted: readonly McUri[], among: ReadonlySet<McUri>): Promise<GroupStatus[]> {
-  return replaceWithin(server, userId, service, wanted, among);
+  return replaceWithin(server, userId, service, wanted, (g) => among.has(g));
 }
 
 /** The groups `change` asked to leave affiliated again, those it asked to join left: what was held when it was read. */
@@ -77,16 +106,19 @@ export async function changeOfPublishedSet(server: McServiceServer, userId: McUr
   return publicationDelta(wanted, new Map(records.map((r) => [r.groupId, r.state])));
 }
 
+/** The groups a replacement looks at (undefined: every group). */
+type Among = ((groupId: McUri) => boolean) | undefined;
+
 /** `change` within the groups `among` only; all of it without. */
-function within(change: SetChange, among: ReadonlySet<McUri> | undefined): SetChange {
-  return among ? { affiliate: change.affiliate.filter((g) => among.has(g)), deaffiliate: change.deaffiliate.filter((g) => among.has(g)) } : change;
+function within(change: SetChange, among: Among): SetChange {
+  return among ? { affiliate: change.affiliate.filter(among), deaffiliate: change.deaffiliate.filter(among) } : change;
 }
 
 /** What the set's own transaction decided: the verdicts, or the own groups whose policy must be fetched first. */
 type SetVerdicts = { leaving: DeaffiliationVerdict[]; joining: AffiliationVerdict[]; asked: SetChange } | { policiesOf: McUri[] };
 
 /** `wanted` replaces the user's set, within `among` when given (replaceAffiliationSet, replaceAffiliationSetAmong). */
-async function replaceWithin(server: McServiceServer, userId: McUri, service: McService, wanted: readonly McUri[], among: ReadonlySet<McUri> | undefined, progress?: SetProgress, alongside?: (status: GroupStatus[]) => StoredAlongside): Promise<GroupStatus[]> {
+async function replaceWithin(server: McServiceServer, userId: McUri, service: McService, wanted: readonly McUri[], among: Among, progress?: SetProgress, alongside?: (status: GroupStatus[]) => StoredAlongside): Promise<GroupStatus[]> {
   const profile = server.profiles.get(userId) ?? unknownUserProfile(userId);
   // Read before any write: which partner groups to leave through their hosts, and which policies to fetch. A set
   // that asks nothing of the groups read writes nothing (one that commits after this read decides after it).

@@ -408,6 +408,26 @@ for (const kind of ['postgres', 'sqlite'] as const) {
         assert.deepEqual(await held(a), [north], "and exactly its set is held: B's patrol left, A's north joined");
       });
     });
+    void test("A's set is written, B's whole PUBLISH of another set runs, then A stores its publication (the live one): exactly A's set is held", async () => {
+      await twoInstances(kind, async (a, b) => {
+        assert.equal((await publishUas(a.ctx, publish([patrol]), flow)).status, 200);
+        const written = affiliationWritten(a);
+        const open = deferred();
+        a.holdBeforePut = open.promise;
+        const answering = publishUas(a.ctx, publish([north]), flow);
+        await written; // A left patrol and joined north; its publication waits to be written.
+
+        assert.equal((await publishUas(b.ctx, publish([patrol]), flow)).status, 200);
+        assert.deepEqual(await held(b), [patrol], "B's set, and B's publication live");
+        open.resolve();
+        const answer = await answering;
+        assert.equal(answer.status, 200);
+
+        const live = await a.ctx.publications.get(alice, 'mcptt');
+        assert.equal(live?.etag, etagOf(answer.headers), "A's publication, stored last over B's, is the live one");
+        assert.deepEqual(await held(a), [north], "so exactly its set is held: B's patrol left, not kept beside north");
+      });
+    });
   });
 
   void describe(`a PUBLISH on instance B that fails after writing, against a PUBLISH on instance A meanwhile (${kind})`, () => {

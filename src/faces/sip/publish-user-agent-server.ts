@@ -9,7 +9,7 @@ import { notAnsweredYet, type ChangeRequest, type GroupStatus } from '../../doma
 import type { StoredAlongside } from '../../procedures/affiliate.ts';
 import { MusterError } from '../../domain/errors.ts';
 import { decideChangeRight } from '../../domain/decisions/remote-change-right.ts';
-import { changeOfPublishedSet, groupsOf, regainPublishedSet, replaceAffiliationSet, replaceAffiliationSetAmong, undoSetChange, type SetChange, type SetProgress } from '../../procedures/replace-affiliation-set.ts';
+import { changeOfPublishedSet, followLivePublication, groupsOf, regainPublishedSet, replaceAffiliationSet, replaceAffiliationSetAmong, undoSetChange, type PublishedSet, type SetChange, type SetProgress } from '../../procedures/replace-affiliation-set.ts';
 import { remoteChangeMandatory } from '../../procedures/remote-change-mandatory.ts';
 import { acceptChangesByPublication } from '../../procedures/accept-changes-by-publication.ts';
 import type { IncomingRequest } from './message.ts';
@@ -104,12 +104,14 @@ export async function publishUas(ctx: SipFaceContext, req: IncomingRequest, flow
       try {
         if (applied.status === 'rejected') throw applied.reason;
         if (stored.status === 'rejected') throw stored.reason;
-        // Instances share the store, not this lock: an expiry elsewhere may have left groups of this set after the
-        // difference was read and before the publication was stored (later, it sees the publication: expirePublication).
+        // Instances share the store, not this lock: between this set's write and its publication's, an expiry elsewhere
+        // may have left groups, or another instance's whole PUBLISH run; so the groups now follow the live publication.
         const refused = new Set(applied.value.filter((s) => s.status === 'rejected').map((s) => s.groupId));
-        // What the re-check affiliates is stored with an entry of its own, of the whole outcome (the set's may be stored already).
+        // What the re-check changes is stored with an entry of its own, of the whole outcome (the set's may be stored already).
         const regainedAlongside = (r: GroupStatus[]): StoredAlongside => ({ audit: entryOf(200, { expires, status: outcomeOf(applied.value, r), regained: r.map((s) => s.groupId) }) });
-        regained = wanted.length > 0 ? await regainPublishedSet(ctx.server, served, service, wanted.filter((g) => !refused.has(g)), progress, regainedAlongside) : [];
+        const own = typeof stored.value === 'object' ? stored.value.etag : undefined;
+        // This PUBLISH's refusals stand while its own publication (none, after its Expires: 0) is the live one.
+        regained = await followLivePublication(ctx.server, served, service, () => liveSetOf(ctx, served, service), { tag: own, groups: refused }, progress, regainedAlongside);
         status = outcomeOf(applied.value, regained);
       } catch (e) {
         // The error answer tells the client nothing was done, so nothing this PUBLISH did may stay.
@@ -125,7 +127,13 @@ export async function publishUas(ctx: SipFaceContext, req: IncomingRequest, flow
   );
 }
 
-/** A PUBLISH's outcome per group: its set's statuses, those of the groups its re-check affiliated again in their place. */
+/** The user's live publication for the service as the store holds it now: its entity-tag and its set (none: no groups). */
+async function liveSetOf(ctx: SipFaceContext, userId: McUri, service: McService): Promise<PublishedSet> {
+  const pub = await ctx.publications.get(userId, service);
+  return { tag: pub?.etag, groups: pub ? pub.groups : [] };
+}
+
+/** A PUBLISH's outcome per group: its set's statuses, those of the groups its re-check changed in their place. */
 function outcomeOf(set: GroupStatus[], regained: GroupStatus[]): GroupStatus[] {
   return [...set.filter((s) => !regained.some((r) => r.groupId === s.groupId)), ...regained];
 }
