@@ -5,7 +5,8 @@ import type { ChangeRequest, ChangeTargetResult, GroupStatus } from '../domain/f
 import { decideChangeRight } from '../domain/decisions/remote-change-right.ts';
 import type { McServiceServer } from './context.ts';
 import { applyAffiliationChange } from './apply-affiliation-change.ts';
-import type { AffiliationProgress } from './affiliate.ts';
+import type { AffiliationProgress, StoredAlongside } from './affiliate.ts';
+import { replaceAffiliationSetAsChange } from './replace-affiliation-set.ts';
 import type { ChangeRecord, NewAuditEntry, NewEvent } from '../ports/store.ts';
 
 /** What a face adds to the change of one target; the HTTP face adds nothing, the SIP face's on-behalf PUBLISH both. */
@@ -14,6 +15,12 @@ export interface MandatoryChangeHooks {
   progress?: (target: McUri) => AffiliationProgress;
   /** The face's audit entries of the target's outcome, stored in the transaction that applies the change and tells it. */
   audit?: (target: McUri, status: GroupStatus[]) => NewAuditEntry[];
+  /**
+   * The set a PUBLISH on the target's behalf states: it replaces the target's set, its lists decided in the per-user
+   * write transaction (replaceAffiliationSetAsChange), so the target's own PUBLISH on another instance meanwhile is
+   * replaced too. The request's lists, read before, then only name the groups the right refuses.
+   */
+  publishedSet?: readonly McUri[];
 }
 
 export async function remoteChangeMandatory(server: McServiceServer, req: ChangeRequest, id: string, hooks: MandatoryChangeHooks = {}): Promise<ChangeTargetResult[]> {
@@ -27,24 +34,32 @@ export async function remoteChangeMandatory(server: McServiceServer, req: Change
       const refusedByRight = [...req.affiliate, ...req.deaffiliate].filter((g) => !right.groupAllowed(g));
       // Step 7a: tell client 2, durably, so a client that is offline now gets it when it connects: the change record
       // and its event go in the transaction that completes the change (applied and told at once, or neither).
+      // The change's lists: the request's, or for a published set what its transaction decided, with the refusals.
+      let asked: ChangeRequest = hooks.publishedSet ? { ...req, affiliate: req.affiliate.filter((g) => !right.groupAllowed(g)), deaffiliate: req.deaffiliate.filter((g) => !right.groupAllowed(g)) } : req;
       const told = (status: GroupStatus[]): { changes: ChangeRecord[]; events: NewEvent[] } => ({
-        changes: [{ id, target, actor: req.mcServiceId, service: req.service, mode: 'mandatory', affiliate: req.affiliate, deaffiliate: req.deaffiliate, state: 'told', deadline: 0, result: status, createdAt: server.clock.now() }],
-        events: [{ userId: target, type: 'affiliation-change', data: { id, mode: 'mandatory', actor: req.mcServiceId, target, service: req.service, affiliate: req.affiliate, deaffiliate: req.deaffiliate, status } }],
+        changes: [{ id, target, actor: req.mcServiceId, service: req.service, mode: 'mandatory', affiliate: asked.affiliate, deaffiliate: asked.deaffiliate, state: 'told', deadline: 0, result: status, createdAt: server.clock.now() }],
+        events: [{ userId: target, type: 'affiliation-change', data: { id, mode: 'mandatory', actor: req.mcServiceId, target, service: req.service, affiliate: asked.affiliate, deaffiliate: asked.deaffiliate, status } }],
       });
       let toldWithChange = false;
+      const alongside = (decided: GroupStatus[]): StoredAlongside => {
+        toldWithChange = true;
+        const status = inRequestOrder(asked, decided, refusedByRight);
+        return { ...told(status), audit: hooks.audit?.(target, status) };
+      };
       // Steps 2 (subscription, N2), 3a/3b (policy), 4 (policy checks), 5 (store), 6 (GMS, by the commit or the outbox);
       // partner groups via their host (10.X.5.2.1 steps 3-9).
-      const applied = await applyAffiliationChange(
-        server,
-        { target, service: req.service, affiliate: req.affiliate.filter((g) => right.groupAllowed(g)), deaffiliate: req.deaffiliate.filter((g) => right.groupAllowed(g)) },
-        hooks.progress?.(target),
-        (decided) => {
-          toldWithChange = true;
-          const status = inRequestOrder(req, decided, refusedByRight);
-          return { ...told(status), audit: hooks.audit?.(target, status) };
-        },
-      );
-      const status = inRequestOrder(req, applied, refusedByRight);
+      const applied = hooks.publishedSet
+        ? await replaceAffiliationSetAsChange(server, target, req.service, hooks.publishedSet, (g) => right.groupAllowed(g), hooks.progress?.(target), (decided, set) => {
+            asked = { ...req, affiliate: [...set.affiliate, ...asked.affiliate.filter((g) => !right.groupAllowed(g))], deaffiliate: [...set.deaffiliate, ...asked.deaffiliate.filter((g) => !right.groupAllowed(g))] };
+            return alongside(decided);
+          })
+        : await applyAffiliationChange(
+            server,
+            { target, service: req.service, affiliate: req.affiliate.filter((g) => right.groupAllowed(g)), deaffiliate: req.deaffiliate.filter((g) => right.groupAllowed(g)) },
+            hooks.progress?.(target),
+            alongside,
+          );
+      const status = inRequestOrder(asked, applied, refusedByRight);
       if (!toldWithChange) {
         // Nothing to apply (every group outside the right): the record and event are stored on their own (a face's
         // audit entry too, by the face: createChanges takes none).

@@ -90,6 +90,15 @@ export function replaceAffiliationSetAmong(server: McServiceServer, userId: McUr
   return replaceWithin(server, userId, service, wanted, (g) => among.has(g));
 }
 
+/**
+ * A set another user publishes for `userId` (TS 24.379 §9.2.1.4 mandatory mode, run by remoteChangeMandatory): it
+ * replaces the user's set within the groups `among` (the publisher's right), decided in the per-user write transaction
+ * like the user's own. `alongside` also gets what the set asked of the groups as decided there (the change's lists).
+ */
+export function replaceAffiliationSetAsChange(server: McServiceServer, userId: McUri, service: McService, wanted: readonly McUri[], among: (groupId: McUri) => boolean, progress?: SetProgress, alongside?: (status: GroupStatus[], asked: SetChange) => StoredAlongside): Promise<GroupStatus[]> {
+  return replaceWithin(server, userId, service, wanted, among, progress, alongside);
+}
+
 /** The groups `change` asked to leave affiliated again, those it asked to join left: what was held when it was read. */
 export function undoSetChange(server: McServiceServer, userId: McUri, service: McService, change: SetChange): Promise<GroupStatus[]> {
   return replaceAffiliationSetAmong(server, userId, service, change.deaffiliate, groupsOf(change));
@@ -118,7 +127,7 @@ function within(change: SetChange, among: Among): SetChange {
 type SetVerdicts = { leaving: DeaffiliationVerdict[]; joining: AffiliationVerdict[]; asked: SetChange } | { policiesOf: McUri[] };
 
 /** `wanted` replaces the user's set, within `among` when given (replaceAffiliationSet, replaceAffiliationSetAmong). */
-async function replaceWithin(server: McServiceServer, userId: McUri, service: McService, wanted: readonly McUri[], among: Among, progress?: SetProgress, alongside?: (status: GroupStatus[]) => StoredAlongside): Promise<GroupStatus[]> {
+async function replaceWithin(server: McServiceServer, userId: McUri, service: McService, wanted: readonly McUri[], among: Among, progress?: SetProgress, alongside?: (status: GroupStatus[], asked: SetChange) => StoredAlongside): Promise<GroupStatus[]> {
   const profile = server.profiles.get(userId) ?? unknownUserProfile(userId);
   // Read before any write: which partner groups to leave through their hosts, and which policies to fetch. A set
   // that asks nothing of the groups read writes nothing (one that commits after this read decides after it).
@@ -141,6 +150,8 @@ async function replaceWithin(server: McServiceServer, userId: McUri, service: Mc
     ...leftAtPartners,
     ...v.leaving.map((x) => deaffiliationStatus(x, new Map())),
   ];
+  // What the set asked, as decided: the partner omissions left above with the transaction's own lists.
+  const askedOf = (v: { asked: SetChange }): SetChange => ({ affiliate: v.asked.affiliate, deaffiliate: [...atPartners, ...v.asked.deaffiliate] });
   for (;;) {
     const { result: decided, events } = await server.store.changeAffiliations(userId, service, (held): AffiliationWrite<SetVerdicts> => {
       // The difference as held now: a set another instance stored since the read above is replaced too.
@@ -171,7 +182,7 @@ async function replaceWithin(server: McServiceServer, userId: McUri, service: Mc
         result: v,
       };
       // No partner to ask: this transaction completes the set.
-      return withAlongside(w, alongside && !joining.some((x) => x.verdict === 'ask-partner') ? alongside(statusOfSet(v, new Map())) : undefined);
+      return withAlongside(w, alongside && !joining.some((x) => x.verdict === 'ask-partner') ? alongside(statusOfSet(v, new Map()), askedOf(v)) : undefined);
     });
     if ('policiesOf' in decided) {
       // Groups another request affiliated after the read: their policies first (one may forbid leaving), then again.
@@ -186,7 +197,7 @@ async function replaceWithin(server: McServiceServer, userId: McUri, service: Mc
     const reserved = decided.joining.filter((x) => x.verdict === 'ask-partner' && x.reserve).map((x) => x.groupId);
     if (reserved.length > 0) progress?.reserved(reserved);
     // 10.X.3.2 steps 3-8: ask each partner system that hosts added groups, all in parallel.
-    const answers = await askPartnersAndStore(server, userId, service, n2For(profile, service), decided.joining, alongside && ((a) => alongside(statusOfSet(decided, a))));
+    const answers = await askPartnersAndStore(server, userId, service, n2For(profile, service), decided.joining, alongside && ((a) => alongside(statusOfSet(decided, a), askedOf(decided))));
     // Step 5a (10.X.3.2 step 9): one status per group, the additions first.
     return statusOfSet(decided, answers);
   }

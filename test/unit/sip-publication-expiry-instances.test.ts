@@ -29,6 +29,7 @@ const patrol = policeId('patrol');
 const north = policeId('north');
 const engine = 'sip:engine@fire.example' as McUri;
 const PSI = policeId('mc-server');
+const dispatch = policeId('dispatch');
 
 /** One instance as the SIP face sees it: its server, its own per-user lock, and publication rows a test can hold. */
 interface Instance {
@@ -149,7 +150,7 @@ let requests = 0;
  * Alice's own initial PUBLISH of `groups` (TS 24.379 §9.2.1.2), from a trusted peer with P-Asserted-Identity; null:
  * her `Expires: 0` without a body, which removes her publication (RFC 3903 §4.5).
  */
-function publish(groups: McUri[] | null, ifMatch?: string): IncomingRequest {
+function publish(groups: McUri[] | null, ifMatch?: string, sender: McUri = alice): IncomingRequest {
   const n = ++requests;
   const body = Buffer.from(
     groups === null
@@ -160,12 +161,12 @@ function publish(groups: McUri[] | null, ifMatch?: string): IncomingRequest {
   const head = [
     `PUBLISH ${PSI} SIP/2.0`,
     `Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-race-${n}`,
-    `From: <${alice}>;tag=p${n}`,
+    `From: <${sender}>;tag=p${n}`,
     `To: <${PSI}>`,
     `Call-ID: race-${n}`,
     `CSeq: ${n} PUBLISH`,
     'Max-Forwards: 70',
-    `P-Asserted-Identity: <${alice}>`,
+    `P-Asserted-Identity: <${sender}>`,
     'P-Preferred-Service: urn:urn-7:3gpp-service.ims.icsi.mcptt',
     'Event: presence',
     `Expires: ${groups === null ? 0 : 3600}`,
@@ -189,7 +190,11 @@ const etagOf = (headers: [string, string][]): string | undefined => headers.find
 const SYSTEM = policeSystem({
   // The configured partner is replaced by FirePartner in each instance's server; this entry makes fire.example one.
   partners: [{ domain: 'fire.example', url: 'http://127.0.0.1:9', secret: 'shared' }],
-  users: [{ id: alice, services: ['mcptt'], n2: 3, groups: [patrol, north, engine] }],
+  users: [
+    { id: alice, services: ['mcptt'], n2: 3, groups: [patrol, north, engine] },
+    // A dispatcher with the mandatory remote-change right (TS 24.379 §9.2.1.4) over alice's groups.
+    { id: dispatch, services: ['mcptt'], n2: 3, groups: [], remoteChange: { groups: [patrol, north, engine] } },
+  ],
   groups: [patrol, north].map((id) => ({ id, services: ['mcptt'], members: [alice] })),
 });
 
@@ -426,6 +431,35 @@ for (const kind of ['postgres', 'sqlite'] as const) {
         const live = await a.ctx.publications.get(alice, 'mcptt');
         assert.equal(live?.etag, etagOf(answer.headers), "A's publication, stored last over B's, is the live one");
         assert.deepEqual(await held(a), [north], "so exactly its set is held: B's patrol left, not kept beside north");
+      });
+    });
+  });
+
+  void describe(`a dispatcher's PUBLISH on alice's behalf on instance A against alice's own PUBLISH on instance B (${kind})`, () => {
+    void test("A read alice's groups (none) for the dispatcher's {north}, alice's {patrol} was answered at B before A wrote: exactly the dispatcher's set is held", async () => {
+      await twoInstances(kind, async (a, b) => {
+        const read = deferred();
+        const open = deferred();
+        const store = a.ctx.server.store;
+        const affiliationsOfUser = store.affiliationsOfUser.bind(store);
+        store.affiliationsOfUser = async (...args) => {
+          store.affiliationsOfUser = affiliationsOfUser;
+          const rows = await affiliationsOfUser(...args);
+          read.resolve();
+          await open.promise;
+          return rows;
+        };
+        const answering = publishUas(a.ctx, publish([north], undefined, dispatch), flow);
+        await read.promise; // A found no group of alice's held; it has written nothing yet.
+
+        assert.equal((await publishUas(b.ctx, publish([patrol]), flow)).status, 200);
+        assert.deepEqual(await held(b), [patrol]);
+        open.resolve();
+        assert.equal((await answering).status, 200);
+
+        assert.deepEqual(await held(a), [north], "the dispatcher's set, written last, replaces alice's: patrol left, not kept beside north");
+        const told = (await a.ctx.server.store.queryAudit({ onBehalfOf: alice, limit: 10 })).at(-1);
+        assert.deepEqual(((told?.result as { status: { groupId: string; status: string }[] }).status).map((x) => `${x.groupId}=${x.status}`).sort(), [`${north}=affiliated`, `${patrol}=deaffiliated`]);
       });
     });
   });

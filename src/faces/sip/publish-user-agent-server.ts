@@ -156,6 +156,8 @@ async function publishOnBehalf(ctx: SipFaceContext, sender: McUri, served: McUri
   const [result] = await remoteChangeMandatory(ctx.server, request, id, {
     progress: () => ({ reserved: (): void => ctx.notifyWatchers(served, service) }),
     audit: (_target, status) => entryOf(200, { expires: 0, status, changeId: id }),
+    // The lists are decided again in the target's write transaction: its own PUBLISH elsewhere may have run since the read.
+    publishedSet: wanted,
   });
   // The right is decided again after the store read; a profile changed meanwhile refuses the request as a whole.
   if (!result || result.outcome === 'not-authorised') throw new MusterError('forbidden', `${sender} may not change the affiliations of ${served}`);
