@@ -64,11 +64,14 @@ export const FOLLOW_ROUNDS = 4;
  * the per-user write transaction like any set. The publication is read again after that write; if another was stored
  * meanwhile, its set is applied next (at most FOLLOW_ROUNDS times: one stored after the last read is followed by its
  * own PUBLISH). `settled`: groups left as they are while the publication with that tag is live (a PUBLISH's own
- * refusals: decided once). `alongside`: stored with each write's outcome. Returns the last status of each group changed.
+ * refusals: decided once). `alongside`: stored with each write's outcome. `written`: the publication the caller has
+ * just stored (or removed), taken as the live one to start with. Returns the last status of each group changed.
  */
-export async function followLivePublication(server: McServiceServer, userId: McUri, service: McService, live: () => Promise<PublishedSet>, settled?: { tag: string | undefined; groups: ReadonlySet<McUri> }, progress?: SetProgress, alongside?: (status: GroupStatus[]) => StoredAlongside): Promise<GroupStatus[]> {
+export async function followLivePublication(server: McServiceServer, userId: McUri, service: McService, live: () => Promise<PublishedSet>, settled?: { tag: string | undefined; groups: ReadonlySet<McUri> }, progress?: SetProgress, alongside?: (status: GroupStatus[]) => StoredAlongside, written?: PublishedSet): Promise<GroupStatus[]> {
   const outcome = new Map<McUri, GroupStatus>();
-  let pub = await live();
+  // The publication just written is followed first without reading it back (one read less per PUBLISH); the read
+  // after its set's write still finds any stored since.
+  let pub = written ?? (await live());
   for (let round = 0; round < FOLLOW_ROUNDS && pub.groups !== null; round++) {
     const skip = settled && pub.tag === settled.tag ? settled.groups : undefined;
     const status = await replaceWithin(server, userId, service, pub.groups, skip && ((g) => !skip.has(g)), progress, alongside);

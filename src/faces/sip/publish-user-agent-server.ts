@@ -111,7 +111,9 @@ export async function publishUas(ctx: SipFaceContext, req: IncomingRequest, flow
         const regainedAlongside = (r: GroupStatus[]): StoredAlongside => ({ audit: entryOf(200, { expires, status: outcomeOf(applied.value, r), regained: r.map((s) => s.groupId) }) });
         const own = typeof stored.value === 'object' ? stored.value.etag : undefined;
         // This PUBLISH's refusals stand while its own publication (none, after its Expires: 0) is the live one.
-        regained = await followLivePublication(ctx.server, served, service, () => liveSetOf(ctx, served, service), { tag: own, groups: refused }, progress, regainedAlongside);
+        // A removal that lost to another request leaves a publication this PUBLISH has not seen: that one is read.
+        const written: PublishedSet | undefined = typeof stored.value === 'object' ? { tag: own, groups: stored.value.groups } : undefined;
+        regained = await followLivePublication(ctx.server, served, service, () => liveSetOf(ctx, served, service), { tag: own, groups: refused }, progress, regainedAlongside, written);
         status = outcomeOf(applied.value, regained);
       } catch (e) {
         // The error answer tells the client nothing was done, so nothing this PUBLISH did may stay.
