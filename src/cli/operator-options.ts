@@ -24,8 +24,10 @@ export function addOperatorOptions(cmd: Command): Command {
     .option('--json', 'print the JSON answer on stdout');
 }
 
-export async function operatorClient(values: OperatorOptionValues): Promise<OperatorClient> {
-  if (values.token !== undefined && values.server !== undefined) return new OperatorClient({ server: values.server, token: values.token });
+/** The operator's client for `values` (every operator command: user-profile, group, sip, resync); `timeoutMs` for slow answers. */
+export async function operatorClient(values: Omit<OperatorOptionValues, 'json'>, timeoutMs?: number): Promise<OperatorClient> {
+  const wait = timeoutMs === undefined ? {} : { timeoutMs };
+  if (values.token !== undefined && values.server !== undefined) return new OperatorClient({ server: values.server, token: values.token, ...wait });
   if (values.system === undefined) throw new UsageError('give --system NAME (or --server URL with --token CREDENTIAL)');
   const systems = loadConfig(values.config);
   const system = systems.find((s) => s.name === values.system);
@@ -34,5 +36,5 @@ export async function operatorClient(values: OperatorOptionValues): Promise<Oper
   const server = values.server ?? `http://${host.includes(':') ? `[${host}]` : host}:${system.http.port}`;
   // A short-lived operator credential, signed with the system's secret: who can read the configuration is the operator.
   const token = values.token ?? (await issueToken({ secret: system.secret, domain: system.domain, subject: 'operator', role: 'operator', ttlSeconds: 600 }));
-  return new OperatorClient({ server, token });
+  return new OperatorClient({ server, token, ...wait });
 }

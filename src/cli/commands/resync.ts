@@ -2,9 +2,8 @@
 // re-synchronisation"). Signs an operator credential from the configuration, asks the running system, and prints
 // per partner what was removed at the partner and what was asked again.
 import type { Command } from 'commander';
-import { loadConfig } from '../../config/config.ts';
-import { issueToken } from '../../faces/http/credentials.ts';
-import { OperatorClient, type PartnerResyncReport } from '../../client/muster-client.ts';
+import { operatorClient } from '../operator-options.ts';
+import type { PartnerResyncReport } from '../../client/muster-client.ts';
 import { EXIT, UsageError } from '../exit-codes.ts';
 import { printJson, printLines } from '../client-options.ts';
 import { DEFAULT_CONFIG } from './token.ts';
@@ -30,15 +29,10 @@ export function registerResync(program: Command): void {
     .option('--json', 'print the JSON answer on stdout')
     .addHelpText('after', '\nExit 0 when every re-synchronisation completed, 3 when one did not (partner unreachable), 1 on error.')
     .action(async (values: ResyncOptionValues) => {
-      const systems = loadConfig(values.config);
-      const system = systems.find((s) => s.name === values.system);
-      if (!system) throw new UsageError(`no system ${values.system} in ${values.config} (systems: ${systems.map((s) => s.name).join(', ')})`);
       const seconds = values.timeout === undefined ? 330 : Number(values.timeout);
       if (!Number.isFinite(seconds) || seconds <= 0) throw new UsageError(`--timeout ${values.timeout} is not a positive number of seconds`);
-      const host = system.http.host === '0.0.0.0' || system.http.host === '::' ? '127.0.0.1' : system.http.host;
-      const server = values.server ?? `http://${host.includes(':') ? `[${host}]` : host}:${system.http.port}`;
-      const token = await issueToken({ secret: system.secret, domain: system.domain, subject: 'operator', role: 'operator', ttlSeconds: 600 });
-      const client = new OperatorClient({ server, token, timeoutMs: Math.round(seconds * 1000) });
+      // The credential is always signed from the configuration here (no --token): --server only picks the instance.
+      const client = await operatorClient({ config: values.config, system: values.system, ...(values.server !== undefined ? { server: values.server } : {}) }, Math.round(seconds * 1000));
       const { resyncs } = await client.resyncPartners(values.partner);
       if (values.json) printJson({ resyncs });
       else printLines(resyncs.flatMap(resyncLines));

@@ -2,9 +2,8 @@
 // "Operating it"), from any instance: subscriptions with the instance that owns each, publications with their
 // SIP-ETag. An operator credential is signed from the configuration (or given with --token), and the running system asked.
 import type { Command } from 'commander';
-import { loadConfig } from '../../config/config.ts';
-import { issueToken } from '../../faces/http/credentials.ts';
-import { OperatorClient, type SipListQuery, type SipPublicationEntry, type SipSubscriptionEntry } from '../../client/muster-client.ts';
+import { operatorClient } from '../operator-options.ts';
+import { type OperatorClient, type SipListQuery, type SipPublicationEntry, type SipSubscriptionEntry } from '../../client/muster-client.ts';
 import { UsageError } from '../exit-codes.ts';
 import { printJson, printLines } from '../client-options.ts';
 import { DEFAULT_CONFIG } from './token.ts';
@@ -70,15 +69,6 @@ async function operatorContext(values: SipListOptionValues): Promise<{ client: O
     if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new UsageError(`--limit ${values.limit} is not a whole number from 1 to 1000`);
   }
   const query: SipListQuery = { ...(values.user !== undefined ? { user: values.user } : {}), ...(limit !== undefined ? { limit } : {}), ...(values.after !== undefined ? { after: values.after } : {}) };
-  if (values.token !== undefined && values.server !== undefined) return { client: new OperatorClient({ server: values.server, token: values.token }), query };
-  if (values.system === undefined) throw new UsageError('give --system NAME (or --server URL with --token CREDENTIAL)');
-  const systems = loadConfig(values.config);
-  const system = systems.find((s) => s.name === values.system);
-  if (!system) throw new UsageError(`no system ${values.system} in ${values.config} (systems: ${systems.map((s) => s.name).join(', ')})`);
-  const host = system.http.host === '0.0.0.0' || system.http.host === '::' ? '127.0.0.1' : system.http.host;
-  const server = values.server ?? `http://${host.includes(':') ? `[${host}]` : host}:${system.http.port}`;
-  // A short-lived operator credential, signed with the system's secret: who can read the configuration is the operator.
-  const token = values.token ?? (await issueToken({ secret: system.secret, domain: system.domain, subject: 'operator', role: 'operator', ttlSeconds: 600 }));
-  return { client: new OperatorClient({ server, token }), query };
+  return { client: await operatorClient(values), query };
 }
 
