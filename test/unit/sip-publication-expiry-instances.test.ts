@@ -433,6 +433,37 @@ for (const kind of ['postgres', 'sqlite'] as const) {
         assert.deepEqual(await held(a), [north], "so exactly its set is held: B's patrol left, not kept beside north");
       });
     });
+
+    void test("A stores its publication, B's whole PUBLISH runs before A's re-check reads the groups: A's re-check follows B's publication, now the live one (a second round)", async () => {
+      await twoInstances(kind, async (a, b) => {
+        assert.equal((await publishUas(a.ctx, publish([patrol]), flow)).status, 200);
+        const reached = deferred();
+        const open = deferred();
+        // Once A's publication is stored, the next read of the groups (A's re-check) waits for B's PUBLISH, then reads.
+        a.afterPut = () => {
+          const store = a.ctx.server.store;
+          const affiliationsOfUser = store.affiliationsOfUser.bind(store);
+          store.affiliationsOfUser = async (...args) => {
+            store.affiliationsOfUser = affiliationsOfUser;
+            reached.resolve();
+            await open.promise;
+            return affiliationsOfUser(...args);
+          };
+        };
+        const answering = publishUas(a.ctx, publish([north]), flow);
+        await reached.promise; // A holds north and its publication is live; its re-check has not read yet.
+
+        const answer = await publishUas(b.ctx, publish([patrol]), flow);
+        assert.equal(answer.status, 200);
+        assert.deepEqual(await held(b), [patrol], "B's set, and B's publication live");
+        open.resolve();
+        assert.equal((await answering).status, 200);
+
+        const live = await a.ctx.publications.get(alice, 'mcptt');
+        assert.equal(live?.etag, etagOf(answer.headers), "B's publication, stored after A's, is the live one");
+        assert.deepEqual(await held(a), [patrol], "A's re-check wrote its own set, read the live publication again and followed B's");
+      });
+    });
   });
 
   void describe(`a dispatcher's PUBLISH on alice's behalf on instance A against alice's own PUBLISH on instance B (${kind})`, () => {
