@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
-import type { GroupDocument, NotInForce, UserProfileDocument } from '../../client/muster-client.ts';
+import type { GroupDocument, NotInForce, OperatorClient, UserProfileDocument } from '../../client/muster-client.ts';
 import { EXIT, UsageError } from '../exit-codes.ts';
 import { printJson, printLines } from '../client-options.ts';
 import { addOperatorOptions, operatorClient, type OperatorOptionValues } from '../operator-options.ts';
@@ -36,34 +36,41 @@ function report(id: string, verb: 'stored' | 'deleted', answer: NotInForce | und
   process.exitCode = EXIT.rejected;
 }
 
-export function registerOperatorChanges(program: Command): void {
-  const profile = program.command('user-profile').description('create, replace or delete a user profile of a running system (operator)');
-  addOperatorOptions(profile.command('put').description('create or replace a user profile from a YAML or JSON file').argument('<file>', 'the profile: id, services, n2, groups, remoteChange'))
-    .addHelpText('after', HELP)
-    .action(async (file: string, values: OperatorOptionValues) => {
-      const doc = readDocument(file);
-      const answer = await (await operatorClient(values)).putUser(doc as unknown as UserProfileDocument);
-      report(doc.id, 'stored', answer, values, answer);
-    });
-  addOperatorOptions(profile.command('delete').description('delete a user profile').argument('<id>', 'the MC service ID'))
-    .addHelpText('after', HELP)
-    .action(async (id: string, values: OperatorOptionValues) => {
-      const answer = await (await operatorClient(values)).deleteUser(id);
-      report(id, 'deleted', answer, values, answer ?? { id, deleted: true });
-    });
+/** The two kinds of document an operator changes: the command, what its file holds, and the client's calls. */
+const DOCUMENTS = [
+  {
+    command: 'user-profile',
+    what: 'a user profile',
+    fields: 'the profile: id, services, n2, groups, remoteChange',
+    id: 'the MC service ID',
+    put: (c: OperatorClient, doc: unknown) => c.putUser(doc as UserProfileDocument),
+    delete: (c: OperatorClient, id: string) => c.deleteUser(id),
+  },
+  {
+    command: 'group',
+    what: 'a group document',
+    fields: 'the group: id, services, members, enabled, deaffiliationForbidden, displayName',
+    id: 'the MC service group ID',
+    put: (c: OperatorClient, doc: unknown) => c.putGroup(doc as GroupDocument),
+    delete: (c: OperatorClient, id: string) => c.deleteGroup(id),
+  },
+] as const;
 
-  const group = program.command('group').description('create, replace or delete a group document of a running system (operator)');
-  addOperatorOptions(group.command('put').description('create or replace a group document from a YAML or JSON file').argument('<file>', 'the group: id, services, members, enabled, deaffiliationForbidden, displayName'))
-    .addHelpText('after', HELP)
-    .action(async (file: string, values: OperatorOptionValues) => {
-      const doc = readDocument(file);
-      const answer = await (await operatorClient(values)).putGroup(doc as unknown as GroupDocument);
-      report(doc.id, 'stored', answer, values, answer);
-    });
-  addOperatorOptions(group.command('delete').description('delete a group document').argument('<id>', 'the MC service group ID'))
-    .addHelpText('after', HELP)
-    .action(async (id: string, values: OperatorOptionValues) => {
-      const answer = await (await operatorClient(values)).deleteGroup(id);
-      report(id, 'deleted', answer, values, answer ?? { id, deleted: true });
-    });
+export function registerOperatorChanges(program: Command): void {
+  for (const d of DOCUMENTS) {
+    const cmd = program.command(d.command).description(`create, replace or delete ${d.what} of a running system (operator)`);
+    addOperatorOptions(cmd.command('put').description(`create or replace ${d.what} from a YAML or JSON file`).argument('<file>', d.fields))
+      .addHelpText('after', HELP)
+      .action(async (file: string, values: OperatorOptionValues) => {
+        const doc = readDocument(file);
+        const answer = await d.put(await operatorClient(values), doc);
+        report(doc.id, 'stored', answer, values, answer);
+      });
+    addOperatorOptions(cmd.command('delete').description(`delete ${d.what}`).argument('<id>', d.id))
+      .addHelpText('after', HELP)
+      .action(async (id: string, values: OperatorOptionValues) => {
+        const answer = await d.delete(await operatorClient(values), id);
+        report(id, 'deleted', answer, values, answer ?? { id, deleted: true });
+      });
+  }
 }
