@@ -13,7 +13,7 @@ import { decideDeaffiliation, type DeaffiliationVerdict } from '../domain/decisi
 import { n2For, unknownUserProfile } from '../domain/profile.ts';
 import type { AffiliationWrite } from '../ports/store.ts';
 import { homeOf, ownGroups, type McServiceServer } from './context.ts';
-import { affiliate, askPartnersAndStore, statusEvents, statusOf as affiliationStatus, withAlongside, type AffiliationProgress, type StoredAlongside } from './affiliate.ts';
+import { askPartnersAndStore, statusEvents, statusOf as affiliationStatus, withAlongside, type AffiliationProgress, type StoredAlongside } from './affiliate.ts';
 import { deaffiliate, statusOf as deaffiliationStatus } from './deaffiliate.ts';
 
 /** What a published set asks of the user's groups as they were held: the additions, the omissions to leave. */
@@ -40,16 +40,6 @@ export function replaceAffiliationSet(server: McServiceServer, userId: McUri, se
   return replaceWithin(server, userId, service, wanted, undefined, progress, alongside);
 }
 
-/**
- * The groups of a published set that the user does not hold now, affiliated again; none is left. For a set whose
- * groups an expiry removed while a newer publication was stored (expirePublication, a failed PUBLISH's undo).
- */
-export async function regainPublishedSet(server: McServiceServer, userId: McUri, service: McService, wanted: readonly McUri[]): Promise<GroupStatus[]> {
-  const missing = (await changeOfPublishedSet(server, userId, service, wanted)).affiliate;
-  if (missing.length === 0) return [];
-  return (await affiliate(server, { mcServiceId: userId, service, groupIds: missing })).status;
-}
-
 /** A publication as read from the store: its entity-tag (none: no publication) and its set (null: a row that kept none). */
 export interface PublishedSet {
   tag: string | undefined;
@@ -63,9 +53,10 @@ export const FOLLOW_ROUNDS = 4;
  * The user's groups made exactly the set of the publication live now (`live` reads it): a full replacement, decided in
  * the per-user write transaction like any set. The publication is read again after that write; if another was stored
  * meanwhile, its set is applied next (at most FOLLOW_ROUNDS times: one stored after the last read is followed by its
- * own PUBLISH). `settled`: groups left as they are while the publication with that tag is live (a PUBLISH's own
- * refusals: decided once). `alongside`: stored with each write's outcome. `written`: the publication the caller has
- * just stored (or removed), taken as the live one to start with. Returns the last status of each group changed.
+ * own PUBLISH). The PUBLISH re-check, an expiry and a failed PUBLISH's undo that find a newer publication all follow
+ * it here. `settled`: groups left as they are while the publication with that tag is live (a PUBLISH's own refusals:
+ * decided once). `alongside`: stored with each write's outcome. `written`: the publication the caller has just stored
+ * (or removed) or read, taken as the live one to start with. Returns the last status of each group changed.
  */
 export async function followLivePublication(server: McServiceServer, userId: McUri, service: McService, live: () => Promise<PublishedSet>, settled?: { tag: string | undefined; groups: ReadonlySet<McUri> }, progress?: SetProgress, alongside?: (status: GroupStatus[]) => StoredAlongside, written?: PublishedSet): Promise<GroupStatus[]> {
   const outcome = new Map<McUri, GroupStatus>();
@@ -87,7 +78,7 @@ export async function followLivePublication(server: McServiceServer, userId: McU
 /**
  * The set `wanted` replaces the user's set within the groups `among` only: of those, the ones it names are affiliated
  * where not held, the others left where affiliated; no other group is looked at. Puts back what a failed PUBLISH
- * changed (`undoSetChange`), or gives those groups the set of a publication stored meanwhile.
+ * changed (`undoSetChange`), or leaves those groups when its publication is gone with none newer.
  */
 export function replaceAffiliationSetAmong(server: McServiceServer, userId: McUri, service: McService, wanted: readonly McUri[], among: ReadonlySet<McUri>): Promise<GroupStatus[]> {
   return replaceWithin(server, userId, service, wanted, (g) => among.has(g));

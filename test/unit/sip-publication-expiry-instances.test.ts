@@ -3,7 +3,8 @@
 // and the same on one SQLite store with two face contexts. The interleaving is forced with gates in the publication
 // rows, in the affiliation writes and in a stand-in partner system, never with timing: the user's new publication must
 // end with its groups held, whichever side finishes last, a partner's group included. And a PUBLISH that fails after
-// it wrote something undoes it without overwriting what another instance wrote meanwhile.
+// it wrote something undoes it without overwriting what another instance wrote meanwhile. An expiry or an undo that
+// finds a newer publication follows it as a PUBLISH's re-check does: exactly its set, and the next one stored meanwhile.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import pino from 'pino';
@@ -42,6 +43,8 @@ interface Instance {
   failPut?: true;
   /** Armed: called once the next publication write reached the store. */
   afterPut?: () => void;
+  /** Armed: called once the next publication read returned. */
+  afterGet?: () => void;
 }
 
 /** The instances' clock: the system's, moved on by `pass` (an expiry is claimed only once its time has passed). */
@@ -58,7 +61,13 @@ function instance(system: McSystem, partner: FirePartner, clock: TestClock): Ins
   const server = { ...system.server, partners: partner.port, clock };
   const inst: Instance = { ctx: undefined as unknown as SipFaceContext };
   const rows: PublicationRows = {
-    getSipPublication: (u, s, now) => server.store.getSipPublication(u, s, now),
+    getSipPublication: async (u, s, now) => {
+      const pub = await server.store.getSipPublication(u, s, now);
+      const got = inst.afterGet;
+      inst.afterGet = undefined;
+      got?.();
+      return pub;
+    },
     expiredSipPublications: (now, limit) => server.store.expiredSipPublications(now, limit),
     putSipPublication: async (pub, replacing) => {
       const hold = inst.holdBeforePut;
@@ -139,6 +148,21 @@ function affiliationWritten(inst: Instance): Promise<void> {
       }
     };
   });
+}
+
+/**
+ * Once armed, the next read of the user's groups at `inst`'s store resolves `reached` and waits for `open` before it
+ * reads (one read only: on SQLite the store is shared, and the other instance's reads pass).
+ */
+function holdNextGroupsRead(inst: Instance, gate: { reached: () => void; open: Promise<void> }): void {
+  const store = inst.ctx.server.store;
+  const affiliationsOfUser = store.affiliationsOfUser.bind(store);
+  store.affiliationsOfUser = async (...args) => {
+    store.affiliationsOfUser = affiliationsOfUser;
+    gate.reached();
+    await gate.open;
+    return affiliationsOfUser(...args);
+  };
 }
 
 const unavailable = (e: unknown): boolean => e instanceof MusterError && e.code === 'unavailable';
@@ -378,6 +402,36 @@ for (const kind of ['postgres', 'sqlite'] as const) {
         const live = await b.ctx.publications.get(alice, 'mcptt');
         assert.equal(live?.etag, etagOf(answer.headers), "B's publication is the live one, not the expired one back");
         assert.deepEqual(await held(b), [engine, patrol]);
+      });
+    });
+
+    void test("A's expiry finds B's {patrol, north} stored since its claim, B's whole PUBLISH of {patrol} runs before A follows it: A follows the live one too, exactly {patrol} is held", async () => {
+      await twoInstances(kind, async (a, b) => {
+        const expired = await publishedThroughA(a);
+        const claimed = deferred();
+        const open = deferred();
+        a.holdAfterClaim = { claimed: claimed.resolve, open: open.promise };
+        const expiry = expirePublication(a.ctx, expired);
+        await claimed.promise;
+        assert.equal((await publishUas(b.ctx, publish([patrol, north]), flow)).status, 200);
+
+        // Once A has left every group and read B's publication, its next read of the groups waits for B's next PUBLISH.
+        const reached = deferred();
+        const following = deferred();
+        a.afterGet = () => holdNextGroupsRead(a, { reached: reached.resolve, open: following.promise });
+        open.resolve();
+        await reached.promise;
+        assert.deepEqual(await held(a), [], 'A left every group');
+
+        const answer = await publishUas(b.ctx, publish([patrol]), flow);
+        assert.equal(answer.status, 200);
+        assert.deepEqual(await held(b), [patrol], "B's second set, and its publication live");
+        following.resolve();
+        await expiry;
+
+        const live = await a.ctx.publications.get(alice, 'mcptt');
+        assert.equal(live?.etag, etagOf(answer.headers), "B's second publication is the live one");
+        assert.deepEqual(await held(a), [patrol], "A wrote the set it read, read the live publication again and followed it: north left, not kept beside patrol");
       });
     });
   });
@@ -663,6 +717,36 @@ for (const kind of ['postgres', 'sqlite'] as const) {
         const live = await a.ctx.publications.get(alice, 'mcptt');
         assert.equal(live?.etag, etagOf(answer.headers), "A's publication is the live one");
         assert.deepEqual(await held(a), [patrol], "the groups follow A's set, the newest");
+      });
+    });
+
+    void test("B's PUBLISH fails, its undo finds A's newer {patrol, north}; A's whole PUBLISH of {patrol} runs before B's undo writes it: B follows the live one too, exactly {patrol} is held", async () => {
+      await twoInstances(kind, async (a, b) => {
+        assert.equal((await publishUas(a.ctx, publish([patrol]), flow)).status, 200);
+        const left = affiliationWritten(b);
+        const open = deferred();
+        b.holdBeforePut = open.promise;
+        b.failPut = true;
+        const failing = publishUas(b.ctx, publish([north]), flow);
+        await left; // B left patrol and joined north; its publication waits, then fails.
+        assert.equal((await publishUas(a.ctx, publish([patrol, north]), flow)).status, 200);
+
+        // Once B's undo has put back what it changed and read A's publication, its next read of the groups waits for A's next PUBLISH.
+        const reached = deferred();
+        const following = deferred();
+        b.afterGet = () => holdNextGroupsRead(b, { reached: reached.resolve, open: following.promise });
+        open.resolve();
+        await reached.promise;
+
+        const answer = await publishUas(a.ctx, publish([patrol]), flow);
+        assert.equal(answer.status, 200);
+        assert.deepEqual(await held(a), [patrol], "A's second set, and its publication live");
+        following.resolve();
+        await assert.rejects(failing, unavailable);
+
+        const live = await a.ctx.publications.get(alice, 'mcptt');
+        assert.equal(live?.etag, etagOf(answer.headers), "A's second publication is the live one");
+        assert.deepEqual(await held(a), [patrol], "B's undo wrote the set it read, read the live publication again and followed it: north left, not kept beside patrol");
       });
     });
   });

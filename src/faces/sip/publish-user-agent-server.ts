@@ -9,7 +9,7 @@ import { notAnsweredYet, type ChangeRequest, type GroupStatus } from '../../doma
 import type { StoredAlongside } from '../../procedures/affiliate.ts';
 import { MusterError } from '../../domain/errors.ts';
 import { decideChangeRight } from '../../domain/decisions/remote-change-right.ts';
-import { changeOfPublishedSet, followLivePublication, groupsOf, regainPublishedSet, replaceAffiliationSet, replaceAffiliationSetAmong, undoSetChange, type PublishedSet, type SetChange, type SetProgress } from '../../procedures/replace-affiliation-set.ts';
+import { changeOfPublishedSet, followLivePublication, groupsOf, replaceAffiliationSet, replaceAffiliationSetAmong, undoSetChange, type PublishedSet, type SetChange, type SetProgress } from '../../procedures/replace-affiliation-set.ts';
 import { remoteChangeMandatory } from '../../procedures/remote-change-mandatory.ts';
 import { acceptChangesByPublication } from '../../procedures/accept-changes-by-publication.ts';
 import type { IncomingRequest } from './message.ts';
@@ -135,6 +135,14 @@ async function liveSetOf(ctx: SipFaceContext, userId: McUri, service: McService)
   return { tag: pub?.etag, groups: pub ? pub.groups : [] };
 }
 
+/**
+ * The user's groups made exactly the set of `found`, a live publication newer than the caller's (an expiry's or a
+ * failed PUBLISH's undo), and of any stored after it: the PUBLISH re-check's full replacement, with its rounds.
+ */
+function followNewerPublication(ctx: SipFaceContext, userId: McUri, service: McService, found: PublishedSet): Promise<GroupStatus[]> {
+  return followLivePublication(ctx.server, userId, service, () => liveSetOf(ctx, userId, service), undefined, undefined, undefined, found);
+}
+
 /** A PUBLISH's outcome per group: its set's statuses, those of the groups its re-check changed in their place. */
 function outcomeOf(set: GroupStatus[], regained: GroupStatus[]): GroupStatus[] {
   return [...set.filter((s) => !regained.some((r) => r.groupId === s.groupId)), ...regained];
@@ -181,9 +189,10 @@ function publicationHeaders(pub: Publication): HeaderList {
 
 /**
  * A PUBLISH answered with an error: what it changed of the user's groups (its set's change, and what its re-check took
- * back) and its publication are put back. Then, if the live publication is not the one before (another instance
- * stored one meanwhile, or the one before has expired), the groups it touched follow that one's set instead (none when
- * there is none), read after every write of the undo, as expirePublication does. Returns what became of those groups.
+ * back) and its publication are put back. Then, if the live publication is not the one before, read after every write
+ * of the undo: a newer one (another instance stored it meanwhile) is followed as the PUBLISH re-check does, the user's
+ * groups made exactly its set; with none (the one before has expired, or was removed elsewhere) the groups this PUBLISH
+ * touched are left, and one stored since is followed the same way. Returns what became of the groups changed.
  */
 async function undoPublish(ctx: SipFaceContext, userId: McUri, service: McService, before: Publication | undefined, written: Publication | 'removed' | undefined, asked: SetChange): Promise<GroupStatus[]> {
   const touched = groupsOf(asked);
@@ -192,12 +201,15 @@ async function undoPublish(ctx: SipFaceContext, userId: McUri, service: McServic
   try {
     if (touched.size > 0) record(await undoSetChange(ctx.server, userId, service, asked));
     if (written) await undoPublication(ctx, userId, service, before, written);
-    const live = touched.size > 0 ? await ctx.publications.get(userId, service) : before;
-    if (live?.etag !== before?.etag && live?.groups !== null) {
-      record(await replaceAffiliationSetAmong(ctx.server, userId, service, live?.groups ?? [], touched));
-      // One stored after that read may have read the groups before these writes left some: it gets its set back.
-      const newest = await ctx.publications.get(userId, service);
-      if (newest?.groups?.length && newest.etag !== live?.etag) record(await regainPublishedSet(ctx.server, userId, service, newest.groups));
+    let live: PublishedSet = touched.size > 0 ? await liveSetOf(ctx, userId, service) : { tag: before?.etag, groups: null };
+    if (live.tag !== before?.etag) {
+      if (live.tag === undefined) {
+        // Groups this PUBLISH did not touch are left by whoever removed the publication (an expiry, an Expires: 0).
+        record(await replaceAffiliationSetAmong(ctx.server, userId, service, [], touched));
+        // One stored after that read may have read the groups before these writes left some: it is followed below.
+        live = await liveSetOf(ctx, userId, service);
+      }
+      if (live.tag !== undefined) record(await followNewerPublication(ctx, userId, service, live));
     }
   } catch (e) {
     ctx.server.log.error({ err: e, userId, service }, 'the groups a failed SIP PUBLISH changed could not all be put back');
@@ -232,7 +244,8 @@ export const EXPIRY_RETRY_MS = 30_000;
  * The per-user lock orders this against a PUBLISH of this process only; a new PUBLISH on another instance may read
  * the groups as held (nothing to change) while they are being left here. So whoever finishes last restores its set:
  * the PUBLISH reads the groups again once its publication is stored, and this expiry, after its last removal (a
- * partner's group included), reads the publication again and gives a new one the groups of its stored set. A
+ * partner's group included), reads the publication again and makes the user's groups exactly a new one's stored set
+ * (followLivePublication, as the PUBLISH's re-check: read again after each write, a newer one followed next). A
  * publication stored before that read is seen by it; one stored after it follows every removal, which its own read
  * sees. A retry puts the old publication back only where there is none (restore over null), never over the new one.
  */
@@ -250,9 +263,10 @@ export async function expirePublication(ctx: SipFaceContext, pub: Publication): 
       }
       const retry = failure !== undefined || status.some(notAnsweredYet);
       const back = retry && (await ctx.publications.restore({ ...pub, expiresAt: ctx.server.clock.now() + EXPIRY_RETRY_MS }, null));
-      // Any publication found now was stored after the claim removed this one: a new PUBLISH, on another instance.
-      const newer = back ? undefined : await ctx.publications.get(userId, service);
-      if (newer?.groups?.length) await regainPublishedSet(ctx.server, userId, service, newer.groups);
+      // Any publication found now was stored after the claim removed this one (a new PUBLISH, on another instance):
+      // the groups follow it exactly, as that PUBLISH's re-check does, also where it was written before these removals.
+      const newer = back ? undefined : await liveSetOf(ctx, userId, service);
+      if (newer?.tag !== undefined) await followNewerPublication(ctx, userId, service, newer);
       if (failure) throw failure.cause;
       return true;
     });
