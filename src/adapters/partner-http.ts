@@ -19,7 +19,11 @@ type Path = 'affiliations' | 'deaffiliations';
  * `declined`: an answer refusing the request as a whole, nothing of it applied (a 4xx, or an error marked `processed:
  * false`); `refused`: not sent or not taken (stopping, connection refused), nothing applied; `unknown`: it may have been.
  */
-type PostOutcome = { kind: 'answered'; status: GroupStatus[] } | { kind: 'declined' | 'refused' | 'unknown'; why: string };
+type PostOutcome =
+  | { kind: 'answered'; status: GroupStatus[] }
+  // The refusal's HTTP status and error code, which the logs of a refused undo name.
+  | { kind: 'declined'; why: string; httpStatus: number; code: string | undefined }
+  | { kind: 'refused' | 'unknown'; why: string };
 const UNDO_ATTEMPTS = 4;
 const latestKey = (req: PartnerRequest, groupId: string): string => `${req.mcServiceId} ${req.service} ${groupId}`;
 
@@ -179,7 +183,7 @@ export class HttpPartnerServers implements PartnerServers {
     if (outcome.kind === 'declined') {
       // It (or a node on the way) answered, and applied nothing: there is nothing to undo or to re-synchronise, and a
       // re-synchronisation would only meet the same refusal (a bound, a rate limit, a credential, a relay loop).
-      this.log.warn({ partner: partner.domain, path, why: outcome.why }, 'partner request refused; nothing applied');
+      this.log.warn({ partner: partner.domain, path, status: outcome.httpStatus, code: outcome.code, why: outcome.why }, 'partner request refused; nothing applied');
       return unreachable();
     }
     this.log.warn({ partner: partner.domain, path, why: outcome.why }, 'partner unreachable');
@@ -208,9 +212,16 @@ export class HttpPartnerServers implements PartnerServers {
       return { kind: why === 'ECONNREFUSED' ? 'refused' : 'unknown', why };
     }
     const loop = this.noteLoop(partner, res);
-    if (!('body' in res)) return { kind: res.status >= 400 && res.status < 500 ? 'declined' : 'unknown', why: `status ${res.status}, body not JSON: ${res.bodyError}` };
+    const refusal = res.status >= 400 && res.status < 500;
+    if (!('body' in res)) {
+      const why = `status ${res.status}, body not JSON: ${res.bodyError}`;
+      return refusal ? { kind: 'declined', why, httpStatus: res.status, code: undefined } : { kind: 'unknown', why };
+    }
     const body = res.body;
-    if (res.status !== 200) return { kind: (res.status >= 400 && res.status < 500) || unprocessed(body) ? 'declined' : 'unknown', why: `status ${res.status}: ${loop ?? JSON.stringify(body).slice(0, 200)}` };
+    if (res.status !== 200) {
+      const why = `status ${res.status}: ${loop ?? JSON.stringify(body).slice(0, 200)}`;
+      return refusal || unprocessed(body) ? { kind: 'declined', why, httpStatus: res.status, code: codeOf(body) } : { kind: 'unknown', why };
+    }
     const status = this.readStatus(body, req, success);
     return status ? { kind: 'answered', status } : { kind: 'unknown', why: `malformed answer: ${JSON.stringify(body).slice(0, 200)}` };
   }
@@ -240,8 +251,20 @@ export class HttpPartnerServers implements PartnerServers {
     const req = { ...original, groupIds };
     await this.post(partner, inverse, req, inverse === 'affiliations' ? 'affiliated' : 'deaffiliated', true).then((outcome) => {
       if (outcome.kind !== 'unknown' || attempt >= UNDO_ATTEMPTS) this.forget(req, seq);
-      if (outcome.kind !== 'unknown') {
-        this.log.info({ partner: partner.domain, path: inverse, user: req.mcServiceId, groups: req.groupIds, outcome: outcome.kind }, 'unanswered partner request undone');
+      const about = { partner: partner.domain, path: inverse, user: req.mcServiceId, groups: req.groupIds };
+      if (outcome.kind === 'answered') {
+        this.log.info({ ...about, outcome: outcome.kind }, 'unanswered partner request undone');
+        return;
+      }
+      if (outcome.kind === 'declined') {
+        // Refused as a whole, nothing undone: the partner may still hold what the primary does not; a re-synchronisation settles it.
+        this.log.warn({ ...about, status: outcome.httpStatus, code: outcome.code, why: outcome.why }, 'undo of an unanswered partner request refused by the partner; not undone');
+        this.trouble(partner.domain, 'undo-failed');
+        return;
+      }
+      if (outcome.kind === 'refused') {
+        // Not sent (stopping, connection refused): the re-synchronisation once the partner answers (start-up, back after being unreachable) settles it.
+        this.log.warn({ ...about, why: outcome.why }, 'undo of an unanswered partner request not sent; not undone');
         return;
       }
       if (attempt >= UNDO_ATTEMPTS) {
@@ -328,6 +351,12 @@ export class HttpPartnerServers implements PartnerServers {
 function unprocessed(body: unknown): boolean {
   // Anyone answering can set it, but a host or node that applied the request could as well answer a 4xx, which we already take as "not applied".
   return (body as { error?: { processed?: unknown } } | null)?.error?.processed === false;
+}
+
+/** An error answer's code (CONTRACT.md "Errors"), bounded; none when the body has no such field. */
+function codeOf(body: unknown): string | undefined {
+  const code = (body as { error?: { code?: unknown } } | null)?.error?.code;
+  return typeof code === 'string' ? code.slice(0, 100) : undefined;
 }
 
 /** An error answer's message (the refusal's own words, bounded), else the answer itself as JSON. */

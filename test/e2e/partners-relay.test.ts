@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { freePort, Muster, secret } from '../support/harness.ts';
 import pino from 'pino';
+import { request } from 'undici';
 import { PartnerGate } from '../../src/adapters/partner-gate.ts';
 import { HttpPartnerServers } from '../../src/adapters/partner-http.ts';
 import type { PartnerConfig } from '../../src/config/config.ts';
@@ -28,6 +29,8 @@ const HARBOUR = 'harbour.example';
 const REEF = 'reef.example';
 /** The sender of the tests of the answers passed back. */
 const ISLE = 'isle.example';
+/** The sender of the tests of a host fire has no route to (its own rate budget). */
+const SHOAL = 'shoal.example';
 const BURST = 8;
 const MAX_RELAYS = 2;
 const MAX_NODES = 3;
@@ -43,7 +46,7 @@ const busy = `sip:busy@${A}`;
 const denied = `sip:denied@${A}`;
 
 /** Secrets of each pair; `police-ambulance` is the end-to-end pair, which fire does not have. */
-const keys = { policeFire: secret(), coastFire: secret(), harbourFire: secret(), reefFire: secret(), isleFire: secret(), fireAmbulance: secret(), fireGateway: secret(), fireMedevac: secret(), policeAmbulance: secret(), policeMedevac: secret() };
+const keys = { policeFire: secret(), coastFire: secret(), harbourFire: secret(), reefFire: secret(), isleFire: secret(), shoalFire: secret(), fireAmbulance: secret(), fireGateway: secret(), fireMedevac: secret(), policeAmbulance: secret(), policeMedevac: secret() };
 
 const partner = (domain: string, key: string): PartnerConfig => ({ domain, url: 'http://x', nextHop: 'http://x', secret: key, timeoutMs: 1000 });
 /** A server credential as system `from` signs it for system `to` with `key`. */
@@ -157,6 +160,7 @@ before(async () => {
             { domain: HARBOUR, url: hop.url, secret: keys.harbourFire },
             { domain: REEF, url: hop.url, secret: keys.reefFire },
             { domain: ISLE, url: hop.url, secret: keys.isleFire },
+            { domain: SHOAL, url: hop.url, secret: keys.shoalFire },
             { domain: A, url: hop.url, secret: keys.fireAmbulance },
             { domain: G, url: gateway, secret: keys.fireGateway },
             // Medevac is reached through the gateway, another Muster node: fire signs its own hop credential for it.
@@ -178,14 +182,16 @@ after(async () => {
 type ErrorAnswer = { error?: { code?: string; message?: string; field?: string; processed?: unknown } };
 
 /** A federation request to fire for `groupIds`, with the end-to-end credential and, when given, a hop credential and a Via. */
-async function toFire(opts: { e2e?: string; hop?: string; via?: string; groupIds?: string[]; path?: string; body?: unknown }): Promise<{ status: number; retryAfter: string | null; body: ErrorAnswer }> {
-  const res = await fetch(`${fire.url()}/federation/v1/${opts.path ?? 'affiliations'}`, {
+async function toFire(opts: { e2e?: string; hop?: string; via?: string; groupIds?: string[]; path?: string; body?: unknown }): Promise<{ status: number; retryAfter: string | null; proxyAuthenticate: string | null; body: ErrorAnswer }> {
+  // undici's request, not fetch: the Fetch standard turns a 407 into a network error where there is no window (Node).
+  const res = await request(`${fire.url()}/federation/v1/${opts.path ?? 'affiliations'}`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...(opts.e2e ? { authorization: `Bearer ${opts.e2e}` } : {}), ...(opts.hop ? { 'proxy-authorization': opts.hop } : {}), ...(opts.via !== undefined ? { via: opts.via } : {}) },
     body: JSON.stringify(opts.body ?? { mcServiceId: alice, service: 'mcptt', groupIds: opts.groupIds ?? [medic] }),
     signal: AbortSignal.timeout(20_000),
   });
-  return { status: res.status, retryAfter: res.headers.get('retry-after'), body: (await res.json()) as ErrorAnswer };
+  const field = (name: string): string | null => [res.headers[name]].flat()[0] ?? null;
+  return { status: res.statusCode, retryAfter: field('retry-after'), proxyAuthenticate: field('proxy-authenticate'), body: (await res.body.json()) as ErrorAnswer };
 }
 
 const policeToAmbulance = (): Promise<string> => serverToken(P, A, keys.policeAmbulance);
@@ -193,7 +199,7 @@ const hopOf = async (from: string, key: string): Promise<string> => `Bearer ${aw
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 void describe('fire as an intermediate signalling node', () => {
-  void test('a request for another partner\'s groups without a hop credential fire can verify: 401, nothing forwarded', async () => {
+  void test('a request for another partner\'s groups without a hop credential fire can verify: 407 with Proxy-Authenticate, nothing forwarded', async () => {
     const e2e = await policeToAmbulance();
     const before = hop.relayed().length;
     const cases: [string, string | undefined][] = [
@@ -205,15 +211,44 @@ void describe('fire as an intermediate signalling node', () => {
     ];
     for (const [what, hopCredential] of cases) {
       const r = await toFire({ e2e, ...(hopCredential ? { hop: hopCredential } : {}) });
-      assert.equal(r.status, 401, `${what}: ${JSON.stringify(r.body)}`);
+      // RFC 9110 15.5.8: the proxy's own authentication failed, with its challenge; the code stays the catalogue's.
+      assert.equal(r.status, 407, `${what}: ${JSON.stringify(r.body)}`);
+      assert.equal(r.proxyAuthenticate, 'Bearer', what);
       assert.equal(r.body.error?.code, 'unauthenticated', what);
       assert.match(r.body.error?.message ?? '', /Proxy-Authorization/, what);
     }
     // A re-synchronisation page for another host is relayed on the same terms.
     const page = await toFire({ e2e, path: 'affiliation-resyncs', body: { host: A, affiliations: [] } });
-    assert.equal(page.status, 401, JSON.stringify(page.body));
+    assert.equal(page.status, 407, JSON.stringify(page.body));
+    assert.equal(page.proxyAuthenticate, 'Bearer');
     assert.equal(hop.relayed().length, before, 'fire forwarded a request it could not verify');
     assert.equal(hop.seen.filter((s) => s.authorization === `Bearer ${e2e}`).length, 0);
+  });
+
+  void test('groups of a system fire has no route to: without a valid hop credential 407 (fire shows none of its routes), with one 403', async () => {
+    const nowhere = 'sip:x@nowhere.example';
+    const e2e = await serverToken(SHOAL, 'nowhere.example', secret());
+    const requests: [string, string, unknown][] = [
+      ['affiliations', 'groupIds', { mcServiceId: alice, service: 'mcptt', groupIds: [nowhere] }],
+      ['deaffiliations', 'groupIds', { mcServiceId: alice, service: 'mcptt', groupIds: [nowhere] }],
+      ['affiliation-changes', 'affiliate', { mcServiceId: alice, service: 'mcptt', mode: 'mandatory', targets: [`sip:bob@${P}`], affiliate: [nowhere], deaffiliate: [] }],
+      ['affiliation-resyncs', 'host', { host: 'nowhere.example', affiliations: [] }],
+    ];
+    for (const [path, field, body] of requests) {
+      for (const [what, hopCredential] of [['no Proxy-Authorization', undefined], ['a hop credential signed with a wrong secret', await hopOf(SHOAL, secret())]] as const) {
+        const r = await toFire({ e2e, path, body, ...(hopCredential ? { hop: hopCredential } : {}) });
+        assert.equal(r.status, 407, `${path}, ${what}: ${JSON.stringify(r.body)}`);
+        assert.equal(r.proxyAuthenticate, 'Bearer', `${path}, ${what}`);
+        assert.equal(r.body.error?.code, 'unauthenticated', `${path}, ${what}`);
+        assert.doesNotMatch(r.body.error?.message ?? '', /route|nowhere/, `${path}, ${what}: says nothing of fire's routes`);
+      }
+      const identified = await toFire({ e2e, path, body, hop: await hopOf(SHOAL, keys.shoalFire) });
+      assert.equal(identified.status, 403, `${path}: ${JSON.stringify(identified.body)}`);
+      assert.equal(identified.body.error?.code, 'forbidden', path);
+      assert.equal(identified.body.error?.field, field, path);
+      assert.match(identified.body.error?.message ?? '', /no route/, path);
+    }
+    assert.equal(hop.seen.filter((s) => s.authorization === `Bearer ${e2e}`).length, 0, 'nothing forwarded');
   });
 
   void test('a valid hop credential but no end-to-end credential: 401, nothing forwarded', async () => {
@@ -423,12 +458,15 @@ void test('the OpenAPI document describes the federation routes as a node serves
     const headers = (op.parameters ?? []).filter((p) => p.in === 'header').map((p) => p.name.toLowerCase()).sort();
     assert.deepEqual(headers, ['proxy-authorization', 'via'], path);
     const responses = op.responses ?? {};
-    for (const status of ['400', '401', '403', '429', '503', '508']) {
+    for (const status of ['400', '401', '403', '407', '429', '503', '508']) {
       const error = responses[status]?.content?.['application/json']?.schema?.properties?.error?.properties;
       assert.ok(error?.['code'] && error['message'], `${path} ${status}: ${JSON.stringify(responses[status])}`);
       assert.ok(error['processed'], `${path} ${status}: processed`);
     }
     assert.ok(responses['508']?.description?.includes('loop'), `${path} 508: ${responses['508']?.description}`);
+    assert.match(responses['407']?.description ?? '', /Proxy-Authorization/, `${path} 407: the hop credential`);
+    assert.ok(responses['407']?.headers?.['proxy-authenticate'], `${path} 407: Proxy-Authenticate`);
+    assert.doesNotMatch(responses['401']?.description ?? '', /Proxy-Authorization/, `${path} 401: the end-to-end credential only`);
     for (const status of ['429', '503']) assert.ok(responses[status]?.headers?.['retry-after'], `${path} ${status}: Retry-After`);
     assert.ok(responses['503']?.headers?.['via'], `${path} 503: Via on a relayed answer`);
     assert.ok(responses['200']?.headers?.['via'], `${path} 200: described, Via on a relayed answer`);

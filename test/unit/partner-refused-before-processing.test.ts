@@ -70,6 +70,12 @@ void test('a 503 without processed: false (a relay whose next hop failed mid-req
   assert.deepEqual(r.sent.slice(0, 2), ['POST /federation/v1/affiliations', 'POST /federation/v1/deaffiliations']);
 });
 
+void test("an intermediate node refusing the hop credential (407 Proxy Authentication Required): partner-unreachable, no undo", async () => {
+  const r = await affiliateAnswered({ status: 407, error: { code: 'unauthenticated', message: 'Proxy-Authorization: credential of partner police.example not valid' } });
+  assert.equal(r.undoReads, 0, 'an undo was started');
+  assert.deepEqual(r.sent, ['POST /federation/v1/affiliations']);
+});
+
 void test('processed: true or a string is no refusal before processing: undone', async () => {
   for (const processed of [true, 'false']) {
     const r = await affiliateAnswered({ status: 503, error: { code: 'unavailable', message: 'x', processed } });
@@ -97,6 +103,7 @@ void test('a refusal that applied nothing (processed: false, or a 4xx) starts no
     ['a relay loop, 508', { status: 508, error: { code: 'loop-detected', message: 'relay loop: fire.example -> gateway.example -> fire.example', processed: false } }],
     ['a rate limit, 429', { status: 429, error: { code: 'rate-limited', message: 'slow down', processed: false } }],
     ['a 4xx without the marker', { status: 403, error: { code: 'forbidden', message: 'not a user of police.example' } }],
+    ["a node refusing the hop credential, 407", { status: 407, error: { code: 'unauthenticated', message: 'Proxy-Authorization: partner request without a server credential' } }],
   ];
   for (const [what, answered] of refusals) assert.deepEqual(await troublesOf(answered), [], what);
   assert.deepEqual(await troublesOf({ status: 503, error: { code: 'unavailable', message: 'next hop broke off its answer' } }), ['fire.example unreachable'], 'a 503 without the marker');

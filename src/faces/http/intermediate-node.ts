@@ -1,7 +1,8 @@
 // This system as an intermediate signalling node (10.X.3.2 step 3, "possibly through intermediate signalling nodes"):
 // it passes a federation request for another partner's groups on unchanged; the end-to-end credential is the group
 // host's to check. It relays only for a configured partner that identifies itself at this hop with a hop credential
-// (Proxy-Authorization, RFC 9110 11.7.2: signed with the secret of that pair), whose rate budget the request takes
+// (Proxy-Authorization, RFC 9110 11.7.2: signed with the secret of that pair; checked before anything else, refused
+// 407 Proxy Authentication Required with its challenge, RFC 9110 15.5.8), whose rate budget the request takes
 // (rate-limit.ts), and holds at most `maxRelaysInFlight` relays per next hop. It adds itself to Via (RFC 9110 7.6.3,
 // its domain as pseudonym) and refuses a request that already passed it (a relay loop) or passed `maxIntermediateNodes`.
 // Its refusals of a valid request made before anything was forwarded say `processed: false`: the sender has no undo to send.
@@ -12,7 +13,7 @@ import { MusterError, badInput } from '../../domain/errors.ts';
 import type { PartnerConfig, SystemConfig } from '../../config/config.ts';
 import { ServerCredentials, type PartnerGate } from '../../adapters/partner-gate.ts';
 import { PartnerPeers, failureOf, textOf } from '../../adapters/peer-http.ts';
-import { toUnprocessedReply } from './error-reply.ts';
+import { toErrorReply, toUnprocessedReply } from './error-reply.ts';
 import { parseVia } from './via.ts';
 
 /** The header of the hop credential: for the intermediate node that receives it, never passed on. */
@@ -28,6 +29,13 @@ export const HOP_CREDENTIAL = 'proxy-authorization';
  * body it sends) nor Content-Encoding (the body is read as text); Via is added to (RFC 9110 7.6.3).
  */
 const PASSED_BACK = ['content-type', 'retry-after', 'www-authenticate'] as const;
+/**
+ * A hop credential refused: the proxy's own authentication (RFC 9110 15.5.8, 11.7.1), not the group host's 401; the
+ * error code stays the catalogue's `unauthenticated`, only the status and the challenge field say which hop.
+ */
+const PROXY_AUTHENTICATION_REQUIRED = 407;
+/** The scheme this node's challenge names: a hop credential is a bearer server credential (partner-gate.ts). */
+const PROXY_CHALLENGE = 'Bearer';
 /** The protocol this node receives answers in: undici's pool speaks HTTP/1.1 to every next hop (no allowH2). */
 const NEXT_HOP_PROTOCOL = '1.1';
 
@@ -47,24 +55,34 @@ export class IntermediateSignallingNode {
     this.credentials = new ServerCredentials(config.domain);
   }
 
-  /** The configured partner that sent this hop, from its hop credential; else a 401 naming the header. */
-  async sender(req: FastifyRequest): Promise<string> {
+  /**
+   * Whether a configured partner sent this hop (its hop credential verifies); when not, answers 407 with this node's
+   * challenge (Proxy-Authenticate) and the catalogue's `unauthenticated` body naming the header.
+   */
+  private async identified(req: FastifyRequest, reply: FastifyReply): Promise<boolean> {
     try {
-      return await this.gate.verify(headerOf(req, HOP_CREDENTIAL));
+      await this.gate.verify(headerOf(req, HOP_CREDENTIAL));
+      return true;
     } catch (e) {
       if (!(e instanceof MusterError)) throw e;
-      throw new MusterError('unauthenticated', `Proxy-Authorization: ${e.message}; ${this.config.domain} relays only for a partner system that identifies itself at this hop`);
+      const { body } = toErrorReply(new MusterError('unauthenticated', `Proxy-Authorization: ${e.message}; ${this.config.domain} relays only for a partner system that identifies itself at this hop`));
+      await reply.code(PROXY_AUTHENTICATION_REQUIRED).header('proxy-authenticate', PROXY_CHALLENGE).send(body);
+      return false;
     }
   }
 
   /**
-   * Passes the request on to `next` (the group host's partner entry) with the end-to-end credential unchanged and the
-   * next hop's answer back (its body unchanged, its end-to-end fields), with this node added to Via both ways. Refused before anything is sent: no hop credential of a
-   * partner (401), no end-to-end credential (401), a malformed Via (400), this node already in Via or the chain at
-   * `maxIntermediateNodes` (508), `maxRelaysInFlight` already under way to that next hop (503 with Retry-After).
+   * Passes the request on towards `host` (the system hosting its groups; `field` names them) with the end-to-end
+   * credential unchanged and the next hop's answer back (its body unchanged, its end-to-end fields), with this node
+   * added to Via both ways. Refused before anything is sent: no hop credential of a partner (407, before any other
+   * check, so an unidentified caller learns nothing of this node's routes), no route to `host` (403), no end-to-end
+   * credential (401), a malformed Via (400), this node already in Via or the chain at `maxIntermediateNodes` (508),
+   * `maxRelaysInFlight` already under way to that next hop (503 with Retry-After).
    */
-  async relay(req: FastifyRequest, reply: FastifyReply, next: PartnerConfig, path: string): Promise<void> {
-    await this.sender(req);
+  async relay(req: FastifyRequest, reply: FastifyReply, host: string, path: string, field: string | undefined): Promise<void> {
+    if (!(await this.identified(req, reply))) return;
+    const next = this.byDomain.get(host);
+    if (!next) throw new MusterError('forbidden', `groups of ${host} are not hosted here and there is no route to them`, field);
     const authorization = headerOf(req, 'authorization');
     if (!authorization) throw new MusterError('unauthenticated', `relayed request without the credential for the group host ${next.domain} (Authorization)`);
     const loop = this.loopIn(headerOf(req, 'via'), next);

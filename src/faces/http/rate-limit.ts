@@ -103,7 +103,7 @@ export function callerSubject(verifier: CredentialVerifier, partnerGate: Partner
       // Partner servers' credentials, signed with the secret shared with that partner: the hop credential of a request
       // to relay (intermediate-node.ts), else the end-to-end one of a request for our groups.
       const partner = (await partnerOf(req.headers[HOP_CREDENTIAL])) ?? (await partnerOf(authorization));
-      // None: the route answers 401 (the relay too, before it forwards anything).
+      // None: the route answers 401 (a relay 407, before it forwards anything).
       return partner === undefined ? undefined : `server:${partner}`;
     }
     if (!authorization) return undefined;

@@ -6,7 +6,6 @@ import { Type, type Static, type TSchema } from 'typebox';
 import { randomUUID } from 'node:crypto';
 import { AffiliationRequestSchema, ChangeRequestSchema, type AffiliationRequest, type ChangeRequestBody } from '../../domain/flows.ts';
 import { parseAffiliationRequest, parseChangeRequest } from '../../domain/parse-flows.ts';
-import { MusterError } from '../../domain/errors.ts';
 import { domainOf, type McUri } from '../../domain/ids.ts';
 import { MC_SERVICES } from '../../domain/services.ts';
 import { parseId } from '../../domain/parse-flows.ts';
@@ -34,7 +33,7 @@ const RelayFieldsSchema = Type.Object({
   'proxy-authorization': Type.Optional(
     Type.String({
       description:
-        'Bearer <server credential>: the hop credential, for groups of another system (this system relays as an intermediate signalling node): a credential of a configured partner signed for this system with the secret of that pair. Without a valid one: 401 naming Proxy-Authorization. Not passed on.',
+        'Bearer <server credential>: the hop credential, for groups of another system (this system relays as an intermediate signalling node): a credential of a configured partner signed for this system with the secret of that pair, checked before anything else. Without a valid one: 407 unauthenticated naming Proxy-Authorization, with Proxy-Authenticate: Bearer. Not passed on.',
     }),
   ),
   via: Type.Optional(
@@ -70,8 +69,11 @@ function errorAnswer(description: string, fields: Record<string, TSchema> = {}):
 const FederationAnswers = {
   200: { description: "the group host's answer (as the client flow's: an affiliation, de-affiliation or change response, or the re-synchronisation page's comparison), passed back unchanged by any node on the way", headers: { via: ANSWER_VIA } },
   400: errorAnswer('bad-request: bad input, naming the field (`Via` when it is malformed)'),
-  401: errorAnswer('unauthenticated: no or a bad end-to-end credential (Authorization, checked by the group host), or hop credential (Proxy-Authorization, checked by an intermediate node)'),
-  403: errorAnswer('forbidden: a user of another system than the credential\'s, or groups of a system with no route from here'),
+  401: errorAnswer('unauthenticated: no or a bad end-to-end credential (Authorization, checked by the group host; a node refuses a relayed request without one)'),
+  403: errorAnswer('forbidden: a user of another system than the credential\'s, or groups of a system with no route from here (said only to a sender identified by its hop credential)'),
+  407: errorAnswer('unauthenticated (Proxy Authentication Required, RFC 9110 15.5.8): a request for groups of another system without a valid hop credential (Proxy-Authorization), checked before anything else; nothing forwarded', {
+    'proxy-authenticate': Type.String({ description: "this node's challenge: Bearer (a partner's server credential signed for this system)" }),
+  }),
   429: errorAnswer("rate-limited: over the sending partner's rateLimit (relayed requests count too); processed: false", RETRY_AFTER),
   503: errorAnswer('unavailable: over maxInFlight, or maxRelaysInFlight relays already under way to the next hop (processed: false, Retry-After); or a next hop that failed mid-request (no processed: it may have been applied)', RETRY_AFTER),
   508: errorAnswer('loop-detected (RFC 5842): a relay loop (this node already in Via) or a chain past maxIntermediateNodes; nothing forwarded, processed: false; the message names the chain'),
@@ -112,9 +114,7 @@ export async function federationRoutes(app: FastifyInstance, deps: HttpFaceDeps)
   async function routeByGroups(req: FastifyRequest, reply: FastifyReply, lists: { field: string; groupIds: McUri[] }[], path: string): Promise<'here' | 'relayed'> {
     const host = hostOfPartnerRequest(lists);
     if (host === own) return 'here';
-    const next = deps.config.partners.find((p) => p.domain === host);
-    if (!next) throw new MusterError('forbidden', `groups of ${host} are not hosted here and there is no route to them`, lists.find((l) => l.groupIds.length > 0)?.field);
-    await node.relay(req, reply, next, `/federation/v1/${path}`);
+    await node.relay(req, reply, host, `/federation/v1/${path}`, lists.find((l) => l.groupIds.length > 0)?.field);
     return 'relayed';
   }
 
@@ -167,9 +167,7 @@ export async function federationRoutes(app: FastifyInstance, deps: HttpFaceDeps)
       const host = req.body.host.toLowerCase();
       if (host !== own) {
         // As an intermediate signalling node: pass the page on unchanged; the host checks the credential.
-        const next = deps.config.partners.find((p) => p.domain === host);
-        if (!next) throw new MusterError('forbidden', `groups of ${host} are not hosted here and there is no route to them`, 'host');
-        await node.relay(req, reply, next, '/federation/v1/affiliation-resyncs');
+        await node.relay(req, reply, host, '/federation/v1/affiliation-resyncs', 'host');
         return reply;
       }
       // Partner trust: the caller's own users only (a page naming another system's user is refused as a whole).
