@@ -1,6 +1,8 @@
 // TS 23.280 10.X.5.1.2 step 5 as TS 24.379 §9.2.1.5 carries it over SIP: client 2 answers a negotiated change by
 // publishing its new set of groups. Each waiting change that the set fulfils is answered `accepted` (and applied
-// by answerChange, so its result says what came of each group) before the publication itself is applied.
+// by answerChange, so its result says what came of each group) once the publication stands: its set and its
+// publication stored. Applied after the set, the change finds its groups as it asked and changes nothing (answered
+// from the current state); a PUBLISH answered with an error answers no change, so its undo has none to take back.
 import type { McUri } from '../domain/ids.ts';
 import type { McService } from '../domain/services.ts';
 import { MusterError } from '../domain/errors.ts';
@@ -8,7 +10,7 @@ import { changesAcceptedByPublication } from '../domain/decisions/change-accepte
 import type { McServiceServer } from './context.ts';
 import { answerChange } from './remote-change-negotiated.ts';
 
-/** The ids of the change requests this publication accepted. */
+/** The ids of the change requests this publication accepted; called only once the PUBLISH stands. */
 export async function acceptChangesByPublication(server: McServiceServer, target: McUri, service: McService, published: readonly McUri[]): Promise<string[]> {
   // Step 4 happened at client 2 (its user said yes); these are the requests still waiting for that answer.
   const waiting = (await server.store.changesInState('asked', target)).filter((c) => c.service === service && c.mode === 'negotiated');

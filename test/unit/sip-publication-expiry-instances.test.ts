@@ -9,6 +9,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import pino from 'pino';
 import type { McUri } from '../../src/domain/ids.ts';
+import type { ChangeRequest } from '../../src/domain/flows.ts';
 import type { McSystem } from '../../src/system.ts';
 import { AuditRecorder } from '../../src/adapters/audit-recorder.ts';
 import { parseMessage } from '../../src/faces/sip/parser.ts';
@@ -17,6 +18,7 @@ import type { Flow } from '../../src/faces/sip/transport.ts';
 import type { SipFaceContext } from '../../src/faces/sip/face-context.ts';
 import { Publications, type PublicationRows } from '../../src/faces/sip/publication-state.ts';
 import { expirePublication, publishUas } from '../../src/faces/sip/publish-user-agent-server.ts';
+import { remoteChangeNegotiated } from '../../src/procedures/remote-change-negotiated.ts';
 import { MusterError } from '../../src/domain/errors.ts';
 import { SipRefusal } from '../../src/faces/sip/sip-refusal.ts';
 import type { ClientEvent, Store } from '../../src/ports/store.ts';
@@ -663,6 +665,29 @@ for (const kind of ['postgres', 'sqlite'] as const) {
 
         assert.deepEqual(await held(a), [patrol]);
         assert.equal((await a.ctx.publications.get(alice, 'mcptt'))?.etag, before?.etag);
+      });
+    });
+
+    void test("the set fulfils a negotiated change, then the publication cannot be stored: the change is not accepted, the dispatcher not told; alice's next PUBLISH of the set accepts it", async () => {
+      await twoInstances(kind, async (a) => {
+        assert.equal((await publishUas(a.ctx, publish([patrol]), flow)).status, 200);
+        const asked = deferred();
+        let answered = false;
+        // TS 24.379 §9.2.1.4: the dispatcher asks alice to join north, and waits for her answer (§9.2.1.5: her set).
+        const change: ChangeRequest = { mcServiceId: dispatch, service: 'mcptt', mode: 'negotiated', targets: [alice], affiliate: [north], deaffiliate: [] };
+        const asking = remoteChangeNegotiated(a.ctx.server, change, 'join-north', asked.resolve).finally(() => (answered = true));
+        await asked.promise;
+        a.failPut = true;
+        await assert.rejects(publishUas(a.ctx, publish([patrol, north]), flow), unavailable);
+
+        assert.deepEqual(await held(a), [patrol], 'the failed PUBLISH joined north neither through its set nor through the change');
+        assert.equal((await a.ctx.server.store.getChange('join-north', alice))?.state, 'asked', 'the failed PUBLISH answered nothing');
+        assert.equal(answered, false, 'the dispatcher is not told accepted');
+
+        assert.equal((await publishUas(a.ctx, publish([patrol, north]), flow)).status, 200);
+        assert.deepEqual(await asking, [{ target: alice, outcome: 'applied', status: [{ groupId: north, status: 'affiliated' }] }]);
+        assert.equal((await a.ctx.server.store.getChange('join-north', alice))?.state, 'accepted');
+        assert.deepEqual(await held(a), [north, patrol]);
       });
     });
 

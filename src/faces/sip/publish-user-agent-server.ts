@@ -73,8 +73,6 @@ export async function publishUas(ctx: SipFaceContext, req: IncomingRequest, flow
       }
 
       const wanted = expires === 0 ? [] : pidf!.groups;
-      // TS 24.379 §9.2.1.5: the user's own new set is also its answer to the negotiated changes it fulfils.
-      if (pidf) await acceptChangesByPublication(ctx.server, served, service, wanted);
       // What this PUBLISH asks of the groups, each change as read: if it fails later, those changes are undone.
       const asked: SetChange = { affiliate: [], deaffiliate: [] };
       const progress: SetProgress = {
@@ -121,12 +119,22 @@ export async function publishUas(ctx: SipFaceContext, req: IncomingRequest, flow
         if (undone.length > 0) noteRefusal({ undone });
         throw e;
       }
+      // TS 24.379 §9.2.1.5: the user's own new set also answers the negotiated changes it fulfils, once it stands (a failed PUBLISH answers nothing).
+      if (pidf) await acceptChangesByPublication(ctx.server, served, service, wanted).catch((err: unknown) => notAccepted(ctx, served, service, err));
       const headers: HeaderList = typeof stored.value === 'object' ? publicationHeaders(stored.value) : [...(current ? [['SIP-ETag', current.etag] as [string, string]] : []), ['Expires', '0']];
       const pId = pidf?.pId;
       const result = { expires, status, ...(regained.length > 0 ? { regained: regained.map((s) => s.groupId) } : {}) };
       return { status: 200, headers: [...headers, ...refusalWarnings(ctx.agent, service, status)], after: () => ctx.notifyWatchers(served, service, pId), result };
     }),
   );
+}
+
+/**
+ * The PUBLISH stands, but answering the changes its set fulfils failed (the store went away): its 200 is still true.
+ * A change left `asked` times out; one stored `accepted` without its result is finished by the expiry round.
+ */
+function notAccepted(ctx: SipFaceContext, userId: McUri, service: McService, err: unknown): void {
+  ctx.server.log.error({ err, userId, service }, 'negotiated changes a SIP PUBLISH fulfilled could not all be answered accepted');
 }
 
 /** The user's live publication for the service as the store holds it now: its entity-tag and its set (none: no groups). */
