@@ -4,12 +4,14 @@
 // transaction, from the groups held then, so two replacements at once (two instances sharing a store) are ordered:
 // the one whose write commits last leaves exactly its set, nothing of the other's. Partner groups cannot be in that
 // transaction (their hosts are asked over HTTP): their omissions are left first, as read before it.
+// An affiliation change's lists of own groups (10.X.5.1.1 steps 3-6) take the same one write (applyChangeLists).
 import type { McUri } from '../domain/ids.ts';
 import type { McService } from '../domain/services.ts';
 import type { GroupStatus } from '../domain/flows.ts';
 import { publicationDelta } from '../domain/decisions/publication-set.ts';
 import { decideAffiliation, type AffiliationVerdict } from '../domain/decisions/affiliation.ts';
 import { decideDeaffiliation, type DeaffiliationVerdict } from '../domain/decisions/deaffiliation.ts';
+import type { HeldGroups } from '../domain/decisions/group-home.ts';
 import { n2For, unknownUserProfile } from '../domain/profile.ts';
 import type { AffiliationWrite } from '../ports/store.ts';
 import { homeOf, ownGroups, type McServiceServer } from './context.ts';
@@ -122,10 +124,30 @@ type SetVerdicts = { leaving: DeaffiliationVerdict[]; joining: AffiliationVerdic
 
 /** `wanted` replaces the user's set, within `among` when given (replaceAffiliationSet, replaceAffiliationSetAmong). */
 async function replaceWithin(server: McServiceServer, userId: McUri, service: McService, wanted: readonly McUri[], among: Among, progress?: SetProgress, alongside?: (status: GroupStatus[], asked: SetChange) => StoredAlongside): Promise<GroupStatus[]> {
-  const profile = server.profiles.get(userId) ?? unknownUserProfile(userId);
   // Read before any write: which partner groups to leave through their hosts, and which policies to fetch. A set
   // that asks nothing of the groups read writes nothing (one that commits after this read decides after it).
   const read = within(await changeOfPublishedSet(server, userId, service, wanted), among);
+  // The difference as held in the transaction: a set another instance stored since the read above is replaced too.
+  return leaveThenJoin(server, userId, service, read, (held) => within(publicationDelta(wanted, held), among), progress, alongside);
+}
+
+/**
+ * An affiliation change's lists of own groups (10.X.5.1.1 steps 3-6): both decided in one per-user write transaction
+ * as a set's difference is, so the change is applied whole or not at all, and `alongside` (its record and event, step
+ * 7a) rides on that write. The lists share no group (the faces refuse one in both); applyAffiliationChange sends a
+ * change naming a partner's group through the seed's two procedures instead.
+ */
+export function applyChangeLists(server: McServiceServer, userId: McUri, service: McService, change: SetChange, alongside?: (status: GroupStatus[]) => StoredAlongside): Promise<GroupStatus[]> {
+  return leaveThenJoin(server, userId, service, change, () => change, undefined, alongside);
+}
+
+/**
+ * `read` (what is asked of the groups as read before) left then joined; `asks` says it again of the groups as held in
+ * the write transaction, where the own groups' omissions and additions are decided together. Partner omissions are
+ * left first through their hosts, partner additions reserved there and asked after it.
+ */
+async function leaveThenJoin(server: McServiceServer, userId: McUri, service: McService, read: SetChange, asks: (held: HeldGroups) => SetChange, progress?: SetProgress, alongside?: (status: GroupStatus[], asked: SetChange) => StoredAlongside): Promise<GroupStatus[]> {
+  const profile = server.profiles.get(userId) ?? unknownUserProfile(userId);
   if (read.affiliate.length + read.deaffiliate.length === 0) return [];
   const atPartners = read.deaffiliate.filter((g) => homeOf(server, g).home === 'partner');
 
@@ -148,8 +170,8 @@ async function replaceWithin(server: McServiceServer, userId: McUri, service: Mc
   const askedOf = (v: { asked: SetChange }): SetChange => ({ affiliate: v.asked.affiliate, deaffiliate: [...atPartners, ...v.asked.deaffiliate] });
   for (;;) {
     const { result: decided, events } = await server.store.changeAffiliations(userId, service, (held): AffiliationWrite<SetVerdicts> => {
-      // The difference as held now: a set another instance stored since the read above is replaced too.
-      const now = within(publicationDelta(wanted, held), among);
+      // What is asked of the groups as held now (a set's difference is taken from them here).
+      const now = asks(held);
       // A partner group not left above is another request's, found after the read: left to that request.
       const leavingHere = now.deaffiliate.filter((g) => homeOf(server, g).home !== 'partner');
       const unfetched = ownGroups(server, [...leavingHere, ...now.affiliate]).filter((g) => !fetched.has(g));

@@ -1,19 +1,24 @@
 // TS 23.280 10.X.5.1.1 step 7a with a store that fails part-way: the change applied to client 2 and the record and
 // event that tell it are stored in one transaction, so a store failure leaves both or neither. Before, the record went
 // in a write of its own after the change: a failure there answered client 1 503 with user 2 changed and never told.
-// On a real system (SQLite) in the test's process, with a store that fails the write the test chooses.
-import { test } from 'node:test';
+// On a real system (SQLite) in the test's process, with a store that fails the write the test chooses; a change with
+// both lists also on PostgreSQL: before, it de-affiliated in a transaction of its own, so a failure of the next write
+// answered 503 with the de-affiliation applied and user 2 never told.
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MusterError } from '../../src/domain/errors.ts';
 import type { McServiceServer } from '../../src/procedures/context.ts';
 import type { NewAuditEntry, Store } from '../../src/ports/store.ts';
 import { remoteChangeMandatory } from '../../src/procedures/remote-change-mandatory.ts';
+import { affiliate } from '../../src/procedures/affiliate.ts';
 import { policeId, policeSystem, withSystem } from '../support/in-process.ts';
+import { twoInstancesOf } from '../support/two-instances.ts';
 
 const alice = policeId('alice');
 const dispatch = policeId('dispatch');
 const patrol = policeId('patrol');
 const north = policeId('north');
+const east = policeId('east');
 
 const system = policeSystem({
   users: [
@@ -85,3 +90,46 @@ void test("a face's audit entry rides on the change's transaction (stored with i
     assert.equal((await police.server.store.getChange('m-5', alice))?.state, 'told');
   });
 });
+
+// Alice holds east and has one slot (N2 1): leaving east frees it for patrol, within the right to both.
+const bothLists = policeSystem({
+  users: [
+    { id: alice, services: ['mcptt'], n2: 1, groups: [patrol, east] },
+    { id: dispatch, services: ['mcptt'], n2: 1, groups: [patrol], remoteChange: { groups: [patrol, east] } },
+  ],
+  groups: [
+    { id: patrol, services: ['mcptt'], members: [alice, dispatch] },
+    { id: east, services: ['mcptt'], members: [alice] },
+  ],
+});
+
+for (const kind of ['sqlite', 'postgres'] as const) {
+  void describe(`a change with both lists of own groups, the store failing part-way (${kind})`, () => {
+    for (const failFrom of [1, 2]) {
+      void test(`failing from write ${failFrom} on: user 2 leaves east and joins patrol, told, or nothing changes`, async () => {
+        await twoInstancesOf(kind, bothLists, async (police) => {
+          await affiliate(police.server, { mcServiceId: alice, service: 'mcptt', groupIds: [east] });
+          const s: McServiceServer = { ...police.server, store: failingFrom(police.server.store, failFrom) };
+          const outcome = await remoteChangeMandatory(s, { mcServiceId: dispatch, service: 'mcptt', mode: 'mandatory', targets: [alice], affiliate: [patrol], deaffiliate: [east] }, 'm-6').then(
+            (r) => ({ ok: true as const, r }),
+            (e: unknown) => ({ ok: false as const, e }),
+          );
+          const affiliated = (await police.server.store.affiliationsOfUser(alice)).map((r) => r.groupId);
+          const record = await police.server.store.getChange('m-6', alice);
+          const told = await toldEvents(police.server);
+          if (outcome.ok) {
+            const status = [
+              { groupId: patrol, status: 'affiliated' },
+              { groupId: east, status: 'deaffiliated' },
+            ];
+            assert.deepEqual(outcome.r[0]?.status, status, 'the slot east freed counts for patrol');
+            assert.deepEqual([affiliated, record?.state, record?.result, told], [[patrol], 'told', status, ['m-6']], 'applied, recorded and told');
+          } else {
+            assert.ok(outcome.e instanceof MusterError && outcome.e.code === 'unavailable');
+            assert.deepEqual([affiliated, record, told], [[east], undefined, []], 'nothing applied, nothing told');
+          }
+        });
+      });
+    }
+  });
+}
