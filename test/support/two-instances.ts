@@ -57,3 +57,24 @@ export function storeView(store: Store): Store {
     set: (_target, p, v) => (own.set(p, v), true),
   });
 }
+
+/**
+ * The next read of the user's groups at `store` is held: `reached` is called before it reads (`when: 'before'`) or
+ * once its rows are in (`'after'`), then it waits for `open` (none: it goes on at once, only watched). One read only:
+ * later reads pass, also the other instance's where both share one SQLite store.
+ */
+export function holdNextGroupsRead(store: Store, gate: { when: 'before' | 'after'; reached: () => void; open?: Promise<void> }): void {
+  const affiliationsOfUser = store.affiliationsOfUser.bind(store);
+  store.affiliationsOfUser = async (...args) => {
+    store.affiliationsOfUser = affiliationsOfUser;
+    if (gate.when === 'before') {
+      gate.reached();
+      await gate.open;
+      return affiliationsOfUser(...args);
+    }
+    const rows = await affiliationsOfUser(...args);
+    gate.reached();
+    await gate.open;
+    return rows;
+  };
+}

@@ -12,7 +12,7 @@ import type { ClientEvent, Store } from '../../src/ports/store.ts';
 import type { McSystem } from '../../src/system.ts';
 import { replaceAffiliationSet } from '../../src/procedures/replace-affiliation-set.ts';
 import { policeId, policeSystem } from '../support/in-process.ts';
-import { deferred, storeView, twoInstancesOf } from '../support/two-instances.ts';
+import { deferred, holdNextGroupsRead, storeView, twoInstancesOf } from '../support/two-instances.ts';
 
 const alice = policeId('alice');
 const patrol = policeId('patrol');
@@ -26,19 +26,6 @@ function police(n2: number): Record<string, unknown> {
 
 /** One instance's server, with a store view of its own: what the test holds there holds that instance only. */
 const serverOf = (system: McSystem): McServiceServer => ({ ...system.server, store: storeView(system.server.store) });
-
-/** The next read of the user's groups at `server` resolves `read` once done, then waits for `open`. */
-function holdAfterRead(server: McServiceServer, read: () => void, open: Promise<void>): void {
-  const store = server.store;
-  const original = store.affiliationsOfUser.bind(store);
-  store.affiliationsOfUser = async (...args) => {
-    store.affiliationsOfUser = original;
-    const rows = await original(...args);
-    read();
-    await open;
-    return rows;
-  };
-}
 
 /** The next affiliation write at `server` commits, resolves `written`, then waits for `open`. */
 function holdAfterWrite(server: McServiceServer, written: () => void, open: Promise<void>): void {
@@ -73,7 +60,7 @@ for (const kind of ['postgres', 'sqlite'] as const) {
         await replaceAffiliationSet(a, alice, 'mcptt', [patrol]);
         const read = deferred();
         const open = deferred();
-        holdAfterRead(a, read.resolve, open.promise);
+        holdNextGroupsRead(a.store, { when: 'after', reached: read.resolve, open: open.promise });
         const replacing = replaceAffiliationSet(a, alice, 'mcptt', [north]);
         await read.promise; // A found {patrol}; it has written nothing yet.
 
@@ -119,7 +106,7 @@ for (const kind of ['postgres', 'sqlite'] as const) {
         await replaceAffiliationSet(a, alice, 'mcptt', [patrol]);
         const read = deferred();
         const open = deferred();
-        holdAfterRead(a, read.resolve, open.promise);
+        holdNextGroupsRead(a.store, { when: 'after', reached: read.resolve, open: open.promise });
         const replacing = replaceAffiliationSet(a, alice, 'mcptt', [north]);
         await read.promise;
 

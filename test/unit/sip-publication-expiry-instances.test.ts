@@ -25,7 +25,7 @@ import type { ClientEvent, Store } from '../../src/ports/store.ts';
 import { systemClock, type Clock } from '../../src/ports/clock.ts';
 import { policeId, policeSystem } from '../support/in-process.ts';
 import { standInPartners } from '../support/stand-in-partners.ts';
-import { deferred, twoInstancesOf } from '../support/two-instances.ts';
+import { deferred, holdNextGroupsRead, twoInstancesOf } from '../support/two-instances.ts';
 
 const alice = policeId('alice');
 const patrol = policeId('patrol');
@@ -150,21 +150,6 @@ function affiliationWritten(inst: Instance): Promise<void> {
       }
     };
   });
-}
-
-/**
- * Once armed, the next read of the user's groups at `inst`'s store resolves `reached` and waits for `open` before it
- * reads (one read only: on SQLite the store is shared, and the other instance's reads pass).
- */
-function holdNextGroupsRead(inst: Instance, gate: { reached: () => void; open: Promise<void> }): void {
-  const store = inst.ctx.server.store;
-  const affiliationsOfUser = store.affiliationsOfUser.bind(store);
-  store.affiliationsOfUser = async (...args) => {
-    store.affiliationsOfUser = affiliationsOfUser;
-    gate.reached();
-    await gate.open;
-    return affiliationsOfUser(...args);
-  };
 }
 
 const unavailable = (e: unknown): boolean => e instanceof MusterError && e.code === 'unavailable';
@@ -298,14 +283,7 @@ for (const kind of ['postgres', 'sqlite'] as const) {
         const open = deferred();
         b.holdBeforePut = open.promise;
         // B's set difference is computed against the groups still held (nothing to change), then B waits to store.
-        const store = b.ctx.server.store;
-        const affiliationsOfUser = store.affiliationsOfUser.bind(store);
-        let reads = 0;
-        store.affiliationsOfUser = async (...args) => {
-          const rows = await affiliationsOfUser(...args);
-          if (++reads === 1) read.resolve();
-          return rows;
-        };
+        holdNextGroupsRead(b.ctx.server.store, { when: 'after', reached: read.resolve });
         const answering = publishUas(b.ctx, publish([patrol, north]), flow);
         await read.promise;
 
@@ -355,14 +333,7 @@ for (const kind of ['postgres', 'sqlite'] as const) {
         const read = deferred();
         const open = deferred();
         b.holdBeforePut = open.promise;
-        const store = b.ctx.server.store;
-        const affiliationsOfUser = store.affiliationsOfUser.bind(store);
-        let reads = 0;
-        store.affiliationsOfUser = async (...args) => {
-          const rows = await affiliationsOfUser(...args);
-          if (++reads === 1) read.resolve();
-          return rows;
-        };
+        holdNextGroupsRead(b.ctx.server.store, { when: 'after', reached: read.resolve });
         const joined = affiliationWritten(b);
         const answering = publishUas(b.ctx, publish([patrol, north]), flow);
         await Promise.all([read.promise, joined]); // B found patrol held and joined north, with its audit entry.
@@ -420,7 +391,7 @@ for (const kind of ['postgres', 'sqlite'] as const) {
         // Once A has left every group and read B's publication, its next read of the groups waits for B's next PUBLISH.
         const reached = deferred();
         const following = deferred();
-        a.afterGet = () => holdNextGroupsRead(a, { reached: reached.resolve, open: following.promise });
+        a.afterGet = () => holdNextGroupsRead(a.ctx.server.store, { when: 'before', reached: reached.resolve, open: following.promise });
         open.resolve();
         await reached.promise;
         assert.deepEqual(await held(a), [], 'A left every group');
@@ -445,15 +416,7 @@ for (const kind of ['postgres', 'sqlite'] as const) {
         const open = deferred();
         // A's first read of alice's groups is held once done (on SQLite the store is shared: B's reads pass), and its
         // publication waits with it, so A's is stored last.
-        const store = a.ctx.server.store;
-        const affiliationsOfUser = store.affiliationsOfUser.bind(store);
-        store.affiliationsOfUser = async (...args) => {
-          store.affiliationsOfUser = affiliationsOfUser;
-          const rows = await affiliationsOfUser(...args);
-          read.resolve();
-          await open.promise;
-          return rows;
-        };
+        holdNextGroupsRead(a.ctx.server.store, { when: 'after', reached: read.resolve, open: open.promise });
         a.holdBeforePut = open.promise;
         const answering = publishUas(a.ctx, publish([north]), flow);
         await read.promise; // A found no group held; it has written nothing yet.
@@ -497,14 +460,7 @@ for (const kind of ['postgres', 'sqlite'] as const) {
         const open = deferred();
         // Once A's publication is stored, the next read of the groups (A's re-check) waits for B's PUBLISH, then reads.
         a.afterPut = () => {
-          const store = a.ctx.server.store;
-          const affiliationsOfUser = store.affiliationsOfUser.bind(store);
-          store.affiliationsOfUser = async (...args) => {
-            store.affiliationsOfUser = affiliationsOfUser;
-            reached.resolve();
-            await open.promise;
-            return affiliationsOfUser(...args);
-          };
+          holdNextGroupsRead(a.ctx.server.store, { when: 'before', reached: reached.resolve, open: open.promise });
         };
         const answering = publishUas(a.ctx, publish([north]), flow);
         await reached.promise; // A holds north and its publication is live; its re-check has not read yet.
@@ -527,15 +483,7 @@ for (const kind of ['postgres', 'sqlite'] as const) {
       await twoInstances(kind, async (a, b) => {
         const read = deferred();
         const open = deferred();
-        const store = a.ctx.server.store;
-        const affiliationsOfUser = store.affiliationsOfUser.bind(store);
-        store.affiliationsOfUser = async (...args) => {
-          store.affiliationsOfUser = affiliationsOfUser;
-          const rows = await affiliationsOfUser(...args);
-          read.resolve();
-          await open.promise;
-          return rows;
-        };
+        holdNextGroupsRead(a.ctx.server.store, { when: 'after', reached: read.resolve, open: open.promise });
         const answering = publishUas(a.ctx, publish([north], undefined, dispatch), flow);
         await read.promise; // A found no group of alice's held; it has written nothing yet.
 
@@ -700,14 +648,7 @@ for (const kind of ['postgres', 'sqlite'] as const) {
         const read = deferred();
         const open = deferred();
         b.holdBeforePut = open.promise;
-        const store = b.ctx.server.store;
-        const affiliationsOfUser = store.affiliationsOfUser.bind(store);
-        let reads = 0;
-        store.affiliationsOfUser = async (...args) => {
-          const rows = await affiliationsOfUser(...args);
-          if (++reads === 1) read.resolve();
-          return rows;
-        };
+        holdNextGroupsRead(b.ctx.server.store, { when: 'after', reached: read.resolve });
         // B finds both groups held (nothing to change) and waits to store its publication; A then leaves them.
         const answering = publishUas(b.ctx, publish([patrol, engine]), flow);
         await read.promise;
@@ -759,7 +700,7 @@ for (const kind of ['postgres', 'sqlite'] as const) {
         // Once B's undo has put back what it changed and read A's publication, its next read of the groups waits for A's next PUBLISH.
         const reached = deferred();
         const following = deferred();
-        b.afterGet = () => holdNextGroupsRead(b, { reached: reached.resolve, open: following.promise });
+        b.afterGet = () => holdNextGroupsRead(b.ctx.server.store, { when: 'before', reached: reached.resolve, open: following.promise });
         open.resolve();
         await reached.promise;
 
