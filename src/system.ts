@@ -70,7 +70,7 @@ export class McSystem {
     // A serving system checkpoints its SQLite WAL in a worker thread, never in the middle of a commit (issue 6).
     if (store instanceof SqliteStore) checkpointInWorker(store.db, (message) => log.warn({ message }, 'WAL checkpoint failed; the next one retries'));
     // Several instances of one system share the store and learn each other's changes over the fabric.
-    const fabric = config.nats ? await NatsFabric.connect(config.nats, config.domain, config.store, log, { system: config.name }) : undefined;
+    const fabric = config.nats ? await NatsFabric.connect(config.nats, config.domain, config.store, log, { system: config.name, clock }) : undefined;
     const gms = await GroupManagementServer.open(stores.gmsStore, () => clock.now());
     // The GMS of this process, or (issue 7) one elsewhere, reached over HTTP with its policies cached here.
     const gmsPort = config.gms ? new HttpGroupManagement(config.gms, log) : new LocalGroupManagement(gms, config.domain);

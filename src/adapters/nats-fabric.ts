@@ -4,11 +4,15 @@
 // connection is down, and a handler may fail on one: then (onCatchUp) the instance reads its caches from the store
 // again, and confirms a message only once it is in force here. A change a live peer does not confirm within the
 // bound is named to the announcer's caller, and the peer is asked to read the store again until it confirms or leaves.
-import { connect, createInbox, Events, JSONCodec, type NatsConnection, type Subscription } from 'nats';
+// So is each live peer when the fabric cannot carry a change at all (cut off from NATS, or the connection closed).
+// Every timer runs on the injected clock (STYLE.md habit 10); only the NATS client's own reconnection does not.
+import { connect, createInbox, Events, JSONCodec, type Msg, type NatsConnection, type Subscription } from 'nats';
 import { createHash, randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { MusterError } from '../domain/errors.ts';
+import type { Announced } from '../ports/announcement.ts';
+import { systemClock, type Clock } from '../ports/clock.ts';
 import { fabricCachesBehind, fabricInstancesBehind, fabricUnconfirmedChanges } from './metrics.ts';
 
 export type FabricTopic = 'events' | 'policy' | 'profiles' | 'changes';
@@ -38,7 +42,10 @@ interface PeerBehind {
   /** Changes not confirmed since it was last in force; an ask covers only those announced before it left. */
   changes: number;
   attempt: number;
-  timer?: NodeJS.Timeout;
+  /** Cancels the next ask. */
+  timer?: () => void;
+  /** An ask is on its way: a reconnection does not send a second one that would count its changes twice. */
+  asking?: boolean;
 }
 
 export class NatsFabric {
@@ -53,11 +60,16 @@ export class NatsFabric {
   /** This instance's own caches are known to miss a change: a read of the store failed, and none worked since. */
   private cachesBehind = false;
   private catchUpAttempt = 0;
-  private catchUpRetry?: NodeJS.Timeout;
+  /** Cancels the next read of the store. */
+  private catchUpRetry?: () => void;
   private catchingUp?: Promise<boolean>;
   private catchUpAgain?: Promise<boolean>;
-  private heartbeat?: NodeJS.Timeout;
+  /** Cancels the next heartbeat; set once this instance is ready to be counted on. */
+  private heartbeat?: () => void;
   private closed = false;
+  private closing?: Promise<void>;
+  /** False from a loss of the NATS connection until it is back: news sent meanwhile would reach no one now. */
+  private connected = true;
   private readonly catchUpListeners: (() => Promise<void>)[] = [];
 
   private constructor(
@@ -66,6 +78,7 @@ export class NatsFabric {
     private readonly log: Logger,
     /** The `system` label of this instance's metrics. */
     private readonly system: string,
+    private readonly clock: Clock,
   ) {}
 
   /**
@@ -73,7 +86,7 @@ export class NatsFabric {
    * part of every subject. Two systems with the same domain on one NATS server (staging and production, or test
    * runs side by side) never hear each other.
    */
-  static async connect(url: string, domain: string, store: string, log: Logger, opts: { system?: string } = {}): Promise<NatsFabric> {
+  static async connect(url: string, domain: string, store: string, log: Logger, opts: { system?: string; clock?: Clock } = {}): Promise<NatsFabric> {
     let nc: NatsConnection;
     try {
       nc = await connect({ servers: url, timeout: 3000, maxReconnectAttempts: -1, reconnectTimeWait: 500, name: `muster-${domain}` });
@@ -81,7 +94,7 @@ export class NatsFabric {
       throw new MusterError('unavailable', `NATS at ${url} unreachable: ${(e as Error).message}`);
     }
     const storeId = createHash('sha256').update(store).digest('hex').slice(0, 16);
-    const fabric = new NatsFabric(nc, `muster.${domain.replace(/[.*> ]/g, '_')}.${storeId}`, log, opts.system ?? domain);
+    const fabric = new NatsFabric(nc, `muster.${domain.replace(/[.*> ]/g, '_')}.${storeId}`, log, opts.system ?? domain, opts.clock ?? systemClock);
     fabric.watchPeers();
     fabric.answerCatchUpAsks();
     fabric.watchConnection();
@@ -134,17 +147,16 @@ export class NatsFabric {
     this.cachesBehind = true;
     fabricCachesBehind.labels(this.system).set(1);
     if (this.closed || this.catchUpRetry) return;
-    this.catchUpRetry = setTimeout(() => {
+    this.catchUpRetry = this.clock.after(backOff(this.catchUpAttempt++), () => {
       this.catchUpRetry = undefined;
       void this.catchUp(`retry after: ${why}`);
-    }, backOff(this.catchUpAttempt++));
-    this.catchUpRetry.unref();
+    });
   }
 
   private cachesInForce(): void {
     this.cachesBehind = false;
     this.catchUpAttempt = 0;
-    clearTimeout(this.catchUpRetry);
+    this.catchUpRetry?.();
     this.catchUpRetry = undefined;
     fabricCachesBehind.labels(this.system).set(0);
   }
@@ -154,9 +166,7 @@ export class NatsFabric {
     this.subs.push(
       this.nc.subscribe(`${this.prefix}.catch-up.${this.instanceId}`, {
         callback: (_err, msg) => {
-          void this.catchUp('an instance asked: a change it announced was not confirmed here').then((inForce) => {
-            if (msg.reply) msg.respond(new TextEncoder().encode(inForce ? 'in-force' : 'behind'));
-          });
+          void this.catchUp('an instance asked: a change it announced was not confirmed here').then((inForce) => this.respond(msg, inForce ? 'in-force' : 'behind'));
         },
       }),
     );
@@ -165,9 +175,18 @@ export class NatsFabric {
   private watchConnection(): void {
     void (async () => {
       for await (const s of this.nc.status()) {
-        if (s.type === Events.Disconnect) this.log.warn({ server: s.data }, 'fabric connection lost; reconnecting');
+        if (s.type === Events.Disconnect) {
+          this.connected = false;
+          this.log.warn({ server: s.data }, 'fabric connection lost; reconnecting');
+        }
         if (s.type === Events.Reconnect) {
+          this.connected = true;
           this.log.info({ server: s.data }, 'fabric connection back');
+          // What the peers said meanwhile never reached this instance: their silence was its own, so they get the full time again.
+          const now = this.clock.now();
+          for (const peer of this.peers.values()) peer.seen = now;
+          // Those not told of a change while this instance was cut off are asked now, not after the back-off reached.
+          for (const id of this.peersBehind.keys()) this.askNow(id);
           void this.catchUp('the fabric connection was back');
         }
       }
@@ -191,7 +210,7 @@ export class NatsFabric {
           if (env.from === this.instanceId) return;
           const known = this.peers.has(env.from);
           const said = env.data as { hello?: boolean; name?: unknown };
-          this.peers.set(env.from, { seen: Date.now(), name: typeof said.name === 'string' ? said.name : env.from });
+          this.peers.set(env.from, { seen: this.clock.now(), name: typeof said.name === 'string' ? said.name : env.from });
           // A newcomer says hello: answer at once, if this instance is itself ready to be counted on.
           if (said.hello && !known && this.heartbeat) this.say(false);
         },
@@ -204,34 +223,66 @@ export class NatsFabric {
   }
 
   /**
-   * Publishes and waits until every live peer has handled the message (bounded by `timeoutMs`), so a change
-   * announced this way is in force at every instance before the caller answers its client. Returns the names of the
-   * live peers that did not confirm in time (none: in force everywhere); each is asked to read the store again.
+   * Publishes and waits until every live peer has handled the message (bounded by `timeoutMs` of the clock), so a
+   * change announced this way is in force at every instance before the caller answers its client. Answers the names
+   * of the live peers that did not confirm in time (none: in force everywhere); each is asked to read the store again.
+   * When the fabric cannot carry the change at all, every live peer is named at once, with why (`untold`).
    */
-  async publishConfirmed(topic: FabricTopic, data: unknown, timeoutMs = CONFIRM_WITHIN_MS): Promise<string[]> {
+  async publishConfirmed(topic: FabricTopic, data: unknown, timeoutMs = CONFIRM_WITHIN_MS): Promise<Announced> {
     const expected = new Set(this.peers.keys());
+    const untold = this.untold();
+    if (untold) return this.notTold(topic, expected, untold);
     if (expected.size === 0) {
       this.publish(topic, data);
-      return [];
+      return { notConfirmed: [] };
     }
     const inbox = createInbox();
-    const acks = this.nc.subscribe(inbox, { timeout: timeoutMs });
-    this.nc.publish(`${this.prefix}.${topic}`, codec.encode({ from: this.instanceId, data }), { reply: inbox });
+    let acks: Subscription;
+    try {
+      acks = this.nc.subscribe(inbox);
+      this.nc.publish(`${this.prefix}.${topic}`, codec.encode({ from: this.instanceId, data }), { reply: inbox });
+    } catch (e) {
+      // Closed or draining between the look and the call: the change is stored, so it is named, never failed.
+      return this.notTold(topic, expected, this.untold() ?? `the NATS client refused it: ${(e as Error).message}`);
+    }
+    const bound = this.clock.after(timeoutMs, () => acks.unsubscribe());
     try {
       for await (const msg of acks) {
         expected.delete(msg.string());
         if (expected.size === 0) break;
       }
-    } catch {
-      // A peer that left meanwhile is not waited for: it reads the store when it is back.
-      for (const id of expected) if (!this.peers.has(id)) expected.delete(id);
-      this.log.warn({ topic, missing: [...expected].map((id) => this.peerName(id)) }, 'not every instance confirmed a change in time');
+    } catch (e) {
+      this.log.warn({ topic, err: (e as Error).message }, 'the confirmations of a change could not be read');
     } finally {
+      bound();
       acks.unsubscribe();
     }
-    for (const id of expected) this.peerBehind(id);
-    if (expected.size > 0) fabricUnconfirmedChanges.labels(this.system).inc();
-    return [...expected].map((id) => this.peerName(id)).sort();
+    // A peer that left meanwhile is not waited for: it reads the store when it is back.
+    for (const id of expected) if (!this.peers.has(id)) expected.delete(id);
+    if (expected.size === 0) return { notConfirmed: [] };
+    const lost = this.untold();
+    if (lost) return this.notTold(topic, expected, lost);
+    this.log.warn({ topic, missing: [...expected].map((id) => this.peerName(id)) }, 'not every instance confirmed a change in time');
+    return { notConfirmed: this.markBehind(expected) };
+  }
+
+  /** Why the fabric cannot carry news now, and what follows for the peers not told; undefined while it can. */
+  private untold(): string | undefined {
+    if (this.closed || this.nc.isClosed() || this.nc.isDraining()) return "this instance's NATS connection is closed, so it cannot ask them to read the store again";
+    if (!this.connected) return 'this instance is cut off from NATS; each is asked to read the store again once NATS is back';
+    return undefined;
+  }
+
+  /** A change the fabric could not carry: every live peer is behind. Not published later: a stale copy could follow a newer change. */
+  private notTold(topic: FabricTopic, peers: Set<string>, why: string): Announced {
+    this.log.warn({ topic, why, missing: [...peers].map((id) => this.peerName(id)) }, 'the fabric could not be told of a change');
+    return { notConfirmed: this.markBehind(peers), untold: why };
+  }
+
+  private markBehind(peers: Set<string>): string[] {
+    for (const id of peers) this.peerBehind(id);
+    if (peers.size > 0) fabricUnconfirmedChanges.labels(this.system).inc();
+    return [...peers].map((id) => this.peerName(id)).sort();
   }
 
   /** Names of the live peers known not to have confirmed a change this instance announced. */
@@ -261,23 +312,26 @@ export class NatsFabric {
 
   private askLater(id: string): void {
     const behind = this.peersBehind.get(id);
-    if (!behind || this.closed) return;
-    behind.timer = setTimeout(() => void this.askToCatchUp(id), backOff(behind.attempt++));
-    behind.timer.unref();
+    if (!behind || this.closed || this.nc.isClosed()) return;
+    behind.timer = this.clock.after(backOff(behind.attempt++), () => void this.askToCatchUp(id));
+  }
+
+  /** Asks at once, the back-off started again (NATS is back); not while an ask is on its way. */
+  private askNow(id: string): void {
+    const behind = this.peersBehind.get(id);
+    if (!behind || behind.asking) return;
+    behind.timer?.();
+    behind.attempt = 0;
+    void this.askToCatchUp(id);
   }
 
   /** Asks a peer behind to read the store again; it is no longer behind once it answers that it did. */
   private async askToCatchUp(id: string): Promise<void> {
     const behind = this.peersBehind.get(id);
-    if (!behind) return;
+    if (!behind || behind.asking) return;
     const covered = behind.changes;
-    let inForce = false;
-    try {
-      const answer = await this.nc.request(`${this.prefix}.catch-up.${id}`, codec.encode({ from: this.instanceId, data: null }), { timeout: CATCH_UP_ANSWER_MS });
-      inForce = answer.string() === 'in-force';
-    } catch {
-      // no answer in time (stopped, overloaded, or no longer there): asked again after the back-off
-    }
+    // Cut off, an ask would reach no one: the next one is due after the back-off, or at once when NATS is back.
+    const inForce = this.connected && (await this.ask(behind, `${this.prefix}.catch-up.${id}`)) === 'in-force';
     if (this.peersBehind.get(id) !== behind) return; // it left meanwhile, or the fabric closed
     if (inForce) behind.changes -= covered;
     if (behind.changes === 0) {
@@ -290,8 +344,29 @@ export class NatsFabric {
     this.askLater(id);
   }
 
+  /** One request, its answer bounded by CATCH_UP_ANSWER_MS of the clock; undefined when none came (stopped, overloaded, gone). */
+  private async ask(behind: PeerBehind, subject: string): Promise<string | undefined> {
+    behind.asking = true;
+    let answers: Subscription | undefined;
+    let bound = (): void => undefined;
+    try {
+      const inbox = createInbox();
+      const sub = (answers = this.nc.subscribe(inbox, { max: 1 }));
+      bound = this.clock.after(CATCH_UP_ANSWER_MS, () => sub.unsubscribe());
+      this.nc.publish(subject, codec.encode({ from: this.instanceId, data: null }), { reply: inbox });
+      for await (const answer of sub) return answer.string(); // "no responders" is an empty answer: not in force
+      return undefined;
+    } catch {
+      return undefined; // the connection closed or failed meanwhile: asked again after the back-off
+    } finally {
+      bound();
+      answers?.unsubscribe();
+      behind.asking = false;
+    }
+  }
+
   private forgetBehind(id: string): void {
-    clearTimeout(this.peersBehind.get(id)?.timer);
+    this.peersBehind.get(id)?.timer?.();
     this.peersBehind.delete(id);
     fabricInstancesBehind.labels(this.system).set(this.peersBehind.size);
   }
@@ -328,7 +403,7 @@ export class NatsFabric {
             },
           )
           .then((inForce) => {
-            if (inForce && msg.reply) msg.respond(new TextEncoder().encode(this.instanceId));
+            if (inForce) this.respond(msg, this.instanceId);
           });
       },
     });
@@ -340,9 +415,16 @@ export class NatsFabric {
     await this.nc.flush();
     if (this.heartbeat) return;
     this.say(true);
-    this.heartbeat = setInterval(() => {
+    this.beat();
+    await this.nc.flush();
+  }
+
+  /** Says this instance is alive and forgets peers silent for PEER_GONE_MS, every HEARTBEAT_MS of the clock. */
+  private beat(): void {
+    this.heartbeat = this.clock.after(HEARTBEAT_MS, () => {
+      if (this.untold()) return this.beat(); // cut off: silence heard now is this instance's own, not the peers'
       this.say(false);
-      const now = Date.now();
+      const now = this.clock.now();
       for (const [id, peer] of this.peers) {
         if (now - peer.seen <= PEER_GONE_MS) continue;
         // Gone: no longer waited for. Back, it handles what was queued for it, or reads the store (start-up, reconnection).
@@ -350,9 +432,18 @@ export class NatsFabric {
         this.forgetBehind(id);
         this.peers.delete(id);
       }
-    }, HEARTBEAT_MS);
-    this.heartbeat.unref();
-    await this.nc.flush();
+      this.beat();
+    });
+  }
+
+  /** Answers a request, unless the connection closed meanwhile (the asker then counts it as not confirmed). */
+  private respond(msg: Msg, text: string): void {
+    if (!msg.reply || this.nc.isClosed()) return;
+    try {
+      msg.respond(new TextEncoder().encode(text));
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message }, 'fabric answer not sent');
+    }
   }
 
   /** How many other live instances this one knows of: those whose confirmation publishConfirmed waits for. */
@@ -366,11 +457,17 @@ export class NatsFabric {
     return this.cachesBehind ? 'behind' : 'up';
   }
 
-  async close(): Promise<void> {
+  /** Once, however often called; closed also when NATS is unreachable (a drain then would leave it reconnecting). */
+  close(): Promise<void> {
+    return (this.closing ??= this.shutDown());
+  }
+
+  private async shutDown(): Promise<void> {
     this.closed = true;
-    if (this.heartbeat) clearInterval(this.heartbeat);
-    clearTimeout(this.catchUpRetry);
+    this.heartbeat?.();
+    this.catchUpRetry?.();
     for (const id of [...this.peersBehind.keys()]) this.forgetBehind(id);
-    if (!this.nc.isClosed()) await this.nc.drain();
+    if (this.connected && !this.nc.isClosed()) await this.nc.drain().catch((e: unknown) => this.log.warn({ err: (e as Error).message }, 'fabric drain failed'));
+    if (!this.nc.isClosed()) await this.nc.close();
   }
 }

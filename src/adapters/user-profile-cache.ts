@@ -1,13 +1,14 @@
 // User profiles served from memory (one lookup per request), written through to the store.
 import type { McUri } from '../domain/ids.ts';
 import type { UserProfile } from '../domain/profile.ts';
+import { inForceEverywhere, type Announced } from '../ports/announcement.ts';
 import type { Store } from '../ports/store.ts';
 import type { UserProfiles } from '../procedures/context.ts';
 
 export class UserProfileCache implements UserProfiles {
   private readonly profiles = new Map<McUri, UserProfile>();
   /** Other instances learn of a change through this (NATS when there are several): those that did not confirm it in time. */
-  announce: (id: McUri, profile: UserProfile | undefined) => Promise<readonly string[]> | readonly string[] = () => [];
+  announce: (id: McUri, profile: UserProfile | undefined) => Promise<Announced> | Announced = () => inForceEverywhere;
   constructor(private readonly store: Store) {}
 
   /** Changes that arrive while load() reads: newer than what it read, so they are applied again after it. */
@@ -34,19 +35,19 @@ export class UserProfileCache implements UserProfiles {
     return this.profiles.get(id);
   }
   /** Stores and caches the profile; answers the live instances that had not confirmed it (none: in force everywhere). */
-  async put(profile: UserProfile): Promise<{ notConfirmed: readonly string[] }> {
+  async put(profile: UserProfile): Promise<Announced> {
     await this.store.putProfile(profile);
     this.apply(profile.id, profile);
-    return { notConfirmed: await this.announce(profile.id, profile) };
+    return this.announce(profile.id, profile);
   }
   async delete(id: McUri): Promise<boolean> {
     return (await this.deleteAnnounced(id)).existed;
   }
   /** delete, and the live instances that had not confirmed the deletion when it was answered. */
-  async deleteAnnounced(id: McUri): Promise<{ existed: boolean; notConfirmed: readonly string[] }> {
+  async deleteAnnounced(id: McUri): Promise<{ existed: boolean } & Announced> {
     const existed = await this.store.deleteProfile(id);
     this.apply(id, undefined);
-    return { existed, notConfirmed: await this.announce(id, undefined) };
+    return { existed, ...(await this.announce(id, undefined)) };
   }
   /** Another instance stored this profile (or deleted it, when undefined): take it into the cache. */
   apply(id: McUri, profile: UserProfile | undefined): void {

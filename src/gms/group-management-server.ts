@@ -4,6 +4,7 @@ import { EventEmitter } from 'node:events';
 import type { McUri } from '../domain/ids.ts';
 import type { McService } from '../domain/services.ts';
 import type { GroupPolicy } from '../domain/group-policy.ts';
+import { inForceEverywhere, type Announced } from '../ports/announcement.ts';
 import type { GmsStatusUpdate } from '../ports/store.ts';
 import type { GmsStore, GroupAffiliation } from '../ports/gms-store.ts';
 
@@ -14,7 +15,7 @@ export class GroupManagementServer {
   /** Group documents are few and read on every request: they live in memory, the store is their durable copy. */
   private readonly groups = new Map<McUri, GroupPolicy>();
   /** Other instances of this GMS learn of a change through this (NATS when there are several): those that did not confirm it in time. */
-  announce: (groupId: McUri) => Promise<readonly string[]> | readonly string[] = () => [];
+  announce: (groupId: McUri) => Promise<Announced> | Announced = () => inForceEverywhere;
 
   private constructor(
     private readonly store: GmsStore,
@@ -64,10 +65,10 @@ export class GroupManagementServer {
   }
 
   /** putGroup, and the live instances that had not confirmed the change when it was answered (none: in force everywhere). */
-  async putGroupAnnounced(doc: Omit<GroupPolicy, 'revision'>): Promise<{ group: GroupPolicy; notConfirmed: readonly string[] }> {
+  async putGroupAnnounced(doc: Omit<GroupPolicy, 'revision'>): Promise<{ group: GroupPolicy } & Announced> {
     const group = await this.store.putGroup(doc);
     this.changed(group.id, group);
-    return { group, notConfirmed: await this.announce(group.id) };
+    return { group, ...(await this.announce(group.id)) };
   }
 
   async deleteGroup(id: McUri): Promise<boolean> {
@@ -75,11 +76,11 @@ export class GroupManagementServer {
   }
 
   /** deleteGroup, and the live instances that had not confirmed the deletion when it was answered. */
-  async deleteGroupAnnounced(id: McUri): Promise<{ existed: boolean; notConfirmed: readonly string[] }> {
+  async deleteGroupAnnounced(id: McUri): Promise<{ existed: boolean } & Announced> {
     const existed = await this.store.deleteGroup(id);
-    if (!existed) return { existed, notConfirmed: [] };
+    if (!existed) return { existed, ...inForceEverywhere };
     this.changed(id, undefined);
-    return { existed, notConfirmed: await this.announce(id) };
+    return { existed, ...(await this.announce(id)) };
   }
 
   /** Another instance changed a group: read it again from the shared store and tell the subscribers. */

@@ -63,7 +63,7 @@ void test('a peer whose handler and store read failed: named to the caller, list
     const aFabric = a;
     await until(() => aFabric.livePeers() === 1, 'A knows B');
 
-    const notConfirmed = await a.publishConfirmed('policy', 'sip:north@police.example', 1000);
+    const { notConfirmed } = await a.publishConfirmed('policy', 'sip:north@police.example', 1000);
     assert.deepEqual(notConfirmed, ['host-b/127.0.0.1:8081'], 'the caller learns which instance the change is not in force at');
     assert.deepEqual(a.instancesBehind(), ['host-b/127.0.0.1:8081']);
     assert.equal(await b.health(), 'behind', 'B knows its caches miss a change');
@@ -79,7 +79,7 @@ void test('a peer whose handler and store read failed: named to the caller, list
     assert.equal(await gauge('muster_fabric_caches_behind', 'host-b/127.0.0.1:8081'), 0);
 
     // In force everywhere: nothing not confirmed, nothing behind.
-    assert.deepEqual(await a.publishConfirmed('policy', 'sip:south@police.example', 1000), []);
+    assert.deepEqual(await a.publishConfirmed('policy', 'sip:south@police.example', 1000), { notConfirmed: [] });
     assert.deepEqual(a.instancesBehind(), []);
   } finally {
     await a?.close();
@@ -102,7 +102,7 @@ void test('a slow peer, which does not know it is behind: the announcer asks it 
     const aFabric = a;
     await until(() => aFabric.livePeers() === 1, 'A knows B');
 
-    assert.deepEqual(await a.publishConfirmed('profiles', { id: 'sip:alice@police.example', profile: null }, 500), ['host-b/127.0.0.1:9081']);
+    assert.deepEqual((await a.publishConfirmed('profiles', { id: 'sip:alice@police.example', profile: null }, 500)).notConfirmed, ['host-b/127.0.0.1:9081']);
     assert.deepEqual(a.instancesBehind(), ['host-b/127.0.0.1:9081']);
     assert.equal(await b.health(), 'up', 'B has no failure of its own to report');
     await until(() => aFabric.instancesBehind().length === 0, 'A asked B to catch up and B confirmed');
@@ -128,7 +128,7 @@ void test('a peer that leaves the live instances while behind is no longer liste
     await Promise.all([a.ready(), b.ready()]);
     const aFabric = a;
     await until(() => aFabric.livePeers() === 1, 'A knows B');
-    assert.deepEqual(await a.publishConfirmed('policy', 'sip:north@police.example', 500), ['host-b/127.0.0.1:7081']);
+    assert.deepEqual((await a.publishConfirmed('policy', 'sip:north@police.example', 500)).notConfirmed, ['host-b/127.0.0.1:7081']);
     await b.close();
     b = undefined;
     await until(() => aFabric.instancesBehind().length === 0 && aFabric.livePeers() === 0, 'B left the live instances', 8000);

@@ -42,8 +42,7 @@ export async function adminRoutes(app: FastifyInstance, deps: HttpFaceDeps): Pro
           ? { ...(rc.users ? { users: parseIdList(rc.users, 'remoteChange.users') } : {}), ...(rc.groups ? { groups: parseIdList(rc.groups, 'remoteChange.groups') } : {}) }
           : (rc ?? false);
       const profile: UserProfile = { id, services: [...new Set(req.body.services)], n2: req.body.n2, groups: parseIdList(req.body.groups, 'groups'), remoteChange };
-      const { notConfirmed } = await deps.profiles.put(profile);
-      return answerStored(reply, profile, notConfirmed);
+      return answerStored(reply, profile, await deps.profiles.put(profile));
     },
   );
 
@@ -57,9 +56,9 @@ export async function adminRoutes(app: FastifyInstance, deps: HttpFaceDeps): Pro
   app.delete<{ Params: { id: string } }>('/users/:id', { schema: { summary: 'Delete a user profile (202 with notConfirmed: deleted, not yet in force at those instances)', params: IdParam } }, async (req, reply) => {
     await authenticate(req, deps, ['operator']);
     const id = parseId(req.params.id, 'id');
-    const { existed, notConfirmed } = await deps.profiles.deleteAnnounced(id);
+    const { existed, ...announced } = await deps.profiles.deleteAnnounced(id);
     if (!existed) throw new MusterError('not-found', `no user ${req.params.id}`);
-    return answerDeleted(reply, id, notConfirmed);
+    return answerDeleted(reply, id, announced);
   });
 
   app.post<{ Body: Static<typeof ResyncRequestSchema> }>(

@@ -58,7 +58,7 @@ export async function gmsRoutes(app: FastifyInstance, deps: HttpFaceDeps): Promi
       await authenticate(req, deps, ['operator']);
       const id = ownGroup(req.params.id);
       if (req.body.id !== undefined && parseId(req.body.id, 'id') !== id) throw badInput('id', 'differs from the ID in the path');
-      const { group, notConfirmed } = await gms.putGroupAnnounced({
+      const { group, ...announced } = await gms.putGroupAnnounced({
         id,
         ...(req.body.displayName !== undefined ? { displayName: req.body.displayName } : {}),
         services: [...new Set(req.body.services)],
@@ -66,7 +66,7 @@ export async function gmsRoutes(app: FastifyInstance, deps: HttpFaceDeps): Promi
         members: parseIdList(req.body.members, 'members'),
         deaffiliationForbidden: req.body.deaffiliationForbidden ?? false,
       });
-      return answerStored(reply, group, notConfirmed);
+      return answerStored(reply, group, announced);
     },
   );
 
@@ -86,9 +86,9 @@ export async function gmsRoutes(app: FastifyInstance, deps: HttpFaceDeps): Promi
   app.delete<{ Params: { id: string } }>('/groups/:id', { schema: { summary: 'Delete a group document (202 with notConfirmed: deleted, not yet in force at those instances)', params: IdParam } }, async (req, reply) => {
     await authenticate(req, deps, ['operator']);
     const id = parseId(req.params.id, 'id');
-    const { existed, notConfirmed } = await gms.deleteGroupAnnounced(id);
+    const { existed, ...announced } = await gms.deleteGroupAnnounced(id);
     if (!existed) throw new MusterError('not-found', `no group ${req.params.id}`);
-    return answerDeleted(reply, id, notConfirmed);
+    return answerDeleted(reply, id, announced);
   });
 
   app.get<{ Params: { id: string }; Querystring: { service?: McService } }>(

@@ -1,0 +1,187 @@
+// An operator's change stored while the fabric cannot carry it (this instance cut off from NATS, or its NATS
+// connection closed): the change is stored, so the answer is never a failure but 202 naming the live instances it is
+// not in force at, with a warning that the fabric could not be told; bounded, without waiting for confirmations that
+// cannot come. Cut off, the instances are asked to read the store again once NATS is back. Two real instances
+// (McSystem) on a fresh PostgreSQL database and a NATS server of the test's own; instance A reaches NATS through a
+// TCP relay the test cuts, B stays connected.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, connect as tcpConnect, type Socket } from 'node:net';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { resolveConfig } from '../../src/config/config.ts';
+import { McSystem } from '../../src/system.ts';
+import type { NatsFabric } from '../../src/adapters/nats-fabric.ts';
+import { issueToken } from '../../src/faces/http/credentials.ts';
+import { call, freePort, stopProcess } from '../support/harness.ts';
+import { createTestDatabase, dropTestDatabases } from '../support/postgres.ts';
+import { policeId, policeSystem } from '../support/in-process.ts';
+
+const alice = policeId('alice');
+const patrol = policeId('patrol');
+const north = policeId('north');
+const SECRET = 'police-secret';
+const enc = encodeURIComponent;
+
+/** Waits (bounded) until `ok()` holds. */
+async function until(ok: () => boolean | Promise<boolean>, what: string, ms = 10_000): Promise<void> {
+  for (const end = Date.now() + ms; !(await ok()); await new Promise((r) => setTimeout(r, 20))) if (Date.now() > end) throw new Error(`not within ${ms} ms: ${what}`);
+}
+
+/** A TCP relay in front of NATS: while cut, it drops its connections and refuses new ones (counted). */
+async function relayTo(port: number): Promise<{ url: string; cut: (on: boolean) => void; refused: () => number; close: () => void }> {
+  let cut = false;
+  let refused = 0;
+  const links = new Set<Socket>();
+  const relay = createServer((client) => {
+    if (cut) {
+      refused++;
+      return client.destroy();
+    }
+    const upstream = tcpConnect(port, '127.0.0.1');
+    links.add(client);
+    client.pipe(upstream).pipe(client);
+    const drop = (): void => {
+      links.delete(client);
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', drop).on('close', drop);
+    upstream.on('error', drop).on('close', drop);
+  });
+  const relayPort = await freePort();
+  await new Promise<void>((r) => relay.listen(relayPort, '127.0.0.1', r));
+  return {
+    url: `nats://127.0.0.1:${relayPort}`,
+    cut: (on) => {
+      cut = on;
+      if (on) links.forEach((s) => s.destroy());
+    },
+    refused: () => refused,
+    close: () => {
+      relay.close();
+      links.forEach((s) => s.destroy());
+    },
+  };
+}
+
+interface Instances {
+  a: McSystem;
+  b: McSystem;
+  aUrl: string;
+  bUrl: string;
+  bName: string;
+  relay: Awaited<ReturnType<typeof relayTo>>;
+  op: string;
+}
+
+/** A (through the relay) and B on one fresh database and one NATS server; everything gone again whatever `work` does. */
+async function twoInstances(work: (i: Instances) => Promise<void>): Promise<void> {
+  const natsPort = await freePort();
+  const nats = spawn('/usr/sbin/nats-server', ['-a', '127.0.0.1', '-p', String(natsPort)], { stdio: 'ignore' });
+  const relay = await relayTo(natsPort);
+  const dir = mkdtempSync(join(tmpdir(), 'muster-fabric-untold-'));
+  const db = await createTestDatabase();
+  const opened: McSystem[] = [];
+  try {
+    const system = policeSystem({
+      store: db.url,
+      secret: SECRET,
+      users: [{ id: alice, services: ['mcptt'], n2: 3, groups: [patrol, north] }],
+      groups: [patrol, north].map((id) => ({ id, services: ['mcptt'], members: [alice] })),
+    });
+    const open = async (nats: string): Promise<McSystem> => {
+      const [config] = resolveConfig({ dataDir: dir, systems: [{ ...system, nats }] });
+      for (let i = 0; ; i++) {
+        try {
+          const s = await McSystem.open(config!, { log: pino({ level: 'silent' }) });
+          opened.push(s);
+          return s;
+        } catch (e) {
+          if (i >= 100) throw e;
+          await new Promise((r) => setTimeout(r, 50)); // the NATS server is still starting
+        }
+      }
+    };
+    const b = await open(`nats://127.0.0.1:${natsPort}`);
+    const a = await open(relay.url);
+    const [aUrl, bUrl] = [await a.listen(), await b.listen()];
+    const bName = `${hostname()}/${bUrl.replace(/^https?:\/\//, '')}`;
+    await until(async () => ((await a.health({ partners: false })).instances ?? []).includes(bName), 'A knows B by its HTTP address');
+    const op = await issueToken({ secret: SECRET, domain: 'police.example', subject: 'operator', role: 'operator' });
+    await work({ a, b, aUrl, bUrl, bName, relay, op });
+  } finally {
+    for (const s of opened.reverse()) await s.stop();
+    await dropTestDatabases([db.name]);
+    relay.close();
+    await stopProcess(nats);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** An operator's answer, as far as these tests read it. */
+interface Answer {
+  n2?: number;
+  notConfirmed?: string[];
+  warning?: string;
+}
+
+async function send(method: string, url: string, token: string, body?: unknown): Promise<{ status: number; body: Answer }> {
+  const r = await call(method, url, token, body);
+  return { status: r.status, body: r.body as Answer };
+}
+
+const profile = (n2: number): unknown => ({ services: ['mcptt'], n2, groups: [patrol, north] });
+
+void test('A cut off from NATS: its changes are answered 202 naming B, "could not be told", at once; once back, B is asked and reads the store', { timeout: 60_000 }, async () => {
+  await twoInstances(async ({ a, aUrl, bUrl, bName, relay, op }) => {
+    relay.cut(true);
+    await until(() => relay.refused() > 0, 'A noticed the loss and tries to reconnect');
+
+    const started = Date.now();
+    const put = await send('PUT', `${aUrl}/admin/v1/users/${enc(alice)}`, op, profile(1));
+    const took = Date.now() - started;
+    assert.equal(put.status, 202, JSON.stringify(put.body));
+    assert.equal(put.body.n2, 1, 'the profile is answered as stored');
+    assert.deepEqual(put.body.notConfirmed, [bName]);
+    assert.match(put.body.warning ?? '', /could not be told/);
+    assert.ok(took < 900, `answered without waiting for confirmations that cannot come (${took} ms)`);
+
+    const del = await send('DELETE', `${aUrl}/gms/v1/groups/${enc(north)}`, op);
+    assert.equal(del.status, 202, JSON.stringify(del.body));
+    assert.deepEqual(del.body, { id: north, deleted: true, notConfirmed: [bName], warning: del.body.warning });
+    assert.match(del.body.warning ?? '', /could not be told/);
+
+    assert.equal((await a.server.store.allProfiles()).find((p) => p.id === alice)?.n2, 1, 'stored');
+    assert.equal((await send('GET', `${bUrl}/admin/v1/users/${enc(alice)}`, op)).body.n2, 3, 'B was not told: it still serves the old profile');
+    assert.deepEqual((await a.health({ partners: false })).instancesBehind, [bName]);
+
+    relay.cut(false); // NATS is back for A: A asks B to read the store again
+    await until(async () => (await send('GET', `${bUrl}/admin/v1/users/${enc(alice)}`, op)).body.n2 === 1, 'B read the store again', 20_000);
+    assert.equal((await send('GET', `${bUrl}/gms/v1/groups/${enc(north)}`, op)).status, 404, 'the deletion too');
+    await until(async () => (await a.health({ partners: false })).instancesBehind?.length === 0, 'B confirmed to A', 20_000);
+  });
+});
+
+void test("A's NATS connection closed: a change is answered 202 naming B, \"could not be told\", not 500", { timeout: 60_000 }, async () => {
+  await twoInstances(async ({ a, aUrl, bName, op }) => {
+    // As at shutdown, or once the client gave up: A's fabric connection is closed for good.
+    await (a as unknown as { fabric: NatsFabric }).fabric.close();
+
+    const started = Date.now();
+    const put = await send('PUT', `${aUrl}/admin/v1/users/${enc(alice)}`, op, profile(2));
+    assert.equal(put.status, 202, JSON.stringify(put.body));
+    assert.deepEqual(put.body.notConfirmed, [bName]);
+    assert.match(put.body.warning ?? '', /could not be told/);
+    assert.ok(Date.now() - started < 900, 'bounded');
+    assert.equal((await a.server.store.allProfiles()).find((p) => p.id === alice)?.n2, 2, 'stored');
+
+    const del = await send('DELETE', `${aUrl}/admin/v1/users/${enc(alice)}`, op);
+    assert.equal(del.status, 202, JSON.stringify(del.body));
+    assert.deepEqual(del.body.notConfirmed, [bName]);
+    assert.match(del.body.warning ?? '', /could not be told/);
+  });
+});
