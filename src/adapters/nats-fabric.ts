@@ -451,9 +451,13 @@ export class NatsFabric {
     return this.peers.size;
   }
 
-  /** 'behind' while this instance knows its caches miss a change (its read of the store failed). */
-  async health(): Promise<'up' | 'down' | 'behind'> {
+  /**
+   * 'behind' while this instance knows its caches miss a change (its read of the store failed); 'reconnecting' while
+   * it is cut off from NATS: the other instances' changes do not reach its caches then, so it is not up either.
+   */
+  async health(): Promise<'up' | 'down' | 'behind' | 'reconnecting'> {
     if (this.nc.isClosed()) return 'down';
+    if (!this.connected) return 'reconnecting';
     return this.cachesBehind ? 'behind' : 'up';
   }
 

@@ -140,6 +140,9 @@ void test('A cut off from NATS: its changes are answered 202 naming B, "could no
   await twoInstances(async ({ a, aUrl, bUrl, bName, relay, op }) => {
     relay.cut(true);
     await until(() => relay.refused() > 0, 'A noticed the loss and tries to reconnect');
+    // Cut off, A does not learn the other instances' changes: its health says so instead of "up".
+    const cutOff = await a.health({ partners: false });
+    assert.deepEqual([cutOff.status, cutOff.fabric], ['degraded', 'reconnecting']);
 
     const started = Date.now();
     const put = await send('PUT', `${aUrl}/admin/v1/users/${enc(alice)}`, op, profile(1));
@@ -163,6 +166,8 @@ void test('A cut off from NATS: its changes are answered 202 naming B, "could no
     await until(async () => (await send('GET', `${bUrl}/admin/v1/users/${enc(alice)}`, op)).body.n2 === 1, 'B read the store again', 20_000);
     assert.equal((await send('GET', `${bUrl}/gms/v1/groups/${enc(north)}`, op)).status, 404, 'the deletion too');
     await until(async () => (await a.health({ partners: false })).instancesBehind?.length === 0, 'B confirmed to A', 20_000);
+    const back = await a.health({ partners: false });
+    assert.deepEqual([back.status, back.fabric], ['ok', 'up']);
   });
 });
 
