@@ -211,7 +211,9 @@ export class McSystem {
     const partners = opts.partners ? await this.server.partners.health() : {};
     const fabric = this.fabric ? await this.fabric.health() : 'none';
     // 'behind': this instance knows it serves profiles or policies older than the store's, so it is not up.
-    const status = store === 'up' && gms === 'up' && (fabric === 'up' || fabric === 'none') ? 'ok' : 'degraded';
+    // 'reconnecting' is reported, not counted: NATS down cuts off every instance at once, and taking them all out of
+    // a load balancer would stop the service over what only delays other instances' changes.
+    const status = store === 'up' && gms === 'up' && (fabric === 'up' || fabric === 'none' || fabric === 'reconnecting') ? 'ok' : 'degraded';
     // The other live instances, and those of them that have not confirmed a change this one announced.
     const instances = this.fabric ? { instances: this.fabric.liveInstances(), instancesBehind: this.fabric.instancesBehind() } : {};
     return { status, system: this.config.name, store: `${this.server.store.kind}:${store}`, gms, fabric, ...instances, partners };

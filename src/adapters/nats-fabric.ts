@@ -453,7 +453,7 @@ export class NatsFabric {
 
   /**
    * 'behind' while this instance knows its caches miss a change (its read of the store failed); 'reconnecting' while
-   * it is cut off from NATS: the other instances' changes do not reach its caches then, so it is not up either.
+   * it is cut off from NATS: the other instances' changes do not reach its caches until it is back.
    */
   async health(): Promise<'up' | 'down' | 'behind' | 'reconnecting'> {
     if (this.nc.isClosed()) return 'down';
