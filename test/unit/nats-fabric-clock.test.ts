@@ -8,37 +8,12 @@ import { spawn } from 'node:child_process';
 import { connect, type NatsConnection } from 'nats';
 import pino from 'pino';
 import { NatsFabric } from '../../src/adapters/nats-fabric.ts';
-import type { Clock } from '../../src/ports/clock.ts';
 import { freePort, stopProcess } from '../support/harness.ts';
+import { TestClock } from '../support/test-clock.ts';
+import type { Clock } from '../../src/ports/clock.ts';
 
 const silent = pino({ level: 'silent' });
 
-/** Time moves only when the test says; due timers fire in time order. */
-class TestClock implements Clock {
-  t = 1_900_000_000_000;
-  private timers: { at: number; fire: () => void }[] = [];
-  now = (): number => this.t;
-  after = (ms: number, fire: () => void): (() => void) => {
-    const timer = { at: this.t + ms, fire };
-    this.timers.push(timer);
-    return () => void (this.timers = this.timers.filter((x) => x !== timer));
-  };
-  /** How far ahead each pending timer is due. */
-  pending(): number[] {
-    return this.timers.map((x) => x.at - this.t).sort((a, b) => a - b);
-  }
-  /** Moves time on by `ms` and fires what is due then, in time order. */
-  advance(ms: number): void {
-    this.t += ms;
-    for (let due = this.next(); due; due = this.next()) {
-      this.timers = this.timers.filter((x) => x !== due);
-      due.fire();
-    }
-  }
-  private next(): { at: number; fire: () => void } | undefined {
-    return this.timers.filter((x) => x.at <= this.t).sort((a, b) => a.at - b.at)[0];
-  }
-}
 
 /** Waits (bounded, in real time) until `ok()` holds: for NATS round trips, never for a timer. */
 async function until(ok: () => boolean, what: string, ms = 10_000): Promise<void> {
@@ -66,7 +41,7 @@ async function instance(url: string, name: string, store: string, clock?: Clock)
 
 void test("an instance's own catch-up: read the store again after 1, 2, 4, 8, 15, 15 s of its clock", { timeout: 30_000 }, async () => {
   const nats = await natsOnLoopback();
-  const clock = new TestClock();
+  const clock = new TestClock(1_900_000_000_000);
   let a: NatsFabric | undefined;
   let b: NatsFabric | undefined;
   try {
@@ -103,7 +78,7 @@ void test("an instance's own catch-up: read the store again after 1, 2, 4, 8, 15
 
 void test("the announcer's clock: the bound on confirmations, the asks to a peer behind (1, 2, 4 s) and a silent peer gone after 3.5 s", { timeout: 30_000 }, async () => {
   const nats = await natsOnLoopback();
-  const clock = new TestClock(); // both instances': their heartbeats keep up with each other as time moves
+  const clock = new TestClock(1_900_000_000_000); // both instances': their heartbeats keep up with each other as time moves
   let a: NatsFabric | undefined;
   let b: NatsFabric | undefined;
   let observer: NatsConnection | undefined;

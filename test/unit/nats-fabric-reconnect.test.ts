@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createServer, connect as tcpConnect, type Socket } from 'node:net';
+import { tcpRelayTo } from '../support/tcp-relay.ts';
 import pino from 'pino';
 import { NatsFabric } from '../../src/adapters/nats-fabric.ts';
 import { freePort, stopProcess } from '../support/harness.ts';
@@ -19,23 +19,7 @@ void test('an instance cut off from NATS misses what is published meanwhile, and
   const natsPort = await freePort();
   const nats = spawn('/usr/sbin/nats-server', ['-a', '127.0.0.1', '-p', String(natsPort)], { stdio: 'ignore' });
   // The relay in front of B: while cut, it drops B's connection and refuses new ones.
-  let cut = false;
-  const links = new Set<Socket>();
-  const relay = createServer((client) => {
-    if (cut) return client.destroy();
-    const upstream = tcpConnect(natsPort, '127.0.0.1');
-    links.add(client);
-    client.pipe(upstream).pipe(client);
-    const drop = (): void => {
-      links.delete(client);
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on('error', drop).on('close', drop);
-    upstream.on('error', drop).on('close', drop);
-  });
-  const relayPort = await freePort();
-  await new Promise<void>((r) => relay.listen(relayPort, '127.0.0.1', r));
+  const relay = await tcpRelayTo(natsPort);
   const log = pino({ level: 'silent' });
   let a: NatsFabric | undefined;
   let b: NatsFabric | undefined;
@@ -49,7 +33,7 @@ void test('an instance cut off from NATS misses what is published meanwhile, and
       }
     }
     assert.ok(a, 'NATS started');
-    b = await NatsFabric.connect(`nats://127.0.0.1:${relayPort}`, 'police.example', 'sqlite:shared', log);
+    b = await NatsFabric.connect(`nats://127.0.0.1:${relay.port}`, 'police.example', 'sqlite:shared', log);
     const heard: unknown[] = [];
     let reconnects = 0;
     b.on('profiles', (d) => void heard.push(d));
@@ -59,13 +43,12 @@ void test('an instance cut off from NATS misses what is published meanwhile, and
     a.publish('profiles', { n: 1 });
     await until(() => heard.length === 1, 'B hears the first change');
 
-    cut = true;
-    links.forEach((s) => s.destroy());
+    relay.cut(true);
     await new Promise((r) => setTimeout(r, 300));
     a.publish('profiles', { n: 2 }); // while B is cut off
     await new Promise((r) => setTimeout(r, 300));
     assert.equal(reconnects, 0);
-    cut = false;
+    relay.cut(false);
     await until(() => reconnects === 1, 'B told it is back');
     await new Promise((r) => setTimeout(r, 300));
     assert.deepEqual(heard, [{ n: 1 }], 'the change published while B was cut off never reaches it: hence the reload');
@@ -78,7 +61,6 @@ void test('an instance cut off from NATS misses what is published meanwhile, and
     await a?.close();
     await b?.close();
     relay.close();
-    links.forEach((s) => s.destroy());
     await stopProcess(nats);
   }
 });

@@ -8,7 +8,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, connect as tcpConnect, type Socket } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -18,6 +17,7 @@ import type { NatsFabric } from '../../src/adapters/nats-fabric.ts';
 import { issueToken } from '../../src/faces/http/credentials.ts';
 import { call, freePort, stopProcess } from '../support/harness.ts';
 import { createTestDatabase, dropTestDatabases } from '../support/postgres.ts';
+import { tcpRelayTo, type TcpRelay } from '../support/tcp-relay.ts';
 import { policeId, policeSystem } from '../support/in-process.ts';
 
 const alice = policeId('alice');
@@ -31,41 +31,10 @@ async function until(ok: () => boolean | Promise<boolean>, what: string, ms = 10
   for (const end = Date.now() + ms; !(await ok()); await new Promise((r) => setTimeout(r, 20))) if (Date.now() > end) throw new Error(`not within ${ms} ms: ${what}`);
 }
 
-/** A TCP relay in front of NATS: while cut, it drops its connections and refuses new ones (counted). */
-async function relayTo(port: number): Promise<{ url: string; cut: (on: boolean) => void; refused: () => number; close: () => void }> {
-  let cut = false;
-  let refused = 0;
-  const links = new Set<Socket>();
-  const relay = createServer((client) => {
-    if (cut) {
-      refused++;
-      return client.destroy();
-    }
-    const upstream = tcpConnect(port, '127.0.0.1');
-    links.add(client);
-    client.pipe(upstream).pipe(client);
-    const drop = (): void => {
-      links.delete(client);
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on('error', drop).on('close', drop);
-    upstream.on('error', drop).on('close', drop);
-  });
-  const relayPort = await freePort();
-  await new Promise<void>((r) => relay.listen(relayPort, '127.0.0.1', r));
-  return {
-    url: `nats://127.0.0.1:${relayPort}`,
-    cut: (on) => {
-      cut = on;
-      if (on) links.forEach((s) => s.destroy());
-    },
-    refused: () => refused,
-    close: () => {
-      relay.close();
-      links.forEach((s) => s.destroy());
-    },
-  };
+/** A relay in front of NATS for instance A (test/support/tcp-relay.ts), by its NATS URL. */
+async function relayTo(port: number): Promise<TcpRelay & { url: string }> {
+  const relay = await tcpRelayTo(port);
+  return { ...relay, url: `nats://127.0.0.1:${relay.port}` };
 }
 
 interface Instances {

@@ -11,10 +11,10 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { resolveConfig } from '../../src/config/config.ts';
 import { McSystem } from '../../src/system.ts';
-import type { Clock } from '../../src/ports/clock.ts';
 import type { ResyncPageOutcome } from '../../src/ports/partner.ts';
 import { PartnerRecovery, type PartnerRecoveryOptions } from '../../src/procedures/partner-recovery.ts';
 import { standInPartners } from '../support/stand-in-partners.ts';
+import { TestClock } from '../support/test-clock.ts';
 
 const P = 'police.example';
 const F = 'fire.example';
@@ -22,30 +22,6 @@ const OPTS: PartnerRecoveryOptions = { probeEveryMs: 1000, maxProbeEveryMs: 60_0
 const AGREED: ResyncPageOutcome = { kind: 'answered', answer: { removed: [], spared: [], missing: [], graceMs: 5000 } };
 const FAILED: ResyncPageOutcome = { kind: 'failed', why: 'the partner did not answer the page' };
 
-/** Time moves only when the test says; due timers fire in time order. */
-class TestClock implements Clock {
-  t = 1_800_000_000_000;
-  private timers: { at: number; fire: () => void }[] = [];
-  now = (): number => this.t;
-  after = (ms: number, fire: () => void): (() => void) => {
-    const timer = { at: this.t + ms, fire };
-    this.timers.push(timer);
-    return () => void (this.timers = this.timers.filter((x) => x !== timer));
-  };
-  /** How far ahead each pending timer is due. */
-  pending(): number[] {
-    return this.timers.map((x) => x.at - this.t).sort((a, b) => a - b);
-  }
-  fireDue(): void {
-    for (let due = this.next(); due; due = this.next()) {
-      this.timers = this.timers.filter((x) => x !== due);
-      due.fire();
-    }
-  }
-  private next() {
-    return this.timers.filter((x) => x.at <= this.t).sort((a, b) => a.at - b.at)[0];
-  }
-}
 
 /** A partner server whose pages answer as `answers` says next, else as `setDefault` says (failed until told); counts pages and how many were open at once. */
 function partner(clock: TestClock) {
@@ -90,7 +66,7 @@ type LogLine = { level: number; msg: string; [k: string]: unknown };
 /** Police (SQLite, not listening: no re-synchronisation of its own) and its recovery towards the stand-in fire; `logs`: what the recovery logged. */
 async function withRecovery(work: (recovery: PartnerRecovery, fire: ReturnType<typeof partner>, logs: LogLine[]) => Promise<void>): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'muster-recovery-'));
-  const clock = new TestClock();
+  const clock = new TestClock(1_800_000_000_000);
   const config = resolveConfig({ dataDir: dir, systems: [{ name: 'police', domain: P, http: { port: 0 }, secret: 'police-secret', partners: [{ domain: F, url: 'http://127.0.0.1:9', secret: 'shared' }] }] })[0]!;
   const police = await McSystem.open(config, { clock, log: pino({ level: 'silent' }) });
   const fire = partner(clock);

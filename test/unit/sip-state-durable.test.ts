@@ -4,35 +4,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { McUri } from '../../src/domain/ids.ts';
-import type { Clock } from '../../src/ports/clock.ts';
 import { openSqlite, SqliteStore } from '../../src/adapters/sqlite-store.ts';
 import { Subscriptions, subscriptionOf, type Subscription } from '../../src/faces/sip/subscription-state.ts';
 import { Publications, EXPIRES_FOREVER } from '../../src/faces/sip/publication-state.ts';
 import { PagedExpiry } from '../../src/faces/sip/expiry-pages.ts';
 import type { Flow } from '../../src/faces/sip/transport.ts';
+import { TestClock } from '../support/test-clock.ts';
 
 const uri = (s: string): McUri => s as McUri;
 const OWNER = 'test-host/127.0.0.1:5060';
 
-/** Time moves only when the test says; due timers fire in time order. */
-class FakeClock implements Clock {
-  t = 1_700_000_000_000;
-  private timers: { at: number; fire: () => void }[] = [];
-  now = (): number => this.t;
-  after = (ms: number, fire: () => void): (() => void) => {
-    const timer = { at: this.t + ms, fire };
-    this.timers.push(timer);
-    return () => void (this.timers = this.timers.filter((x) => x !== timer));
-  };
-  /** Fires the earliest due timer, if any; false when none is due. */
-  fireNext(): boolean {
-    const due = this.timers.filter((x) => x.at <= this.t).sort((a, b) => a.at - b.at)[0];
-    if (!due) return false;
-    this.timers = this.timers.filter((x) => x !== due);
-    due.fire();
-    return true;
-  }
-}
 
 const flow: Flow = { transport: 'udp', remoteAddress: '127.0.0.1', remotePort: 40000, send: () => undefined, open: () => true };
 
@@ -62,7 +43,7 @@ function subscription(n: number, expiresAt: number): Subscription {
 const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 void test('100,000 subscriptions expiring at the same instant end in pages of at most 500, every one of them, rows included', async () => {
-  const clock = new FakeClock();
+  const clock = new TestClock(1_700_000_000_000);
   const store = new SqliteStore(openSqlite(':memory:'), clock.now);
   const subs = new Subscriptions(store, OWNER);
   const N = 100_000;
@@ -115,7 +96,7 @@ void test('100,000 subscriptions expiring at the same instant end in pages of at
 });
 
 void test('a subscription read back after a restart goes on: same dialog, expiry, and a local CSeq above every one used before', async () => {
-  const clock = new FakeClock();
+  const clock = new TestClock(1_700_000_000_000);
   const store = new SqliteStore(openSqlite(':memory:'), clock.now);
   const before = new Subscriptions(store, OWNER);
   const sub = subscription(1, clock.t + 600_000);
@@ -142,7 +123,7 @@ void test('a subscription read back after a restart goes on: same dialog, expiry
 });
 
 void test('a refresh is a target refresh (RFC 6665 §4.1.2.2): the new Contact and flow (a TCP reconnect) take the NOTIFYs and are stored', async () => {
-  const clock = new FakeClock();
+  const clock = new TestClock(1_700_000_000_000);
   const store = new SqliteStore(openSqlite(':memory:'), clock.now);
   const subs = new Subscriptions(store, OWNER);
   const sub = subscription(1, clock.t + 600_000);
@@ -157,7 +138,7 @@ void test('a refresh is a target refresh (RFC 6665 §4.1.2.2): the new Contact a
 });
 
 void test('entity-tags are random and never shared: a drawn tag another publication holds is drawn again', async () => {
-  const clock = new FakeClock();
+  const clock = new TestClock(1_700_000_000_000);
   const store = new SqliteStore(openSqlite(':memory:'), clock.now);
   const draws = ['same', 'same', 'fresh'];
   const pubs = new Publications(store, clock, () => draws.shift() ?? 'exhausted');
@@ -174,7 +155,7 @@ void test('entity-tags are random and never shared: a drawn tag another publicat
 });
 
 void test('a publication outlives its process: a new one finds it by user, refreshes it with its tag, and an old tag is stale', async () => {
-  const clock = new FakeClock();
+  const clock = new TestClock(1_700_000_000_000);
   const store = new SqliteStore(openSqlite(':memory:'), clock.now);
   const alice = uri('sip:alice@police.example');
   const first = await new Publications(store, clock).put(alice, 'mcptt', 600, { pId: 'p1', tupleId: 'client-7', groups: [uri('sip:patrol@police.example')] });
@@ -194,7 +175,7 @@ void test('a publication outlives its process: a new one finds it by user, refre
 });
 
 void test('1,000 publications expiring at once are taken in pages of 200 and each is removed once', async () => {
-  const clock = new FakeClock();
+  const clock = new TestClock(1_700_000_000_000);
   const store = new SqliteStore(openSqlite(':memory:'), clock.now);
   const pubs = new Publications(store, clock);
   await Promise.all(Array.from({ length: 1000 }, (_, i) => pubs.put(uri(`sip:u${i}@police.example`), 'mcptt', 60, { pId: undefined, tupleId: undefined, groups: [] })));
