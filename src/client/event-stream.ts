@@ -1,6 +1,5 @@
 // The client's event stream (CONTRACT.md `GET /mc/v1/events`): Server-Sent Events parsed with eventsource-parser,
 // replayed from Last-Event-ID after a reconnect (DESIGN.md "Events a client must not miss").
-import { setTimeout as sleep } from 'node:timers/promises';
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import { baseUrlOf, causeOf, errorFromAnswer, MusterClientError, noAnswer, type TransportOptions } from './transport.ts';
 
@@ -163,11 +162,23 @@ export async function* reconnectingEventStream(transport: TransportOptions, opts
     }
     attempt += 1;
     opts.onReconnect?.({ attempt, delayMs: delay, lastEventId, error });
-    try {
-      await sleep(delay, undefined, signal ? { signal } : {});
-    } catch {
-      return; // aborted while waiting
-    }
+    if (!(await sleep(delay, signal))) return; // aborted while waiting
     delay = Math.min(Math.max(delay, 1) * 2, max);
   }
+}
+
+/** Waits `ms`; false when `signal` aborted first. Plain setTimeout, so the SDK runs in a browser as well as in Node. */
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve(false);
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      resolve(false);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve(true);
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
 }

@@ -9,6 +9,8 @@ export class MusterClientError extends Error {
     /** The server's error code (CONTRACT.md "Errors"), or 'unreachable' / 'timeout' / 'bad-response' from the client. */
     readonly code: string,
     message: string,
+    /** The request field the server named as wrong (a 400's `field`), when it named one. */
+    readonly field?: string,
   ) {
     super(message);
   }
@@ -89,25 +91,27 @@ export function noAnswer(e: unknown, base: string, why: { timeout?: AbortSignal;
 /** The system error under fetch's "fetch failed": ECONNREFUSED, ENOTFOUND, UND_ERR_SOCKET, ... */
 export function causeOf(e: unknown): string {
   const cause = e instanceof Error && e.cause instanceof Error ? e.cause : e;
-  return cause instanceof Error ? ((cause as NodeJS.ErrnoException).code ?? cause.message) : String(cause);
+  return cause instanceof Error ? ((cause as Error & { code?: string }).code ?? cause.message) : String(cause);
 }
 
 /** Reads the `{ "error": { "code", "message" } }` body; a body of another shape still gives a readable error. */
 export function errorFromAnswer(response: Response, text: string): MusterClientError {
   let code = `http-${response.status}`;
   let message = response.statusText || `HTTP ${response.status}`;
+  let field: string | undefined;
   try {
     const parsed = JSON.parse(text) as unknown;
     const error = isRecord(parsed) ? parsed['error'] : undefined;
     if (isRecord(error)) {
       if (typeof error['code'] === 'string') code = error['code'];
       if (typeof error['message'] === 'string') message = error['message'];
+      if (typeof error['field'] === 'string') field = error['field'];
     }
   } catch {
     const snippet = text.trim().slice(0, 200);
     if (snippet) message = snippet;
   }
-  return new MusterClientError(response.status, code, message);
+  return new MusterClientError(response.status, code, message, field);
 }
 
 export function isRecord(value: unknown): value is Record<string, unknown> {

@@ -2,10 +2,9 @@
 // Follows the caller's event stream; acknowledges mandatory changes, accepts or rejects negotiated ones.
 import { createInterface, type Interface } from 'node:readline';
 import { Option, type Command } from 'commander';
-import { MusterClientError, type AffiliationChangeEventData, type AffiliationStatusEventData, type McEvent, type MusterClient } from '../../client/muster-client.ts';
+import { MusterClientError, type AffiliationChangeEventData, type McEvent, type MusterClient } from '../../client/muster-client.ts';
 import { isRecord } from '../../client/transport.ts';
-import { isMcService } from '../../domain/services.ts';
-import type { RefusalReason } from '../../domain/reasons.ts';
+import { asChange, asStatus, asStatusList } from '../../client/event-data.ts';
 import { addClientOptions, clientContext, printJson, printLines, type ClientOptionValues } from '../client-options.ts';
 import { changeEventLine, groupStatusLines, statusEventLines } from '../output.ts';
 
@@ -191,35 +190,5 @@ class UserPrompt {
   }
 }
 
-const isStringList = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
-
-/** Parses an `affiliation-change` event's data at the edge; undefined when it is not of that shape. */
-export function asChange(data: unknown): AffiliationChangeEventData | undefined {
-  if (!isRecord(data)) return undefined;
-  const { id, mode, actor, target, service, affiliate, deaffiliate, deadline, status } = data;
-  if (typeof id !== 'string' || (mode !== 'mandatory' && mode !== 'negotiated') || typeof actor !== 'string' || typeof target !== 'string' || !isMcService(service)) return undefined;
-  const affiliateList = affiliate === undefined ? [] : affiliate;
-  const deaffiliateList = deaffiliate === undefined ? [] : deaffiliate;
-  if (!isStringList(affiliateList) || !isStringList(deaffiliateList)) return undefined;
-  const statusList = status === undefined ? undefined : asStatusList(status);
-  return { id, mode, actor, target, service, affiliate: affiliateList, deaffiliate: deaffiliateList, ...(typeof deadline === 'string' ? { deadline } : {}), ...(statusList ? { status: statusList } : {}) };
-}
-
-export function asStatus(data: unknown): AffiliationStatusEventData | undefined {
-  if (!isRecord(data) || !isMcService(data['service'])) return undefined;
-  const status = asStatusList(data['status']);
-  return status ? { service: data['service'], status } : undefined;
-}
-
-function asStatusList(value: unknown): AffiliationStatusEventData['status'] | undefined {
-  if (!Array.isArray(value)) return undefined;
-  const list: AffiliationStatusEventData['status'] = [];
-  for (const item of value) {
-    if (!isRecord(item) || typeof item['groupId'] !== 'string') return undefined;
-    const { groupId, status, reason } = item;
-    if (status === 'affiliated' || status === 'deaffiliated') list.push({ groupId, status });
-    else if (status === 'rejected' && typeof reason === 'string') list.push({ groupId, status, reason: reason as RefusalReason }); // a newer server's reason prints as is
-    else return undefined;
-  }
-  return list;
-}
+// Parsed by the SDK, shared with the console; re-exported for the CLI's tests.
+export { asChange, asStatus };

@@ -11,6 +11,7 @@ import { mcRoutes } from './routes-mc.ts';
 import { gmsRoutes } from './routes-gms.ts';
 import { adminRoutes } from './routes-admin.ts';
 import { federationRoutes } from './routes-federation.ts';
+import { consoleRoutes } from './routes-console.ts';
 import { shedLoad } from './load-shedding.ts';
 import { callerSubject, limitRatePerCredential, type TokenBuckets } from './rate-limit.ts';
 import type { McServiceServer } from '../../procedures/context.ts';
@@ -107,6 +108,7 @@ export async function buildHttpFace(deps: HttpFaceDeps): Promise<FastifyInstance
   if (!deps.config.gms) await app.register(async (scope) => gmsRoutes(scope, deps), { prefix: '/gms/v1' });
   await app.register(async (scope) => adminRoutes(scope, deps), { prefix: '/admin/v1' });
   if (mcServer) await app.register(async (scope) => federationRoutes(scope, deps), { prefix: '/federation/v1' });
+  await app.register(async (scope) => consoleRoutes(scope, deps));
   return app;
 }
 
