@@ -10,7 +10,6 @@ import { FabricChangeOutcomes, FabricNotifier } from './adapters/fabric-links.ts
 import type { Store } from './ports/store.ts';
 import type { GmsStore } from './ports/gms-store.ts';
 import type { McUri } from './domain/ids.ts';
-import type { UserProfile } from './domain/profile.ts';
 import type { GroupPolicy } from './domain/group-policy.ts';
 import { GroupManagementServer } from './gms/group-management-server.ts';
 import { SqliteGmsStore } from './adapters/sqlite-gms-store.ts';
@@ -84,10 +83,8 @@ export class McSystem {
       gms.announce = (id) => fabric.publishConfirmed('policy', id);
       fabric.on('policy', (id) => gms.reload(id as McUri));
       profiles.announce = (id, profile) => fabric.publishConfirmed('profiles', { id, profile: profile ?? null });
-      fabric.on('profiles', (d) => {
-        const { id, profile } = d as { id: McUri; profile: UserProfile | null };
-        profiles.apply(id, profile ?? undefined);
-      });
+      // The profile travels for instances of an older release; this one reads it from the store (UserProfileCache.reread).
+      fabric.on('profiles', (d) => profiles.reread((d as { id: McUri }).id));
       // Changes announced while this instance was cut off from NATS, or whose handler failed here: read from the store.
       fabric.onCatchUp(async () => {
         await Promise.all([profiles.load(), gms.reloadAll()]);

@@ -98,6 +98,7 @@ const Q = {
   putProfile: { name: 'muster-put-profile', text: 'INSERT INTO user_profiles (id, profile) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET profile = excluded.profile' },
   deleteProfile: { name: 'muster-delete-profile', text: 'DELETE FROM user_profiles WHERE id = $1' },
   profiles: { name: 'muster-profiles', text: 'SELECT profile FROM user_profiles ORDER BY id' },
+  profile: { name: 'muster-profile', text: 'SELECT profile FROM user_profiles WHERE id = $1' },
   createChange: {
     name: 'muster-create-change',
     text: 'INSERT INTO change_requests (id, target, actor, service, mode, affiliate, deaffiliate, state, deadline, result, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)',
@@ -278,6 +279,11 @@ export class PostgresStore implements Store {
 
   async allProfiles(): Promise<UserProfile[]> {
     return (await this.query({ ...Q.profiles, values: [] })).map((r) => uriIntern.profile(JSON.parse(r['profile'] as string) as UserProfile));
+  }
+
+  async profile(id: McUri): Promise<UserProfile | undefined> {
+    const [r] = await this.query({ ...Q.profile, values: [id] });
+    return r && uriIntern.profile(JSON.parse(r['profile'] as string) as UserProfile);
   }
 
   async createChanges(records: ChangeRecord[], events: NewEvent[]): Promise<ClientEvent[]> {

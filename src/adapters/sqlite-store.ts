@@ -143,6 +143,7 @@ export class SqliteStore implements Store {
       putProfile: db.prepare('INSERT INTO user_profiles (id, profile) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET profile = excluded.profile'),
       deleteProfile: db.prepare('DELETE FROM user_profiles WHERE id = ?'),
       profiles: db.prepare('SELECT profile FROM user_profiles'),
+      profile: db.prepare('SELECT profile FROM user_profiles WHERE id = ?'),
       createChange: db.prepare(
         'INSERT INTO change_requests (id, target, actor, service, mode, affiliate, deaffiliate, state, deadline, result, created_at) VALUES (@id, @target, @actor, @service, @mode, @affiliate, @deaffiliate, @state, @deadline, @result, @createdAt)',
       ),
@@ -263,6 +264,11 @@ export class SqliteStore implements Store {
     const out: UserProfile[] = [];
     for (const r of this.q.profiles.iterate() as IterableIterator<Row>) out.push(uriIntern.profile(JSON.parse(r['profile'] as string) as UserProfile));
     return out;
+  }
+
+  async profile(id: McUri): Promise<UserProfile | undefined> {
+    const r = this.q.profile.get(id) as Row | undefined;
+    return r && uriIntern.profile(JSON.parse(r['profile'] as string) as UserProfile);
   }
 
   async createChanges(records: ChangeRecord[], events: NewEvent[]): Promise<ClientEvent[]> {

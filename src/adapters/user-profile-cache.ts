@@ -13,9 +13,21 @@ export class UserProfileCache implements UserProfiles {
 
   /** Changes that arrive while load() reads: newer than what it read, so they are applied again after it. */
   private arrivedDuringLoad?: Map<McUri, UserProfile | undefined>;
+  /** The load under way: a profile read again waits for it, so what it reads is newer than the load's. */
+  private loading?: Promise<void>;
+  /** The last read of each profile under way (reread): an older one's answer, or one read before a write here, is dropped. */
+  private readonly rereads = new Map<McUri, number>();
+  private rereadCount = 0;
 
   /** Reads every profile from the store, in place of what was cached (one deleted meanwhile goes too). */
-  async load(): Promise<void> {
+  load(): Promise<void> {
+    const loading = this.readAll().finally(() => {
+      if (this.loading === loading) this.loading = undefined;
+    });
+    return (this.loading = loading);
+  }
+
+  private async readAll(): Promise<void> {
     const arrived = (this.arrivedDuringLoad ??= new Map<McUri, UserProfile | undefined>());
     try {
       // Interned by the store as it read them (row by row): interning again was 5,000,000 more table look-ups at a
@@ -37,6 +49,7 @@ export class UserProfileCache implements UserProfiles {
   /** Stores and caches the profile; answers the live instances that had not confirmed it (none: in force everywhere). */
   async put(profile: UserProfile): Promise<Announced> {
     await this.store.putProfile(profile);
+    this.rereads.delete(profile.id); // a read under way began before this write: its answer is older
     this.apply(profile.id, profile);
     return this.announce(profile.id, profile);
   }
@@ -46,9 +59,25 @@ export class UserProfileCache implements UserProfiles {
   /** delete, and the live instances that had not confirmed the deletion when it was answered. */
   async deleteAnnounced(id: McUri): Promise<{ existed: boolean } & Announced> {
     const existed = await this.store.deleteProfile(id);
+    this.rereads.delete(id);
     this.apply(id, undefined);
     return { existed, ...(await this.announce(id, undefined)) };
   }
+  /**
+   * Another instance stored or deleted this profile: it is read from the store, not taken from the message, so two
+   * changes of one profile at two instances end the same everywhere (announcements can arrive in either order; the
+   * store holds the one committed last). Of reads of one profile that overlap, the last begun is applied.
+   */
+  async reread(id: McUri): Promise<void> {
+    await this.loading;
+    const mine = ++this.rereadCount;
+    this.rereads.set(id, mine);
+    const stored = await this.store.profile(id);
+    if (this.rereads.get(id) !== mine) return;
+    this.rereads.delete(id);
+    this.apply(id, stored);
+  }
+
   /** Another instance stored this profile (or deleted it, when undefined): take it into the cache. */
   apply(id: McUri, profile: UserProfile | undefined): void {
     this.arrivedDuringLoad?.set(id, profile);

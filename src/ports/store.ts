@@ -284,6 +284,8 @@ export interface Store {
   deleteProfile(id: McUri): Promise<boolean>;
   /** Every profile, its ID strings shared with every other mention of them (uriIntern), as a cache keeps them. */
   allProfiles(): Promise<UserProfile[]>;
+  /** One profile as stored now (none: deleted or never stored), interned as allProfiles' are. */
+  profile(id: McUri): Promise<UserProfile | undefined>;
 
   /** Stores change requests and the events that tell their targets, in one transaction (step 7a / step 3). */
   createChanges(records: ChangeRecord[], events: NewEvent[]): Promise<ClientEvent[]>;

@@ -30,6 +30,38 @@ void test('profiles read again: changed and deleted ones as the store has them; 
   await store.close();
 });
 
+void test("a profile read again after another instance's announcement: of overlapping reads the last begun wins, and one begun before a write here is dropped", async () => {
+  const store = new SqliteStore(openSqlite(':memory:'));
+  const cache = new UserProfileCache(store);
+  const alice = id('sip:alice@police.example');
+  await cache.put(profile('alice', 3));
+  // The store's read of the profile is held until the test lets each one go, in the order it chooses.
+  const read = store.profile.bind(store);
+  const held: { release: () => void }[] = [];
+  store.profile = async (who) => {
+    const answer = await read(who); // read now, answered when released: an answer older than what follows
+    return new Promise((resolve) => held.push({ release: () => resolve(answer) }));
+  };
+  await store.putProfile(profile('alice', 1)); // another instance's change, announced here
+  const first = cache.reread(alice);
+  await store.putProfile(profile('alice', 2)); // and another, announced too
+  const second = cache.reread(alice);
+  await new Promise((r) => setImmediate(r));
+  held[1]!.release(); // the later read (n2 = 2) answers first
+  await second;
+  held[0]!.release(); // the earlier read's older answer (n2 = 1) comes last: dropped
+  await first;
+  assert.equal(cache.get(alice)?.n2, 2, 'the last read begun wins');
+
+  const third = cache.reread(alice); // reads n2 = 2 ...
+  await new Promise((r) => setImmediate(r));
+  await cache.put(profile('alice', 5)); // ... then a write here commits n2 = 5
+  held[2]!.release();
+  await third;
+  assert.equal(cache.get(alice)?.n2, 5, 'a read begun before the write here does not undo it');
+  await store.close();
+});
+
 void test('group policies read again: a changed one replaces, a deleted one goes, each told to the policy listeners', async () => {
   const db = openSqlite(':memory:');
   const gmsStore = new SqliteGmsStore(db);

@@ -418,7 +418,7 @@ function contract(backend: Backend): void {
       assert.deepEqual(await store.eventsAfter(alice, ids[4]!, 10), []);
     });
 
-    void test('profiles: put, overwrite, delete, all', async () => {
+    void test('profiles: put, overwrite, delete, all, one', async () => {
       const { store, second } = await backend.fresh();
       const a: UserProfile = { id: alice, services: ['mcptt', 'mcdata'], n2: { mcptt: 3, mcdata: 2 }, groups: [g(1), g(2)], remoteChange: { users: [bob] } };
       const b: UserProfile = { id: bob, services: ['mcptt'], n2: 5, groups: [], remoteChange: false };
@@ -427,9 +427,12 @@ function contract(backend: Backend): void {
       await second.putProfile({ ...b, n2: 7, remoteChange: true });
       const byId = (ps: UserProfile[]): UserProfile[] => [...ps].sort((x, y) => x.id.localeCompare(y.id));
       assert.deepEqual(byId(await store.allProfiles()), [a, { ...b, n2: 7, remoteChange: true }]);
+      assert.deepEqual(await store.profile(bob), { ...b, n2: 7, remoteChange: true }, "one profile, as the other instance's write left it");
       assert.equal(await store.deleteProfile(bob), true);
       assert.equal(await second.deleteProfile(bob), false);
       assert.deepEqual(await store.allProfiles(), [a]);
+      assert.equal(await second.profile(bob), undefined);
+      assert.deepEqual(await second.profile(alice), a);
     });
 
     void test('change requests: create with events, get per target, transitions, changesInState', async () => {
