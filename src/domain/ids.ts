@@ -10,6 +10,9 @@ const MAX_URI_LENGTH = 256;
 // eslint-disable-next-line no-control-regex -- finding control characters is the point
 const CONTROL_OR_INVISIBLE = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]/;
 
+/** In `u` mode \p{Cs} matches only a surrogate that is not half of a pair. */
+const LONE_SURROGATE = /\p{Cs}/u;
+
 export class InvalidId extends Error {
   constructor(readonly why: string) {
     super(why);
@@ -38,6 +41,8 @@ function parseString(raw: string): McUri {
   if (raw.length === 0) throw new InvalidId('must not be empty');
   if (raw.length > MAX_URI_LENGTH) throw new InvalidId(`must be at most ${MAX_URI_LENGTH} characters`);
   if (CONTROL_OR_INVISIBLE.test(raw)) throw new InvalidId('must not contain control characters or invisible formatting marks');
+  // A lone surrogate has no UTF-8 form: stores and partners would hold U+FFFD, another ID than this one.
+  if (LONE_SURROGATE.test(raw)) throw new InvalidId('must be well-formed Unicode (no lone surrogate)');
   const sip = SIP_URI.exec(raw.replace(/^SIPS?:/i, (s) => s.toLowerCase()));
   if (sip) {
     const user = sip[2]!;

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { Muster, call, freePort, secret } from '../support/harness.ts';
 import { CONSOLE_CSP } from '../../src/faces/http/routes-console.ts';
+import { issueToken } from '../../src/faces/http/credentials.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
@@ -95,6 +96,9 @@ async function signIn(user: string): Promise<void> {
 
 const myRow = (group: string): ReturnType<Page['locator']> => page.locator('#my-affiliations tr', { hasText: group });
 
+/** The first target's outcome in a change response. */
+const outcomeOf = (body: unknown): string | undefined => (body as { results?: { outcome: string }[] }).results?.[0]?.outcome;
+
 async function affiliate(user: string, groupIds: string[]): Promise<void> {
   const r = await call('POST', `${base}/mc/v1/affiliations`, await m.token(user), { mcServiceId: user, service: 'mcptt', groupIds });
   assert.equal(r.status, 200, JSON.stringify(r.body));
@@ -122,13 +126,21 @@ void describe('console', () => {
     assert.equal((await fetch(`${base}/mc/v1/users/${encodeURIComponent(ALICE)}/affiliations`)).status, 401);
   });
 
-  void test('signs in with a pasted credential (by keyboard), says who I am and shows my affiliations per service', { timeout: 60_000 }, async () => {
+  void test("refuses a forged credential with the API's 401; signs in with a pasted one (by keyboard), says who I am and shows my affiliations per service", { timeout: 60_000 }, async () => {
     await affiliate(ALICE, [g('patrol')]);
     const r = await call('POST', `${base}/mc/v1/affiliations`, await m.token(ALICE), { mcServiceId: ALICE, service: 'mcdata', groupIds: [g('data-ops')] });
     assert.equal(r.status, 200, JSON.stringify(r.body));
 
     const response = await page.goto(`${base}/console`);
     assert.equal(response?.headers()['content-security-policy'], CONSOLE_CSP);
+    // A credential the server does not accept (signed with another secret) is refused with the API's 401, and not kept.
+    await page.getByLabel('Bearer credential').fill(await issueToken({ secret: secret(), domain: D, subject: ALICE, role: 'user' }));
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.locator('#sign-in-error .code', { hasText: '401 unauthenticated' }).waitFor(WAIT);
+    assert.equal(await page.evaluate(() => sessionStorage.length), 0);
+    assert.equal(await page.locator('#signed-in').isHidden(), true);
+    assertNoProblems([401]);
+
     await page.getByLabel('Bearer credential').fill(await m.token(ALICE));
     await page.keyboard.press('Tab');
     await page.keyboard.press('Enter');
@@ -184,7 +196,7 @@ void describe('console', () => {
       affiliate: [g('south')],
     });
     assert.equal(r.status, 200, JSON.stringify(r.body));
-    assert.equal(r.body.results[0].outcome, 'applied');
+    assert.equal(outcomeOf(r.body), 'applied');
     await page.locator('#event-log li', { hasText: `mandatory change from ${DISPATCH}` }).filter({ hasText: 'acknowledged' }).waitFor(WAIT);
     await page.locator('#event-log li', { hasText: 'affiliation-status' }).filter({ hasText: g('south') }).first().waitFor(WAIT);
     await myRow(g('south')).waitFor(WAIT);
@@ -203,7 +215,7 @@ void describe('console', () => {
     await offer.getByRole('button', { name: 'Accept' }).click();
     const r = await pending;
     assert.equal(r.status, 200, JSON.stringify(r.body));
-    assert.equal(r.body.results[0].outcome, 'applied', JSON.stringify(r.body));
+    assert.equal(outcomeOf(r.body), 'applied', JSON.stringify(r.body));
     await offer.locator('p', { hasText: 'Accepted' }).waitFor(WAIT);
     await myRow(g('east')).waitFor(WAIT);
     await myRow(g('north')).waitFor({ state: 'detached', ...WAIT });

@@ -3,7 +3,8 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import swagger from '@fastify/swagger';
 import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { MusterError } from '../../domain/errors.ts';
+import { isUtf8 } from 'node:buffer';
+import { badInput, MusterError } from '../../domain/errors.ts';
 import type { Credential, CredentialVerifier } from './credentials.ts';
 import { replyClientError, replyFrameworkError, toErrorReply } from './error-reply.ts';
 import { registerAudit } from './audit.ts';
@@ -66,6 +67,13 @@ export async function buildHttpFace(deps: HttpFaceDeps): Promise<FastifyInstance
     clientErrorHandler: replyClientError,
   });
   app.setValidatorCompiler(TypeBoxValidatorCompiler);
+  // Bytes that are not UTF-8 were decoded to U+FFFD, so IDs other than the ones sent reached the procedures: refused.
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body: Buffer, done) => {
+    if (!isUtf8(body)) return done(badInput('body', 'not valid UTF-8'), undefined);
+    void parseJson(req, body.toString('utf8'), done);
+  });
   app.decorateRequest('credential', undefined);
   app.decorateRequest('auditStored', false);
   app.setErrorHandler((err, _req, reply) => {

@@ -2,7 +2,7 @@
 import { webcrypto } from 'node:crypto';
 import { SignJWT, jwtVerify, errors as joseErrors } from 'jose';
 import { MusterError } from '../../domain/errors.ts';
-import { parseMcUri, type McUri } from '../../domain/ids.ts';
+import { InvalidId, parseMcUri, type McUri } from '../../domain/ids.ts';
 
 export type Role = 'user' | 'operator' | 'server';
 
@@ -49,7 +49,8 @@ export class CredentialVerifier {
       this.cache.delete(authorization);
       throw new MusterError('unauthenticated', 'credential expired');
     }
-    const m = /^Bearer\s+([A-Za-z0-9_.-]{10,4096})$/.exec(authorization);
+    // RFC 9110 11.1: the auth-scheme is case-insensitive ("bearer" is Bearer).
+    const m = /^Bearer\s+([A-Za-z0-9_.-]{10,4096})$/i.exec(authorization);
     if (!m) throw new MusterError('unauthenticated', 'Authorization must be "Bearer <credential>"');
     const token = m[1]!;
     let payload;
@@ -63,7 +64,16 @@ export class CredentialVerifier {
     if ((role !== 'user' && role !== 'operator' && role !== 'server') || typeof payload.sub !== 'string' || typeof payload.exp !== 'number') {
       throw new MusterError('unauthenticated', 'credential lacks subject, role or expiry');
     }
-    const subject = role === 'user' ? parseMcUri(payload.sub) : payload.sub;
+    // A user credential names an MC service user: any other subject is a bad credential (401), not a fault (500).
+    let subject: McUri | string = payload.sub;
+    if (role === 'user') {
+      try {
+        subject = parseMcUri(payload.sub);
+      } catch (e) {
+        if (e instanceof InvalidId) throw new MusterError('unauthenticated', `credential subject ${e.why}`);
+        throw e;
+      }
+    }
     const cred: Credential = { subject, role, expiresAt: payload.exp * 1000 };
     if (this.cache.size >= this.cacheSize) this.cache.delete(this.cache.keys().next().value!);
     this.cache.set(authorization, cred);

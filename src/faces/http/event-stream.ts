@@ -3,6 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { McUri } from '../../domain/ids.ts';
 import type { ClientEvent, Store } from '../../ports/store.ts';
 import type { Notifier } from '../../ports/notifier.ts';
+import { badInput } from '../../domain/errors.ts';
 
 /** A client that does not read loses its stream before the server's memory grows past this. */
 const MAX_UNREAD_BYTES = 1 << 20;
@@ -10,10 +11,20 @@ const MAX_UNREAD_BYTES = 1 << 20;
 export const HEARTBEAT_MS = 15_000;
 const REPLAY_PAGE = 500;
 
-export async function streamEvents(req: FastifyRequest, reply: FastifyReply, userId: McUri, store: Store, notifier: Notifier): Promise<void> {
+/**
+ * The event id a client resumes after: absent or empty is 0 (a first connection). Anything but an id this server
+ * writes is refused: junk read as 0 replayed the wrong events, and a number past the store's bigint closed the stream
+ * on PostgreSQL (the client reconnecting for ever) or, on SQLite, silently dropped every later event.
+ */
+export function lastEventIdOf(req: FastifyRequest): number {
   const header = req.headers['last-event-id'];
-  const lastId = Number.parseInt(typeof header === 'string' ? header : '0', 10);
-  let sent = Number.isFinite(lastId) && lastId > 0 ? lastId : 0;
+  if (header === undefined || header === '') return 0;
+  if (typeof header !== 'string' || !/^[0-9]{1,15}$/.test(header)) throw badInput('Last-Event-ID', 'must be the id of an event this server sent (a decimal number of at most 15 digits)');
+  return Number(header);
+}
+
+export async function streamEvents(req: FastifyRequest, reply: FastifyReply, userId: McUri, store: Store, notifier: Notifier): Promise<void> {
+  let sent = lastEventIdOf(req);
   const firstConnection = sent === 0;
   const raw = reply.raw;
   reply.hijack();

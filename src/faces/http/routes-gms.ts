@@ -29,7 +29,8 @@ const StatusUpdateSchema = Type.Object(
     updates: Type.Array(
       Type.Object(
         {
-          seq: Type.Integer({ minimum: 0 }),
+          // 1e300 is an integer to JSON Schema, but no store's sequence column (PostgreSQL answered 500).
+          seq: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }),
           userId: Type.String(),
           groupId: Type.String(),
           service: Type.Enum(MC_SERVICES),

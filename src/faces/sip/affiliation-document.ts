@@ -7,7 +7,7 @@ import { InvalidId, parseMcUri, type McUri } from '../../domain/ids.ts';
 import type { McService } from '../../domain/services.ts';
 import type { IncomingRequest } from './message.ts';
 import { parseXmlDocument, childrenNamed, XmlRefused, type XmlElement } from './xml-document.ts';
-import { parseMultipart, mediaType } from './multipart.ts';
+import { parseMultipart, mediaType, utf8Text } from './multipart.ts';
 import { SipRefusal } from './sip-refusal.ts';
 
 export const PIDF_NS = 'urn:ietf:params:xml:ns:pidf';
@@ -58,7 +58,7 @@ function xml(text: string): XmlElement {
 /** The body of a request, split into its PIDF and mcptt-info parts; `requirePidf` gives 415 when there is none. */
 export function readAffiliationBody(req: IncomingRequest, service: McService, opts: { requirePidf: boolean }): AffiliationBody {
   const type = req.headers.get('content-type');
-  const parts = req.body.length === 0 ? [] : type && mediaType(type) === 'multipart/mixed' ? parseMultipart(req.body, type) : [{ type: type ? mediaType(type) : '', body: req.body.toString('utf8') }];
+  const parts = req.body.length === 0 ? [] : type && mediaType(type) === 'multipart/mixed' ? parseMultipart(req.body, type) : [{ type: type ? mediaType(type) : '', body: utf8Text(req.body) }];
   const pidfPart = parts.find((p) => p.type === PIDF_TYPE);
   const infoPart = parts.find((p) => INFO_TYPES.includes(p.type));
   if (opts.requirePidf && !pidfPart) throw new SipRefusal(415, 'no application/pidf+xml body', [['Accept', `${PIDF_TYPE}, multipart/mixed`]]);

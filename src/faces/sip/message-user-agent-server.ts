@@ -10,7 +10,7 @@ import { decideChangeRight } from '../../domain/decisions/remote-change-right.ts
 import { remoteChangeNegotiated } from '../../procedures/remote-change-negotiated.ts';
 import type { IncomingRequest } from './message.ts';
 import type { Flow } from './transport.ts';
-import { parseMultipart, mediaType } from './multipart.ts';
+import { parseMultipart, mediaType, utf8Text } from './multipart.ts';
 import { parseRequestUri } from './affiliation-document.ts';
 import { AFFILIATION_COMMAND_TYPE, MC_INFO, parseAffiliationCommand, serviceOfCommandType, type AffiliationCommand } from './affiliation-command.ts';
 import { senderOf } from './identity.ts';
@@ -56,7 +56,7 @@ export async function messageUas(ctx: SipFaceContext, req: IncomingRequest, flow
 export function readCommandMessage(req: IncomingRequest): CommandMessage {
   const type = req.headers.get('content-type');
   if (req.body.length === 0 || !type) throw new SipRefusal(415, 'an affiliation command MESSAGE needs a body', [['Accept', `multipart/mixed, ${AFFILIATION_COMMAND_TYPE.mcptt}`]]);
-  const parts = mediaType(type) === 'multipart/mixed' ? parseMultipart(req.body, type) : [{ type: mediaType(type), body: req.body.toString('utf8') }];
+  const parts = mediaType(type) === 'multipart/mixed' ? parseMultipart(req.body, type) : [{ type: mediaType(type), body: utf8Text(req.body) }];
   const commands = parts.filter((p) => serviceOfCommandType(p.type) !== undefined);
   if (commands.length !== 1) {
     throw new SipRefusal(415, commands.length === 0 ? 'no affiliation-command body part' : 'more than one affiliation-command body part', [['Accept', Object.values(AFFILIATION_COMMAND_TYPE).join(', ')]]);

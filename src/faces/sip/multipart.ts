@@ -1,9 +1,16 @@
 // RFC 2046 §5.1 (multipart/mixed) and RFC 3261 §20.15 (Content-Type): split a body into typed parts, and write one.
 import { MusterError } from '../../domain/errors.ts';
 import { randomBytes } from 'node:crypto';
+import { isUtf8 } from 'node:buffer';
 import { headerParam } from './parser.ts';
 
 const MAX_PARTS = 8;
+
+/** A body as text; bytes that are not UTF-8 are refused (decoded, they named groups and users as U+FFFD). */
+export function utf8Text(body: Buffer): string {
+  if (!isUtf8(body)) throw new MusterError('bad-request', 'body is not valid UTF-8');
+  return body.toString('utf8');
+}
 
 export function mediaType(contentType: string): string {
   return contentType.split(';')[0]!.trim().toLowerCase();
@@ -12,7 +19,7 @@ export function mediaType(contentType: string): string {
 export function parseMultipart(body: Buffer, contentType: string): { type: string; body: string }[] {
   const boundary = headerParam(contentType, 'boundary');
   if (typeof boundary !== 'string' || boundary.length === 0 || boundary.length > 70) throw new MusterError('bad-request', 'multipart/mixed without a valid boundary');
-  const text = body.toString('utf8');
+  const text = utf8Text(body);
   const delimiter = `--${boundary}`;
   const chunks = text.split(delimiter);
   if (chunks.length < 3) throw new MusterError('bad-request', 'multipart/mixed body has no parts');

@@ -1,5 +1,6 @@
 // RFC 3261 §7 (message format), §7.3 (header fields, folding, compact forms), §18.3 (framing by Content-Length),
 // §8.2.2 / §16.3 (the checks a UAS makes before it looks further). A pure function: no I/O, no logging.
+import { isUtf8 } from 'node:buffer';
 import { SIP_LIMITS, SipHeaders, type CSeq, type IncomingMessage } from './message.ts';
 
 export class SipParseError extends Error {
@@ -16,6 +17,10 @@ const TOKEN = /^[A-Za-z0-9\-.!%*_+`'~]+$/;
 const REQUEST_LINE = /^([A-Za-z0-9\-.!%*_+`'~]+) (\S+) SIP\/2\.0$/;
 const STATUS_LINE = /^SIP\/2\.0 ([1-6][0-9]{2}) (.*)$/;
 const CSEQ = /^([0-9]{1,10})\s+([A-Za-z0-9\-.!%*_+`'~]+)$/;
+// eslint-disable-next-line no-control-regex -- finding control characters is the point
+const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/;
+/** Header fields RFC 3261 §7.3 (and RFC 6665, RFC 3903 for Event, SIP-If-Match) allow once per message. */
+const SINGLE_VALUED = ['call-id', 'cseq', 'from', 'to', 'content-length', 'content-type', 'expires', 'max-forwards', 'event', 'sip-if-match'] as const;
 
 /** Where the header block ends: the index of the empty line's first byte and the body's first byte, or undefined. */
 export function findHeaderEnd(buf: Buffer, from = 0): { headEnd: number; bodyStart: number } | undefined {
@@ -66,6 +71,17 @@ export function parseMessage(buf: Buffer, opts: { stream?: boolean } = {}): Inco
     current = { name, value: line.slice(colon + 1) };
   }
   flush();
+
+  // §7.3.1: header values are UTF-8; other bytes were decoded to U+FFFD, so IDs not sent would be read.
+  if (!isUtf8(buf.subarray(start, end.headEnd))) throw new SipParseError('header fields are not valid UTF-8', headers);
+  // §25.1: no control character but HTAB in a header field (a NUL in a Call-ID or tag reached PostgreSQL as a 500).
+  const control = CONTROL.exec(head);
+  if (control) throw new SipParseError(`control character 0x${control[0].charCodeAt(0).toString(16).padStart(2, '0')} in the header fields`, headers);
+  // §7.3: these appear once; two that differ are ambiguous (two Expires removed a publication; two Content-Lengths desync TCP).
+  for (const name of SINGLE_VALUED) {
+    const values = headers.all(name);
+    if (values.some((v) => v !== values[0])) throw new SipParseError(`${name} header repeated with different values`, headers);
+  }
 
   // §7.3.1: Content-Length frames the body; on a datagram a shorter body is an error, extra bytes are dropped.
   const rawLength = headers.get('content-length');

@@ -58,9 +58,11 @@ export class StreamFramer {
       return undefined;
     }
     const head = buf.toString('latin1', 0, end.headEnd);
-    const m = /(?:^|\r?\n)(?:content-length|l)[ \t]*:[ \t]*([0-9]+)[ \t]*(?:\r?\n|$)/i.exec(head);
-    if (!m) return 'Content-Length is required on a stream transport';
-    const total = end.bodyStart + Number(m[1]);
+    const lengths = [...head.matchAll(/(?:^|\r?\n)(?:content-length|l)[ \t]*:[ \t]*([0-9]+)[ \t]*(?=\r?\n|$)/gi)].map((m) => Number(m[1]));
+    if (lengths.length === 0) return 'Content-Length is required on a stream transport';
+    // Two that differ leave the next message's start to a guess (the rest of the body read as a message): refused.
+    if (lengths.some((l) => l !== lengths[0])) return 'Content-Length repeated with different values';
+    const total = end.bodyStart + lengths[0]!;
     if (total > SIP_LIMITS.messageBytes) return `message larger than ${SIP_LIMITS.messageBytes} bytes`;
     return total;
   }
