@@ -223,7 +223,11 @@ void describe('console', () => {
     assertNoProblems();
   });
 
-  void test("signing out forgets the credential; a dispatcher reads a user's affiliations, changes them and lists a group's members", { timeout: 90_000 }, async () => {
+  void test("a reload keeps the session, signing out forgets the credential; a dispatcher reads a user's affiliations, changes them and lists a group's members", { timeout: 90_000 }, async () => {
+    // A reload of the tab keeps the user signed in (sessionStorage); sign-out then forgets the credential.
+    await page.reload();
+    await page.locator('#whoami', { hasText: `Signed in as ${ALICE}` }).waitFor(WAIT);
+    await myRow(g('east')).waitFor(WAIT);
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByLabel('Bearer credential').waitFor({ state: 'visible', ...WAIT });
     assert.equal(await page.locator('#whoami').textContent(), 'Not signed in.');
