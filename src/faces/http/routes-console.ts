@@ -1,6 +1,6 @@
 // The console (DESIGN.md "client SDK / CLI / console"): a page and its script for a browser, served without a
 // credential; everything it shows comes from /mc/v1 with the credential its user pastes in. The script is
-// src/console/ bundled with esbuild at server start, in memory.
+// src/console/ bundled with esbuild at its first request, in memory.
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, FastifyReply } from 'fastify';
@@ -47,19 +47,20 @@ export function consoleBundle(): Promise<Bundle> {
 export async function consoleRoutes(app: FastifyInstance, deps: HttpFaceDeps): Promise<void> {
   // A GMS-only system has no /mc/v1 for the console to talk to.
   if (deps.config.role === 'gms') return;
-  void consoleBundle().then((b) => {
-    if (!b.ok) deps.log.error({ error: b.error }, 'the console script did not build: /console/app.js answers 503');
-  });
   const [html, css, icon] = await Promise.all(['index.html', 'app.css', 'icon.svg'].map((f) => readFile(`${CONSOLE_DIR}${f}`, 'utf8')));
   const send = (reply: FastifyReply, type: string, body: string): FastifyReply => reply.headers(HEADERS).type(type).send(body);
   const hide = { schema: { hide: true } };
+  let buildFailureLogged = false;
 
   app.get('/console', hide, async (_req, reply) => send(reply, 'text/html; charset=utf-8', html!));
   app.get('/console/', hide, async (_req, reply) => send(reply, 'text/html; charset=utf-8', html!));
   app.get('/console/app.css', hide, async (_req, reply) => send(reply, 'text/css; charset=utf-8', css!));
   app.get('/console/icon.svg', hide, async (_req, reply) => send(reply, 'image/svg+xml', icon!));
+  // Built at its first request, not at start: a server whose console nobody opens never runs esbuild (its own process).
   app.get('/console/app.js', hide, async (_req, reply) => {
     const b = await consoleBundle();
+    if (!b.ok && !buildFailureLogged) deps.log.error({ error: b.error }, 'the console script did not build: /console/app.js answers 503');
+    buildFailureLogged ||= !b.ok;
     if (!b.ok) return reply.code(503).headers(HEADERS).send({ error: { code: 'unavailable', message: 'the console script did not build (see the server log)' } });
     return send(reply, 'text/javascript; charset=utf-8', b.js);
   });
