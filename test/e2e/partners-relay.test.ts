@@ -44,6 +44,8 @@ const crash = `sip:crash@${A}`;
 const busy = `sip:busy@${A}`;
 /** A group whose host refuses the end-to-end credential: 401 with its challenge (WWW-Authenticate). */
 const denied = `sip:denied@${A}`;
+/** A group behind the further node (gateway.example), which refuses fire's own hop credential for it: 407. */
+const gated = `sip:gated@${M}`;
 
 /** Secrets of each pair; `police-ambulance` is the end-to-end pair, which fire does not have. */
 const keys = { policeFire: secret(), coastFire: secret(), harbourFire: secret(), reefFire: secret(), isleFire: secret(), shoalFire: secret(), fireAmbulance: secret(), fireGateway: secret(), fireMedevac: secret(), policeAmbulance: secret(), policeMedevac: secret() };
@@ -117,6 +119,12 @@ class NextHop {
           'proxy-authenticate': 'Bearer realm="edge.ambulance.example"',
         })
         .end(JSON.stringify({ error: { code: 'unavailable', message: 'overloaded: 900 requests in progress; retry shortly', processed: false } }));
+      return;
+    }
+    if (flow.groupIds.includes(gated)) {
+      res
+        .writeHead(407, { 'content-type': 'application/json', 'proxy-authenticate': 'Bearer realm="gateway.example"' })
+        .end(JSON.stringify({ error: { code: 'unauthenticated', message: 'no hop credential of a partner of gateway.example' } }));
       return;
     }
     if (flow.groupIds.includes(denied)) {
@@ -435,6 +443,21 @@ void describe("the next hop's answer passed back (RFC 9110 7.6)", () => {
     assert.equal(res.headers.get('x-edge-hop'), null, 'a field the next hop named in Connection');
     assert.equal(res.headers.get('proxy-authenticate'), null, "the next hop's challenge is for fire, not for the sender");
     assert.notEqual(res.headers.get('keep-alive'), 'timeout=42', "the next hop's Keep-Alive is for its connection to fire");
+  });
+
+  void test("a further node's 407 refuses fire's own hop credential, not the sender's: 503 processed: false naming the hop, no challenge passed back", async () => {
+    const res = await fetch(`${fire.url()}/federation/v1/affiliations`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${await serverToken(ISLE, M, secret())}`, 'proxy-authorization': await hopOf(ISLE, keys.isleFire) },
+      body: JSON.stringify({ mcServiceId: `sip:ferry@${ISLE}`, service: 'mcptt', groupIds: [gated] }),
+      signal: AbortSignal.timeout(20_000),
+    });
+    const body = (await res.json()) as ErrorAnswer;
+    assert.equal(res.status, 503, JSON.stringify(body));
+    assert.equal(body.error?.code, 'unavailable');
+    assert.equal(body.error?.processed, false, 'the further node refused it before anything was done');
+    assert.match(body.error?.message ?? '', /gateway\.example refused fire\.example's hop credential/);
+    assert.equal(res.headers.get('proxy-authenticate'), null, "the further node's challenge is for fire, not for the sender");
   });
 
   void test("a host's 401: its challenge (WWW-Authenticate) comes back; a 200 says Via fire too", async () => {

@@ -120,6 +120,15 @@ export class IntermediateSignallingNode {
         });
       const read = await textOf(res, next.timeoutMs);
       if (!('text' in read)) throw new MusterError('unavailable', `next hop ${where}${path} broke off its answer: ${read.bodyError}`);
+      if (res.statusCode === PROXY_AUTHENTICATION_REQUIRED) {
+        // The next hop refused this node's own hop credential (or wanted one): a fault between the two nodes, not the
+        // sender's, so its challenge is not passed back; refused before anything was done there (processed: false).
+        const refused = new MusterError('unavailable', `${next.viaPartner ?? where} refused ${this.config.domain}'s hop credential (407): the hop credentials between these two nodes are misconfigured`);
+        const { status, body } = toUnprocessedReply(refused);
+        req.log.warn({ nextHop: where, partner: next.domain }, refused.message);
+        await reply.code(status).headers({ via: this.answerFields(res.headers)['via']! }).send(body);
+        return;
+      }
       await reply.code(res.statusCode).headers(this.answerFields(res.headers)).send(read.text);
     } finally {
       const left = (this.inFlight.get(where) ?? 1) - 1;
