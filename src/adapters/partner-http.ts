@@ -249,11 +249,16 @@ export class HttpPartnerServers implements PartnerServers {
     if (settled.length > 0) this.forget({ ...original, groupIds: settled }, seq);
     if (groupIds.length === 0 || this.closed) return;
     const req = { ...original, groupIds };
-    await this.post(partner, inverse, req, inverse === 'affiliations' ? 'affiliated' : 'deaffiliated', true).then((outcome) => {
+    const undoneStatus = inverse === 'affiliations' ? 'affiliated' : 'deaffiliated';
+    await this.post(partner, inverse, req, undoneStatus, true).then((outcome) => {
       if (outcome.kind !== 'unknown' || attempt >= UNDO_ATTEMPTS) this.forget(req, seq);
       const about = { partner: partner.domain, path: inverse, user: req.mcServiceId, groups: req.groupIds };
       if (outcome.kind === 'answered') {
-        this.log.info({ ...about, outcome: outcome.kind }, 'unanswered partner request undone');
+        // Answered, but a group the partner rejected (or left as it was) was not undone: the re-synchronisation settles it.
+        const refused = outcome.status.filter((s) => s.status !== undoneStatus);
+        if (refused.length === 0) return this.log.info({ ...about, outcome: outcome.kind }, 'unanswered partner request undone');
+        this.log.warn({ ...about, refused, undone: outcome.status.filter((s) => s.status === undoneStatus).map((s) => s.groupId) }, 'undo of an unanswered partner request refused by the partner for some groups; those not undone');
+        this.trouble(partner.domain, 'undo-failed');
         return;
       }
       if (outcome.kind === 'declined') {

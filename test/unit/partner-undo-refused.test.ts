@@ -85,3 +85,14 @@ void test('an undo the partner refused (403, 407, 429): logged as refused with i
     assert.deepEqual(r.troubles, ['fire.example unreachable', 'fire.example undo-failed'], what);
   }
 });
+
+void test('an undo answered 200 with the group rejected: logged as refused for that group with its reason, not undone, a failed undo', async () => {
+  const r = await undoAnswered({ status: 200, body: { ...request, status: [{ groupId: engine, status: 'rejected', reason: 'not-authorised' }] } });
+  assert.deepEqual(r.sent, ['POST /federation/v1/affiliations', 'POST /federation/v1/deaffiliations']);
+  assert.deepEqual(undone(r.lines), [], 'logged as undone');
+  const refused = r.lines.find((l) => /undo/.test(l.msg) && /refused/.test(l.msg));
+  assert.ok(refused, `no refusal logged: ${JSON.stringify(r.lines)}`);
+  assert.deepEqual(refused['refused'], [{ groupId: engine, status: 'rejected', reason: 'not-authorised' }]);
+  assert.ok(refused.level >= 40, 'a warning at least');
+  assert.deepEqual(r.troubles, ['fire.example unreachable', 'fire.example undo-failed']);
+});
