@@ -11,7 +11,8 @@ import { MusterError } from '../../domain/errors.ts';
 import { decideChangeRight } from '../../domain/decisions/remote-change-right.ts';
 import { changeOfPublishedSet, followLivePublication, groupsOf, replaceAffiliationSet, replaceAffiliationSetAmong, undoSetChange, type PublishedSet, type SetChange, type SetProgress } from '../../procedures/replace-affiliation-set.ts';
 import { remoteChangeMandatory } from '../../procedures/remote-change-mandatory.ts';
-import { acceptChangesByPublication } from '../../procedures/accept-changes-by-publication.ts';
+import { acceptChangesByPublication, type PublicationAnswers } from '../../procedures/accept-changes-by-publication.ts';
+import type { NewAuditEntry } from '../../ports/store.ts';
 import type { IncomingRequest } from './message.ts';
 import type { Flow } from './transport.ts';
 import type { HeaderList } from './outgoing-message.ts';
@@ -120,7 +121,7 @@ export async function publishUas(ctx: SipFaceContext, req: IncomingRequest, flow
         throw e;
       }
       // TS 24.379 §9.2.1.5: the user's own new set also answers the negotiated changes it fulfils, once it stands (a failed PUBLISH answers nothing).
-      if (pidf) await acceptChangesByPublication(ctx.server, served, service, wanted).catch((err: unknown) => notAccepted(ctx, served, service, err));
+      if (pidf) await answerByPublication(ctx, served, service, wanted);
       const headers: HeaderList = typeof stored.value === 'object' ? publicationHeaders(stored.value) : [...(current ? [['SIP-ETag', current.etag] as [string, string]] : []), ['Expires', '0']];
       const pId = pidf?.pId;
       const result = { expires, status, ...(regained.length > 0 ? { regained: regained.map((s) => s.groupId) } : {}) };
@@ -130,11 +131,29 @@ export async function publishUas(ctx: SipFaceContext, req: IncomingRequest, flow
 }
 
 /**
- * The PUBLISH stands, but answering the changes its set fulfils failed (the store went away): its 200 is still true.
+ * The negotiated changes the standing PUBLISH's set fulfils, answered `accepted`, each on record before the 200 as the
+ * HTTP answer route records the target's answer (a `change-answer` entry, docs/audit.md): the PUBLISH's own entry is
+ * stored with its set's write, before any change is answered, so it cannot name them. Failures are logged, not refused.
+ */
+async function answerByPublication(ctx: SipFaceContext, served: McUri, service: McService, published: readonly McUri[]): Promise<void> {
+  const answers = await acceptChangesByPublication(ctx.server, served, service, published).catch((err: unknown) => void notAccepted(ctx, served, service, err));
+  if (!answers) return;
+  for (const { id, error } of answers.failed) notAccepted(ctx, served, service, error, id);
+  await ctx.audit.record(answers.accepted.map((a) => changeAnswerEntry(ctx, served, a)));
+}
+
+/** The entry POST /mc/v1/affiliation-changes/:id/answer stores for the target's acceptance, its answer `via` this PUBLISH. */
+function changeAnswerEntry(ctx: SipFaceContext, target: McUri, answer: PublicationAnswers['accepted'][number]): NewAuditEntry {
+  const result = { changeId: answer.id, accept: true, state: answer.state, status: answer.status, via: 'sip-publish' };
+  return { at: ctx.server.clock.now(), subject: target, role: 'user', onBehalfOf: target, action: 'change-answer', service: null, groups: answer.status.map((s) => s.groupId), httpStatus: 200, errorCode: null, result };
+}
+
+/**
+ * The PUBLISH stands, but answering a change its set fulfils failed (the store went away): its 200 is still true.
  * A change left `asked` times out; one stored `accepted` without its result is finished by the expiry round.
  */
-function notAccepted(ctx: SipFaceContext, userId: McUri, service: McService, err: unknown): void {
-  ctx.server.log.error({ err, userId, service }, 'negotiated changes a SIP PUBLISH fulfilled could not all be answered accepted');
+function notAccepted(ctx: SipFaceContext, userId: McUri, service: McService, err: unknown, changeId?: string): void {
+  ctx.server.log.error({ err, userId, service, changeId }, 'negotiated changes a SIP PUBLISH fulfilled could not all be answered accepted');
 }
 
 /** The user's live publication for the service as the store holds it now: its entity-tag and its set (none: no groups). */
