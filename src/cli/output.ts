@@ -1,7 +1,7 @@
 // Human output of the client commands: pure functions from an answer to lines, so the shapes are tested as tables.
 import { REASON_TEXT, REFUSAL_REASONS, type RefusalReason } from '../domain/reasons.ts';
 import type { AffiliationResponse, ChangeResponse } from '../domain/flows.ts';
-import type { Wire, AffiliationChangeEventData, AffiliationStatusEventData, GroupMembers, UserAffiliations } from '../client/muster-client.ts';
+import type { Wire, AffiliationChangeEventData, AffiliationStatusEventData, GroupMembers, PartnerResyncReport, UserAffiliations } from '../client/muster-client.ts';
 
 type GroupStatusLike = Wire<AffiliationResponse['status']>[number];
 
@@ -67,4 +67,20 @@ export function groupMemberLines(answer: GroupMembers): string[] {
 /** `<id>  stored, in force at every instance`, or `<id>  stored, not yet in force at instances: A, B` (an operator's change). */
 export function inForceLine(id: string, verb: 'stored' | 'deleted', notConfirmed: readonly string[]): string {
   return notConfirmed.length === 0 ? `${id}  ${verb}, in force at every instance` : `${id}  ${verb}, not yet in force at instances: ${notConfirmed.join(', ')}`;
+}
+
+/**
+ * `<partner>  complete|incomplete (why)`, what a fault means for the operator, then one line per record removed at the
+ * partner or asked again.
+ */
+export function resyncLines(r: PartnerResyncReport): string[] {
+  const rec = (x: { mcServiceId: string; service: string; groupId: string }): string => `${x.mcServiceId}  ${x.groupId}  (${x.service})`;
+  return [
+    `${r.partner}  ${r.complete ? 'complete' : `incomplete (${r.error ?? 'unknown'})`}: ${r.removed.length} removed, ${r.reasked.length} asked again, ${r.spared.length} spared as recent`,
+    ...(r.fault === 'loop-detected' ? [`  a configuration error: the \`via\` routes towards ${r.partner} lead in a loop through the intermediate nodes named; fix the partners' \`via\` entries (retrying will not; the system tries again on its back-off)`] : []),
+    ...r.removed.map((x) => `  removed   ${rec(x)}`),
+    ...r.reasked.map((x) => `  re-asked  ${rec(x)}  ${x.outcome}${x.reason ? ` (${x.reason})` : ''}`),
+    ...r.spared.map((x) => `  spared    ${rec(x)}`),
+    ...r.skipped.map((x) => `  skipped   ${rec(x)}  ${x.why}`),
+  ];
 }

@@ -5,7 +5,7 @@ import type { McUri } from '../domain/ids.ts';
 import type { McService } from '../domain/services.ts';
 import type { UserProfile } from '../domain/profile.ts';
 import type { GroupPolicy } from '../domain/group-policy.ts';
-import { requestJson, baseUrlOf, type HttpMethod, type RequestOptions, type TransportOptions } from './transport.ts';
+import { requestJson, baseUrlOf, isRecord, MusterClientError, type HttpMethod, type RequestOptions, type TransportOptions } from './transport.ts';
 import { eventStream, reconnectingEventStream, type McEvent, type ReconnectingEventStreamOptions } from './event-stream.ts';
 
 export { MusterClientError, type RequestOptions } from './transport.ts';
@@ -82,9 +82,9 @@ class HttpClient {
   get server(): string {
     return this.transport.server;
   }
-  protected async call<T>(method: HttpMethod, path: string, body?: unknown, opts?: RequestOptions): Promise<T> {
+  protected async call<T>(method: HttpMethod, path: string, body?: unknown, opts?: RequestOptions, answers?: readonly number[]): Promise<T> {
     // The server is trusted to answer in the contract's shape (its OpenAPI document); the SDK does not re-validate it.
-    return (await requestJson(this.transport, method, path, body, opts)) as T;
+    return (await requestJson(this.transport, method, path, body, opts, answers)) as T;
   }
 }
 
@@ -190,8 +190,68 @@ export interface NotInForce {
 /** A deletion's answer: nothing (204, in force everywhere), or 202 with what is not yet in force. */
 export type DeletedAnswer = ({ id: string; deleted: true } & NotInForce) | undefined;
 
+/** `GET /healthz` (README "Operating it"): the system's dependencies; `status` 'degraded' when one that counts is down. */
+export interface Health {
+  status: 'ok' | 'degraded';
+  system: string;
+  /** `<kind>:up|down`, e.g. `sqlite:up`. */
+  store: string;
+  gms: string;
+  /** `up`, `none` (one instance), `reconnecting`, `behind`. */
+  fabric: string;
+  /** With several instances: the other live ones, and those that have not confirmed a change this one announced. */
+  instances?: string[];
+  instancesBehind?: string[];
+  /** Per partner domain: `up`, `down` or `loop-detected`. */
+  partners: Record<string, string>;
+}
+
+/** `GET /admin/v1/audit`'s filters (docs/audit.md); instants as ISO 8601 with a zone, or epoch milliseconds. */
+export interface AuditQuery {
+  subject?: string;
+  onBehalfOf?: string;
+  since?: string;
+  until?: string;
+  limit?: number;
+  /** The previous page's `next`. */
+  after?: number;
+}
+
+/** One audit entry (docs/audit.md). */
+export interface AuditEntry {
+  id: number;
+  at: string;
+  subject: string;
+  role: string;
+  onBehalfOf: string | null;
+  action: string;
+  service: string | null;
+  groups: string[];
+  httpStatus: number;
+  errorCode: string | null;
+  result: unknown;
+}
+
+function auditQuery(q: AuditQuery): string {
+  const params = new URLSearchParams();
+  for (const key of ['subject', 'onBehalfOf', 'since', 'until', 'limit', 'after'] as const) if (q[key] !== undefined) params.set(key, String(q[key]));
+  const s = params.toString();
+  return s ? `?${s}` : '';
+}
+
 /** The operator's client: user profiles (`/admin/v1`) and group documents (`/gms/v1`); needs an operator credential. */
 export class OperatorClient extends HttpClient {
+  /** The system's health; a 503 is an answer too (it says what is down), not an error. */
+  async health(opts?: RequestOptions): Promise<Health> {
+    const answer = await this.call<unknown>('GET', '/healthz', undefined, opts, [503]);
+    if (isRecord(answer) && typeof answer['status'] === 'string') return answer as unknown as Health;
+    const error = isRecord(answer) && isRecord(answer['error']) ? answer['error'] : {};
+    throw new MusterClientError(503, typeof error['code'] === 'string' ? error['code'] : 'bad-response', typeof error['message'] === 'string' ? error['message'] : 'GET /healthz answered without a health report');
+  }
+  /** The audit log, oldest first, a page at a time (`next`: pass as `after`). */
+  audit(q: AuditQuery = {}, opts?: RequestOptions): Promise<{ entries: AuditEntry[]; next: number | null }> {
+    return this.call('GET', `/admin/v1/audit${auditQuery(q)}`, undefined, opts);
+  }
   /** Live SIP subscriptions of every instance (README "Operating it"), a page at a time. */
   sipSubscriptions(q: SipListQuery = {}, opts?: RequestOptions): Promise<{ subscriptions: SipSubscriptionEntry[]; next: string | null }> {
     return this.call('GET', `/admin/v1/sip/subscriptions${sipQuery(q)}`, undefined, opts);

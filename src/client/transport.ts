@@ -45,13 +45,17 @@ export function baseUrlOf(server: string): string {
   return server.replace(/\/+$/, '');
 }
 
-/** Sends one request and returns the parsed JSON body (undefined for an empty 2xx body). */
+/**
+ * Sends one request and returns the parsed JSON body (undefined for an empty 2xx body). `answers`: statuses other
+ * than 2xx whose body is an answer, not an error (GET /healthz says what is down with a 503).
+ */
 export async function requestJson(
   transport: TransportOptions,
   method: HttpMethod,
   path: string,
   body?: unknown,
   opts: RequestOptions = {},
+  answers: readonly number[] = [],
 ): Promise<unknown> {
   const base = baseUrlOf(transport.server);
   const timeoutMs = opts.timeoutMs ?? transport.timeoutMs;
@@ -72,7 +76,7 @@ export async function requestJson(
   } catch (e) {
     throw noAnswer(e, base, { timeout, timeoutMs, ...(opts.signal ? { caller: opts.signal } : {}) });
   }
-  if (!response.ok) throw errorFromAnswer(response, text);
+  if (!response.ok && !answers.includes(response.status)) throw errorFromAnswer(response, text);
   if (text.trim() === '') return undefined;
   try {
     return JSON.parse(text) as unknown;

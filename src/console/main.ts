@@ -1,12 +1,14 @@
 // The console's entry (README "Console"): sign-in with a pasted credential, the user's own affiliations, live events
-// and change requests (TS 23.280 10.X.3, 10.X.5.1), and the dispatcher's reads and change requests, all through the SDK.
+// and change requests (TS 23.280 10.X.3, 10.X.5.1), and the dispatcher's reads and change requests, all through the SDK;
+// an operator's credential opens the operator's view instead (operator.ts).
 import { MusterClient, type AffiliationChangeEventData, type AffiliationStatusEventData, type McEvent, type UserAffiliations } from '../client/muster-client.ts';
 import { asChange, asStatus } from '../client/event-data.ts';
 import { MC_SERVICES, isMcService, type McService } from '../domain/services.ts';
 import { REASON_TEXT, type RefusalReason } from '../domain/reasons.ts';
 import type { ChangeMode } from '../domain/flows.ts';
 import { busy, byId, classedCell, clearError, h, replace, showError, table, uriCell, uriList } from './dom.ts';
-import { forgetCredential, keepCredential, storedCredential, subjectOf } from './session.ts';
+import { claimsOf, forgetCredential, keepCredential, storedCredential } from './session.ts';
+import { signInOperator, signOutOperator, wireOperator } from './operator.ts';
 
 /** One signed-in user: the SDK client with the credential, the ID the server verified, and what ends its stream. */
 interface Session {
@@ -45,8 +47,20 @@ const serviceOf = (select: HTMLSelectElement): McService | undefined => (isMcSer
 
 // ---- sign in and out ----
 
+function showSignedIn(): void {
+  byId('sign-out').hidden = false;
+  byId('sign-in').hidden = true;
+}
+
 async function signIn(token: string): Promise<void> {
-  const subject = subjectOf(token);
+  const { subject, role } = claimsOf(token);
+  // The claim only picks which view to ask for; the server's answer to that view's first call decides.
+  if (role === 'operator') {
+    await signInOperator(token);
+    keepCredential(token);
+    showSignedIn();
+    return;
+  }
   if (subject === undefined) throw new Error('This is not a user credential (no subject in it): paste the output of `npx muster token --user <your URI>`.');
   const client = new MusterClient({ server: location.origin, token });
   // The first call checks the credential: the server answers with the ID it verified.
@@ -55,8 +69,7 @@ async function signIn(token: string): Promise<void> {
   const s: Session = { client, me: mine.mcServiceId, stop: new AbortController(), offered: new Map(), refreshing: undefined, refreshAgain: false };
   session = s;
   byId('whoami').textContent = `Signed in as ${s.me}`;
-  byId('sign-out').hidden = false;
-  byId('sign-in').hidden = true;
+  showSignedIn();
   byId('signed-in').hidden = false;
   renderMine(mine);
   byId('mine-title').focus();
@@ -66,6 +79,7 @@ async function signIn(token: string): Promise<void> {
 function signOut(): void {
   session?.stop.abort();
   session = undefined;
+  signOutOperator();
   forgetCredential();
   for (const id of ['my-affiliations', 'affiliate-result', 'change-list', 'event-log', 'other-result', 'change-result', 'members-result']) byId(id).replaceChildren();
   for (const id of ['sign-in-error', 'mine-error', 'affiliate-error', 'events-error', 'other-error', 'change-error', 'members-error']) clearError(byId(id));
@@ -330,6 +344,7 @@ function start(): void {
   fillServices(byId<HTMLSelectElement>('change-service'), false);
   fillServices(byId<HTMLSelectElement>('members-service'), true);
   wireForms();
+  wireOperator();
   byId('refresh').addEventListener('click', () => {
     if (session) void refreshMine(session);
   });

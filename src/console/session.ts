@@ -15,18 +15,23 @@ export function forgetCredential(): void {
 }
 
 /**
- * The user a credential names (its JWT `sub`), read without checking the signature: only to know whose affiliations
- * to ask for; the server checks the credential on every request and answers with the ID it verified.
+ * The claims a credential carries (its JWT `sub` and `role`), read without checking the signature: only to choose
+ * which view to ask the server for; the server checks the credential on every request and decides what it may do.
  */
-export function subjectOf(token: string): string | undefined {
+export function claimsOf(token: string): { subject?: string; role?: string } {
   const payload = token.split('.')[1];
-  if (payload === undefined) return undefined;
+  if (payload === undefined) return {};
   try {
     const json = atob(payload.replace(/-/g, '+').replace(/_/g, '/').padEnd(Math.ceil(payload.length / 4) * 4, '='));
     const claims = JSON.parse(json) as unknown;
-    if (typeof claims === 'object' && claims !== null && 'sub' in claims && typeof claims.sub === 'string') return claims.sub;
+    if (typeof claims !== 'object' || claims === null) return {};
+    const { sub, role } = claims as Record<string, unknown>;
+    return { ...(typeof sub === 'string' ? { subject: sub } : {}), ...(typeof role === 'string' ? { role } : {}) };
   } catch {
     // not a JWT: said by the caller
+    return {};
   }
-  return undefined;
 }
+
+/** The user a credential names (its JWT `sub`): whose affiliations to ask for. */
+export const subjectOf = (token: string): string | undefined => claimsOf(token).subject;

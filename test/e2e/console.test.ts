@@ -4,35 +4,25 @@
 // a negotiated change accepted in the page taking effect, and the dispatcher's own tools.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { Muster, call, freePort, secret } from '../support/harness.ts';
+import { openConsoleBrowser, WAIT, type ConsoleBrowser } from '../support/console-browser.ts';
 import { CONSOLE_CSP } from '../../src/faces/http/routes-console.ts';
 import { issueToken } from '../../src/faces/http/credentials.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const D = 'police.example';
 const u = (name: string): string => `sip:${name}@${D}`;
 const g = (name: string): string => `sip:${name}@${D}`;
 const ALICE = u('alice');
 const BOB = u('bob');
 const DISPATCH = u('dispatch');
-const WAIT = { timeout: 15_000 };
 
 let m: Muster;
 let base: string;
-let profile: string;
-let context: BrowserContext;
+let browser: ConsoleBrowser;
 let page: Page;
-/** What the page said on its console (errors and warnings, CSP violations among them) and threw, since the last check. */
-let problems: string[] = [];
 
 before(async () => {
-  // Never a silent skip: without the browser the console is untested, and that is a failure to fix (see .ci/run).
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium) to test the console`);
   m = await Muster.start({
     negotiationTimeoutSeconds: 30,
     systems: [
@@ -57,35 +47,16 @@ before(async () => {
     ],
   });
   base = m.url('police');
-  profile = mkdtempSync(join(tmpdir(), 'muster-chromium-'));
-  context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, args: CHROMIUM_FLAGS, headless: true });
-  // A CSP violation is reported on the console too; this makes sure, whatever the browser's wording.
-  await context.addInitScript(() => {
-    document.addEventListener('securitypolicyviolation', (e) => console.error(`CSP violation: ${e.violatedDirective} ${e.blockedURI}`));
-  });
-  page = context.pages()[0] ?? (await context.newPage());
-  page.on('console', (msg) => {
-    if (msg.type() === 'error' || msg.type() === 'warning') problems.push(`console.${msg.type()}: ${msg.text()}`);
-  });
-  page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
+  browser = await openConsoleBrowser();
+  page = browser.page;
 });
 
 after(async () => {
-  await context?.close();
-  if (profile) rmSync(profile, { recursive: true, force: true });
+  await browser?.close();
   await m?.stop();
 });
 
-/**
- * Nothing went wrong in the page since the last check. `expected` are the API refusals a test provoked on purpose:
- * Chromium logs each non-2xx answer to fetch as "Failed to load resource: ... status of N".
- */
-function assertNoProblems(expected: number[] = []): void {
-  const allowed = new Set(expected.map((status) => `status of ${status} `));
-  const left = problems.filter((p) => !(p.startsWith('console.error: Failed to load resource') && [...allowed].some((a) => p.includes(a))));
-  problems = [];
-  assert.deepEqual(left, [], 'the page logged errors or warnings');
-}
+const assertNoProblems = (expected: number[] = []): void => browser.assertNoProblems(expected);
 
 async function signIn(user: string): Promise<void> {
   await page.getByLabel('Bearer credential').fill(await m.token(user));

@@ -183,3 +183,24 @@ void test('OperatorClient uses /admin/v1/users and /gms/v1/groups', { timeout: 1
     await srv.close();
   }
 });
+
+void test("OperatorClient reads /healthz (a 503's report is an answer, an error body is not) and pages /admin/v1/audit with its filters", { timeout: 10_000 }, async () => {
+  const srv = await fakeServer();
+  try {
+    const op = new OperatorClient({ server: srv.url, token: 'op', timeoutMs: 2000 });
+    const degraded = { status: 'degraded', system: 'police', store: 'sqlite:down', gms: 'up', fabric: 'none', partners: {} };
+    srv.answer((_req, res) => json(res, 503, degraded));
+    assert.deepEqual(await op.health(), degraded);
+    srv.answer((_req, res) => json(res, 503, { error: { code: 'unavailable', message: 'shed' } }));
+    await assert.rejects(op.health(), { status: 503, code: 'unavailable', message: 'shed' });
+    srv.answer((_req, res) => json(res, 200, { entries: [], next: null }));
+    assert.deepEqual(await op.audit({ subject: 'operator', since: '2025-01-31T00:00:00Z', limit: 5, after: 7 }), { entries: [], next: null });
+    await op.audit();
+    assert.deepEqual(
+      srv.seen.map((s) => `${s.method} ${s.url}`),
+      ['GET /healthz', 'GET /healthz', 'GET /admin/v1/audit?subject=operator&since=2025-01-31T00%3A00%3A00Z&limit=5&after=7', 'GET /admin/v1/audit'],
+    );
+  } finally {
+    await srv.close();
+  }
+});

@@ -3,9 +3,9 @@
 // per partner what was removed at the partner and what was asked again.
 import type { Command } from 'commander';
 import { operatorClient } from '../operator-options.ts';
-import type { PartnerResyncReport } from '../../client/muster-client.ts';
 import { EXIT, UsageError } from '../exit-codes.ts';
 import { printJson, printLines } from '../client-options.ts';
+import { resyncLines } from '../output.ts';
 import { DEFAULT_CONFIG } from './token.ts';
 
 interface ResyncOptionValues {
@@ -38,20 +38,4 @@ export function registerResync(program: Command): void {
       else printLines(resyncs.flatMap(resyncLines));
       if (resyncs.some((r) => !r.complete)) process.exitCode = EXIT.rejected;
     });
-}
-
-/**
- * `<partner>  complete|incomplete (why)`, what a fault means for the operator, then one line per record removed at the
- * partner or asked again.
- */
-export function resyncLines(r: PartnerResyncReport): string[] {
-  const rec = (x: { mcServiceId: string; service: string; groupId: string }): string => `${x.mcServiceId}  ${x.groupId}  (${x.service})`;
-  return [
-    `${r.partner}  ${r.complete ? 'complete' : `incomplete (${r.error ?? 'unknown'})`}: ${r.removed.length} removed, ${r.reasked.length} asked again, ${r.spared.length} spared as recent`,
-    ...(r.fault === 'loop-detected' ? [`  a configuration error: the \`via\` routes towards ${r.partner} lead in a loop through the intermediate nodes named; fix the partners' \`via\` entries (retrying will not; the system tries again on its back-off)`] : []),
-    ...r.removed.map((x) => `  removed   ${rec(x)}`),
-    ...r.reasked.map((x) => `  re-asked  ${rec(x)}  ${x.outcome}${x.reason ? ` (${x.reason})` : ''}`),
-    ...r.spared.map((x) => `  spared    ${rec(x)}`),
-    ...r.skipped.map((x) => `  skipped   ${rec(x)}  ${x.why}`),
-  ];
 }
