@@ -1,10 +1,11 @@
 // E2E: the console's operator view (src/console/operator.ts) in a real headless Chromium against a real `muster serve`
 // of two partner systems: health with the store up, a user profile looked up, its N2 changed (stored, as the API says)
 // and the change in the audit table, a bad profile's error naming the field, a profile created and deleted, a group
-// policy changed, a 202's notConfirmed and warning shown, a partner re-synchronisation's report; a user's credential
+// policy changed, a real 202's notConfirmed and warning shown (two instances on PostgreSQL + NATS, one stopped), a partner re-synchronisation's report; a user's credential
 // gets no operator view, and the server refuses it the admin calls anyway.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { hostname } from 'node:os';
 import type { Page } from 'playwright-core';
 import { Muster, call, freePort, secret } from '../support/harness.ts';
 import { openConsoleBrowser, WAIT, type ConsoleBrowser } from '../support/console-browser.ts';
@@ -163,28 +164,50 @@ void describe('console: the operator view', () => {
     browser.assertNoProblems([404]);
   });
 
-  void test("a 202 (stored, not yet in force at every instance) shows the server's notConfirmed and warning", { timeout: 60_000 }, async () => {
-    // One instance confirms every change at once: a 202 is staged here by the browser answering for the server.
-    const warning = 'stored, not yet in force at instances host-b/127.0.0.1:9999: each is asked to read the store again';
-    await page.route('**/admin/v1/users/**', async (route) => {
-      if (route.request().method() !== 'PUT') return route.fallback();
-      const body = JSON.parse(route.request().postData() ?? '{}') as object;
-      return route.fulfill({ status: 202, contentType: 'application/json', body: JSON.stringify({ ...body, notConfirmed: ['host-b/127.0.0.1:9999'], warning }) });
-    });
+  void test("a 202 (stored, not yet in force at every instance) shows the server's notConfirmed and warning", { timeout: 90_000 }, async () => {
+    // Two real instances on PostgreSQL + NATS; the second is stopped (SIGSTOP) for less than the 3.5 s after which a
+    // silent instance counts as gone, so it cannot confirm within the 1 s bound: the first answers a real 202.
+    const pg = await Muster.start(
+      { systems: [{ name: 'police', domain: P, http: { port: await freePort() }, secret: secret(), users: [{ id: ALICE, services: ['mcptt'], n2: 3, groups: [PATROL, NORTH] }], groups: [{ id: PATROL, services: ['mcptt'], members: [ALICE] }, { id: NORTH, services: ['mcptt'], members: [ALICE] }] }] },
+      undefined,
+      'postgres',
+    );
+    const two = await openConsoleBrowser();
     try {
-      await page.getByLabel('Profile user URI').fill(ALICE);
-      await page.getByRole('button', { name: 'Look up profile' }).click();
-      await page.locator('#profile-edit-title', { hasText: `Edit the profile of ${ALICE}` }).waitFor(WAIT);
-      await page.getByRole('button', { name: 'Save profile' }).click();
-      const notice = page.locator('#profile-result .not-in-force');
-      await notice.waitFor(WAIT);
-      assert.match((await notice.locator('strong').textContent()) ?? '', /not yet in force everywhere \(202\)/);
-      assert.equal(await notice.locator('.warning').textContent(), warning);
-      assert.deepEqual(await notice.locator('.not-confirmed li').allTextContents(), ['host-b/127.0.0.1:9999']);
+      assert.equal(pg.instances, 2);
+      const first = pg.instanceUrl(0);
+      const secondName = `${hostname()}/${pg.instanceUrl(1).slice('http://'.length)}`;
+      const p2 = two.page;
+      await p2.goto(`${first}/console`);
+      await p2.getByLabel('Bearer credential').fill(await pg.operatorToken(P));
+      await p2.getByRole('button', { name: 'Sign in' }).click();
+      await p2.locator('#operator-view').waitFor(WAIT);
+      // The first instance knows the second (its heartbeat) before it is stopped: then it waits for its confirmation.
+      for (const end = Date.now() + 10_000; ; await new Promise((r) => setTimeout(r, 100))) {
+        const h = (await call('GET', `${first}/healthz?partners=omit`, undefined)).body as { instances?: string[] };
+        if (h.instances?.includes(secondName)) break;
+        if (Date.now() > end) throw new Error(`the first instance never saw ${secondName}`);
+      }
+      await p2.getByLabel('Profile user URI').fill(ALICE);
+      await p2.getByRole('button', { name: 'Look up profile' }).click();
+      await p2.locator('#profile-edit-title', { hasText: `Edit the profile of ${ALICE}` }).waitFor(WAIT);
+      process.kill(pg.pids[1]!, 'SIGSTOP');
+      try {
+        await p2.getByRole('button', { name: 'Save profile' }).click();
+        const notice = p2.locator('#profile-result .not-in-force');
+        await notice.waitFor(WAIT);
+        assert.match((await notice.locator('strong').textContent()) ?? '', /not yet in force everywhere \(202\)/);
+        assert.match((await notice.locator('.warning').textContent()) ?? '', new RegExp(secondName.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
+        assert.deepEqual(await notice.locator('.not-confirmed li').allTextContents(), [secondName]);
+      } finally {
+        process.kill(pg.pids[1]!, 'SIGCONT');
+      }
+      two.assertNoProblems();
     } finally {
-      await page.unroute('**/admin/v1/users/**');
+      await two.close();
+      for (const pid of pg.pids) process.kill(pid, 'SIGCONT'); // never leave a stopped instance to the shutdown
+      await pg.stop();
     }
-    browser.assertNoProblems();
   });
 
   void test("re-synchronises with the partners and shows each partner's report", { timeout: 60_000 }, async () => {
