@@ -81,6 +81,15 @@ async function mandatoryChangesWaiting(user: string): Promise<McEvent[]> {
   return waiting;
 }
 
+/** The target's change-answer audit entries (docs/audit.md), once `count` are stored (bounded wait: stored after the answer). */
+async function changeAnswers(user: string, count: number): Promise<{ subject: string; onBehalfOf: string; result: { accept?: boolean; state?: string; via?: string } }[]> {
+  for (const end = Date.now() + 5000; ; await new Promise((r) => setTimeout(r, 50))) {
+    const audit = await call('GET', `${m.url()}/admin/v1/audit?subject=${encodeURIComponent(user)}`, await m.operatorToken());
+    const entries = (audit.body as { entries: { action: string; subject: string; onBehalfOf: string; result: { accept?: boolean; state?: string; via?: string } }[] }).entries.filter((e) => e.action === 'change-answer');
+    if (entries.length >= count || Date.now() > end) return entries;
+  }
+}
+
 void test('(a) a dispatcher MESSAGE asks a negotiated change; the subscribed target gets the command, answers 200, PUBLISHes its new set; the change is accepted, visible over HTTP', async () => {
   const sse = await eventsOf(bob);
   const target = sipp('change-target-accepts.xml', { port: sipPort }, { psi: PSI, user: bob });
@@ -122,6 +131,8 @@ void test('(d) a mandatory change over HTTP reaches the SIP-subscribed target as
   assert.equal(run.code, 0, run.output);
   assert.deepEqual(await mandatoryChangesWaiting(erin), [], 'acknowledged (step 7b): a fresh event stream no longer replays it');
   assert.deepEqual(await m.affiliatedGroups(erin), [G.patrol]);
+  const [answer] = await changeAnswers(erin, 1);
+  assert.deepEqual(answer && { subject: answer.subject, onBehalfOf: answer.onBehalfOf, accept: answer.result.accept, state: answer.result.state, via: answer.result.via }, { subject: erin, onBehalfOf: erin, accept: true, state: 'acknowledged', via: 'sip-message' }, 'on record as an HTTP answer is');
 });
 
 void test('a negotiated change asked over HTTP while the target is offline reaches it as a MESSAGE when it subscribes; its PUBLISH answers the HTTP request', async () => {
@@ -155,6 +166,8 @@ void test('a 603 Decline to the MESSAGE refuses a negotiated change: the HTTP re
   const run = await target;
   assert.equal(run.code, 0, run.output);
   assert.deepEqual(await m.affiliatedGroups(gina), []);
+  const [answer] = await changeAnswers(gina, 1);
+  assert.deepEqual(answer && { accept: answer.result.accept, state: answer.result.state, via: answer.result.via }, { accept: false, state: 'rejected', via: 'sip-message' }, 'the 603 on record as an HTTP refusal is');
 });
 
 void test("a dispatcher's PUBLISH for another user (mandatory mode) changes that user's groups but not its publication: the target's client refreshes with its own SIP-ETag", async () => {

@@ -15,6 +15,8 @@ import type { Flow } from './transport.ts';
 import type { LocalAddress } from './notify-user-agent-client.ts';
 import type { Subscription, Subscriptions } from './subscription-state.ts';
 import { buildChangeMessage, type ChangeNotice } from './message-user-agent-client.ts';
+import { changeAnswerEntry } from './sip-audit.ts';
+import type { AuditRecorder } from '../../adapters/audit-recorder.ts';
 
 /** RFC 3261 §21.6.2: the user was reached and explicitly does not want it. */
 export const DECLINE = 603;
@@ -31,6 +33,8 @@ export class ChangeDelivery {
     private readonly transactions: TransactionLayer,
     private readonly localOf: (flow: Flow) => LocalAddress,
     private readonly log: Logger,
+    /** The target's answer read from a final response is on record as an HTTP answer is (a change-answer entry). */
+    private readonly audit: AuditRecorder,
   ) {}
 
   /** An `affiliation-change` event of this user's event log, as the notifier hands it on. */
@@ -80,14 +84,20 @@ export class ChangeDelivery {
     }
   }
 
+  /** The target's answer (10.X.5.1.1 step 7b, 10.X.5.2.1 step 5), and its change-answer entry once it is stored. */
+  private async answer(change: ChangeNotice, accept: boolean): Promise<void> {
+    const answered = await answerChange(this.server, change.target, change.id, accept);
+    await this.audit.record([changeAnswerEntry(this.server.clock.now(), change.target, { ...answered, accept }, 'sip-message')]);
+  }
+
   private async answered(change: ChangeNotice, sub: Subscription, status: number): Promise<void> {
     try {
       if (status >= 200 && status < 300) {
-        if (change.mode === 'mandatory') await answerChange(this.server, change.target, change.id, true);
+        if (change.mode === 'mandatory') await this.answer(change, true);
         return;
       }
       if (status === DECLINE && change.mode === 'negotiated') {
-        await answerChange(this.server, change.target, change.id, false);
+        await this.answer(change, false);
         return;
       }
       // Not delivered (408, 481, 503 ...): the next subscription or refresh of this client tries again.

@@ -11,8 +11,7 @@ import { MusterError } from '../../domain/errors.ts';
 import { decideChangeRight } from '../../domain/decisions/remote-change-right.ts';
 import { changeOfPublishedSet, followLivePublication, groupsOf, replaceAffiliationSet, replaceAffiliationSetAmong, undoSetChange, type PublishedSet, type SetChange, type SetProgress } from '../../procedures/replace-affiliation-set.ts';
 import { remoteChangeMandatory } from '../../procedures/remote-change-mandatory.ts';
-import { acceptChangesByPublication, type PublicationAnswers } from '../../procedures/accept-changes-by-publication.ts';
-import type { NewAuditEntry } from '../../ports/store.ts';
+import { acceptChangesByPublication } from '../../procedures/accept-changes-by-publication.ts';
 import type { IncomingRequest } from './message.ts';
 import type { Flow } from './transport.ts';
 import type { HeaderList } from './outgoing-message.ts';
@@ -23,7 +22,7 @@ import { refusalWarnings } from './warning.ts';
 import { SipRefusal } from './sip-refusal.ts';
 import { DEFAULT_PUBLISH_EXPIRES, type Publication } from './publication-state.ts';
 import { expiresOf, requirePresenceEvent, requirePsi, type SipFaceContext } from './face-context.ts';
-import { audited, type AuditedAnswer, type AuditEntryOf } from './sip-audit.ts';
+import { audited, changeAnswerEntry, type AuditedAnswer, type AuditEntryOf } from './sip-audit.ts';
 
 export interface UasAnswer {
   status: number;
@@ -139,13 +138,7 @@ async function answerByPublication(ctx: SipFaceContext, served: McUri, service: 
   const answers = await acceptChangesByPublication(ctx.server, served, service, published).catch((err: unknown) => void notAccepted(ctx, served, service, err));
   if (!answers) return;
   for (const { id, error } of answers.failed) notAccepted(ctx, served, service, error, id);
-  await ctx.audit.record(answers.accepted.map((a) => changeAnswerEntry(ctx, served, a)));
-}
-
-/** The entry POST /mc/v1/affiliation-changes/:id/answer stores for the target's acceptance, its answer `via` this PUBLISH. */
-function changeAnswerEntry(ctx: SipFaceContext, target: McUri, answer: PublicationAnswers['accepted'][number]): NewAuditEntry {
-  const result = { changeId: answer.id, accept: true, state: answer.state, status: answer.status, via: 'sip-publish' };
-  return { at: ctx.server.clock.now(), subject: target, role: 'user', onBehalfOf: target, action: 'change-answer', service: null, groups: answer.status.map((s) => s.groupId), httpStatus: 200, errorCode: null, result };
+  await ctx.audit.record(answers.accepted.map((a) => changeAnswerEntry(ctx.server.clock.now(), served, { ...a, accept: true }, 'sip-publish')));
 }
 
 /**

@@ -5,7 +5,8 @@
 import { MusterError } from '../../domain/errors.ts';
 import type { McUri } from '../../domain/ids.ts';
 import type { McService } from '../../domain/services.ts';
-import type { AuditAction, NewAuditEntry } from '../../ports/store.ts';
+import type { GroupStatus } from '../../domain/flows.ts';
+import type { AuditAction, ChangeRecord, NewAuditEntry } from '../../ports/store.ts';
 import type { SipFaceContext } from './face-context.ts';
 import type { UasAnswer } from './publish-user-agent-server.ts';
 import { refusalOf } from './sip-refusal.ts';
@@ -53,4 +54,13 @@ export async function audited(ctx: Pick<SipFaceContext, 'audit' | 'agent' | 'ser
   // An entry stored with the request's last write is durable already (that write resolved after its fsync).
   if (result !== undefined && !storedAlongside) await ctx.audit.record([{ ...base, at: ctx.server.clock.now(), httpStatus: uas.status, errorCode: null, result }]);
   return uas;
+}
+
+/**
+ * The entry POST /mc/v1/affiliation-changes/:id/answer stores for the target's answer to a change, for an answer the
+ * SIP face read instead: `via` the PUBLISH that fulfilled it, or the MESSAGE's final response (2xx, 603 Decline).
+ */
+export function changeAnswerEntry(at: number, target: McUri, answer: { id: string; accept: boolean; state: ChangeRecord['state']; status: GroupStatus[] }, via: 'sip-publish' | 'sip-message'): NewAuditEntry {
+  const result = { changeId: answer.id, accept: answer.accept, state: answer.state, status: answer.status, via };
+  return { at, subject: target, role: 'user', onBehalfOf: target, action: 'change-answer', service: null, groups: answer.status.map((s) => s.groupId), httpStatus: 200, errorCode: null, result };
 }

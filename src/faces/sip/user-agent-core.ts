@@ -42,7 +42,7 @@ export class UserAgentCore implements TransportDelegate {
     private readonly log: Logger,
   ) {
     this.transactions = new TransactionLayer(ctx.server.clock);
-    this.changes = new ChangeDelivery(ctx.server, ctx.psi, ctx.subscriptions, this.transactions, localOf, log);
+    this.changes = new ChangeDelivery(ctx.server, ctx.psi, ctx.subscriptions, this.transactions, localOf, log, ctx.audit);
   }
 
   /** The face context the user agent servers see, with this core's per-user lock and NOTIFY seam (built once, not per request). */
