@@ -2,6 +2,7 @@
 import { webcrypto } from 'node:crypto';
 import { decodeJwt, jwtVerify, SignJWT } from 'jose';
 import { MusterError } from '../domain/errors.ts';
+import { bearerCredential } from '../domain/bearer.ts';
 import type { PartnerConfig } from '../config/config.ts';
 
 const audienceOf = (domain: string): string => `muster:${domain}`;
@@ -34,7 +35,7 @@ export class PartnerGate {
 
   /** The domain of the partner system that signed this request, or a 401. */
   async verify(authorization: string | undefined): Promise<string> {
-    const token = /^Bearer\s+(\S+)$/.exec(authorization ?? '')?.[1];
+    const token = bearerCredential(authorization);
     if (!token) throw new MusterError('unauthenticated', 'partner request without a server credential');
     const known = this.verified.get(token);
     if (known && known.expiresAt > this.now()) return known.domain;

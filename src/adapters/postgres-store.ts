@@ -269,6 +269,12 @@ export class PostgresStore implements Store {
     return (await this.query({ ...Q.eventsAfter, values: [userId, afterId, limit] })).map(toClientEvent);
   }
 
+  async newestEventId(): Promise<number> {
+    // The sequence, not MAX(id): ids of pruned events were issued too, and reading it scans nothing.
+    const [row] = await this.query({ name: 'muster-newest-event-id', text: SEQUENCE_HIGH, values: ['events', 'id'] });
+    return Number(row?.['high'] ?? 0);
+  }
+
   async putProfile(profile: UserProfile): Promise<void> {
     await this.run({ ...Q.putProfile, values: [profile.id, JSON.stringify(profile)] });
   }

@@ -251,6 +251,10 @@ export class SqliteStore implements Store {
     return (this.q.eventsAfter.all(userId, afterId, limit) as Row[]).map(toClientEvent);
   }
 
+  async newestEventId(): Promise<number> {
+    return this.sequence('events');
+  }
+
   async putProfile(profile: UserProfile): Promise<void> {
     await this.write(() => this.q.putProfile.run(profile.id, JSON.stringify(profile)));
   }

@@ -5,7 +5,7 @@ import { dirname, join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { Compile } from 'typebox/compile';
 import { ConfigSchema } from './config-schema.ts';
-import { InvalidId, parseMcUri, domainOf, type McUri } from '../domain/ids.ts';
+import { InvalidId, parseMcUri, domainOf, lineTextFault, type McUri } from '../domain/ids.ts';
 import type { UserProfile, RemoteChangeRight } from '../domain/profile.ts';
 import type { GroupPolicy } from '../domain/group-policy.ts';
 
@@ -170,7 +170,7 @@ export function resolveConfig(raw: unknown, baseDir = process.cwd()): SystemConf
       if (domainOf(gid) !== domain) throw new ConfigError(`${at}.groups[${gi}].id`, `group ${gid} is not of this system's domain ${domain}`);
       return {
         id: gid,
-        ...(g.displayName !== undefined ? { displayName: g.displayName } : {}),
+        ...(g.displayName !== undefined ? { displayName: displayName(g.displayName, `${at}.groups[${gi}].displayName`) } : {}),
         services: [...new Set(g.services)],
         enabled: g.enabled ?? true,
         members: g.members.map((m, mi) => id(m, `${at}.groups[${gi}].members[${mi}]`)),
@@ -269,6 +269,13 @@ function pointerToPath(pointer: string): string {
     .map((p) => (/^\d+$/.test(p) ? `[${p}]` : `.${p}`))
     .join('')
     .replace(/^\./, '');
+}
+
+/** A group's display name, refused as the GMS face refuses it (parseDisplayName): one line, well-formed Unicode. */
+function displayName(value: string, path: string): string {
+  const why = lineTextFault(value);
+  if (why !== undefined) throw new ConfigError(path, why);
+  return value;
 }
 
 function checkUrl(value: string, path: string): string {

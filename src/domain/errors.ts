@@ -7,6 +7,8 @@ export const ERRORS = {
   'not-found': { http: 404, sip: 404 },
   conflict: { http: 409, sip: 409 },
   'too-large': { http: 413, sip: 413 },
+  // A body in a media type the route does not read (RFC 9110 15.5.16); SIP has the same status (RFC 3261 21.4.13).
+  'unsupported-media-type': { http: 415, sip: 415 },
   // SIP has no "too many requests" (429 there is Provide Referrer Identity): overload is 503 with Retry-After (RFC 3261 21.5.4).
   'rate-limited': { http: 429, sip: 503 },
   'unavailable': { http: 503, sip: 503 },

@@ -4,6 +4,7 @@ import type { McService } from './services.ts';
 
 export interface GroupPolicy {
   id: McUri;
+  /** One line of well-formed Unicode: no control characters, no lone surrogate (parseDisplayName). */
   displayName?: string;
   services: McService[];
   enabled: boolean;

@@ -12,6 +12,9 @@ const CONTROL_OR_INVISIBLE = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u2
 
 /** In `u` mode \p{Cs} matches only a surrogate that is not half of a pair. */
 const LONE_SURROGATE = /\p{Cs}/u;
+const NOT_WELL_FORMED = 'must be well-formed Unicode (no lone surrogate)';
+/** C0 controls, DEL and C1 controls (Unicode's Cc): none belongs in one line of text, and NUL breaks PostgreSQL text. */
+const CONTROL = /\p{Cc}/u;
 
 export class InvalidId extends Error {
   constructor(readonly why: string) {
@@ -42,7 +45,7 @@ function parseString(raw: string): McUri {
   if (raw.length > MAX_URI_LENGTH) throw new InvalidId(`must be at most ${MAX_URI_LENGTH} characters`);
   if (CONTROL_OR_INVISIBLE.test(raw)) throw new InvalidId('must not contain control characters or invisible formatting marks');
   // A lone surrogate has no UTF-8 form: stores and partners would hold U+FFFD, another ID than this one.
-  if (LONE_SURROGATE.test(raw)) throw new InvalidId('must be well-formed Unicode (no lone surrogate)');
+  if (LONE_SURROGATE.test(raw)) throw new InvalidId(NOT_WELL_FORMED);
   const sip = SIP_URI.exec(raw.replace(/^SIPS?:/i, (s) => s.toLowerCase()));
   if (sip) {
     const user = sip[2]!;
@@ -54,6 +57,16 @@ function parseString(raw: string): McUri {
   const tel = TEL_URI.exec(raw.replace(/^TEL:/i, 'tel:'));
   if (tel) return `tel:${tel[2]!.replace(/[.()-]/g, '')}` as McUri;
   throw new InvalidId('must be a sip: URI (sip:name@domain) or a tel: URI');
+}
+
+/**
+ * Why `raw` is not one line of text (a display name) that stores and partners hold as sent, or undefined when it is:
+ * IDs refuse the same characters (and invisible marks, which a name in a right-to-left script may need).
+ */
+export function lineTextFault(raw: string): string | undefined {
+  if (CONTROL.test(raw)) return 'must not contain control characters (C0, DEL or C1: it is one line of text)';
+  if (LONE_SURROGATE.test(raw)) return NOT_WELL_FORMED;
+  return undefined;
 }
 
 export function isMcUri(raw: unknown): raw is McUri {

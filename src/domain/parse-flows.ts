@@ -1,5 +1,5 @@
 // From a schema-checked body to a flow with normalised IDs: the rules every face shares (no face re-checks IDs).
-import { InvalidId, parseMcUri, type McUri } from './ids.ts';
+import { InvalidId, lineTextFault, parseMcUri, type McUri } from './ids.ts';
 import { badInput } from './errors.ts';
 import type { McService } from './services.ts';
 import type { AffiliationRequest, ChangeMode, ChangeRequest } from './flows.ts';
@@ -11,6 +11,13 @@ export function parseId(raw: unknown, field: string): McUri {
     if (e instanceof InvalidId) throw badInput(field, e.why);
     throw e;
   }
+}
+
+/** A group's display name (group-policy.ts) as sent, or bad input naming `field`: one line, well-formed Unicode. */
+export function parseDisplayName(raw: string, field: string): string {
+  const why = lineTextFault(raw);
+  if (why !== undefined) throw badInput(field, why);
+  return raw;
 }
 
 /** Normalises a list of IDs; two spellings of one ID are one ID, so a repeat is refused rather than counted twice. */

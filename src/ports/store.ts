@@ -279,6 +279,11 @@ export interface Store {
 
   appendEvents(events: { userId: McUri; type: ClientEvent['type']; data: unknown }[]): Promise<ClientEvent[]>;
   eventsAfter(userId: McUri, afterId: number, limit: number): Promise<ClientEvent[]>;
+  /**
+   * The highest event id this store ever issued, pruned events' ids included (0 before the first): a Last-Event-ID
+   * above it was never sent from here (a store restored from an older backup, or another system's id).
+   */
+  newestEventId(): Promise<number>;
 
   putProfile(profile: UserProfile): Promise<void>;
   deleteProfile(id: McUri): Promise<boolean>;

@@ -41,6 +41,8 @@ interface SseEvent {
 /** A user's SSE stream (GET /mc/v1/events), read as it arrives; waits are bounded. */
 class EventStream {
   readonly events: SseEvent[] = [];
+  /** The stream's comment lines (": ..."), what the server says of the stream itself. */
+  readonly comments: string[] = [];
   private readonly abort = new AbortController();
   private wake: (() => void) | undefined;
   private ended = false;
@@ -73,7 +75,8 @@ class EventStream {
           let type = 'message';
           const data: string[] = [];
           for (const line of block.split('\n')) {
-            if (line.startsWith('id: ')) id = Number(line.slice(4));
+            if (line.startsWith(':')) this.comments.push(line.slice(1).trim());
+            else if (line.startsWith('id: ')) id = Number(line.slice(4));
             else if (line.startsWith('event: ')) type = line.slice(7);
             else if (line.startsWith('data: ')) data.push(line.slice(6));
           }
@@ -120,7 +123,7 @@ const summary = (status: GroupStatus[]): string[] => status.map((s) => `${s.grou
 let m: Muster;
 let base: string;
 
-const RESPONDERS = ['bob', 'carol', 'dave', 'erin', 'fred', 'gina', 'hank', 'ivy', 'jack', 'kate'];
+const RESPONDERS = ['bob', 'carol', 'dave', 'erin', 'fred', 'gina', 'hank', 'ivy', 'jack', 'kate', 'liam'];
 
 before(async () => {
   m = await Muster.start({
@@ -264,6 +267,23 @@ void describe('mandatory mode', () => {
       s3.close();
     }
     assert.deepEqual(await stored(u('carol')), [g('north')]);
+  });
+
+  void test('a Last-Event-ID above any id this server issued (a restored store, another system\'s id) is taken as none: the stream says so and delivers', async () => {
+    const waiting = await change(u('dispatch'), { mode: 'mandatory', targets: [u('liam')], affiliate: [g('patrol')] });
+    const neverIssued = 900_000_000_000;
+    const s = await EventStream.open(base, await m.token(u('liam')), neverIssued);
+    try {
+      // As a first connection: what still waits for an answer, then live events.
+      const replayed = await s.next(changeEvent(waiting.id));
+      assert.ok(replayed.id < neverIssued);
+      const live = await change(u('dispatch'), { mode: 'mandatory', targets: [u('liam')], affiliate: [g('north')], deaffiliate: [g('patrol')] });
+      await s.next(changeEvent(live.id));
+      assert.ok(s.comments.some((c) => c.includes(`Last-Event-ID ${neverIssued}`)), `the stream says why nothing is replayed after it: ${JSON.stringify(s.comments)}`);
+    } finally {
+      s.close();
+    }
+    assert.deepEqual(await stored(u('liam')), [g('north')]);
   });
 
   void test('the target\'s own checks still apply: refused groups are reported per group, nothing else stored', async () => {

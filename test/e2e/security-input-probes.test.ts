@@ -1,5 +1,6 @@
 // E2E, one system with its SIP face: input a security review's probes found accepted or answered 500 (each failed on
-// the code before) now gets a 4xx naming what is wrong, and nothing changes: alice keeps exactly her group.
+// the code before) now gets a 4xx naming what is wrong, and nothing changes: alice keeps exactly her group. Also
+// group display names with control characters, and bodies whose Content-Type is not JSON (415).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSocket, type Socket } from 'node:dgram';
@@ -86,6 +87,48 @@ void test('HTTP: a body that is not UTF-8, and an ID with a lone surrogate, are 
   const s = await rawHttp('/mc/v1/affiliations', headers, 'POST', Buffer.from(`{"mcServiceId":"${alice}","service":"mcptt","groupIds":["sip:no\\ud800rth@${D}"]}`));
   assert.equal(s.status, 400, JSON.stringify(s.body));
   assert.equal(s.body.error?.field, 'groupIds[0]');
+  await unchanged();
+});
+
+void test('HTTP: a group displayName with a control character (NUL among them) or a lone surrogate is a 400 naming it; the document is unchanged', async () => {
+  const op = await m.operatorToken();
+  const headers = { authorization: `Bearer ${op}`, 'content-type': 'application/json' };
+  const doc = (displayName: string): string => `{"services":["mcptt"],"members":["${alice}"],"displayName":"${displayName}"}`;
+  // Escaped in the JSON text, so the server's parser makes the characters; \ud800 is a surrogate with no partner.
+  for (const bad of ['North\\u0000', 'North\\u0007', 'two\\nlines', 'nel\\u0085', 'half\\ud800']) {
+    const r = await rawHttp(`/gms/v1/groups/${enc(north)}`, headers, 'PUT', Buffer.from(doc(bad)));
+    assert.equal(r.status, 400, `${bad}: ${JSON.stringify(r.body)}`);
+    assert.equal(r.body.error?.field, 'displayName', bad);
+  }
+  const stored = await call('GET', `${base}/gms/v1/groups/${enc(north)}`, op);
+  assert.equal(stored.status, 200);
+  assert.equal((stored.body as { displayName?: string }).displayName, undefined, 'nothing stored');
+  await unchanged();
+});
+
+void test('HTTP: a body to a JSON route whose Content-Type is not JSON, or missing, is a 415 naming content-type; bodiless requests still pass', async () => {
+  const auth = { authorization: `Bearer ${await m.token(alice)}` };
+  const body = Buffer.from(JSON.stringify({ mcServiceId: alice, service: 'mcptt', groupIds: [north] }));
+  for (const contentType of ['text/plain', 'text/plain; charset=utf-8', 'application/x-www-form-urlencoded', undefined]) {
+    const r = await rawHttp('/mc/v1/affiliations', { ...auth, ...(contentType ? { 'content-type': contentType } : {}) }, 'POST', body);
+    assert.equal(r.status, 415, `${contentType ?? 'no Content-Type'}: ${JSON.stringify(r.body)}`);
+    assert.equal(r.body.error?.code, 'unsupported-media-type', contentType);
+    assert.equal(r.body.error?.field, 'content-type', contentType);
+    assert.match(r.body.error?.message ?? '', /application\/json/);
+  }
+  await unchanged();
+  // A request without a body needs no Content-Type: a DELETE of a group that is not there is a 404, not a 415.
+  const op = await m.operatorToken();
+  const gone = await rawHttp(`/gms/v1/groups/${enc(`sip:nobody@${D}`)}`, { authorization: `Bearer ${op}` }, 'DELETE');
+  assert.equal(gone.status, 404, JSON.stringify(gone.body));
+  // Nor with a Content-Type but an empty body (fetch sends text/plain for a body of ''): nothing to refuse.
+  const empty = await rawHttp(`/gms/v1/groups/${enc(`sip:nobody@${D}`)}`, { authorization: `Bearer ${op}`, 'content-type': 'text/plain;charset=UTF-8' }, 'DELETE', Buffer.alloc(0));
+  assert.equal(empty.status, 404, JSON.stringify(empty.body));
+  // JSON with its charset parameter is JSON.
+  const ok = await rawHttp(`/mc/v1/users/${enc(alice)}/affiliations`, auth);
+  assert.equal(ok.status, 200, JSON.stringify(ok.body));
+  const json = await rawHttp('/mc/v1/deaffiliations', { ...auth, 'content-type': 'application/json; charset=utf-8' }, 'POST', body);
+  assert.equal(json.status, 200, JSON.stringify(json.body));
   await unchanged();
 });
 

@@ -169,6 +169,8 @@ const refusals: [name: string, change: (c: ConfigEntry) => void, path: string, w
   ['an unknown service', (c) => (sys(c).users[0]!.services = ['mcfax']), 'systems[0].users[0].services[0]'],
   ['a partner that is the own domain', (c) => (sys(c).partners![0]!.domain = 'police.example'), 'systems[0].partners[0].domain', /not its own partner/],
   ['a partner URL that is not http(s)', (c) => (sys(c).partners![0]!.url = 'ftp://fire.example'), 'systems[0].partners[0].url', /http\(s\)/],
+  ['a group display name with a control character', (c) => (sys(c).groups[0]!.displayName = 'Patrol\u0000'), 'systems[0].groups[0].displayName', /control character/],
+  ['a group display name with a lone surrogate', (c) => (sys(c).groups[0]!.displayName = 'Patrol\ud800'), 'systems[0].groups[0].displayName', /lone surrogate/],
 ];
 for (const [name, change, path, why] of refusals) {
   void test(`config refuses ${name}, naming ${path}`, () => {

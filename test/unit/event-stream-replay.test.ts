@@ -36,6 +36,8 @@ void test('a replay that fails ends the stream; no live event is sent past the e
   let replayAsked!: () => void;
   const asked = new Promise<void>((r) => (replayAsked = r));
   const store = {
+    // The store issued the client's id and 150 (so the id is resumed after); reading the events after it fails.
+    newestEventId: async (): Promise<number> => 150,
     async eventsAfter(): Promise<ClientEvent[]> {
       replayAsked();
       // The store is down; meanwhile event 150 is published live.
@@ -58,8 +60,9 @@ void test('a replay that fails ends the stream; no live event is sent past the e
   }
 });
 
-/** The events the store holds (committed), in id order. */
-const storeOf = (held: ClientEvent[]): Store => ({ eventsAfter: async (_u: McUri, after: number, limit: number) => held.filter((e) => e.id > after).slice(0, limit) }) as unknown as Store;
+/** The events the store holds (committed), in id order; it issued the client's id 100 and every id it holds. */
+const storeOf = (held: ClientEvent[]): Store =>
+  ({ eventsAfter: async (_u: McUri, after: number, limit: number) => held.filter((e) => e.id > after).slice(0, limit), newestEventId: async () => Math.max(100, ...held.map((e) => e.id)) }) as unknown as Store;
 
 void test('a replay that works sends the replayed events, then the live ones, in order', async () => {
   const notifier = new LocalNotifier();

@@ -1,6 +1,7 @@
 // Input a security review's probes found accepted (each failed on the code before): SIP header fields repeated with
 // different values, control characters and non-UTF-8 bytes in them; TCP framing with two Content-Lengths; SIP bodies
-// that are not UTF-8; IDs with a lone surrogate; credentials with "bearer" in lower case or a subject that is no ID.
+// that are not UTF-8; IDs with a lone surrogate; credentials with "bearer" in lower case or a subject that is no ID;
+// partner server credentials with "bearer" in lower case; group display names with control characters.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseMessage, SipParseError } from '../../src/faces/sip/parser.ts';
@@ -9,6 +10,9 @@ import { utf8Text } from '../../src/faces/sip/multipart.ts';
 import { InvalidId, parseMcUri } from '../../src/domain/ids.ts';
 import { CredentialVerifier, issueToken } from '../../src/faces/http/credentials.ts';
 import { MusterError } from '../../src/domain/errors.ts';
+import { PartnerGate } from '../../src/adapters/partner-gate.ts';
+import { parseDisplayName } from '../../src/domain/parse-flows.ts';
+import type { PartnerConfig } from '../../src/config/config.ts';
 
 const D = 'police.example';
 const HEAD = [
@@ -77,4 +81,28 @@ void test('credentials: "bearer" in any case is the Bearer scheme; a user creden
   assert.equal((await verifier.verify(`BEARER ${token}`)).subject, `sip:alice@${D}`);
   const noId = await issueToken({ secret, domain: D, subject: 'not an id', role: 'user' });
   await assert.rejects(verifier.verify(`Bearer ${noId}`), (e: unknown) => e instanceof MusterError && e.code === 'unauthenticated' && /subject/.test(e.message));
+});
+
+void test('partner credentials: "bearer" in any case is the Bearer scheme (RFC 9110 11.1), as for user credentials', async () => {
+  const fire: PartnerConfig = { domain: 'fire.example', url: 'http://127.0.0.1:1', nextHop: 'http://127.0.0.1:1', secret: 'shared-with-fire', timeoutMs: 1000 };
+  const token = await PartnerGate.sign('fire.example', { ...fire, domain: D });
+  for (const scheme of ['Bearer', 'bearer', 'BEARER', 'bEaReR']) {
+    // A fresh gate each time: a verified credential is cached by token, so the scheme must be read every time.
+    assert.equal(await new PartnerGate(D, [fire]).verify(`${scheme} ${token}`), 'fire.example', scheme);
+  }
+  for (const bad of [`Basic ${token}`, `Bearer`, `Bearer${token}`, token]) {
+    await assert.rejects(new PartnerGate(D, [fire]).verify(bad), (e: unknown) => e instanceof MusterError && e.code === 'unauthenticated', bad);
+  }
+});
+
+void test('group display names: C0 and C1 control characters (NUL among them) and lone surrogates are refused naming the field', () => {
+  for (const bad of ['North\u0000', 'a\u0007b', 'two\nlines', 'tab\there', 'del\u007f', 'nel\u0085', 'csi\u009b', 'half\ud800', '\udc00x']) {
+    assert.throws(
+      () => parseDisplayName(bad, 'displayName'),
+      (e: unknown) => e instanceof MusterError && e.code === 'bad-request' && e.field === 'displayName',
+      JSON.stringify(bad),
+    );
+  }
+  // Any other text is a name: accents, a surrogate pair, right-to-left text with its formatting marks.
+  for (const good of ['Patrol North', 'Café — Nord', 'Fire \u{1F692}', '\u05e9\u05dc\u05d5\u05dd \u200fA', '']) assert.equal(parseDisplayName(good, 'displayName'), good);
 });

@@ -418,6 +418,20 @@ function contract(backend: Backend): void {
       assert.deepEqual(await store.eventsAfter(alice, ids[4]!, 10), []);
     });
 
+    void test('newestEventId: 0 before any event, then the highest id issued, for every user and instance, also once pruned', async () => {
+      const { store, second, clock } = await backend.fresh();
+      assert.equal(await store.newestEventId(), 0);
+      const first = await store.appendEvents([{ userId: alice, type: 'affiliation-status', data: 1 }]);
+      const later = await second.appendEvents([{ userId: bob, type: 'affiliation-status', data: 2 }]);
+      assert.equal(await store.newestEventId(), later[0]!.id);
+      assert.equal(await second.newestEventId(), later[0]!.id);
+      assert.ok(later[0]!.id > first[0]!.id);
+      // Ids once issued stay issued: a client may hold one of a pruned event.
+      clock.t += 10;
+      assert.equal(await store.pruneEvents(clock.t), 2);
+      assert.equal(await store.newestEventId(), later[0]!.id);
+    });
+
     void test('profiles: put, overwrite, delete, all, one', async () => {
       const { store, second } = await backend.fresh();
       const a: UserProfile = { id: alice, services: ['mcptt', 'mcdata'], n2: { mcptt: 3, mcdata: 2 }, groups: [g(1), g(2)], remoteChange: { users: [bob] } };

@@ -6,7 +6,7 @@ import { Type } from 'typebox';
 import { isUtf8 } from 'node:buffer';
 import { badInput, MusterError } from '../../domain/errors.ts';
 import type { Credential, CredentialVerifier } from './credentials.ts';
-import { replyClientError, replyFrameworkError, toErrorReply } from './error-reply.ts';
+import { notJson, replyClientError, replyFrameworkError, toErrorReply } from './error-reply.ts';
 import { registerAudit } from './audit.ts';
 import { mcRoutes } from './routes-mc.ts';
 import { gmsRoutes } from './routes-gms.ts';
@@ -73,6 +73,13 @@ export async function buildHttpFace(deps: HttpFaceDeps): Promise<FastifyInstance
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body: Buffer, done) => {
     if (!isUtf8(body)) return done(badInput('body', 'not valid UTF-8'), undefined);
     void parseJson(req, body.toString('utf8'), done);
+  });
+  // Every body Muster reads is JSON: fastify's default text/plain parser let a text body reach the schema ("body: must
+  // be object"). Any other body, or one without a Content-Type, is refused unread with 415; no body passes as none.
+  app.removeContentTypeParser('text/plain');
+  app.addContentTypeParser('*', (req, _payload, done) => {
+    const empty = req.headers['transfer-encoding'] === undefined && (req.headers['content-length'] ?? '0') === '0';
+    done(empty ? null : notJson(req.headers['content-type']), undefined);
   });
   app.decorateRequest('credential', undefined);
   app.decorateRequest('auditStored', false);

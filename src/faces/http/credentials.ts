@@ -3,6 +3,7 @@ import { webcrypto } from 'node:crypto';
 import { SignJWT, jwtVerify, errors as joseErrors } from 'jose';
 import { MusterError } from '../../domain/errors.ts';
 import { InvalidId, parseMcUri, type McUri } from '../../domain/ids.ts';
+import { bearerCredential } from '../../domain/bearer.ts';
 
 export type Role = 'user' | 'operator' | 'server';
 
@@ -49,10 +50,8 @@ export class CredentialVerifier {
       this.cache.delete(authorization);
       throw new MusterError('unauthenticated', 'credential expired');
     }
-    // RFC 9110 11.1: the auth-scheme is case-insensitive ("bearer" is Bearer).
-    const m = /^Bearer\s+([A-Za-z0-9_.-]{10,4096})$/i.exec(authorization);
-    if (!m) throw new MusterError('unauthenticated', 'Authorization must be "Bearer <credential>"');
-    const token = m[1]!;
+    const token = bearerCredential(authorization);
+    if (!token) throw new MusterError('unauthenticated', 'Authorization must be "Bearer <credential>"');
     let payload;
     try {
       ({ payload } = await jwtVerify(token, await this.key, { audience: audienceOf(this.domain), issuer: audienceOf(this.domain), algorithms: ['HS256'], currentDate: new Date(this.now()) }));

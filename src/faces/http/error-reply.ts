@@ -63,7 +63,8 @@ export function toErrorReply(err: unknown): { status: number; body: ErrorBody } 
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return { status: 413, body: { error: { code: 'too-large', message: 'body: larger than the server accepts' } } };
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return { status: 415, body: { error: { code: 'bad-request', message: 'Content-Type must be application/json' } } };
+      // A Content-Type fastify cannot parse (malformed): refused as any other body that is not JSON (app.ts).
+      return toErrorReply(notJson(undefined));
     case 'FST_ERR_BAD_URL':
       return { status: 400, body: { error: { code: 'bad-request', message: 'path: not a valid URL (malformed percent-encoding)', field: 'path' } } };
     case 'FST_ERR_MAX_PARAM_LENGTH':
@@ -73,6 +74,11 @@ export function toErrorReply(err: unknown): { status: number; body: ErrorBody } 
   // A client error the catalogue has no entry for (406, 431, ...) is still the client's: bad-request, not internal.
   const code = (Object.keys(ERRORS) as ErrorCode[]).find((c) => ERRORS[c].http === status) ?? (status < 500 ? 'bad-request' : 'internal');
   return { status, body: { error: { code, message: status === 500 ? 'internal error' : fe.message, ...(status === 400 ? { field: 'request' } : {}) } } };
+}
+
+/** A request body that is not JSON (`sent`: its Content-Type, undefined when unknown or none): 415 naming content-type. */
+export function notJson(sent: string | undefined): MusterError {
+  return new MusterError('unsupported-media-type', `a request body must be application/json${sent === undefined ? '' : `, not ${JSON.stringify(sent)}`}`, 'content-type');
 }
 
 /**

@@ -24,7 +24,12 @@ export function lastEventIdOf(req: FastifyRequest): number {
 }
 
 export async function streamEvents(req: FastifyRequest, reply: FastifyReply, userId: McUri, store: Store, notifier: Notifier): Promise<void> {
-  let sent = lastEventIdOf(req);
+  const asked = lastEventIdOf(req);
+  // An id above every id this store issued was never sent from here: resuming after it would hold back every event
+  // until ids pass it, so the stream starts as a first connection would (and says so below).
+  const newest = asked > 0 ? await store.newestEventId() : 0;
+  const neverIssued = asked > newest;
+  let sent = neverIssued ? 0 : asked;
   const firstConnection = sent === 0;
   const raw = reply.raw;
   reply.hijack();
@@ -93,6 +98,7 @@ export async function streamEvents(req: FastifyRequest, reply: FastifyReply, use
     clearInterval(heartbeat);
   });
   raw.write(': connected\n\n');
+  if (neverIssued) raw.write(`: Last-Event-ID ${asked} was never issued here (the newest event id is ${newest}): nothing replayed after it; started as a first connection\n\n`);
   try {
     // A first connection (no Last-Event-ID) gets what still waits for an answer, not the user's whole history.
     await readAfterSent(firstConnection);

@@ -74,6 +74,7 @@ const FederationAnswers = {
   407: errorAnswer('unauthenticated (Proxy Authentication Required, RFC 9110 15.5.8): a request for groups of another system without a valid hop credential (Proxy-Authorization), checked before anything else; nothing forwarded', {
     'proxy-authenticate': Type.String({ description: "this node's challenge: Bearer (a partner's server credential signed for this system)" }),
   }),
+  415: errorAnswer('unsupported-media-type: a body whose Content-Type is not application/json, or that has none, naming content-type; not read, nothing forwarded'),
   429: errorAnswer("rate-limited: over the sending partner's rateLimit (relayed requests count too); processed: false", RETRY_AFTER),
   503: errorAnswer('unavailable: over maxInFlight, or maxRelaysInFlight relays already under way to the next hop (processed: false, Retry-After); or a next hop that failed mid-request (no processed: it may have been applied)', RETRY_AFTER),
   508: errorAnswer('loop-detected (RFC 5842): a relay loop (this node already in Via) or a chain past maxIntermediateNodes; nothing forwarded, processed: false; the message names the chain'),

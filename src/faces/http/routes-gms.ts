@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { Type, type Static } from 'typebox';
 import { MC_SERVICES, type McService } from '../../domain/services.ts';
 import { LIMITS } from '../../domain/flows.ts';
-import { parseId, parseIdList } from '../../domain/parse-flows.ts';
+import { parseDisplayName, parseId, parseIdList } from '../../domain/parse-flows.ts';
 import { badInput, MusterError } from '../../domain/errors.ts';
 import { domainOf, type McUri } from '../../domain/ids.ts';
 import type { GmsStatusUpdate } from '../../ports/store.ts';
@@ -61,7 +61,7 @@ export async function gmsRoutes(app: FastifyInstance, deps: HttpFaceDeps): Promi
       if (req.body.id !== undefined && parseId(req.body.id, 'id') !== id) throw badInput('id', 'differs from the ID in the path');
       const { group, ...announced } = await gms.putGroupAnnounced({
         id,
-        ...(req.body.displayName !== undefined ? { displayName: req.body.displayName } : {}),
+        ...(req.body.displayName !== undefined ? { displayName: parseDisplayName(req.body.displayName, 'displayName') } : {}),
         services: [...new Set(req.body.services)],
         enabled: req.body.enabled ?? true,
         members: parseIdList(req.body.members, 'members'),

@@ -32,7 +32,8 @@ export const MAX_EVENT_STREAMS_PER_USER = 16;
 const ServiceQuery = Type.Object({ service: Type.Optional(Type.Enum(MC_SERVICES)) }, { additionalProperties: false });
 const IdParam = Type.Object({ id: Type.String({ minLength: 1, maxLength: 256 }) });
 const ErrorSchema = Type.Object({ error: Type.Object({ code: Type.String(), message: Type.String(), field: Type.Optional(Type.String()) }) });
-const errors = { 400: ErrorSchema, 401: ErrorSchema, 403: ErrorSchema };
+/** 415: a body whose Content-Type is not application/json, or that has none (unsupported-media-type naming content-type). */
+const errors = { 400: ErrorSchema, 401: ErrorSchema, 403: ErrorSchema, 415: ErrorSchema };
 
 /** The body speaks for the credential's user only (CONTRACT.md): a different mcServiceId is refused. */
 function requireSelf(credentialUser: string, bodyUser: McUri): void {
