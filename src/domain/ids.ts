@@ -13,8 +13,11 @@ const CONTROL_OR_INVISIBLE = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u2
 /** In `u` mode \p{Cs} matches only a surrogate that is not half of a pair. */
 const LONE_SURROGATE = /\p{Cs}/u;
 const NOT_WELL_FORMED = 'must be well-formed Unicode (no lone surrogate)';
-/** C0 controls, DEL and C1 controls (Unicode's Cc): none belongs in one line of text, and NUL breaks PostgreSQL text. */
-const CONTROL = /\p{Cc}/u;
+/**
+ * C0 controls, DEL and C1 controls (Unicode's Cc), and the line and paragraph separators (Zl, Zp): none belongs in
+ * one line of text, and NUL breaks PostgreSQL text.
+ */
+const CONTROL = /[\p{Cc}\p{Zl}\p{Zp}]/u;
 
 export class InvalidId extends Error {
   constructor(readonly why: string) {
@@ -64,7 +67,7 @@ function parseString(raw: string): McUri {
  * IDs refuse the same characters (and invisible marks, which a name in a right-to-left script may need).
  */
 export function lineTextFault(raw: string): string | undefined {
-  if (CONTROL.test(raw)) return 'must not contain control characters (C0, DEL or C1: it is one line of text)';
+  if (CONTROL.test(raw)) return 'must not contain control characters or line breaks (C0, DEL, C1, U+2028, U+2029: it is one line of text)';
   if (LONE_SURROGATE.test(raw)) return NOT_WELL_FORMED;
   return undefined;
 }

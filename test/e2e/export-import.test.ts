@@ -277,6 +277,13 @@ void describe('muster export / import: SQLite to PostgreSQL', () => {
     const badVersion = await cli(['import', '--config', pgConfigFile, '--in', badFile]);
     assert.equal(badVersion.code, 1);
     assert.match(badVersion.stderr, /^muster: .*version 2; this muster reads version 1\n$/);
+    // A display name the API would refuse (a control character) is refused by the import too, naming where it is.
+    const raw = JSON.parse(readFileSync(exportFile, 'utf8')) as { gms: { groups: Record<string, unknown>[] } };
+    raw.gms.groups[0] = { ...raw.gms.groups[0], displayName: 'North\u0000sector' };
+    writeFileSync(badFile, JSON.stringify(raw));
+    const badName = await cli(['import', '--config', pgConfigFile, '--in', badFile]);
+    assert.equal(badName.code, 1);
+    assert.match(badName.stderr, /^muster: .*\/gms\/groups\/0\/displayName must not contain control characters.*\n$/);
 
     const im = await cli(['import', '--config', pgConfigFile, '--in', exportFile]);
     assert.equal(im.code, 0, im.stderr);

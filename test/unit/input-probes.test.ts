@@ -95,8 +95,8 @@ void test('partner credentials: "bearer" in any case is the Bearer scheme (RFC 9
   }
 });
 
-void test('group display names: C0 and C1 control characters (NUL among them) and lone surrogates are refused naming the field', () => {
-  for (const bad of ['North\u0000', 'a\u0007b', 'two\nlines', 'tab\there', 'del\u007f', 'nel\u0085', 'csi\u009b', 'half\ud800', '\udc00x']) {
+void test('group display names: C0 and C1 control characters (NUL among them), line and paragraph separators and lone surrogates are refused naming the field', () => {
+  for (const bad of ['North\u0000', 'a\u0007b', 'two\nlines', 'tab\there', 'del\u007f', 'nel\u0085', 'csi\u009b', 'line\u2028sep', 'para\u2029sep', 'half\ud800', '\udc00x']) {
     assert.throws(
       () => parseDisplayName(bad, 'displayName'),
       (e: unknown) => e instanceof MusterError && e.code === 'bad-request' && e.field === 'displayName',

@@ -7,6 +7,7 @@ import { Type } from 'typebox';
 import { Compile } from 'typebox/compile';
 import { loadConfig, type SystemConfig } from '../../config/config.ts';
 import { MC_SERVICES } from '../../domain/services.ts';
+import { lineTextFault } from '../../domain/ids.ts';
 import { AUDIT_ACTIONS, type StoreDump } from '../../ports/store.ts';
 import type { GmsDump } from '../../ports/gms-store.ts';
 import { UsageError } from '../exit-codes.ts';
@@ -304,6 +305,12 @@ export function readDocument(file: string): ExportDocument {
     const first = [...checkDocument.Errors(raw)][0];
     throw new Error(`${file} is not a valid muster export: ${first ? `${first.instancePath || '/'} ${first.message}` : 'invalid'}`);
   }
-  // The schema checked every field; the IDs keep their branded types from the store that wrote them.
-  return raw as unknown as ExportDocument;
+  // The schema checked every field; the IDs keep their branded types from the store that wrote them. A display name
+  // is held as the GMS route would hold it: one line of text (a hand-edited export is bad input like a request).
+  const doc = raw as unknown as ExportDocument;
+  doc.gms.groups.forEach((g, i) => {
+    const why = g.displayName === undefined ? undefined : lineTextFault(g.displayName);
+    if (why !== undefined) throw new Error(`${file} is not a valid muster export: /gms/groups/${i}/displayName ${why}`);
+  });
+  return doc;
 }
