@@ -17,9 +17,11 @@ export interface ConsoleBrowser {
   context: BrowserContext;
   /**
    * Nothing went wrong in the page since the last check. `expected` are the API refusals a test provoked on purpose:
-   * Chromium logs each non-2xx answer to fetch as "Failed to load resource: ... status of N".
+   * Chromium logs each non-2xx answer to fetch as "Failed to load resource: ... status of N". A string is a network
+   * error a test provoked (e.g. 'net::ERR_CONNECTION_REFUSED' while the server is down), logged as "Failed to load
+   * resource: net::ERR_...".
    */
-  assertNoProblems(expected?: number[]): void;
+  assertNoProblems(expected?: (number | string)[]): void;
   close(): Promise<void>;
 }
 
@@ -42,7 +44,7 @@ export async function openConsoleBrowser(): Promise<ConsoleBrowser> {
     page,
     context,
     assertNoProblems(expected = []) {
-      const allowed = new Set(expected.map((status) => `status of ${status} `));
+      const allowed = new Set(expected.map((e) => (typeof e === 'number' ? `status of ${e} ` : `Failed to load resource: ${e}`)));
       const left = problems.filter((p) => !(p.startsWith('console.error: Failed to load resource') && [...allowed].some((a) => p.includes(a))));
       problems = [];
       assert.deepEqual(left, [], 'the page logged errors or warnings');
