@@ -9,6 +9,7 @@ import { hostname } from 'node:os';
 import type { Page } from 'playwright-core';
 import { Muster, call, freePort, secret } from '../support/harness.ts';
 import { openConsoleBrowser, WAIT, type ConsoleBrowser } from '../support/console-browser.ts';
+import { until } from '../support/until.ts';
 import { issueToken } from '../../src/faces/http/credentials.ts';
 import { OperatorClient } from '../../src/client/muster-client.ts';
 
@@ -183,11 +184,7 @@ void describe('console: the operator view', () => {
       await p2.getByRole('button', { name: 'Sign in' }).click();
       await p2.locator('#operator-view').waitFor(WAIT);
       // The first instance knows the second (its heartbeat) before it is stopped: then it waits for its confirmation.
-      for (const end = Date.now() + 10_000; ; await new Promise((r) => setTimeout(r, 100))) {
-        const h = (await call('GET', `${first}/healthz?partners=omit`, undefined)).body as { instances?: string[] };
-        if (h.instances?.includes(secondName)) break;
-        if (Date.now() > end) throw new Error(`the first instance never saw ${secondName}`);
-      }
+      await until(async () => ((await call('GET', `${first}/healthz?partners=omit`, undefined)).body as { instances?: string[] }).instances?.includes(secondName) === true, `the first instance sees ${secondName}`);
       await p2.getByLabel('Profile user URI').fill(ALICE);
       await p2.getByRole('button', { name: 'Look up profile' }).click();
       await p2.locator('#profile-edit-title', { hasText: `Edit the profile of ${ALICE}` }).waitFor(WAIT);

@@ -7,6 +7,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { hostname } from 'node:os';
 import { Muster, call, cli, freePort, secret } from '../support/harness.ts';
+import { until } from '../support/until.ts';
 
 const D = 'police.example';
 const u = (name: string): string => `sip:${name}@${D}`;
@@ -66,10 +67,6 @@ async function send(method: string, url: string, token: string | undefined, body
   return { status: r.status, body: r.body as Answer };
 }
 
-/** Waits (bounded) until `ok()` holds. */
-async function until(ok: () => Promise<boolean>, what: string, ms = 10_000): Promise<void> {
-  for (const end = Date.now() + ms; !(await ok()); await new Promise((r) => setTimeout(r, 50))) if (Date.now() > end) throw new Error(`not within ${ms} ms: ${what}`);
-}
 
 async function health(url: string): Promise<{ status: number; body: { instances?: string[]; instancesBehind?: string[]; fabric?: string } }> {
   return call('GET', `${url}/healthz?partners=omit`, undefined);

@@ -13,16 +13,13 @@ import { freePort, stopProcess } from './harness.ts';
 import { createTestDatabase, dropTestDatabases } from './postgres.ts';
 import { tcpRelayTo, type TcpRelay } from './tcp-relay.ts';
 import { policeId, policeSystem } from './in-process.ts';
+import { until } from './until.ts';
 
 export const alice = policeId('alice');
 export const patrol = policeId('patrol');
 export const north = policeId('north');
 const SECRET = 'police-secret';
 
-/** Waits (bounded) until `ok()` holds. */
-export async function until(ok: () => boolean | Promise<boolean>, what: string, ms = 10_000): Promise<void> {
-  for (const end = Date.now() + ms; !(await ok()); await new Promise((r) => setTimeout(r, 20))) if (Date.now() > end) throw new Error(`not within ${ms} ms: ${what}`);
-}
 
 /** A relay in front of NATS for instance A (test/support/tcp-relay.ts), by its NATS URL. */
 async function relayTo(port: number): Promise<TcpRelay & { url: string }> {

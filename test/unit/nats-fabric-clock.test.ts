@@ -11,14 +11,11 @@ import { NatsFabric } from '../../src/adapters/nats-fabric.ts';
 import { freePort, stopProcess } from '../support/harness.ts';
 import { TestClock } from '../support/test-clock.ts';
 import type { Clock } from '../../src/ports/clock.ts';
+import { until } from '../support/until.ts';
 
 const silent = pino({ level: 'silent' });
 
 
-/** Waits (bounded, in real time) until `ok()` holds: for NATS round trips, never for a timer. */
-async function until(ok: () => boolean, what: string, ms = 10_000): Promise<void> {
-  for (const end = Date.now() + ms; !ok(); await new Promise((r) => setTimeout(r, 10))) if (Date.now() > end) throw new Error(`not within ${ms} ms: ${what}`);
-}
 
 async function natsOnLoopback(): Promise<{ url: string; stop: () => Promise<void> }> {
   const port = await freePort();

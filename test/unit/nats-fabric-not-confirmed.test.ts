@@ -9,13 +9,10 @@ import pino from 'pino';
 import { NatsFabric } from '../../src/adapters/nats-fabric.ts';
 import { metricsRegistry } from '../../src/adapters/metrics.ts';
 import { freePort, stopProcess } from '../support/harness.ts';
+import { until } from '../support/until.ts';
 
 const silent = pino({ level: 'silent' });
 
-/** Waits (bounded) until `ok()` holds. */
-async function until(ok: () => boolean | Promise<boolean>, what: string, ms = 10_000): Promise<void> {
-  for (const end = Date.now() + ms; !(await ok()); await new Promise((r) => setTimeout(r, 20))) if (Date.now() > end) throw new Error(`not within ${ms} ms: ${what}`);
-}
 
 async function natsOnLoopback(): Promise<{ url: string; stop: () => Promise<void> }> {
   const port = await freePort();

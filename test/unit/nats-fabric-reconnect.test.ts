@@ -9,11 +9,8 @@ import { tcpRelayTo } from '../support/tcp-relay.ts';
 import pino from 'pino';
 import { NatsFabric } from '../../src/adapters/nats-fabric.ts';
 import { freePort, stopProcess } from '../support/harness.ts';
+import { until } from '../support/until.ts';
 
-/** Waits (bounded) until `ok()` holds. */
-async function until(ok: () => boolean, what: string, ms = 10_000): Promise<void> {
-  for (const end = Date.now() + ms; !ok(); await new Promise((r) => setTimeout(r, 20))) if (Date.now() > end) throw new Error(`not within ${ms} ms: ${what}`);
-}
 
 void test('an instance cut off from NATS misses what is published meanwhile, and is told when it is back', { timeout: 60_000 }, async () => {
   const natsPort = await freePort();

@@ -8,7 +8,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { NatsFabric } from '../../src/adapters/nats-fabric.ts';
 import { call } from '../support/harness.ts';
-import { alice, north, patrol, twoInstances, until } from '../support/fabric-instances.ts';
+import { alice, north, patrol, twoInstances } from '../support/fabric-instances.ts';
+import { until } from '../support/until.ts';
 
 const enc = encodeURIComponent;
 
