@@ -1,5 +1,7 @@
 // The signed-in user's credential: in this tab's sessionStorage only (never localStorage), gone at sign-out or
 // when the tab closes. The console never makes a credential.
+import { decodeJwt } from 'jose';
+
 const KEY = 'muster.console.credential';
 
 export function storedCredential(): string | undefined {
@@ -19,13 +21,8 @@ export function forgetCredential(): void {
  * which view to ask the server for; the server checks the credential on every request and decides what it may do.
  */
 export function claimsOf(token: string): { subject?: string; role?: string } {
-  const payload = token.split('.')[1];
-  if (payload === undefined) return {};
   try {
-    const json = atob(payload.replace(/-/g, '+').replace(/_/g, '/').padEnd(Math.ceil(payload.length / 4) * 4, '='));
-    const claims = JSON.parse(json) as unknown;
-    if (typeof claims !== 'object' || claims === null) return {};
-    const { sub, role } = claims as Record<string, unknown>;
+    const { sub, role } = decodeJwt(token);
     return { ...(typeof sub === 'string' ? { subject: sub } : {}), ...(typeof role === 'string' ? { role } : {}) };
   } catch {
     // not a JWT: said by the caller
